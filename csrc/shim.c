@@ -1,0 +1,1036 @@
+/*
+ * shim.c - pycontainer's clone-to-exec hot path.
+ *
+ * The parent (a Python process, possibly with many threads) calls pc_spawn().
+ * It copies the plan into an arena that also holds the child's stack, and
+ * clones the child with CLONE_VM, like posix_spawn: no page tables are copied,
+ * which is what makes a container start cost about as much as the kernel's
+ * own work.  Sharing the address space has three rules, kept everywhere below:
+ *
+ *   1. The child calls no libc function that touches shared state: it makes
+ *      raw system calls (errno lives in the parent thread's TLS) and uses only
+ *      its stack and the arena, which the parent never frees before the child
+ *      has exec'd or died (the sync socket is close-on-exec: EOF says so).
+ *   2. Signals are blocked in the parent thread across clone, and the child
+ *      resets every handler to SIG_DFL before unblocking them, so no Python
+ *      signal handler can run in the child.
+ *   3. The child never returns into the parent's stack frames: it runs on its
+ *      own stack from child_main() and leaves by execve or exit.
+ *
+ * The child then interprets the plan (see shim.h) and reports a failing step
+ * as a struct pc_msg on the sync socket, or on the exec fifo once `start` has
+ * released it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <linux/sched.h>
+#include <linux/openat2.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+
+struct pc_mount_attr {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* ---- raw system calls: no errno, no libc state ------------------------- */
+
+#if defined(__x86_64__)
+static inline long rsys(long n, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    long ret;
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+#elif defined(__aarch64__)
+static inline long rsys(long n, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a1;
+    register long x1 __asm__("x1") = a2;
+    register long x2 __asm__("x2") = a3;
+    register long x3 __asm__("x3") = a4;
+    register long x4 __asm__("x4") = a5;
+    register long x5 __asm__("x5") = a6;
+    __asm__ volatile("svc 0"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                     : "memory");
+    return x0;
+}
+#else
+#error "pycontainer's shim has raw system calls for x86_64 and aarch64 only"
+#endif
+
+#define S0(n) rsys((n), 0, 0, 0, 0, 0, 0)
+#define S1(n, a) rsys((n), (long)(a), 0, 0, 0, 0, 0)
+#define S2(n, a, b) rsys((n), (long)(a), (long)(b), 0, 0, 0, 0)
+#define S3(n, a, b, c) rsys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define S4(n, a, b, c, d) rsys((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define S5(n, a, b, c, d, e) rsys((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+/* ---- the child's state, kept in the arena ------------------------------- */
+
+struct child {
+    const struct pc_op *ops;
+    uint32_t nops;
+    const char *blob;
+    int sync_fd;
+    int wait_go;
+    int rootfd;          /* O_PATH fd of the container's root */
+    int fifo_fd;         /* O_PATH fd of the exec fifo */
+    int fifo_wr;         /* write end once `start` released us, for late errors */
+    uint32_t pc;         /* next op to run */
+    char **ptrs;         /* argv/envp pointer slots */
+    uint32_t nptrs;
+    char *stack2;        /* stack for PC_OP_FORK */
+    size_t stack2_size;
+    char exe[4096];      /* resolved executable */
+};
+
+static const char *str(const struct child *c, const struct pc_op *op, int i)
+{
+    return op->s[i] == PC_NONE ? NULL : c->blob + op->s[i];
+}
+
+static size_t slen(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static void scopy(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    if (src)
+        for (; src[i] && i + 1 < cap; i++)
+            dst[i] = src[i];
+    dst[i] = '\0';
+}
+
+/* "/proc/self/fd/<fd>": mount(2) follows it to what the fd resolved to. */
+static void fd_path(char out[32], int fd)
+{
+    const char pre[] = "/proc/self/fd/";
+    char digits[12];
+    int n = 0, i = 0;
+    memcpy(out, pre, sizeof pre);
+    do {
+        digits[n++] = (char)('0' + fd % 10);
+        fd /= 10;
+    } while (fd && n < 11);
+    while (n)
+        out[sizeof pre - 1 + i++] = digits[--n];
+    out[sizeof pre - 1 + i] = '\0';
+}
+
+static __attribute__((noreturn)) void child_exit(int code)
+{
+    for (;;)
+        S1(SYS_exit, code);
+}
+
+static void send_msg(struct child *c, struct pc_msg *m)
+{
+    S4(SYS_sendto, c->sync_fd, m, sizeof *m, MSG_NOSIGNAL);
+    if (c->fifo_wr >= 0)
+        S3(SYS_write, c->fifo_wr, m, sizeof *m);
+}
+
+static __attribute__((noreturn)) void fail(struct child *c, int op, int err, const char *text)
+{
+    struct pc_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = PC_MSG_ERROR;
+    m.step = (int32_t)(c->pc);
+    m.op = op;
+    m.err = err;
+    scopy(m.text, sizeof m.text, text);
+    send_msg(c, &m);
+    child_exit(127);
+}
+
+/* ---- safe paths inside the rootfs --------------------------------------- */
+
+/* Resolve `path` with the rootfs as "/": symlinks and ".." cannot leave it. */
+static int open_in_root(struct child *c, const char *path, int flags)
+{
+    struct open_how how;
+    long fd;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    fd = S4(SYS_openat2, c->rootfd, path, &how, sizeof how);
+    if (fd != -ENOSYS)
+        return (int)fd;
+    /* Kernels before 5.6: walk with O_NOFOLLOW, refusing symlinks outright. */
+    {
+        char buf[4096];
+        int dir, next;
+        char *p, *comp;
+        scopy(buf, sizeof buf, path);
+        dir = (int)S3(SYS_fcntl, c->rootfd, F_DUPFD_CLOEXEC, 3);
+        if (dir < 0)
+            return dir;
+        p = buf;
+        for (;;) {
+            while (*p == '/')
+                p++;
+            if (!*p)
+                break;
+            comp = p;
+            while (*p && *p != '/')
+                p++;
+            if (*p)
+                *p++ = '\0';
+            if (comp[0] == '.' && comp[1] == '.' && comp[2] == '\0') {
+                S1(SYS_close, dir);
+                return -EXDEV;
+            }
+            next = (int)S4(SYS_openat, dir, comp,
+                           (*p ? O_PATH | O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC, 0);
+            S1(SYS_close, dir);
+            if (next < 0)
+                return next;
+            dir = next;
+        }
+        return dir;
+    }
+}
+
+/* Create `path` (and its parents) inside the rootfs; the last one as a file
+ * when `as_file`.  Every step is resolved in the root, so a symlink planted in
+ * the rootfs can at worst redirect the creation to another place inside it. */
+static int mkdirs_in_root(struct child *c, const char *path, int as_file)
+{
+    char buf[4096];
+    size_t i, n = slen(path);
+    int fd;
+    if (n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        int last = (i == n);
+        char saved;
+        size_t j;
+        if (!last && buf[i] != '/')
+            continue;
+        if (buf[i - 1] == '/')
+            continue;
+        saved = buf[i];
+        buf[i] = '\0';
+        fd = open_in_root(c, buf, O_PATH | ((last && as_file) ? 0 : O_DIRECTORY));
+        if (fd >= 0) {
+            S1(SYS_close, fd);
+            buf[i] = saved;
+            continue;
+        }
+        if (fd != -ENOENT)
+            return fd;
+        /* Missing: create it in its (already resolved) parent. */
+        j = i;
+        while (j > 0 && buf[j - 1] != '/')
+            j--;
+        {
+            char name[256];
+            int pfd;
+            if (i - j >= sizeof name)
+                return -ENAMETOOLONG;
+            memcpy(name, buf + j, i - j);
+            name[i - j] = '\0';
+            if (j <= 1) {
+                pfd = (int)S3(SYS_fcntl, c->rootfd, F_DUPFD_CLOEXEC, 3);
+            } else {
+                buf[j - 1] = '\0';
+                pfd = open_in_root(c, buf, O_PATH | O_DIRECTORY);
+                buf[j - 1] = '/';
+            }
+            if (pfd < 0)
+                return pfd;
+            if (last && as_file) {
+                fd = (int)S4(SYS_openat, pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd >= 0)
+                    S1(SYS_close, fd);
+            } else {
+                fd = (int)S3(SYS_mkdirat, pfd, name, 0755);
+            }
+            S1(SYS_close, pfd);
+            /* EEXIST here is a dangling symlink or a race: refuse both. */
+            if (fd < 0)
+                return fd == -EEXIST ? -ELOOP : fd;
+        }
+        buf[i] = saved;
+    }
+    return 0;
+}
+
+/* Apply MOUNT_ATTR_* bits (read-only, nosuid, nodev, noexec, atime) to the
+ * mount `fd` is on; mount_setattr only sets what it is asked to. */
+static int set_attrs(int fd, uint64_t attrs, int recursive)
+{
+    struct pc_mount_attr attr;
+    long r;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = attrs;
+    if (attrs & 0x70)
+        attr.attr_clr = 0x70; /* MOUNT_ATTR__ATIME: the atime bits are one field */
+    r = S5(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
+    if (r != -ENOSYS)
+        return (int)r;
+    {
+        /* Before 5.12: remount, keeping the flags a user namespace locks. */
+        char p[32];
+        struct statfs st;
+        unsigned long flags = 0;
+        fd_path(p, fd);
+        if (S2(SYS_statfs, p, &st) == 0)
+            flags = st.f_flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+        if (attrs & 0x01) flags |= MS_RDONLY;
+        if (attrs & 0x02) flags |= MS_NOSUID;
+        if (attrs & 0x04) flags |= MS_NODEV;
+        if (attrs & 0x08) flags |= MS_NOEXEC;
+        if (attrs & 0x10) flags |= MS_NOATIME;
+        if (attrs & 0x80) flags |= MS_NODIRATIME;
+        return (int)S5(SYS_mount, 0, p, 0, MS_BIND | MS_REMOUNT | flags, 0);
+    }
+}
+
+/* ---- plan operations ---------------------------------------------------- */
+
+static int child_main(void *arg);
+static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct child *c);
+
+static int op_mount(struct child *c, const struct pc_op *op, const char **what)
+{
+    const char *src = str(c, op, 0), *tgt = str(c, op, 1);
+    const char *fstype = str(c, op, 2), *data = str(c, op, 3);
+    unsigned long flags = (unsigned long)op->v[0];
+    long mflags = op->v[1];
+    char p[32];
+    int fd, r;
+
+    *what = tgt;
+    if (mflags & PC_M_HOST) {
+        r = (int)S5(SYS_mount, src, tgt, fstype, flags, data);
+        if (r < 0 && (mflags & PC_M_OPTIONAL))
+            return 0;
+        if (r == 0 && op->v[2])
+            r = (int)S5(SYS_mount, 0, tgt, 0, op->v[2], 0);
+        return r;
+    }
+    fd = open_in_root(c, tgt, O_PATH);
+    if (fd == -ENOENT && (mflags & (PC_M_MKDIR | PC_M_MKFILE))) {
+        r = mkdirs_in_root(c, tgt, (mflags & PC_M_MKFILE) != 0);
+        if (r < 0)
+            return r;
+        fd = open_in_root(c, tgt, O_PATH);
+    }
+    if (fd < 0)
+        return fd;
+    fd_path(p, fd);
+    r = (int)S5(SYS_mount, src, p, fstype, flags, data);
+    S1(SYS_close, fd);
+    if (r < 0) {
+        if ((mflags & PC_M_OPTIONAL) && (r == -ENOENT || r == -ENODEV || r == -EPERM || r == -EINVAL))
+            return 0;
+        if (r == -ENOENT && src)
+            *what = src;
+        return r;
+    }
+    if (!op->v[3] && !op->v[2])
+        return 0;
+    /* Reopen: the new mount now sits on top of the old path. */
+    fd = open_in_root(c, tgt, O_PATH);
+    if (fd < 0)
+        return fd;
+    r = 0;
+    if (op->v[3])
+        r = set_attrs(fd, (uint64_t)op->v[3], (mflags & PC_M_RECURSIVE) != 0);
+    if (r == 0 && op->v[2]) {
+        fd_path(p, fd);
+        r = (int)S5(SYS_mount, 0, p, 0, op->v[2], 0);
+    }
+    S1(SYS_close, fd);
+    return r;
+}
+
+static int op_mknod(struct child *c, const struct pc_op *op)
+{
+    const char *tgt = str(c, op, 1), *hostdev = str(c, op, 0);
+    int pfd, r;
+    const char *name = tgt + slen(tgt);
+    char dir[4096];
+    while (name > tgt && name[-1] != '/')
+        name--;
+    if ((size_t)(name - tgt) >= sizeof dir)
+        return -ENAMETOOLONG;
+    memcpy(dir, tgt, (size_t)(name - tgt));
+    dir[name - tgt] = '\0';
+    pfd = open_in_root(c, dir[0] ? dir : "/", O_PATH | O_DIRECTORY);
+    if (pfd < 0)
+        return pfd;
+    r = (int)S4(SYS_mknodat, pfd, name, op->v[0], op->v[1]);
+    if (r == 0)
+        r = (int)S5(SYS_fchownat, pfd, name, 0, 0, AT_SYMLINK_NOFOLLOW);
+    if (r == 0) {
+        /* mknod honours the umask; the device modes are exact. */
+        int fd = (int)S4(SYS_openat, pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd >= 0) {
+            char p[32];
+            fd_path(p, fd);
+            r = (int)S2(SYS_chmod, p, op->v[0] & 07777);
+            S1(SYS_close, fd);
+        }
+    }
+    S1(SYS_close, pfd);
+    if (r == -EPERM && hostdev) {
+        /* In a user namespace mknod is refused: bind the host's node. */
+        struct pc_op bind;
+        const char *what;
+        memset(&bind, 0, sizeof bind);
+        bind.kind = PC_OP_MOUNT;
+        bind.s[0] = op->s[0];
+        bind.s[1] = op->s[1];
+        bind.s[2] = bind.s[3] = PC_NONE;
+        bind.v[0] = MS_BIND;
+        bind.v[1] = PC_M_MKFILE;
+        return op_mount(c, &bind, &what);
+    }
+    return r;
+}
+
+static int op_symlink(struct child *c, const struct pc_op *op)
+{
+    const char *text = str(c, op, 0), *link = str(c, op, 1);
+    const char *name = link + slen(link);
+    char dir[4096];
+    int pfd, r;
+    while (name > link && name[-1] != '/')
+        name--;
+    if ((size_t)(name - link) >= sizeof dir)
+        return -ENAMETOOLONG;
+    memcpy(dir, link, (size_t)(name - link));
+    dir[name - link] = '\0';
+    pfd = open_in_root(c, dir[0] ? dir : "/", O_PATH | O_DIRECTORY);
+    if (pfd < 0)
+        return pfd;
+    r = (int)S3(SYS_symlinkat, text, pfd, name);
+    S1(SYS_close, pfd);
+    return r == -EEXIST ? 0 : r;
+}
+
+static int op_pivot(struct child *c)
+{
+    int r;
+    if ((r = (int)S1(SYS_fchdir, c->rootfd)) < 0)
+        return r;
+    if ((r = (int)S2(SYS_pivot_root, ".", ".")) < 0)
+        return r;
+    /* The old root is stacked under "/" now: keep its unmount from
+     * propagating to the host, then detach it. */
+    if ((r = (int)S5(SYS_mount, 0, ".", 0, MS_SLAVE | MS_REC, 0)) < 0)
+        return r;
+    if ((r = (int)S2(SYS_umount2, ".", MNT_DETACH)) < 0)
+        return r;
+    if ((r = (int)S1(SYS_chdir, "/")) < 0)
+        return r;
+    S1(SYS_close, c->rootfd);
+    c->rootfd = (int)S4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    return c->rootfd < 0 ? c->rootfd : 0;
+}
+
+static int op_mask(struct child *c, const struct pc_op *op)
+{
+    struct stat st;
+    char p[32];
+    int fd = open_in_root(c, str(c, op, 1), O_PATH | O_NOFOLLOW), r;
+    if (fd == -ENOENT)
+        return 0;
+    if (fd < 0)
+        return fd;
+    fd_path(p, fd);
+    r = (int)S5(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH, 0);
+    if (r == 0) {
+        if (S_ISDIR(st.st_mode))
+            r = (int)S5(SYS_mount, "tmpfs", p, "tmpfs", MS_RDONLY, "size=0k");
+        else
+            r = (int)S5(SYS_mount, "/dev/null", p, 0, MS_BIND, 0);
+    }
+    S1(SYS_close, fd);
+    return r;
+}
+
+static int op_readonly(struct child *c, const struct pc_op *op)
+{
+    const char *path = str(c, op, 1);
+    char p[32];
+    int fd = open_in_root(c, path, O_PATH), r;
+    if (fd == -ENOENT)
+        return 0;
+    if (fd < 0)
+        return fd;
+    fd_path(p, fd);
+    r = (int)S5(SYS_mount, p, p, 0, MS_BIND | MS_REC, 0);
+    S1(SYS_close, fd);
+    if (r < 0)
+        return r;
+    fd = open_in_root(c, path, O_PATH);
+    if (fd < 0)
+        return fd;
+    r = set_attrs(fd, MOUNT_ATTR_RDONLY, 1);
+    S1(SYS_close, fd);
+    return r;
+}
+
+static int op_stdio(struct child *c, const struct pc_op *op)
+{
+    const int32_t *pairs = (const int32_t *)(const void *)str(c, op, 0);
+    int tmp[64];
+    int32_t i, n = (int32_t)op->v[0], base = 3;
+    if (n > 64)
+        return -E2BIG;
+    for (i = 0; i < 2 * n; i++)
+        if (pairs[i] >= base)
+            base = pairs[i] + 1;
+    /* Move every source out of the way first, so sources and targets may overlap. */
+    for (i = 0; i < n; i++) {
+        tmp[i] = (int)S3(SYS_fcntl, pairs[2 * i], F_DUPFD_CLOEXEC, base);
+        if (tmp[i] < 0)
+            return tmp[i];
+    }
+    for (i = 0; i < n; i++) {
+        int r = (int)S3(SYS_dup3, tmp[i], pairs[2 * i + 1], 0);
+        S1(SYS_close, tmp[i]);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int op_pty(struct child *c)
+{
+    int master, slave, zero = 0, i, r;
+    struct pc_msg m;
+    struct msghdr mh;
+    struct iovec iov;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    struct cmsghdr *h;
+
+    master = (int)S3(SYS_openat, AT_FDCWD, "/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        return master;
+    if ((r = (int)S3(SYS_ioctl, master, TIOCSPTLCK, &zero)) < 0)
+        return r;
+    slave = (int)S3(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (slave < 0)
+        return slave;
+
+    memset(&m, 0, sizeof m);
+    m.type = PC_MSG_PTY;
+    memset(&mh, 0, sizeof mh);
+    memset(&cm, 0, sizeof cm);
+    iov.iov_base = &m;
+    iov.iov_len = sizeof m;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cm.buf;
+    mh.msg_controllen = sizeof cm.buf;
+    h = CMSG_FIRSTHDR(&mh);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &master, sizeof(int));
+    if ((r = (int)S3(SYS_sendmsg, c->sync_fd, &mh, MSG_NOSIGNAL)) < 0)
+        return r;
+    S1(SYS_close, master);
+
+    S0(SYS_setsid);
+    if ((r = (int)S3(SYS_ioctl, slave, TIOCSCTTY, 0)) < 0)
+        return r;
+    for (i = 0; i < 3; i++)
+        if ((r = (int)S3(SYS_dup3, slave, i, 0)) < 0)
+            return r;
+    if (slave > 2)
+        S1(SYS_close, slave);
+    return 0;
+}
+
+static int is_exec_file(const char *path)
+{
+    struct stat st;
+    int r = (int)S4(SYS_newfstatat, AT_FDCWD, path, &st, 0);
+    if (r < 0)
+        return r;
+    if (!S_ISREG(st.st_mode))
+        return -EACCES;
+    return (st.st_mode & 0111) ? 0 : -EACCES;
+}
+
+static int op_resolve(struct child *c, const struct pc_op *op)
+{
+    const char *name = str(c, op, 0), *path = str(c, op, 1);
+    size_t nlen = slen(name);
+    int saw_eacces = 0;
+    const char *p;
+    if (nlen == 0)
+        return -ENOENT;
+    for (p = name; *p; p++)
+        if (*p == '/') {
+            scopy(c->exe, sizeof c->exe, name);
+            return is_exec_file(c->exe);
+        }
+    p = path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    while (1) {
+        const char *end = p;
+        size_t dlen;
+        int r;
+        while (*end && *end != ':')
+            end++;
+        dlen = (size_t)(end - p);
+        if (dlen + 1 + nlen + 1 <= sizeof c->exe) {
+            if (dlen) {
+                memcpy(c->exe, p, dlen);
+                c->exe[dlen] = '/';
+                memcpy(c->exe + dlen + 1, name, nlen + 1);
+            } else {
+                memcpy(c->exe, name, nlen + 1);
+            }
+            r = is_exec_file(c->exe);
+            if (r == 0)
+                return 0;
+            if (r == -EACCES)
+                saw_eacces = 1;
+        }
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    c->exe[0] = '\0';
+    return saw_eacces ? -EACCES : -ENOENT;
+}
+
+static int op_wait_start(struct child *c)
+{
+    char p[32];
+    char one = 0;
+    int fd;
+    fd_path(p, c->fifo_fd);
+    /* Blocks until `start` opens the fifo for reading. */
+    fd = (int)S3(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fd;
+    S1(SYS_close, c->fifo_fd);
+    c->fifo_fd = -1;
+    c->fifo_wr = fd;
+    return S3(SYS_write, fd, &one, 1) == 1 ? 0 : -EPIPE;
+}
+
+static int op_exec(struct child *c, const struct pc_op *op)
+{
+    const char *a = str(c, op, 0), *e = str(c, op, 1);
+    int64_t argc = op->v[0], envc = op->v[1], i;
+    int initfd = (int)op->v[2];
+    char **argv = c->ptrs, **envp;
+    uint32_t k = 0;
+    uint64_t empty = 0;
+    long r;
+
+    if ((uint64_t)(argc + envc + 5) > c->nptrs)
+        return -E2BIG;
+    if (initfd >= 0) {
+        argv[k++] = (char *)"pycontainer-init";
+        argv[k++] = c->exe;
+    }
+    for (i = 0; i < argc; i++) {
+        argv[k++] = (char *)a;
+        a += slen(a) + 1;
+    }
+    argv[k++] = 0;
+    envp = argv + k;
+    for (i = 0; i < envc; i++) {
+        envp[i] = (char *)e;
+        e += slen(e) + 1;
+    }
+    envp[envc] = 0;
+
+    S2(SYS_prctl, PR_SET_PDEATHSIG, 0);
+    S4(SYS_rt_sigprocmask, SIG_SETMASK, &empty, 0, sizeof empty);
+    if (initfd >= 0)
+        r = rsys(SYS_execveat, initfd, (long)"", (long)argv, (long)envp, AT_EMPTY_PATH, 0);
+    else
+        r = S3(SYS_execve, c->exe, argv, envp);
+    {
+        uint64_t all = ~(uint64_t)0;
+        S4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, sizeof all);
+    }
+    return (int)r;
+}
+
+static int fork_child(struct child *c)
+{
+    struct pc_msg m;
+    long pid = raw_clone(CLONE_VM | CLONE_PARENT, c->stack2, c->stack2_size, c);
+    if (pid < 0)
+        return (int)pid;
+    memset(&m, 0, sizeof m);
+    m.type = PC_MSG_PID;
+    m.pid = pid;
+    S4(SYS_sendto, c->sync_fd, &m, sizeof m, MSG_NOSIGNAL);
+    child_exit(0);
+}
+
+static int run_op(struct child *c, const struct pc_op *op, const char **what)
+{
+    *what = str(c, op, 0);
+    switch (op->kind) {
+    case PC_OP_SETNS: {
+        int fd = (int)op->v[1], r;
+        if (fd < 0)
+            fd = (int)S3(SYS_openat, AT_FDCWD, str(c, op, 0), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return fd;
+        r = (int)S2(SYS_setns, fd, op->v[0]);
+        if (op->v[1] < 0)
+            S1(SYS_close, fd);
+        return r;
+    }
+    case PC_OP_FORK:
+        c->pc++;
+        return fork_child(c);
+    case PC_OP_UNSHARE:
+        return (int)S1(SYS_unshare, op->v[0]);
+    case PC_OP_PROPAGATION:
+        *what = "/";
+        return (int)S5(SYS_mount, 0, "/", 0, op->v[0], 0);
+    case PC_OP_ROOTFS: {
+        const char *root = str(c, op, 0);
+        int r = (int)S5(SYS_mount, root, root, 0, MS_BIND | MS_REC, 0);
+        if (r < 0)
+            return r;
+        c->rootfd = (int)S4(SYS_openat, AT_FDCWD, root, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+        return c->rootfd < 0 ? c->rootfd : 0;
+    }
+    case PC_OP_MOUNT:
+        return op_mount(c, op, what);
+    case PC_OP_MKNOD:
+        *what = str(c, op, 1);
+        return op_mknod(c, op);
+    case PC_OP_SYMLINK:
+        *what = str(c, op, 1);
+        return op_symlink(c, op);
+    case PC_OP_PIVOT:
+        *what = "/";
+        return op_pivot(c);
+    case PC_OP_MASK:
+        *what = str(c, op, 1);
+        return op_mask(c, op);
+    case PC_OP_READONLY:
+        *what = str(c, op, 1);
+        return op_readonly(c, op);
+    case PC_OP_REMOUNT_RO: {
+        int r;
+        *what = "/";
+        r = set_attrs(c->rootfd, MOUNT_ATTR_RDONLY, 0);
+        return r;
+    }
+    case PC_OP_HOSTNAME:
+        return (int)S2(SYS_sethostname, str(c, op, 0), op->len[0]);
+    case PC_OP_DOMAINNAME:
+        return (int)S2(SYS_setdomainname, str(c, op, 0), op->len[0]);
+    case PC_OP_OPEN_FIFO:
+        c->fifo_fd = (int)S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_PATH | O_CLOEXEC, 0);
+        return c->fifo_fd < 0 ? c->fifo_fd : 0;
+    case PC_OP_STDIO:
+        *what = "stdio";
+        return op_stdio(c, op);
+    case PC_OP_PTY:
+        *what = "/dev/ptmx";
+        return op_pty(c);
+    case PC_OP_SETSID: {
+        long r = S0(SYS_setsid);
+        return r < 0 && r != -EPERM ? (int)r : 0;
+    }
+    case PC_OP_USER: {
+        int r = (int)S2(SYS_setgroups, op->v[2], str(c, op, 0));
+        *what = "user";
+        if (r < 0 && !(r == -EPERM && op->v[2] == 0))
+            return r;
+        if ((r = (int)S3(SYS_setresgid, op->v[1], op->v[1], op->v[1])) < 0)
+            return r;
+        return (int)S3(SYS_setresuid, op->v[0], op->v[0], op->v[0]);
+    }
+    case PC_OP_UMASK:
+        S1(SYS_umask, op->v[0]);
+        return 0;
+    case PC_OP_CHDIR: {
+        int r = (int)S1(SYS_chdir, str(c, op, 0));
+        if (r == -ENOENT && op->v[0]) {
+            r = mkdirs_in_root(c, str(c, op, 0), 0);
+            if (r == 0)
+                r = (int)S1(SYS_chdir, str(c, op, 0));
+        }
+        return r;
+    }
+    case PC_OP_RESOLVE:
+        return op_resolve(c, op);
+    case PC_OP_READY: {
+        struct pc_msg m;
+        memset(&m, 0, sizeof m);
+        m.type = PC_MSG_READY;
+        S2(SYS_prctl, PR_SET_PDEATHSIG, 0);
+        return S4(SYS_sendto, c->sync_fd, &m, sizeof m, MSG_NOSIGNAL) < 0 ? -EPIPE : 0;
+    }
+    case PC_OP_WAIT_START:
+        *what = "exec.fifo";
+        return op_wait_start(c);
+    case PC_OP_CLOSE_FDS: {
+        long r = S3(SYS_close_range, op->v[0], ~0U, CLOSE_RANGE_CLOEXEC);
+        if (r == -ENOSYS || r == -EINVAL) {
+            struct rlimit rl;
+            long fd;
+            rl.rlim_cur = 1024;
+            S2(SYS_getrlimit, RLIMIT_NOFILE, &rl);
+            for (fd = op->v[0]; fd < (long)rl.rlim_cur && fd < 65536; fd++)
+                S3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+            r = 0;
+        }
+        return (int)r;
+    }
+    case PC_OP_EXEC:
+        *what = c->exe;
+        return op_exec(c, op);
+    }
+    return -EINVAL;
+}
+
+static int child_main(void *arg)
+{
+    struct child *c = arg;
+    int sig;
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        uint64_t mask;
+    } dfl;
+
+    /* Rule 2: no handler of the parent's may run here. */
+    memset(&dfl, 0, sizeof dfl);
+    for (sig = 1; sig < 65; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            S4(SYS_rt_sigaction, sig, &dfl, 0, sizeof dfl.mask);
+    S2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+
+    if (c->wait_go && c->pc == 0) {
+        struct pc_msg m;
+        long n = S4(SYS_recvfrom, c->sync_fd, &m, sizeof m, 0);
+        if (n != (long)sizeof m || m.type != PC_MSG_GO)
+            child_exit(1); /* the parent gave up on us */
+    }
+    for (; c->pc < c->nops; c->pc++) {
+        const struct pc_op *op = &c->ops[c->pc];
+        const char *what = 0;
+        int r = run_op(c, op, &what);
+        if (r < 0)
+            fail(c, op->kind, -r, what);
+    }
+    child_exit(0);
+}
+
+/* ---- parent side --------------------------------------------------------- */
+
+#define STACK_SIZE (128 * 1024)
+
+static size_t align_up(size_t n, size_t a)
+{
+    return (n + a - 1) & ~(a - 1);
+}
+
+#if defined(__x86_64__)
+/* clone3 with a new stack: the child must not return through C frames, so
+ * the trampoline calls fn(arg) on the new stack and exits with its value. */
+long pc_clone3_tramp(struct clone_args *cl, size_t size, int (*fn)(void *), void *arg);
+__asm__(".text\n"
+        ".globl pc_clone3_tramp\n"
+        ".hidden pc_clone3_tramp\n"
+        ".type pc_clone3_tramp,@function\n"
+        "pc_clone3_tramp:\n"
+        "    mov %rdx, %r9\n"       /* fn: preserved across syscall */
+        "    mov %rcx, %r8\n"       /* arg */
+        "    mov $435, %eax\n"      /* SYS_clone3 */
+        "    syscall\n"
+        "    test %rax, %rax\n"
+        "    jnz 1f\n"
+        "    xor %ebp, %ebp\n"
+        "    and $-16, %rsp\n"
+        "    mov %r8, %rdi\n"
+        "    call *%r9\n"
+        "    mov %eax, %edi\n"
+        "    mov $60, %eax\n"       /* SYS_exit */
+        "    syscall\n"
+        "    hlt\n"
+        "1:  ret\n"
+        ".size pc_clone3_tramp, .-pc_clone3_tramp\n");
+#endif
+
+/* Clone a child running child_main(c) on [stack, stack + stack_size), with
+ * clone3 where the kernel has it.  Returns the pid or -errno; never touches
+ * errno, so the child may call it too (PC_OP_FORK). */
+static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct child *c)
+{
+    long pid = -ENOSYS;
+#if defined(__x86_64__)
+    struct clone_args cl;
+    memset(&cl, 0, sizeof cl);
+    cl.flags = flags;
+    cl.exit_signal = SIGCHLD;
+    cl.stack = (uint64_t)(uintptr_t)stack;
+    cl.stack_size = stack_size;
+    pid = pc_clone3_tramp(&cl, sizeof cl, child_main, c);
+#endif
+    if (pid == -ENOSYS || pid == -E2BIG) {
+        if (flags & CLONE_NEWTIME)
+            return -ENOSYS; /* only clone3 can take CLONE_NEWTIME */
+        /* glibc's clone: its errno write lands in the calling thread's TLS,
+         * which is only a cosmetic race when called from a child. */
+        pid = clone(child_main, stack + stack_size, (int)(flags | SIGCHLD), c);
+        if (pid < 0)
+            pid = -errno;
+    }
+    return pid;
+}
+
+int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t nptrs = 0, need_fork = 0, off, size;
+    uint32_t i;
+    char *arena;
+    struct child *c;
+    sigset_t all, old;
+    long pid;
+
+    memset(res, 0, sizeof *res);
+    for (i = 0; i < a->nops; i++) {
+        if (a->ops[i].kind == PC_OP_EXEC)
+            nptrs += (size_t)(a->ops[i].v[0] + a->ops[i].v[1] + 5);
+        if (a->ops[i].kind == PC_OP_FORK)
+            need_fork = 1;
+    }
+    /* [guard][stack][guard][stack2][child][ops][blob][ptrs] */
+    off = page + STACK_SIZE;
+    if (need_fork)
+        off += page + STACK_SIZE;
+    size = off + sizeof(struct child) + 16 + a->nops * sizeof(struct pc_op) + a->blob_len + 16 + nptrs * sizeof(char *);
+    size = align_up(size, page);
+    arena = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (arena == MAP_FAILED) {
+        res->pid = -1;
+        res->err = errno;
+        return -1;
+    }
+    mprotect(arena, page, PROT_NONE);
+    c = (struct child *)(void *)(arena + align_up(off, 16));
+    memset(c, 0, sizeof *c);
+    {
+        char *p = (char *)(c + 1);
+        struct pc_op *ops = (struct pc_op *)(void *)align_up((size_t)p, 16);
+        memcpy(ops, a->ops, a->nops * sizeof *ops);
+        p = (char *)(ops + a->nops);
+        memcpy(p, a->blob, a->blob_len);
+        c->ops = ops;
+        c->blob = p;
+        p += a->blob_len;
+        c->ptrs = (char **)(void *)align_up((size_t)p, 16);
+        c->nptrs = (uint32_t)nptrs;
+    }
+    c->nops = a->nops;
+    c->sync_fd = a->sync_fd;
+    c->wait_go = a->wait_go;
+    c->rootfd = AT_FDCWD;
+    c->fifo_fd = -1;
+    c->fifo_wr = -1;
+    if (need_fork) {
+        c->stack2 = arena + page + STACK_SIZE + page;
+        c->stack2_size = STACK_SIZE;
+        mprotect(arena + page + STACK_SIZE, page, PROT_NONE);
+    }
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = raw_clone(a->clone_flags | CLONE_VM, arena + page, STACK_SIZE, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (pid < 0) {
+        munmap(arena, size);
+        res->pid = -1;
+        res->err = (int)-pid;
+        return -1;
+    }
+    res->pid = (int)pid;
+    res->arena = arena;
+    res->arena_size = size;
+    return 0;
+}
+
+void pc_arena_release(void *arena, uint64_t size)
+{
+    if (arena)
+        munmap(arena, (size_t)size);
+}

@@ -1,0 +1,107 @@
+/*
+ * shim.h - the whole ABI between pycontainer (Python) and its C shim.
+ *
+ * Python compiles a container's configuration into a flat *plan*: an array of
+ * `struct pc_op` records whose string arguments are offsets into one byte blob.
+ * `pc_spawn` copies the plan into a private arena (which also holds the
+ * child's stack), clones the child with the requested namespaces and returns.
+ * The child interprets the plan step by step, talks to the parent over the
+ * sync socket (see `struct pc_msg`), and ends in execve.  No Python runs in
+ * the child and the child allocates nothing.
+ *
+ * This header is read both by the C compiler and by cffi's cdef parser, so it
+ * holds only plain declarations.
+ */
+#ifndef PYCONTAINER_SHIM_H
+#define PYCONTAINER_SHIM_H
+
+#include <stdint.h>
+
+/* Plan operations.  Keep in sync with pycontainer/_plan.py (Op). */
+enum {
+    PC_OP_SETNS = 1,      /* s0 path or v1 fd (>= 0), v0 nstype: join an existing namespace */
+    PC_OP_FORK,           /* clone again so a joined pid/time namespace applies */
+    PC_OP_UNSHARE,        /* v0 flags */
+    PC_OP_PROPAGATION,    /* v0 MS_* flags for "/" (MS_REC|MS_PRIVATE ...) */
+    PC_OP_ROOTFS,         /* s0 rootfs path: bind onto itself, becomes the root */
+    PC_OP_MOUNT,          /* s0 src, s1 target, s2 fstype, s3 data, v0 MS_*, v1 PC_M_*, v2 propagation,
+                             v3 MOUNT_ATTR_* applied after mounting (bind mounts) */
+    PC_OP_MKNOD,          /* s1 target, v0 mode, v1 dev, s0 host device to bind if mknod is refused */
+    PC_OP_SYMLINK,        /* s0 link text, s1 link path */
+    PC_OP_PIVOT,          /* pivot_root into the rootfs and detach the old root */
+    PC_OP_MASK,           /* s1 path (in the new root): hide it */
+    PC_OP_READONLY,       /* s1 path (in the new root): make it read-only */
+    PC_OP_REMOUNT_RO,     /* make "/" read-only */
+    PC_OP_HOSTNAME,       /* s0 hostname */
+    PC_OP_DOMAINNAME,     /* s0 domainname */
+    PC_OP_OPEN_FIFO,      /* s0 host path of the exec fifo's directory (opened before pivot) */
+    PC_OP_STDIO,          /* s0 packed int32 pairs (src fd, dst fd), v0 count */
+    PC_OP_PTY,            /* allocate a pty in the container; master goes to the parent */
+    PC_OP_SETSID,
+    PC_OP_USER,           /* v0 uid, v1 gid, s0 packed uint32 groups, v2 count */
+    PC_OP_UMASK,          /* v0 mask */
+    PC_OP_CHDIR,          /* s0 dir */
+    PC_OP_RESOLVE,        /* s0 argv[0], s1 PATH: find the executable, check it can run */
+    PC_OP_READY,          /* tell the parent setup is done */
+    PC_OP_WAIT_START,     /* block on the exec fifo until `start` */
+    PC_OP_CLOSE_FDS,      /* v0 first fd to close on exec */
+    PC_OP_EXEC,           /* s0 argv (NUL separated, v0 argc), s1 envp (v1 envc), v2 init memfd or -1 */
+    PC_OP__COUNT
+};
+
+/* PC_OP_MOUNT v1 flags */
+#define PC_M_MKDIR     0x01  /* create the target as a directory if missing */
+#define PC_M_MKFILE    0x02  /* create the target as an empty file if missing */
+#define PC_M_RECURSIVE 0x08  /* v3 attributes apply to every submount */
+#define PC_M_OPTIONAL  0x10  /* a missing source or an unsupported fs is skipped */
+#define PC_M_HOST      0x20  /* target is a host path, not resolved in the rootfs */
+#define PC_M_NOFOLLOW  0x40  /* source is not followed if it is a symlink */
+
+/* Messages on the sync socket (SOCK_SEQPACKET), child -> parent. */
+enum {
+    PC_MSG_GO = 1,      /* parent -> child: maps written, carry on */
+    PC_MSG_PID,         /* child -> parent: pid of the re-cloned child (PC_OP_FORK) */
+    PC_MSG_READY,       /* child -> parent: setup done, waiting for start */
+    PC_MSG_ERROR,       /* child -> parent: a step failed */
+    PC_MSG_PTY,         /* child -> parent: pty master attached (SCM_RIGHTS) */
+};
+
+struct pc_msg {
+    int32_t type;
+    int32_t step;        /* index of the failing op in the plan */
+    int32_t op;          /* its PC_OP_* */
+    int32_t err;         /* errno */
+    int64_t pid;
+    char text[512];      /* path or name involved */
+};
+
+struct pc_op {
+    int32_t kind;
+    uint32_t s[4];       /* offsets into the blob; PC_NONE when absent */
+    uint32_t len[4];     /* byte length of each string (without the NUL) */
+    int64_t v[4];
+};
+
+#define PC_NONE 0xffffffffu
+
+struct pc_spawn_args {
+    uint64_t clone_flags;    /* CLONE_NEW* */
+    int sync_fd;             /* the child's end of the sync socketpair */
+    int wait_go;             /* child waits for PC_MSG_GO before the plan */
+    const struct pc_op *ops;
+    uint32_t nops;
+    const char *blob;
+    uint32_t blob_len;
+};
+
+struct pc_spawn_result {
+    int pid;
+    int err;                 /* errno when pid < 0 */
+    void *arena;             /* release with pc_arena_release once the child exec'd */
+    uint64_t arena_size;
+};
+
+int pc_spawn(const struct pc_spawn_args *args, struct pc_spawn_result *res);
+void pc_arena_release(void *arena, uint64_t size);
+
+#endif

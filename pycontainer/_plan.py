@@ -1,0 +1,472 @@
+"""Compile a container's configuration into the flat plan the C shim runs.
+
+A plan is a list of :class:`Op` records (``kind``, four strings, four integers)
+that ``encode`` packs into the ``struct pc_op`` array and string blob declared
+in ``csrc/shim.h``.  It is pure data: unit tests check it without root.
+
+The child's order (create), numbered as the sync points in docs/architecture.md:
+
+1. (wait for GO when the parent must write uid/gid maps first)
+2. join namespaces given by path (user first), re-clone if a pid/time one was joined
+3. make "/" private (or slave), bind the rootfs onto itself, open the exec fifo
+4. stdio; /proc, /dev (+ nodes, pts, shm, mqueue, links), /sys, the config's mounts,
+   /etc/hostname, /etc/hosts, /etc/resolv.conf
+5. pivot_root; masked and read-only paths; read-only rootfs; propagation
+6. hostname, domainname; pty or setsid; umask; cwd; find the executable
+7. READY -> the parent; block on the exec fifo until ``start``
+8. user and groups; mark fds >= 3 close-on-exec; execve
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from .config import ContainerConfig, Mount, NamespaceType, User
+from .errors import ConfigError
+
+
+class Op(enum.IntEnum):
+    """Plan operations; values match the PC_OP_* enum in csrc/shim.h."""
+
+    SETNS = 1
+    FORK = 2
+    UNSHARE = 3
+    PROPAGATION = 4
+    ROOTFS = 5
+    MOUNT = 6
+    MKNOD = 7
+    SYMLINK = 8
+    PIVOT = 9
+    MASK = 10
+    READONLY = 11
+    REMOUNT_RO = 12
+    HOSTNAME = 13
+    DOMAINNAME = 14
+    OPEN_FIFO = 15
+    STDIO = 16
+    PTY = 17
+    SETSID = 18
+    USER = 19
+    UMASK = 20
+    CHDIR = 21
+    RESOLVE = 22
+    READY = 23
+    WAIT_START = 24
+    CLOSE_FDS = 25
+    EXEC = 26
+
+
+# The step names InitError reports.
+STEP_NAMES = {
+    Op.SETNS: "setns",
+    Op.FORK: "clone",
+    Op.UNSHARE: "unshare",
+    Op.PROPAGATION: "mount propagation",
+    Op.ROOTFS: "rootfs",
+    Op.MOUNT: "mount",
+    Op.MKNOD: "mknod",
+    Op.SYMLINK: "symlink",
+    Op.PIVOT: "pivot_root",
+    Op.MASK: "mask path",
+    Op.READONLY: "readonly path",
+    Op.REMOUNT_RO: "readonly rootfs",
+    Op.HOSTNAME: "sethostname",
+    Op.DOMAINNAME: "setdomainname",
+    Op.OPEN_FIFO: "exec fifo",
+    Op.STDIO: "stdio",
+    Op.PTY: "pty",
+    Op.SETSID: "setsid",
+    Op.USER: "setuid",
+    Op.UMASK: "umask",
+    Op.CHDIR: "chdir",
+    Op.RESOLVE: "exec",
+    Op.READY: "ready",
+    Op.WAIT_START: "start",
+    Op.CLOSE_FDS: "close fds",
+    Op.EXEC: "exec",
+}
+
+# <sys/mount.h>
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_REC = 16384
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+
+# <linux/mount.h> mount_setattr attributes
+ATTR_RDONLY = 0x01
+ATTR_NOSUID = 0x02
+ATTR_NODEV = 0x04
+ATTR_NOEXEC = 0x08
+ATTR_NOATIME = 0x10
+ATTR_STRICTATIME = 0x20
+ATTR_NODIRATIME = 0x80
+
+# PC_M_* (csrc/shim.h)
+M_MKDIR = 0x01
+M_MKFILE = 0x02
+M_RECURSIVE = 0x08
+M_OPTIONAL = 0x10
+M_HOST = 0x20
+
+# <linux/sched.h>
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+CLONE_FLAGS = {
+    NamespaceType.PID: CLONE_NEWPID,
+    NamespaceType.NETWORK: CLONE_NEWNET,
+    NamespaceType.MOUNT: CLONE_NEWNS,
+    NamespaceType.IPC: CLONE_NEWIPC,
+    NamespaceType.UTS: CLONE_NEWUTS,
+    NamespaceType.USER: CLONE_NEWUSER,
+    NamespaceType.CGROUP: CLONE_NEWCGROUP,
+    NamespaceType.TIME: CLONE_NEWTIME,
+}
+PROC_NS_NAMES = {
+    NamespaceType.PID: "pid",
+    NamespaceType.NETWORK: "net",
+    NamespaceType.MOUNT: "mnt",
+    NamespaceType.IPC: "ipc",
+    NamespaceType.UTS: "uts",
+    NamespaceType.USER: "user",
+    NamespaceType.CGROUP: "cgroup",
+    NamespaceType.TIME: "time",
+}
+# setns order: the user namespace first (it grants the rights to join the
+# others), the mount namespace last (it changes the root under our feet).
+JOIN_ORDER = (
+    NamespaceType.USER,
+    NamespaceType.IPC,
+    NamespaceType.UTS,
+    NamespaceType.NETWORK,
+    NamespaceType.PID,
+    NamespaceType.CGROUP,
+    NamespaceType.TIME,
+    NamespaceType.MOUNT,
+)
+
+_PROPAGATION_FLAGS = {
+    "private": MS_PRIVATE,
+    "rprivate": MS_PRIVATE | MS_REC,
+    "slave": MS_SLAVE,
+    "rslave": MS_SLAVE | MS_REC,
+    "shared": MS_SHARED,
+    "rshared": MS_SHARED | MS_REC,
+    "unbindable": MS_UNBINDABLE,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}
+# option -> (MS flags to set, MS flags to clear, mount_setattr attrs for binds)
+_FLAG_OPTIONS: dict[str, tuple[int, int, int]] = {
+    "ro": (MS_RDONLY, 0, ATTR_RDONLY),
+    "rro": (MS_RDONLY, 0, ATTR_RDONLY),
+    "rw": (0, MS_RDONLY, 0),
+    "nosuid": (MS_NOSUID, 0, ATTR_NOSUID),
+    "suid": (0, MS_NOSUID, 0),
+    "nodev": (MS_NODEV, 0, ATTR_NODEV),
+    "dev": (0, MS_NODEV, 0),
+    "noexec": (MS_NOEXEC, 0, ATTR_NOEXEC),
+    "exec": (0, MS_NOEXEC, 0),
+    "noatime": (MS_NOATIME, 0, ATTR_NOATIME),
+    "atime": (0, MS_NOATIME, 0),
+    "nodiratime": (MS_NODIRATIME, 0, ATTR_NODIRATIME),
+    "diratime": (0, MS_NODIRATIME, 0),
+    "relatime": (MS_RELATIME, 0, 0),
+    "norelatime": (0, MS_RELATIME, 0),
+    "strictatime": (MS_STRICTATIME, 0, ATTR_STRICTATIME),
+    "nostrictatime": (0, MS_STRICTATIME, 0),
+    "sync": (MS_SYNCHRONOUS, 0, 0),
+    "async": (0, MS_SYNCHRONOUS, 0),
+    "dirsync": (MS_DIRSYNC, 0, 0),
+    "mand": (MS_MANDLOCK, 0, 0),
+    "nomand": (0, MS_MANDLOCK, 0),
+    "bind": (MS_BIND, 0, 0),
+    "rbind": (MS_BIND | MS_REC, 0, 0),
+}
+
+DEVICES = (
+    # path, mode (S_IFCHR | perms), major, minor
+    ("/dev/null", 0o20666, 1, 3),
+    ("/dev/zero", 0o20666, 1, 5),
+    ("/dev/full", 0o20666, 1, 7),
+    ("/dev/random", 0o20666, 1, 8),
+    ("/dev/urandom", 0o20666, 1, 9),
+    ("/dev/tty", 0o20666, 5, 0),
+)
+DEV_LINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+    ("/proc/kcore", "/dev/core"),
+    ("pts/ptmx", "/dev/ptmx"),
+)
+
+_OP_STRUCT = struct.Struct("@i4I4I4q")
+NONE = 0xFFFFFFFF
+
+
+@attrs.frozen
+class PlanOp:
+    kind: Op
+    s: tuple[str | bytes | None, ...] = (None, None, None, None)
+    v: tuple[int, ...] = (0, 0, 0, 0)
+
+
+def op(kind: Op, *s: str | bytes | None, v: Sequence[int] = ()) -> PlanOp:
+    strs = tuple(s) + (None,) * (4 - len(s))
+    ints = tuple(v) + (0,) * (4 - len(v))
+    return PlanOp(kind, strs, ints)
+
+
+def encode(ops: Sequence[PlanOp]) -> tuple[bytes, bytes]:
+    """Pack ops into (``struct pc_op[]`` bytes, string blob)."""
+    blob = bytearray()
+    packed = bytearray()
+    for o in ops:
+        offs = []
+        lens = []
+        for s in o.s:
+            if s is None:
+                offs.append(NONE)
+                lens.append(0)
+                continue
+            b = s.encode() if isinstance(s, str) else s
+            offs.append(len(blob))
+            lens.append(len(b))
+            blob += b
+            blob += b"\0"
+        packed += _OP_STRUCT.pack(int(o.kind), *offs, *lens, *o.v)
+    return bytes(packed), bytes(blob)
+
+
+def mount_flags(options: Iterable[str]) -> tuple[int, int, int, list[str]]:
+    """OCI mount options -> (MS flags, propagation flags, bind attrs, fs data options)."""
+    flags = prop = attrs_ = 0
+    data: list[str] = []
+    for opt in options:
+        if opt in _FLAG_OPTIONS:
+            setf, clr, attr = _FLAG_OPTIONS[opt]
+            flags = (flags | setf) & ~clr
+            attrs_ |= attr
+            if clr & MS_RDONLY:
+                attrs_ &= ~ATTR_RDONLY
+        elif opt in _PROPAGATION_FLAGS:
+            prop = _PROPAGATION_FLAGS[opt]
+        else:
+            data.append(opt)
+    return flags, prop, attrs_, data
+
+
+def _mount_op(m: Mount, index: int) -> PlanOp:
+    flags, prop, attr, data = mount_flags(m.options)
+    is_bind = m.type == "bind" or bool(flags & MS_BIND)
+    mflags = 0
+    if is_bind:
+        if data:
+            raise ConfigError(f"mounts[{index}].options", f"{data[0]!r} is not an option of a bind mount")
+        flags = MS_BIND | (flags & MS_REC)
+        if "rbind" in m.options or m.type == "bind" and "bind" not in m.options:
+            flags |= MS_REC  # Docker's -v is recursive; OCI "bind" alone is not
+        if "rro" in m.options:
+            mflags |= M_RECURSIVE
+        src = m.source or ""
+        mflags |= M_MKDIR if os.path.isdir(src) else M_MKFILE
+        return op(Op.MOUNT, src, m.destination, None, None, v=(flags, mflags, prop, attr))
+    mflags |= M_MKDIR
+    return op(
+        Op.MOUNT, m.source or m.type, m.destination, m.type, ",".join(data) or None, v=(flags, mflags, prop, 0)
+    )
+
+
+def _id_mapped(maps: Sequence[object], ident: int) -> bool:
+    return any(m.container_id <= ident < m.container_id + m.size for m in maps)  # type: ignore[attr-defined]
+
+
+@attrs.frozen
+class CreateInputs:
+    """Everything the compiler needs besides the config, resolved by the caller."""
+
+    rootfs: str  # the directory that becomes "/"
+    state_dir: str  # host dir with exec.fifo and the /etc files
+    hostname: str
+    user: User
+    env: tuple[str, ...]
+    stdio: tuple[tuple[int, int], ...] = ()
+    preserve_fds: int = 0
+    init_fd: int = -1
+    lower_rootfs: str | None = None  # overlay the built-in rootfs with a per-container upper
+    etc_files: tuple[str, ...] = ("hostname", "hosts", "resolv.conf")
+
+
+def clone_flags(cfg: ContainerConfig) -> int:
+    flags = 0
+    for ns in cfg.namespaces:
+        if ns.path is None:
+            flags |= CLONE_FLAGS[ns.type]
+    return flags
+
+
+def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
+    """The child's plan for a new container (see the module docstring)."""
+    ops: list[PlanOp] = []
+    userns = cfg.new_namespace(NamespaceType.USER)
+
+    joined = [n for n in cfg.namespaces if n.path is not None]
+    for kind in JOIN_ORDER:
+        for n in joined:
+            if n.type is kind:
+                ops.append(op(Op.SETNS, n.path, v=(CLONE_FLAGS[kind], -1)))
+    if any(n.type in (NamespaceType.PID, NamespaceType.TIME) for n in joined):
+        ops.append(op(Op.FORK))
+
+    first = _PROPAGATION_FLAGS["rslave" if "slave" in cfg.rootfs_propagation or "shared" in cfg.rootfs_propagation else "rprivate"]
+    ops.append(op(Op.PROPAGATION, v=(first,)))
+    if inp.lower_rootfs is not None:
+        sd = inp.state_dir
+        data = f"lowerdir={inp.lower_rootfs},upperdir={sd}/upper,workdir={sd}/work"
+        ops.append(op(Op.MOUNT, "overlay", inp.rootfs, "overlay", data, v=(0, M_HOST, 0, 0)))
+    ops.append(op(Op.ROOTFS, inp.rootfs))
+    ops.append(op(Op.OPEN_FIFO, f"{inp.state_dir}/exec.fifo"))
+    if inp.stdio and not cfg.process.terminal:
+        pairs = b"".join(struct.pack("@ii", src, dst) for src, dst in inp.stdio)
+        ops.append(op(Op.STDIO, pairs, v=(len(inp.stdio),)))
+
+    # /proc, /dev, /sys: runc's default mounts.
+    nodev = MS_NOSUID | MS_NOEXEC | MS_NODEV
+    ops.append(op(Op.MOUNT, "proc", "/proc", "proc", None, v=(nodev, M_MKDIR, 0, 0)))
+    ops.append(op(Op.MOUNT, "tmpfs", "/dev", "tmpfs", "mode=755,size=65536k", v=(MS_NOSUID | MS_STRICTATIME, M_MKDIR, 0, 0)))
+    for path, mode, major, minor in DEVICES:
+        ops.append(op(Op.MKNOD, path, path, v=(mode, os.makedev(major, minor))))
+    pts = "newinstance,ptmxmode=0666,mode=0620"
+    if not userns or _id_mapped(cfg.gid_mappings, 5):
+        pts += ",gid=5"
+    ops.append(op(Op.MOUNT, "devpts", "/dev/pts", "devpts", pts, v=(MS_NOSUID | MS_NOEXEC, M_MKDIR, 0, 0)))
+    ops.append(op(Op.MOUNT, "shm", "/dev/shm", "tmpfs", "mode=1777,size=65536k", v=(nodev, M_MKDIR, 0, 0)))
+    if cfg.new_namespace(NamespaceType.IPC):
+        ops.append(op(Op.MOUNT, "mqueue", "/dev/mqueue", "mqueue", None, v=(nodev, M_MKDIR | M_OPTIONAL, 0, 0)))
+    for text, link in DEV_LINKS:
+        ops.append(op(Op.SYMLINK, text, link))
+    if userns and not cfg.new_namespace(NamespaceType.NETWORK):
+        # sysfs belongs to the network namespace's owner: bind the host's.
+        ops.append(op(Op.MOUNT, "/sys", "/sys", None, None, v=(MS_BIND | MS_REC, M_MKDIR, 0, ATTR_RDONLY | nodev_attrs())))
+    else:
+        ops.append(op(Op.MOUNT, "sysfs", "/sys", "sysfs", None, v=(nodev | MS_RDONLY, M_MKDIR, 0, 0)))
+
+    taken = {os.path.normpath(m.destination) for m in cfg.mounts}
+    for i, m in enumerate(cfg.mounts):
+        ops.append(_mount_op(m, i))
+    for name in inp.etc_files:
+        if f"/etc/{name}" not in taken:
+            ops.append(
+                op(Op.MOUNT, f"{inp.state_dir}/{name}", f"/etc/{name}", None, None, v=(MS_BIND, M_MKFILE, 0, 0))
+            )
+
+    ops.append(op(Op.PIVOT))
+    for p in cfg.masked_paths:
+        ops.append(op(Op.MASK, None, p))
+    for p in cfg.readonly_paths:
+        ops.append(op(Op.READONLY, None, p))
+    if cfg.readonly_rootfs:
+        ops.append(op(Op.REMOUNT_RO))
+    if cfg.rootfs_propagation not in ("private", "rprivate"):
+        ops.append(op(Op.PROPAGATION, v=(_PROPAGATION_FLAGS[cfg.rootfs_propagation],)))
+    if cfg.new_namespace(NamespaceType.UTS):
+        ops.append(op(Op.HOSTNAME, inp.hostname))
+        if cfg.domainname:
+            ops.append(op(Op.DOMAINNAME, cfg.domainname))
+
+    ops.extend(
+        _process_ops(cfg.process.terminal, cfg.process.umask, cfg.process.cwd, cfg.process.args, inp.env, make_cwd=True)
+    )
+    ops.append(op(Op.READY))
+    ops.append(op(Op.WAIT_START))
+    ops.extend(_exec_ops(inp.user, 3 + inp.preserve_fds, cfg.process.args, inp.env, inp.init_fd))
+    return ops
+
+
+def nodev_attrs() -> int:
+    return ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
+
+
+def _path_of(env: Sequence[str]) -> str | None:
+    for item in env:
+        if item.startswith("PATH="):
+            return item[5:]
+    return None
+
+
+def _process_ops(
+    terminal: bool, umask: int, cwd: str, args: Sequence[str], env: Sequence[str], *, make_cwd: bool
+) -> list[PlanOp]:
+    return [
+        op(Op.PTY) if terminal else op(Op.SETSID),
+        op(Op.UMASK, v=(umask,)),
+        op(Op.CHDIR, cwd, v=(int(make_cwd),)),
+        op(Op.RESOLVE, args[0], _path_of(env)),
+    ]
+
+
+def _exec_ops(user: User, first_closed: int, args: Sequence[str], env: Sequence[str], init_fd: int) -> list[PlanOp]:
+    groups = b"".join(struct.pack("@I", g) for g in user.additional_gids)
+    return [
+        op(Op.USER, groups, v=(user.uid, user.gid, len(user.additional_gids))),
+        op(Op.CLOSE_FDS, v=(first_closed,)),
+        op(
+            Op.EXEC,
+            b"\0".join(a.encode() for a in args),
+            b"\0".join(e.encode() for e in env),
+            v=(len(args), len(env), init_fd),
+        ),
+    ]
+
+
+def compile_exec(
+    ns_fds: Sequence[tuple[NamespaceType, int]],
+    *,
+    args: Sequence[str],
+    env: Sequence[str],
+    cwd: str,
+    user: User,
+    umask: int,
+    terminal: bool,
+    stdio: Sequence[tuple[int, int]] = (),
+    preserve_fds: int = 0,
+) -> list[PlanOp]:
+    """The plan that runs another process in a running container."""
+    ops: list[PlanOp] = []
+    order = {k: i for i, k in enumerate(JOIN_ORDER)}
+    for kind, fd in sorted(ns_fds, key=lambda item: order[item[0]]):
+        ops.append(op(Op.SETNS, None, v=(CLONE_FLAGS[kind], fd)))
+    # Joining a pid (or time) namespace only applies to children: clone again.
+    ops.append(op(Op.FORK))
+    if stdio and not terminal:
+        pairs = b"".join(struct.pack("@ii", src, dst) for src, dst in stdio)
+        ops.append(op(Op.STDIO, pairs, v=(len(stdio),)))
+    ops.extend(_process_ops(terminal, umask, cwd, args, env, make_cwd=False))
+    ops.extend(_exec_ops(user, 3 + preserve_fds, args, env, -1))
+    return ops

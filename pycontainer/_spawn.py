@@ -1,0 +1,227 @@
+"""Drive the C shim: spawn a child with a plan and speak the sync protocol.
+
+Sync protocol (SOCK_SEQPACKET socketpair, one ``struct pc_msg`` per packet;
+the child's end is close-on-exec, so EOF means "exec'd or died"):
+
+=====  ==============  =========================================================
+step   direction       message
+=====  ==============  =========================================================
+1      parent          ``pc_spawn``: clone with the new namespaces
+2      parent          writes /proc/<pid>/uid_map, gid_map (user namespace);
+                       later: cgroup join, host side of the network
+3      parent -> child ``GO`` (only when step 2 had work to do)
+4      child -> parent ``PID`` when the plan re-clones (joined pid namespace);
+                       the parent reaps the intermediate child
+5      child -> parent ``PTY`` with the pty master as SCM_RIGHTS (terminal)
+6      child -> parent ``READY``: every mount and namespace is set up
+7      child           blocks opening ``exec.fifo`` for writing
+8      ``start``       opens the fifo for reading: the child writes one byte,
+                       runs the rest of the plan and execs; EOF on the fifo
+                       means exec happened; a ``pc_msg`` on it is a late error
+any    child -> parent ``ERROR`` {step, op, errno, path}: the child exits 127
+=====  ==============  =========================================================
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Sequence
+
+import attrs
+
+from . import _plan
+from ._shim import ffi, lib
+from .errors import InitError, PyContainerError
+
+MSG_GO = lib.PC_MSG_GO
+MSG_PID = lib.PC_MSG_PID
+MSG_READY = lib.PC_MSG_READY
+MSG_ERROR = lib.PC_MSG_ERROR
+MSG_PTY = lib.PC_MSG_PTY
+
+_MSG = struct.Struct("@iiiiq512s")
+MSG_SIZE = _MSG.size
+assert MSG_SIZE == ffi.sizeof("struct pc_msg")
+assert _plan._OP_STRUCT.size == ffi.sizeof("struct pc_op")
+
+SETUP_TIMEOUT = 60.0
+
+
+@attrs.define
+class Message:
+    type: int
+    step: int
+    op: int
+    err: int
+    pid: int
+    text: str
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Message:
+        t, step, op, err, pid, text = _MSG.unpack(data[:MSG_SIZE])
+        return cls(t, step, op, err, pid, text.split(b"\0", 1)[0].decode(errors="replace"))
+
+    def error(self) -> InitError:
+        try:
+            name = _plan.STEP_NAMES[_plan.Op(self.op)]
+        except ValueError:
+            name = f"op {self.op}"
+        return InitError(name, self.text, self.err, self.step)
+
+
+def pack_go() -> bytes:
+    return _MSG.pack(MSG_GO, 0, 0, 0, 0, b"")
+
+
+# Arenas (child stack + plan) stay mapped until the child has exec'd or died:
+# the child shares our address space until then.  Each entry keeps the sync
+# socket whose EOF tells us so.
+_arenas_lock = threading.Lock()
+_arenas: list[tuple[socket.socket, object, int]] = []
+
+
+def _sock_at_eof(sock: socket.socket) -> bool:
+    try:
+        while True:
+            data = sock.recv(MSG_SIZE, socket.MSG_DONTWAIT)
+            if not data:
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def reap_arenas() -> None:
+    """Release the arenas of children that have exec'd or died."""
+    with _arenas_lock:
+        keep = []
+        for sock, arena, size in _arenas:
+            if _sock_at_eof(sock):
+                lib.pc_arena_release(arena, size)
+                sock.close()
+            else:
+                keep.append((sock, arena, size))
+        _arenas[:] = keep
+
+
+@attrs.define(eq=False)
+class Child:
+    """A spawned child and the parent's end of its sync socket."""
+
+    pid: int
+    sock: socket.socket
+    arena: object
+    arena_size: int
+    pty_master: int | None = None
+
+    def send_go(self) -> None:
+        self.sock.send(pack_go())
+
+    def recv(self, deadline: float) -> Message | None:
+        """The next message, or None at EOF."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PyContainerError(f"container setup timed out (pid {self.pid})")
+            r, _, _ = select.select([self.sock], [], [], left)
+            if r:
+                break
+        fds = array.array("i")
+        data, ancdata, _flags, _addr = self.sock.recvmsg(MSG_SIZE, socket.CMSG_SPACE(fds.itemsize))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+        if not data:
+            return None
+        msg = Message.unpack(data)
+        if msg.type == MSG_PTY and fds:
+            self.pty_master = fds[0]
+            for extra in fds[1:]:
+                os.close(extra)
+        else:
+            for fd in fds:
+                os.close(fd)
+        return msg
+
+    def wait_for(self, until: int, timeout: float = SETUP_TIMEOUT) -> None:
+        """Read messages until ``until`` (READY) or EOF (exec'd, when until=0)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(deadline)
+            if msg is None:
+                if until:
+                    raise PyContainerError(f"container init (pid {self.pid}) died during setup")
+                return
+            if msg.type == MSG_ERROR:
+                raise msg.error()
+            if msg.type == MSG_PID:
+                # The plan re-cloned: reap the intermediate child, follow the new one.
+                os.waitpid(self.pid, 0)
+                self.pid = int(msg.pid)
+            elif msg.type == until:
+                return
+
+    def hand_over(self) -> None:
+        """Keep the arena until the child execs; the registry frees it later."""
+        with _arenas_lock:
+            _arenas.append((self.sock, self.arena, self.arena_size))
+
+    def abandon(self) -> None:
+        """Kill and reap a child whose setup failed, then free its arena."""
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        # The child is gone: nothing uses the arena any more.
+        lib.pc_arena_release(self.arena, self.arena_size)
+        self.sock.close()
+        if self.pty_master is not None:
+            os.close(self.pty_master)
+            self.pty_master = None
+
+
+def spawn(ops: Sequence[_plan.PlanOp], clone_flags: int, *, wait_go: bool) -> Child:
+    """Clone a child that runs ``ops``.  The caller then drives the protocol."""
+    reap_arenas()
+    packed, blob = _plan.encode(ops)
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        args = ffi.new("struct pc_spawn_args *")
+        args.clone_flags = clone_flags
+        args.sync_fd = child.fileno()
+        args.wait_go = 1 if wait_go else 0
+        ops_buf = ffi.from_buffer("struct pc_op[]", packed)
+        blob_buf = ffi.from_buffer("char[]", blob or b"\0")
+        args.ops = ops_buf
+        args.nops = len(ops)
+        args.blob = blob_buf
+        args.blob_len = len(blob)
+        res = ffi.new("struct pc_spawn_result *")
+        lib.pc_spawn(args, res)
+    finally:
+        child.close()
+    if res.pid < 0:
+        parent.close()
+        raise OSError(res.err, f"clone: {os.strerror(res.err)}")
+    return Child(res.pid, parent, res.arena, res.arena_size)
+
+
+def write_id_maps(pid: int, uid_maps: Sequence[object], gid_maps: Sequence[object]) -> None:
+    for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)  # type: ignore[attr-defined]
+        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)

@@ -1,0 +1,96 @@
+"""The exception tree.  Everything pycontainer raises derives from PyContainerError."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class PyContainerError(Exception):
+    """Root of every error pycontainer raises."""
+
+
+class ConfigError(PyContainerError, ValueError):
+    """A configuration value is invalid; names the field and the reason."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class ContainerNotFound(PyContainerError, LookupError):
+    def __init__(self, container_id: str, root: str) -> None:
+        self.id = container_id
+        self.root = root
+        super().__init__(f"container {container_id!r} does not exist under {root}")
+
+
+class ContainerExists(PyContainerError):
+    def __init__(self, container_id: str, root: str) -> None:
+        self.id = container_id
+        self.root = root
+        super().__init__(f"container {container_id!r} already exists under {root}")
+
+
+class InvalidStateTransition(PyContainerError):
+    """An operation is not allowed in the container's current status."""
+
+    def __init__(self, container_id: str, from_: str, to: str, action: str) -> None:
+        self.id = container_id
+        self.from_ = from_
+        self.to = to
+        self.action = action
+        super().__init__(f"cannot {action} container {container_id!r}: it is {from_}")
+
+
+class InitError(PyContainerError):
+    """A step of the container's setup failed inside the child.
+
+    ``step`` names the plan operation (``mount``, ``exec``, ...), ``path`` the
+    file or name it worked on, ``errno`` the kernel's error number.
+    """
+
+    def __init__(self, step: str, path: str, errno: int, index: int = -1) -> None:
+        self.step = step
+        self.path = path
+        self.errno = errno
+        self.index = index
+        name = _errno.errorcode.get(errno, str(errno))
+        where = f" {path!r}" if path else ""
+        super().__init__(f"container setup failed at {step}{where}: {name} ({os.strerror(errno)})")
+
+
+class MountError(PyContainerError):
+    def __init__(self, op: str, source: str, target: str, errno: int) -> None:
+        self.op = op
+        self.source = source
+        self.target = target
+        self.errno = errno
+        super().__init__(f"{op} {source!r} on {target!r}: {os.strerror(errno)}")
+
+
+class CgroupError(PyContainerError):
+    pass
+
+
+class ImageError(PyContainerError):
+    pass
+
+
+class NetworkError(PyContainerError):
+    pass
+
+
+__all__ = [
+    "CgroupError",
+    "ConfigError",
+    "ContainerExists",
+    "ContainerNotFound",
+    "ImageError",
+    "InitError",
+    "InvalidStateTransition",
+    "MountError",
+    "NetworkError",
+    "PyContainerError",
+]

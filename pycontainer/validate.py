@@ -1,0 +1,207 @@
+"""Small checks that turn a bad configuration into a ConfigError naming the field.
+
+Field checks run when a config object is built (attrs validators); the
+whole-config checks in :func:`check_config` run at ``Container.create``,
+because they look at the host (does the rootfs exist?).  Each check is a small
+function; ``CHECKS`` lists the whole-config ones in the order they run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config import ContainerConfig
+
+# Linux limits: HOST_NAME_MAX, the id range, what a mount option may look like.
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$")
+_ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
+ID_MAX = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
+CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
+
+
+def _name(attribute: Any) -> str:
+    return getattr(attribute, "name", str(attribute))
+
+
+def no_nul(field: str, value: str) -> None:
+    if "\x00" in value:
+        raise ConfigError(field, "must not contain a NUL byte")
+
+
+def string(_inst: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(_name(attribute), f"must be a string, not {type(value).__name__}")
+    no_nul(_name(attribute), value)
+
+
+def optional_string(inst: object, attribute: Any, value: object) -> None:
+    if value is not None:
+        string(inst, attribute, value)
+
+
+def strings(_inst: object, attribute: Any, value: Iterable[object]) -> None:
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ConfigError(f"{_name(attribute)}[{i}]", f"must be a string, not {type(item).__name__}")
+        no_nul(f"{_name(attribute)}[{i}]", item)
+
+
+def non_empty(_inst: object, attribute: Any, value: tuple[object, ...]) -> None:
+    if not value:
+        raise ConfigError(_name(attribute), "must not be empty")
+
+
+def absolute_path(_inst: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(_name(attribute), f"must be a path string, not {type(value).__name__}")
+    no_nul(_name(attribute), value)
+    if not value.startswith("/"):
+        raise ConfigError(_name(attribute), f"{value!r} is not an absolute path")
+    if len(value.encode()) >= 4096:
+        raise ConfigError(_name(attribute), "path is longer than PATH_MAX")
+
+
+def id_value(_inst: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(_name(attribute), f"must be an integer id, not {type(value).__name__}")
+    if not 0 <= value <= ID_MAX:
+        raise ConfigError(_name(attribute), f"{value} is outside 0..{ID_MAX}")
+
+
+def ids(inst: object, attribute: Any, value: Iterable[object]) -> None:
+    for i, item in enumerate(value):
+        id_value(inst, f"{_name(attribute)}[{i}]", item)
+
+
+def positive_size(_inst: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(_name(attribute), f"must be a positive integer, not {value!r}")
+    if value > 2**32 - 1:
+        raise ConfigError(_name(attribute), f"{value} is larger than the id space")
+
+
+def umask(_inst: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0o777:
+        raise ConfigError(_name(attribute), f"must be an integer in 0..0o777, not {value!r}")
+
+
+def hostname(_inst: object, attribute: Any, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not _HOSTNAME_RE.match(value):
+        raise ConfigError(_name(attribute), f"{value!r} is not a valid host name (letters, digits, '.', '-'; at most 64)")
+
+
+def env(_inst: object, attribute: Any, value: Iterable[object]) -> None:
+    for i, item in enumerate(value):
+        field = f"{_name(attribute)}[{i}]"
+        if not isinstance(item, str):
+            raise ConfigError(field, f"must be a 'KEY=VALUE' string, not {type(item).__name__}")
+        no_nul(field, item)
+        key, sep, _ = item.partition("=")
+        if not sep or not _ENV_KEY_RE.match(key):
+            raise ConfigError(field, f"{item!r} is not of the form KEY=VALUE")
+
+
+def one_of(choices: Iterable[str]) -> Callable[[object, Any, object], None]:
+    allowed = tuple(choices)
+
+    def check(_inst: object, attribute: Any, value: object) -> None:
+        if value not in allowed:
+            raise ConfigError(_name(attribute), f"{value!r} is not one of {', '.join(allowed)}")
+
+    return check
+
+
+def container_id(value: object) -> str:
+    if not isinstance(value, str) or not CONTAINER_ID_RE.match(value):
+        raise ConfigError(
+            "id", f"{value!r} is not a valid container id (letters, digits, '_', '.', '-'; at most 128; no leading punctuation)"
+        )
+    return value
+
+
+# ---- whole-config checks, run by Container.create ---------------------------
+
+
+def check_rootfs(cfg: ContainerConfig) -> None:
+    if cfg.rootfs is None:
+        return
+    if not os.path.isdir(cfg.rootfs):
+        raise ConfigError("rootfs", f"{cfg.rootfs!r} does not exist or is not a directory")
+
+
+def check_namespaces(cfg: ContainerConfig) -> None:
+    seen: set[object] = set()
+    for ns in cfg.namespaces:
+        if ns.type in seen:
+            raise ConfigError("namespaces", f"{ns.type.value} namespace is listed twice")
+        seen.add(ns.type)
+    from .config import NamespaceType
+
+    own_user = any(n.type is NamespaceType.USER and n.path is None for n in cfg.namespaces)
+    if (cfg.uid_mappings or cfg.gid_mappings) and not own_user:
+        raise ConfigError("uid_mappings", "id mappings need a new user namespace")
+    if own_user and not (cfg.uid_mappings and cfg.gid_mappings):
+        raise ConfigError("uid_mappings", "a new user namespace needs uid_mappings and gid_mappings")
+    if not any(n.type is NamespaceType.MOUNT and n.path is None for n in cfg.namespaces):
+        raise ConfigError("namespaces", "a container needs its own mount namespace")
+    if any(n.type is NamespaceType.TIME and n.path is None for n in cfg.namespaces) and not os.path.exists(
+        "/proc/self/ns/time"
+    ):
+        raise ConfigError("namespaces", "this kernel has no time namespaces")
+    for n in cfg.namespaces:
+        if n.path is not None and not os.path.exists(n.path):
+            raise ConfigError("namespaces", f"{n.type.value} namespace path {n.path!r} does not exist")
+
+
+def check_id_mappings(cfg: ContainerConfig) -> None:
+    for field in ("uid_mappings", "gid_mappings"):
+        maps = sorted(getattr(cfg, field), key=lambda m: m.container_id)
+        if len(maps) > 340:
+            raise ConfigError(field, "the kernel takes at most 340 ranges")
+        for a, b in zip(maps, maps[1:]):
+            if a.container_id + a.size > b.container_id:
+                raise ConfigError(field, f"container ranges starting at {a.container_id} and {b.container_id} overlap")
+        hosts = sorted(getattr(cfg, field), key=lambda m: m.host_id)
+        for a, b in zip(hosts, hosts[1:]):
+            if a.host_id + a.size > b.host_id:
+                raise ConfigError(field, f"host ranges starting at {a.host_id} and {b.host_id} overlap")
+        for m in maps:
+            if m.container_id + m.size - 1 > ID_MAX or m.host_id + m.size - 1 > ID_MAX:
+                raise ConfigError(field, f"range {m.container_id}+{m.size} -> {m.host_id} leaves the id space")
+
+
+def check_mounts(cfg: ContainerConfig) -> None:
+    seen: set[str] = set()
+    for i, m in enumerate(cfg.mounts):
+        dest = os.path.normpath(m.destination)
+        if dest == "/":
+            raise ConfigError(f"mounts[{i}].destination", "cannot mount over the container's root")
+        if dest in seen:
+            raise ConfigError(f"mounts[{i}].destination", f"{dest!r} is mounted twice")
+        seen.add(dest)
+        if m.type == "bind" and not os.path.exists(m.source or ""):
+            raise ConfigError(f"mounts[{i}].source", f"bind source {m.source!r} does not exist")
+
+
+CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
+    check_rootfs,
+    check_namespaces,
+    check_id_mappings,
+    check_mounts,
+)
+
+
+def check_config(cfg: ContainerConfig) -> None:
+    """Run every whole-config check; raise ConfigError at the first failure."""
+    for check in CHECKS:
+        check(cfg)
