@@ -134,6 +134,8 @@ struct child {
     uint32_t pc;         /* next op to run */
     char **ptrs;         /* argv/envp pointer slots */
     uint32_t nptrs;
+    const int *keep;     /* fds the plan uses, sorted */
+    uint32_t nkeep;
     char *stack2;        /* stack for PC_OP_FORK */
     size_t stack2_size;
     char exe[4096];      /* resolved executable */
@@ -859,6 +861,34 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
     return -EINVAL;
 }
 
+static void close_range_fallback(long lo, long hi)
+{
+    struct rlimit rl;
+    long fd;
+    rl.rlim_cur = 1024;
+    S2(SYS_getrlimit, RLIMIT_NOFILE, &rl);
+    for (fd = lo; fd <= hi && fd < (long)rl.rlim_cur && fd < 65536; fd++)
+        S1(SYS_close, fd);
+}
+
+/* Close every fd >= 3 the plan does not use.  The fd table was copied from
+ * a parent whose other threads hold locks, pipes and sockets of their own:
+ * none of them may stay open here while the container waits for `start`. */
+static void close_others(struct child *c)
+{
+    long lo = 3;
+    uint32_t i;
+    for (i = 0; i <= c->nkeep; i++) {
+        long hi = i < c->nkeep ? c->keep[i] - 1 : (long)~0U;
+        if (i < c->nkeep && c->keep[i] < 3)
+            continue;
+        if (hi >= lo && S3(SYS_close_range, lo, hi, 0) == -ENOSYS)
+            close_range_fallback(lo, hi);
+        if (i < c->nkeep)
+            lo = c->keep[i] + 1;
+    }
+}
+
 static int child_main(void *arg)
 {
     struct child *c = arg;
@@ -876,6 +906,8 @@ static int child_main(void *arg)
         if (sig != SIGKILL && sig != SIGSTOP)
             S4(SYS_rt_sigaction, sig, &dfl, 0, sizeof dfl.mask);
     S2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    if (c->pc == 0)
+        close_others(c);
 
     if (c->wait_go && c->pc == 0) {
         struct pc_msg m;
@@ -977,7 +1009,8 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
     off = page + STACK_SIZE;
     if (need_fork)
         off += page + STACK_SIZE;
-    size = off + sizeof(struct child) + 16 + a->nops * sizeof(struct pc_op) + a->blob_len + 16 + nptrs * sizeof(char *);
+    size = off + sizeof(struct child) + 16 + a->nops * sizeof(struct pc_op) + a->blob_len + 16 + nptrs * sizeof(char *) +
+           a->nkeep * sizeof(int) + 16;
     size = align_up(size, page);
     arena = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (arena == MAP_FAILED) {
@@ -999,6 +1032,10 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
         p += a->blob_len;
         c->ptrs = (char **)(void *)align_up((size_t)p, 16);
         c->nptrs = (uint32_t)nptrs;
+        p = (char *)(c->ptrs + nptrs);
+        memcpy(p, a->keep_fds, a->nkeep * sizeof(int));
+        c->keep = (const int *)(void *)p;
+        c->nkeep = a->nkeep;
     }
     c->nops = a->nops;
     c->sync_fd = a->sync_fd;

@@ -92,6 +92,8 @@ struct pc_spawn_args {
     uint32_t nops;
     const char *blob;
     uint32_t blob_len;
+    const int *keep_fds;     /* sorted; every other fd >= 3 is closed first thing */
+    uint32_t nkeep;
 };
 
 struct pc_spawn_result {

@@ -191,8 +191,11 @@ class Child:
             self.pty_master = None
 
 
-def spawn(ops: Sequence[_plan.PlanOp], clone_flags: int, *, wait_go: bool) -> Child:
-    """Clone a child that runs ``ops``.  The caller then drives the protocol."""
+def spawn(ops: Sequence[_plan.PlanOp], clone_flags: int, *, wait_go: bool, keep_fds: Sequence[int] = ()) -> Child:
+    """Clone a child that runs ``ops``.  The caller then drives the protocol.
+
+    The child closes every inherited fd >= 3 but ``keep_fds`` and its end of
+    the sync socket before it does anything else."""
     reap_arenas()
     packed, blob = _plan.encode(ops)
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -207,6 +210,10 @@ def spawn(ops: Sequence[_plan.PlanOp], clone_flags: int, *, wait_go: bool) -> Ch
         args.nops = len(ops)
         args.blob = blob_buf
         args.blob_len = len(blob)
+        keep = sorted({child.fileno(), *keep_fds})
+        keep_buf = ffi.new("int[]", keep)
+        args.keep_fds = keep_buf
+        args.nkeep = len(keep)
         res = ffi.new("struct pc_spawn_result *")
         lib.pc_spawn(args, res)
     finally:

@@ -1,0 +1,621 @@
+"""The Container object: create, start, run, exec, wait, kill, delete, state.
+
+State lives in ``<root>/<id>/state.json``, written atomically.  It records the
+init's pid *and its start time*, so a recycled pid is never mistaken for the
+container; the status is derived from the live system each time it is asked
+for.  Operations that change a container hold an exclusive ``flock`` on
+``<root>/<id>/lock``, so several threads and processes may share one root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import enum
+import fcntl
+import json
+import os
+import select
+import shutil
+import signal as _signal
+import threading
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+import attrs
+
+from . import _plan, _spawn, _sys, rootfs as _rootfs
+from ._process import ExecProcess, ExitStatus, ProcessHandle, StdioArg, prepare_stdio
+from .config import ContainerConfig, IDMap, Mount, Namespace, NamespaceType, Process, User
+from .errors import (
+    ContainerExists,
+    ContainerNotFound,
+    InitError,
+    InvalidStateTransition,
+    PyContainerError,
+)
+from .validate import check_config, container_id
+
+DEFAULT_ROOT = "/run/pycontainer"
+OCI_VERSION = "1.2.0"
+
+
+def state_root(root: str | None = None) -> str:
+    """The state root: ``root``, else $PYCONTAINER_ROOT, else /run/pycontainer."""
+    return root or os.environ.get("PYCONTAINER_ROOT") or DEFAULT_ROOT
+
+
+class Status(str, enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+# action -> the statuses it is allowed from, and the status it leads to.
+TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
+    "start": (frozenset({Status.CREATED}), Status.RUNNING),
+    "kill": (frozenset({Status.CREATED, Status.RUNNING}), Status.STOPPED),
+    "exec": (frozenset({Status.CREATED, Status.RUNNING}), Status.RUNNING),
+    "delete": (frozenset({Status.CREATED, Status.STOPPED}), Status.STOPPED),
+    "force-delete": (frozenset({Status.CREATED, Status.RUNNING, Status.STOPPED}), Status.STOPPED),
+}
+
+
+@attrs.frozen
+class State:
+    """A snapshot of a container, as the OCI runtime spec's ``state`` describes it."""
+
+    id: str
+    status: Status
+    pid: int | None
+    rootfs: str
+    created: str
+    exit_status: ExitStatus | None = None
+    oci_version: str = OCI_VERSION
+
+    def to_oci(self) -> dict[str, Any]:
+        return {
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "status": self.status.value,
+            "pid": self.pid if self.status is not Status.STOPPED else 0,
+            "bundle": self.rootfs,
+            "created": self.created,
+        }
+
+
+# ---- config <-> JSON (state.json keeps a snapshot) ---------------------------
+
+
+def _config_to_json(cfg: ContainerConfig) -> dict[str, Any]:
+    def conv(_inst: object, _field: object, value: Any) -> Any:
+        return value.value if isinstance(value, enum.Enum) else value
+
+    return attrs.asdict(cfg, value_serializer=conv)
+
+
+def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
+    p = dict(data["process"])
+    if isinstance(p["user"], dict):
+        p["user"] = User(**p["user"])
+    return ContainerConfig(
+        **{
+            **data,
+            "process": Process(**p),
+            "namespaces": [Namespace(**n) for n in data["namespaces"]],
+            "uid_mappings": [IDMap(**m) for m in data["uid_mappings"]],
+            "gid_mappings": [IDMap(**m) for m in data["gid_mappings"]],
+            "mounts": [Mount(**m) for m in data["mounts"]],
+        }
+    )
+
+
+def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def _write_file(path: str, text: str, mode: int = 0o644) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(directory: str) -> Iterator[int]:
+    fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _try_claim_stale(directory: str) -> bool:
+    """A container dir without state.json whose lock is free is debris from a
+    creator that died: claim it by removing it."""
+    if os.path.exists(os.path.join(directory, "state.json")):
+        return False
+    try:
+        fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    try:
+        if os.path.exists(os.path.join(directory, "state.json")):
+            return False
+        shutil.rmtree(directory, ignore_errors=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+# One sealed memfd holding pycontainer-init per process, made on first use.
+_init_lock = threading.Lock()
+_init_memfd: int | None = None
+
+
+def _init_fd() -> int:
+    global _init_memfd
+    with _init_lock:
+        if _init_memfd is None:
+            path = os.path.join(os.path.dirname(__file__), "_pcinit")
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                raise PyContainerError(f"the init binary {path} is missing; reinstall pycontainer") from None
+            fd = os.memfd_create("pycontainer-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+            os.write(fd, data)
+            seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+            _init_memfd = fd
+        return _init_memfd
+
+
+def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
+    """The env the process gets: the config's, plus HOSTNAME, HOME and TERM
+    where absent, as Docker sets them."""
+    env = list(process.env)
+    keys = {e.partition("=")[0] for e in env}
+    if "PATH" not in keys:
+        env.insert(0, f"PATH={_rootfs_default_path()}")
+    if "HOSTNAME" not in keys and hostname:
+        env.append(f"HOSTNAME={hostname}")
+    if "HOME" not in keys:
+        env.append(f"HOME={home}")
+    if process.terminal and "TERM" not in keys:
+        env.append("TERM=xterm")
+    return tuple(env)
+
+
+def _rootfs_default_path() -> str:
+    from .config import DEFAULT_PATH
+
+    return DEFAULT_PATH
+
+
+_default_rootfs_cache: dict[str, str] = {}
+
+
+def _builtin_rootfs(data_root: str | None) -> str:
+    key = _rootfs.data_root(data_root)
+    if key not in _default_rootfs_cache:
+        _default_rootfs_cache[key] = _rootfs.default_rootfs(data_root)
+    path = _default_rootfs_cache[key]
+    if not os.path.isdir(path):
+        _default_rootfs_cache.pop(key)
+        return _builtin_rootfs(data_root)
+    return path
+
+
+class Container(ProcessHandle):
+    """A container under a state root.  Make one with :meth:`create`, :meth:`run`
+    or :meth:`load`; it is also a context manager that deletes it (forcibly) on exit."""
+
+    def __init__(self, root: str, cid: str, data: dict[str, Any]) -> None:
+        self.root = root
+        self.id = cid
+        self.dir = os.path.join(root, cid)
+        self._data = data
+        self.config = _config_from_json(data["config"])
+        pidfd = _sys.open_pidfd(data["pid"], data["pid_start"]) if data.get("pid") else None
+        ours = data.get("creator_pid") == os.getpid()
+        self._init_handle(data.get("pid") or 0, pidfd, None, None, ours=ours)
+        if data.get("exit"):
+            self._exit = ExitStatus(**data["exit"])
+
+    def __repr__(self) -> str:
+        return f"<Container {self.id!r} pid={self.pid} root={self.root!r}>"
+
+    # ---- construction -------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        root: str | None,
+        id: str,
+        config: ContainerConfig,
+        *,
+        stdin: StdioArg = None,
+        stdout: StdioArg = None,
+        stderr: StdioArg = None,
+        pass_fds: Sequence[int | IO[Any]] = (),
+        data_root: str | None = None,
+    ) -> Container:
+        """Set up a container and leave its init blocked until :meth:`start`.
+
+        Stdio arguments work as subprocess's (None inherits ours, ``PIPE``,
+        ``DEVNULL``, an fd or a file); ``pass_fds`` become fds 3, 4, ... inside.
+        On any failure every step done so far is undone."""
+        root = state_root(root)
+        container_id(id)
+        if not isinstance(config, ContainerConfig):
+            raise TypeError(f"config must be a ContainerConfig, not {type(config).__name__}")
+        check_config(config)
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        directory = os.path.join(root, id)
+        with contextlib.ExitStack() as undo:
+            try:
+                os.mkdir(directory, 0o711)
+            except FileExistsError:
+                if not _try_claim_stale(directory):
+                    raise ContainerExists(id, root) from None
+                os.mkdir(directory, 0o711)
+            undo.callback(shutil.rmtree, directory, ignore_errors=True)
+            with _locked(directory):
+                container, child, io = cls._setup(
+                    root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root
+                )
+                undo.pop_all()
+        child.hand_over()
+        io.close_child_ends()
+        return container
+
+    @classmethod
+    def _setup(
+        cls,
+        root: str,
+        cid: str,
+        directory: str,
+        config: ContainerConfig,
+        undo: contextlib.ExitStack,
+        stdin: StdioArg,
+        stdout: StdioArg,
+        stderr: StdioArg,
+        pass_fds: Sequence[int | IO[Any]],
+        data_root: str | None,
+    ) -> tuple[Container, _spawn.Child, Any]:
+        hostname = config.hostname or cid[:12]
+        lower = None
+        if config.rootfs is None:
+            lower = _builtin_rootfs(data_root)
+            rootfs = os.path.join(directory, "rootfs")
+            for d in ("rootfs", "upper", "work"):
+                os.mkdir(os.path.join(directory, d), 0o755)
+            user, home = _rootfs.lookup_user(lower, config.process.user)
+        else:
+            rootfs = config.rootfs
+            user, home = _rootfs.lookup_user(rootfs, config.process.user)
+        env = _process_env(config.process, hostname, home)
+        own_net = config.new_namespace(NamespaceType.NETWORK)
+        _write_file(os.path.join(directory, "hostname"), hostname + "\n")
+        _write_file(os.path.join(directory, "hosts"), _rootfs.hosts_file(hostname))
+        _write_file(os.path.join(directory, "resolv.conf"), _rootfs.resolv_conf(own_netns=own_net, servers=config.dns))
+        fifo = os.path.join(directory, "exec.fifo")
+        os.mkfifo(fifo, 0o622)
+        userns = config.new_namespace(NamespaceType.USER)
+        if userns:
+            host_root = _host_id(config.uid_mappings, 0)
+            host_root_gid = _host_id(config.gid_mappings, 0)
+            os.chown(fifo, host_root, host_root_gid)
+            if lower is not None:
+                for d in ("upper", "work", "rootfs"):
+                    os.chown(os.path.join(directory, d), host_root, host_root_gid)
+
+        io = prepare_stdio(stdin, stdout, stderr, pass_fds)
+        undo.callback(io.close_all)
+        inputs = _plan.CreateInputs(
+            rootfs=rootfs,
+            state_dir=directory,
+            hostname=hostname,
+            user=user,
+            env=env,
+            stdio=tuple(io.pairs),
+            preserve_fds=len(pass_fds),
+            init_fd=_init_fd() if config.init else -1,
+            lower_rootfs=lower,
+            etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
+        )
+        ops = _plan.compile_create(config, inputs)
+        keep = [src for src, _ in io.pairs] + ([inputs.init_fd] if config.init else [])
+        child = _spawn.spawn(ops, _plan.clone_flags(config), wait_go=userns, keep_fds=keep)
+        undo.callback(child.abandon)
+        if userns:
+            _spawn.write_id_maps(child.pid, config.uid_mappings, config.gid_mappings)
+            child.send_go()
+        child.wait_for(_spawn.MSG_READY)
+        start = _sys.pid_start_time(child.pid)
+        if start is None:
+            raise PyContainerError(f"container init (pid {child.pid}) vanished after setup")
+        data = {
+            "ociVersion": OCI_VERSION,
+            "id": cid,
+            "pid": child.pid,
+            "pid_start": start,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "rootfs": rootfs,
+            "config": _config_to_json(config),
+            "creator_pid": os.getpid(),
+            "exit": None,
+        }
+        _write_json_atomic(os.path.join(directory, "state.json"), data)
+        container = cls(root, cid, data)
+        container._ours = True
+        container.stdin, container.stdout, container.stderr = io.stdin, io.stdout, io.stderr
+        container.pty = child.pty_master
+        child.pty_master = None
+        return container, child, io
+
+    @classmethod
+    def run(
+        cls,
+        root: str | None,
+        id: str,
+        config: ContainerConfig,
+        **kwargs: Any,
+    ) -> Container:
+        """create + start.  The container keeps running; :meth:`wait` for it."""
+        container = cls.create(root, id, config, **kwargs)
+        try:
+            container.start()
+        except BaseException:
+            container.delete(force=True)
+            raise
+        return container
+
+    @classmethod
+    def load(cls, root: str | None, id: str) -> Container:
+        """The container ``id`` under ``root``, as another process created it."""
+        root = state_root(root)
+        container_id(id)
+        path = os.path.join(root, id, "state.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise ContainerNotFound(id, root) from None
+        return cls(root, id, data)
+
+    @classmethod
+    def list(cls, root: str | None = None) -> list[Container]:
+        """Every container under ``root``, sorted by id."""
+        root = state_root(root)
+        try:
+            names = sorted(os.listdir(root))
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            try:
+                out.append(cls.load(root, name))
+            except (ContainerNotFound, PyContainerError, ValueError, KeyError):
+                continue
+        return out
+
+    # ---- status ---------------------------------------------------------------
+
+    @property
+    def status(self) -> Status:
+        if self._exit is not None:
+            return Status.STOPPED
+        start = self._data.get("pid_start")
+        if not self.pid or start is None or not _sys.is_alive(self.pid, start):
+            return Status.STOPPED
+        if os.path.exists(os.path.join(self.dir, "exec.fifo")):
+            return Status.CREATED
+        return Status.RUNNING
+
+    def state(self) -> State:
+        if not os.path.exists(os.path.join(self.dir, "state.json")):
+            raise ContainerNotFound(self.id, self.root)
+        return State(
+            id=self.id,
+            status=self.status,
+            pid=self.pid or None,
+            rootfs=self._data["rootfs"],
+            created=self._data["created"],
+            exit_status=self._exit,
+        )
+
+    def _require(self, action: str) -> Status:
+        if not os.path.exists(os.path.join(self.dir, "state.json")):
+            raise ContainerNotFound(self.id, self.root)
+        allowed, to = TRANSITIONS[action]
+        status = self.status
+        if status not in allowed:
+            raise InvalidStateTransition(self.id, status.value, to.value, action.replace("force-", ""))
+        return status
+
+    # ---- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Release the init to exec the process.  Raises InitError when the exec fails."""
+        with _locked(self.dir):
+            self._require("start")
+            fifo = os.path.join(self.dir, "exec.fifo")
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                data = self._drain_fifo(fd)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(fifo)
+        _spawn.reap_arenas()
+        if len(data) > 1:
+            raise _spawn.Message.unpack(data[1:].ljust(_spawn.MSG_SIZE, b"\0")).error()
+        if not data:
+            raise PyContainerError(f"container {self.id!r} died before it could start")
+
+    def _drain_fifo(self, fd: int) -> bytes:
+        """Read the exec fifo to EOF (the init exec'd or died), watching the init."""
+        chunks = []
+        watch = [fd] + ([self._pidfd] if self._pidfd is not None else [])
+        while True:
+            r, _, _ = select.select(watch, [], [], 30.0)
+            if fd in r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+            elif r:  # the init is gone without opening the fifo
+                return b"".join(chunks)
+            else:
+                raise PyContainerError(f"container {self.id!r}: init did not respond to start")
+
+    def wait(self, timeout: float | None = None) -> ExitStatus:
+        """Wait for the init to exit.  Only the creating process learns the exit
+        status; others get ``ExitStatus()`` with both fields None."""
+        if self._exit is not None:
+            return self._exit
+        status = self._reap(timeout)
+        if status is None:
+            raise TimeoutError(f"container {self.id!r} did not exit within {timeout} s")
+        if status.code is not None or status.signal is not None:
+            self._record_exit(status)
+        return status
+
+    def _record_exit(self, status: ExitStatus) -> None:
+        self._data["exit"] = attrs.asdict(status)
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.exists(os.path.join(self.dir, "state.json")):
+                _write_json_atomic(os.path.join(self.dir, "state.json"), self._data)
+
+    def kill(self, sig: int = _signal.SIGTERM) -> None:
+        """Send ``sig`` to the init (through its pidfd: never to a recycled pid)."""
+        self._require("kill")
+        assert self._pidfd is not None
+        try:
+            _sys.pidfd_signal(self._pidfd, sig)
+        except ProcessLookupError:
+            raise InvalidStateTransition(self.id, Status.STOPPED.value, Status.STOPPED.value, "kill") from None
+
+    def delete(self, force: bool = False) -> None:
+        """Remove the container.  A created one is killed first; a running one
+        only with ``force=True`` (SIGKILL, then wait)."""
+        with _locked(self.dir):
+            status = self._require("force-delete" if force else "delete")
+            if status is not Status.STOPPED and self._pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    _sys.pidfd_signal(self._pidfd, _signal.SIGKILL)
+                self._reap(None)
+            elif self._ours:
+                self._reap(None)
+            self._close_handle()
+            _spawn.reap_arenas()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Release this object's fds (pidfd, pipes, pty) without touching the container."""
+        self._close_handle()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if os.path.exists(os.path.join(self.dir, "state.json")):
+            self.delete(force=True)
+        else:
+            self._close_handle()
+
+    # ---- exec -----------------------------------------------------------------
+
+    def exec(
+        self,
+        process: Process | Sequence[str],
+        *,
+        stdin: StdioArg = None,
+        stdout: StdioArg = None,
+        stderr: StdioArg = None,
+        pass_fds: Sequence[int | IO[Any]] = (),
+    ) -> ExecProcess:
+        """Start another process in the container: it joins every namespace of
+        the init, and its root.  Returns a handle to wait on."""
+        if not isinstance(process, Process):
+            process = Process(args=tuple(process), env=self.config.process.env)
+        self._require("exec")
+        fds: list[tuple[NamespaceType, int]] = []
+        io = None
+        try:
+            for ns in self.config.namespaces:
+                fd = os.open(f"/proc/{self.pid}/ns/{_plan.PROC_NS_NAMES[ns.type]}", os.O_RDONLY | os.O_CLOEXEC)
+                fds.append((ns.type, fd))
+            # The ns files were opened through the pid: check it is still our init.
+            if not _sys.is_alive(self.pid, self._data["pid_start"]):
+                raise InvalidStateTransition(self.id, Status.STOPPED.value, Status.RUNNING.value, "exec")
+            hostname = self.config.hostname or self.id[:12]
+            user, home = _rootfs.lookup_user(f"/proc/{self.pid}/root", process.user)
+            env = _process_env(process, hostname, home)
+            io = prepare_stdio(stdin, stdout, stderr, pass_fds)
+            ops = _plan.compile_exec(
+                fds,
+                args=process.args,
+                env=env,
+                cwd=process.cwd,
+                user=user,
+                umask=process.umask,
+                terminal=process.terminal,
+                stdio=io.pairs,
+                preserve_fds=len(pass_fds),
+            )
+            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds]
+            child = _spawn.spawn(ops, 0, wait_go=False, keep_fds=keep)
+            try:
+                child.wait_for(0)
+            except BaseException:
+                child.abandon()
+                raise
+            pidfd = os.pidfd_open(child.pid)
+            pty = child.pty_master
+            child.pty_master = None
+            child.hand_over()
+            io.close_child_ends()
+            proc = ExecProcess(child.pid, pidfd, io, pty)
+            io = None
+            return proc
+        finally:
+            for _, fd in fds:
+                os.close(fd)
+            if io is not None:
+                io.close_all()
+
+
+def _host_id(maps: Sequence[IDMap], ident: int) -> int:
+    for m in maps:
+        if m.container_id <= ident < m.container_id + m.size:
+            return m.host_id + ident - m.container_id
+    return 65534
+
+
+def _etc_files(rootfs: str, readonly: bool) -> tuple[str, ...]:
+    """The /etc files to bind: all three (made in the rootfs where missing); on
+    a read-only rootfs only those that already exist (nothing can be made)."""
+    names = ("hostname", "hosts", "resolv.conf")
+    if not readonly:
+        return names
+    return tuple(n for n in names if os.path.isfile(_rootfs.resolve_in_root(rootfs, f"/etc/{n}")))
+
+
+def list_containers(root: str | None = None) -> list[Container]:
+    return Container.list(root)

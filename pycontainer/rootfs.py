@@ -1,0 +1,265 @@
+"""Host-side rootfs helpers: safe paths in a rootfs, users, /etc files, the built-in rootfs.
+
+The mounts themselves are done by the C shim (see ``_plan``); this module only
+reads a rootfs (for /etc/passwd) and writes the files Docker writes for a
+container: hostname, hosts and resolv.conf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import struct
+import subprocess
+import tempfile
+
+from .config import User
+from .errors import ConfigError, ImageError
+
+DEFAULT_DATA_ROOT = "/var/lib/pycontainer"
+
+
+def data_root(root: str | None = None) -> str:
+    return root or os.environ.get("PYCONTAINER_DATA_ROOT") or DEFAULT_DATA_ROOT
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """Join ``path`` onto ``root`` as if ``root`` were "/": symlinks and ".."
+    are followed but never leave it (the securejoin algorithm).  The result is
+    a host path inside ``root``; what it names may not exist."""
+    root = os.path.abspath(root)
+    parts = [p for p in path.split("/") if p]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 40:
+                raise OSError(40, "too many levels of symbolic links", path)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def _read_in_root(root: str, path: str) -> list[str]:
+    try:
+        with open(resolve_in_root(root, path), encoding="utf-8", errors="replace") as f:
+            return f.read().splitlines()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+
+
+def _entries(lines: list[str]) -> list[list[str]]:
+    return [line.split(":") for line in lines if line and not line.startswith("#")]
+
+
+def lookup_user(rootfs: str, spec: User | str) -> tuple[User, str]:
+    """Resolve a Docker-style ``user[:group]`` against the rootfs: (User, home).
+
+    Numeric ids need no entry; names must exist in /etc/passwd or /etc/group.
+    Supplementary groups come from /etc/group, as Docker does."""
+    if isinstance(spec, User):
+        home = "/"
+        for e in _entries(_read_in_root(rootfs, "/etc/passwd")):
+            if len(e) >= 6 and e[2] == str(spec.uid):
+                home = e[5] or "/"
+                break
+        return spec, home
+    name, _, group = spec.partition(":")
+    passwd = _entries(_read_in_root(rootfs, "/etc/passwd"))
+    uid = gid = None
+    home = "/"
+    user_name = None
+    for e in passwd:
+        if len(e) >= 4 and (e[0] == name or e[2] == name):
+            uid, gid, home, user_name = int(e[2]), int(e[3]), (e[5] if len(e) > 5 and e[5] else "/"), e[0]
+            break
+    if uid is None:
+        if not name.isdigit():
+            raise ConfigError("user", f"no user {name!r} in the rootfs's /etc/passwd")
+        uid, gid = int(name), int(name) if not group else 0
+    groups = _entries(_read_in_root(rootfs, "/etc/group"))
+    if group:
+        gid = None
+        for e in groups:
+            if len(e) >= 3 and (e[0] == group or e[2] == group):
+                gid = int(e[2])
+                break
+        if gid is None:
+            if not group.isdigit():
+                raise ConfigError("user", f"no group {group!r} in the rootfs's /etc/group")
+            gid = int(group)
+    extra = []
+    if user_name is not None:
+        for e in groups:
+            if len(e) >= 4 and user_name in e[3].split(",") and e[2].isdigit() and int(e[2]) != gid:
+                extra.append(int(e[2]))
+    assert gid is not None
+    return User(uid=uid, gid=gid, additional_gids=tuple(extra)), home
+
+
+# ---- /etc files, as Docker writes them ---------------------------------------
+
+HOSTS_HEADER = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+DEFAULT_DNS = ("8.8.8.8", "8.8.4.4")  # Docker's fallback when the host has only local resolvers
+
+
+def hosts_file(hostname: str, addresses: tuple[str, ...] = ()) -> str:
+    return HOSTS_HEADER + "".join(f"{a}\t{hostname}\n" for a in addresses)
+
+
+def resolv_conf(*, own_netns: bool, servers: tuple[str, ...] = (), host_file: str = "/etc/resolv.conf") -> str:
+    """The container's resolv.conf: the host's, or ``servers`` when given.
+
+    In its own network namespace a container cannot reach the host's
+    loopback resolvers (systemd-resolved, dnsmasq), so those lines are dropped
+    and Docker's public fallback is used when none remain."""
+    if servers:
+        return "".join(f"nameserver {s}\n" for s in servers)
+    try:
+        with open(host_file, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    if not own_netns:
+        return "".join(f"{line}\n" for line in lines)
+    kept = []
+    nameservers = 0
+    for line in lines:
+        words = line.split()
+        if words[:1] == ["nameserver"] and len(words) > 1:
+            if words[1].startswith("127.") or words[1] == "::1":
+                continue
+            nameservers += 1
+        kept.append(line)
+    if not nameservers:
+        kept += [f"nameserver {s}" for s in DEFAULT_DNS]
+    return "".join(f"{line}\n" for line in kept)
+
+
+# ---- the built-in rootfs -----------------------------------------------------
+
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+_PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+_GROUP = "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n"
+
+
+def _is_static_elf(path: str) -> bool:
+    """True when the ELF file has no PT_INTERP, i.e. needs no dynamic loader."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF":
+            return False
+        is64 = head[4] == 2
+        endian = "<" if head[5] == 1 else ">"
+        if is64:
+            phoff, = struct.unpack_from(endian + "Q", head, 32)
+            phentsize, phnum = struct.unpack_from(endian + "HH", head, 54)
+        else:
+            phoff, = struct.unpack_from(endian + "I", head, 28)
+            phentsize, phnum = struct.unpack_from(endian + "HH", head, 42)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    for i in range(phnum):
+        (ptype,) = struct.unpack_from(endian + "I", table, i * phentsize)
+        if ptype == 3:  # PT_INTERP
+            return False
+    return True
+
+
+def find_busybox() -> str:
+    for path in BUSYBOX_CANDIDATES:
+        if os.path.exists(path):
+            if not _is_static_elf(path):
+                raise ImageError(
+                    f"{path} is dynamically linked and cannot run in an empty rootfs; "
+                    "install Debian's busybox-static"
+                )
+            return path
+    raise ImageError("no busybox found (looked at " + ", ".join(BUSYBOX_CANDIDATES) + "); install busybox-static")
+
+
+def default_rootfs(root: str | None = None) -> str:
+    """The built-in rootfs: the host's static busybox and its applets.
+
+    Built once under ``<data root>/rootfs/busybox-<digest>`` (in a temporary
+    directory renamed into place, so a crash never leaves a half-made one) and
+    shared read-only: each container gets its own overlay upper layer on it."""
+    busybox = find_busybox()
+    with open(busybox, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    parent = os.path.join(data_root(root), "rootfs")
+    final = os.path.join(parent, f"busybox-{digest}")
+    if os.path.isdir(final):
+        return final
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".busybox-", dir=parent)
+    try:
+        _assemble_busybox(busybox, tmp)
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not os.path.isdir(final):  # somebody else won the race otherwise
+                raise
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _assemble_busybox(busybox: str, dest: str) -> None:
+    for d, mode in (
+        ("bin", 0o755), ("sbin", 0o755), ("usr/bin", 0o755), ("usr/sbin", 0o755), ("etc", 0o755),
+        ("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("tmp", 0o1777), ("root", 0o700),
+        ("var/tmp", 0o1777), ("run", 0o755), ("home", 0o755),
+    ):  # fmt: skip
+        os.makedirs(os.path.join(dest, d), exist_ok=True)
+        os.chmod(os.path.join(dest, d), mode)
+    shutil.copy2(busybox, os.path.join(dest, "bin/busybox"))
+    os.chmod(os.path.join(dest, "bin/busybox"), 0o755)
+    listing = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout
+    for applet in listing.split():
+        applet = applet.strip("/")
+        if not applet or applet == "bin/busybox" or ".." in applet.split("/"):
+            continue
+        link = os.path.join(dest, applet)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if not os.path.lexists(link):
+            os.symlink("/bin/busybox", link)
+    for name, text, mode in (
+        ("etc/passwd", _PASSWD, 0o644),
+        ("etc/group", _GROUP, 0o644),
+        ("etc/hostname", "", 0o644),
+        ("etc/hosts", "", 0o644),
+        ("etc/resolv.conf", "", 0o644),
+    ):
+        with open(os.path.join(dest, name), "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(os.path.join(dest, name), mode)
