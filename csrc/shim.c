@@ -134,12 +134,25 @@ struct child {
     uint32_t pc;         /* next op to run */
     char **ptrs;         /* argv/envp pointer slots */
     uint32_t nptrs;
+    int fd_base;         /* the child's own fds live at or above this */
     const int *keep;     /* fds the plan uses, sorted */
     uint32_t nkeep;
     char *stack2;        /* stack for PC_OP_FORK */
     size_t stack2_size;
     char exe[4096];      /* resolved executable */
 };
+
+/* Move one of the child's own fds to >= fd_base, out of reach of the fds
+ * the plan dups into place (stdio, preserved fds). */
+static int high_fd(const struct child *c, int fd)
+{
+    int n;
+    if (fd < 0 || fd >= c->fd_base)
+        return fd;
+    n = (int)S3(SYS_fcntl, fd, F_DUPFD_CLOEXEC, c->fd_base);
+    S1(SYS_close, fd);
+    return n;
+}
 
 static const char *str(const struct child *c, const struct pc_op *op, int i)
 {
@@ -490,7 +503,7 @@ static int op_pivot(struct child *c)
     if ((r = (int)S1(SYS_chdir, "/")) < 0)
         return r;
     S1(SYS_close, c->rootfd);
-    c->rootfd = (int)S4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    c->rootfd = high_fd(c, (int)S4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
     return c->rootfd < 0 ? c->rootfd : 0;
 }
 
@@ -674,7 +687,7 @@ static int op_wait_start(struct child *c)
     int fd;
     fd_path(p, c->fifo_fd);
     /* Blocks until `start` opens the fifo for reading. */
-    fd = (int)S3(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CLOEXEC);
+    fd = high_fd(c, (int)S3(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CLOEXEC));
     if (fd < 0)
         return fd;
     S1(SYS_close, c->fifo_fd);
@@ -765,7 +778,7 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         int r = (int)S5(SYS_mount, root, root, 0, MS_BIND | MS_REC, 0);
         if (r < 0)
             return r;
-        c->rootfd = (int)S4(SYS_openat, AT_FDCWD, root, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+        c->rootfd = high_fd(c, (int)S4(SYS_openat, AT_FDCWD, root, O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
         return c->rootfd < 0 ? c->rootfd : 0;
     }
     case PC_OP_MOUNT:
@@ -796,7 +809,7 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
     case PC_OP_DOMAINNAME:
         return (int)S2(SYS_setdomainname, str(c, op, 0), op->len[0]);
     case PC_OP_OPEN_FIFO:
-        c->fifo_fd = (int)S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_PATH | O_CLOEXEC, 0);
+        c->fifo_fd = high_fd(c, (int)S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_PATH | O_CLOEXEC, 0));
         return c->fifo_fd < 0 ? c->fifo_fd : 0;
     case PC_OP_STDIO:
         *what = "stdio";
@@ -906,8 +919,14 @@ static int child_main(void *arg)
         if (sig != SIGKILL && sig != SIGSTOP)
             S4(SYS_rt_sigaction, sig, &dfl, 0, sizeof dfl.mask);
     S2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
-    if (c->pc == 0)
+    if (c->pc == 0) {
+        uint32_t i;
         close_others(c);
+        c->sync_fd = high_fd(c, c->sync_fd);
+        for (i = 0; i < c->nops; i++)
+            if (c->ops[i].kind == PC_OP_EXEC && c->ops[i].v[2] >= 0)
+                ((struct pc_op *)&c->ops[i])->v[2] = high_fd(c, (int)c->ops[i].v[2]);
+    }
 
     if (c->wait_go && c->pc == 0) {
         struct pc_msg m;
@@ -971,7 +990,8 @@ static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct chi
     struct clone_args cl;
     memset(&cl, 0, sizeof cl);
     cl.flags = flags;
-    cl.exit_signal = SIGCHLD;
+    /* clone3 refuses an exit signal with CLONE_PARENT: the parent's is used. */
+    cl.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
     cl.stack = (uint64_t)(uintptr_t)stack;
     cl.stack_size = stack_size;
     pid = pc_clone3_tramp(&cl, sizeof cl, child_main, c);
@@ -981,7 +1001,7 @@ static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct chi
             return -ENOSYS; /* only clone3 can take CLONE_NEWTIME */
         /* glibc's clone: its errno write lands in the calling thread's TLS,
          * which is only a cosmetic race when called from a child. */
-        pid = clone(child_main, stack + stack_size, (int)(flags | SIGCHLD), c);
+        pid = clone(child_main, stack + stack_size, (int)(flags | ((flags & CLONE_PARENT) ? 0 : SIGCHLD)), c);
         if (pid < 0)
             pid = -errno;
     }
@@ -1039,6 +1059,7 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
     }
     c->nops = a->nops;
     c->sync_fd = a->sync_fd;
+    c->fd_base = a->fd_base > 3 ? a->fd_base : 3;
     c->wait_go = a->wait_go;
     c->rootfd = AT_FDCWD;
     c->fifo_fd = -1;

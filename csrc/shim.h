@@ -94,6 +94,7 @@ struct pc_spawn_args {
     uint32_t blob_len;
     const int *keep_fds;     /* sorted; every other fd >= 3 is closed first thing */
     uint32_t nkeep;
+    int fd_base;             /* above every fd the plan dups into place */
 };
 
 struct pc_spawn_result {

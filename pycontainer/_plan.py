@@ -344,6 +344,10 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     if any(n.type in (NamespaceType.PID, NamespaceType.TIME) for n in joined):
         ops.append(op(Op.FORK))
 
+    if userns:
+        # Become root of the new user namespace (the maps are written by now):
+        # files made from here on belong to the mapped root.
+        ops.append(op(Op.USER, b"", v=(0, 0, 0)))
     first = _PROPAGATION_FLAGS["rslave" if "slave" in cfg.rootfs_propagation or "shared" in cfg.rootfs_propagation else "rprivate"]
     ops.append(op(Op.PROPAGATION, v=(first,)))
     if inp.lower_rootfs is not None:

@@ -191,7 +191,14 @@ class Child:
             self.pty_master = None
 
 
-def spawn(ops: Sequence[_plan.PlanOp], clone_flags: int, *, wait_go: bool, keep_fds: Sequence[int] = ()) -> Child:
+def spawn(
+    ops: Sequence[_plan.PlanOp],
+    clone_flags: int,
+    *,
+    wait_go: bool,
+    keep_fds: Sequence[int] = (),
+    max_target_fd: int = 2,
+) -> Child:
     """Clone a child that runs ``ops``.  The caller then drives the protocol.
 
     The child closes every inherited fd >= 3 but ``keep_fds`` and its end of
@@ -214,6 +221,7 @@ def spawn(ops: Sequence[_plan.PlanOp], clone_flags: int, *, wait_go: bool, keep_
         keep_buf = ffi.new("int[]", keep)
         args.keep_fds = keep_buf
         args.nkeep = len(keep)
+        args.fd_base = max([max_target_fd, *keep]) + 1
         res = ffi.new("struct pc_spawn_result *")
         lib.pc_spawn(args, res)
     finally:

@@ -337,7 +337,9 @@ class Container(ProcessHandle):
         )
         ops = _plan.compile_create(config, inputs)
         keep = [src for src, _ in io.pairs] + ([inputs.init_fd] if config.init else [])
-        child = _spawn.spawn(ops, _plan.clone_flags(config), wait_go=userns, keep_fds=keep)
+        child = _spawn.spawn(
+            ops, _plan.clone_flags(config), wait_go=userns, keep_fds=keep, max_target_fd=2 + len(pass_fds)
+        )
         undo.callback(child.abandon)
         if userns:
             _spawn.write_id_maps(child.pid, config.uid_mappings, config.gid_mappings)
@@ -580,7 +582,7 @@ class Container(ProcessHandle):
                 preserve_fds=len(pass_fds),
             )
             keep = [src for src, _ in io.pairs] + [fd for _, fd in fds]
-            child = _spawn.spawn(ops, 0, wait_go=False, keep_fds=keep)
+            child = _spawn.spawn(ops, 0, wait_go=False, keep_fds=keep, max_target_fd=2 + len(pass_fds))
             try:
                 child.wait_for(0)
             except BaseException:

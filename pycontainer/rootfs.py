@@ -218,7 +218,7 @@ def default_rootfs(root: str | None = None) -> str:
     final = os.path.join(parent, f"busybox-{digest}")
     if os.path.isdir(final):
         return final
-    os.makedirs(parent, mode=0o700, exist_ok=True)
+    os.makedirs(parent, mode=0o711, exist_ok=True)  # a user namespace's root must traverse it
     tmp = tempfile.mkdtemp(prefix=".busybox-", dir=parent)
     try:
         _assemble_busybox(busybox, tmp)

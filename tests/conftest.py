@@ -1,0 +1,121 @@
+"""Shared fixtures.  Every test runs under a guard that compares the host's
+mounts, our child processes, processes in other pid namespaces and the state
+root before and after: a test that leaves anything behind fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pycontainer import ContainerConfig, Process, default_rootfs
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root and the real kernel")
+
+
+def _mounts() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        # mount id, parent, dev, root, mount point: stable across reads
+        return {" ".join(line.split()[:5]) for line in f}
+
+
+def _children() -> set[int]:
+    me = os.getpid()
+    out = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        ppid = int(data[data.rindex(b")") + 2 :].split()[1])
+        if ppid == me:
+            out.add(int(name))
+    return out
+
+
+def _foreign_pidns() -> set[int]:
+    mine = os.readlink("/proc/self/ns/pid")
+    out = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") != mine:
+                    out.add(int(name))
+            except OSError:
+                continue
+    return out
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def rootfs(data_root: str) -> str:
+    """The built-in busybox rootfs, built once for the session in a temp data root."""
+    return default_rootfs(data_root)
+
+
+@pytest.fixture
+def root(tmp_path: os.PathLike[str]) -> Iterator[str]:
+    """A fresh state root per test; it must be empty again when the test ends."""
+    path = os.path.join(str(tmp_path), "state")
+    os.mkdir(path)
+    yield path
+    left = os.listdir(path)
+    if left:
+        shutil.rmtree(path, ignore_errors=True)
+        pytest.fail(f"containers left under the state root: {left}")
+
+
+@pytest.fixture(autouse=True)
+def host_guard() -> Iterator[None]:
+    before_mounts = _mounts()
+    before_children = _children()
+    before_foreign = _foreign_pidns()
+    yield
+    # Give killed processes a moment to be reaped by whoever owns them.
+    deadline = time.monotonic() + 5
+    while True:
+        leaked_children = _children() - before_children
+        leaked_foreign = _foreign_pidns() - before_foreign
+        if not leaked_children and not leaked_foreign or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    leaked_mounts = _mounts() - before_mounts
+    problems = []
+    if leaked_mounts:
+        problems.append(f"mounts left on the host: {sorted(leaked_mounts)}")
+    if leaked_children:
+        problems.append(f"child processes left: {sorted(leaked_children)}")
+    if leaked_foreign:
+        problems.append(f"processes left in other pid namespaces: {sorted(leaked_foreign)}")
+    if problems:
+        for pid in leaked_children | leaked_foreign:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        for pid in leaked_children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        pytest.fail("; ".join(problems))
+
+
+@pytest.fixture
+def config(rootfs: str):
+    """Build a config on the session rootfs: config("sh", "-c", "...", **fields)."""
+
+    def make(*args: str, process: dict | None = None, **fields) -> ContainerConfig:
+        return ContainerConfig(process=Process(args=args, **(process or {})), rootfs=rootfs, **fields)
+
+    return make

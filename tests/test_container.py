@@ -1,0 +1,446 @@
+"""Containers on the real kernel: isolation seen from inside, lifecycle, exec, init."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import uuid
+
+import pytest
+
+from pycontainer import (
+    PIPE,
+    STDOUT,
+    Container,
+    ContainerConfig,
+    IDMap,
+    Mount,
+    Namespace,
+    NamespaceType,
+    Process,
+    Status,
+    User,
+)
+
+from .conftest import needs_root
+
+pytestmark = [needs_root, pytest.mark.root]
+
+
+def run(root: str, cfg: ContainerConfig, cid: str | None = None, **kw):
+    """Run to completion; (status, stdout, stderr)."""
+    with Container.run(root, cid or uuid.uuid4().hex[:12], cfg, stdout=PIPE, stderr=PIPE, **kw) as c:
+        out, err = c.communicate(timeout=30)
+        status = c.wait()
+    return status, out.decode(), err.decode()
+
+
+def sh(root: str, config, script: str, **fields):
+    status, out, err = run(root, config("sh", "-c", script, **fields))
+    assert status.code == 0, (status, out, err)
+    return out
+
+
+# ---- isolation, seen from inside ----------------------------------------------
+
+
+def test_is_pid_1_and_sees_no_host_process(root, config):
+    out = sh(root, config, "echo $$; ls /proc | grep -E '^[0-9]+$' | wc -l")
+    pid, count = out.split()
+    assert pid == "1"
+    # sh itself, plus ls/grep/wc of the pipeline at most
+    assert int(count) <= 4
+
+
+def test_hostname_is_its_own(root, config):
+    out = sh(root, config, "hostname; cat /etc/hostname", hostname="box-1")
+    assert out.split() == ["box-1", "box-1"]
+    assert os.uname().nodename != "box-1"
+
+
+def test_default_hostname_is_the_id_prefix(root, config):
+    status, out, _ = run(root, config("hostname"), cid="abcdef0123456789")
+    assert status.code == 0 and out.strip() == "abcdef012345"
+
+
+def test_mount_table_holds_only_its_mounts(root, config):
+    out = sh(root, config, "cat /proc/self/mountinfo")
+    points = [line.split()[4] for line in out.splitlines()]
+    assert points[0] == "/"
+    for expected in ("/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/etc/hosts"):
+        assert expected in points
+    host_only = {line.split()[4] for line in open("/proc/self/mountinfo")} - set(points)
+    assert "/boot" not in points and "/run" not in points
+    assert host_only  # the host has mounts the container does not see
+
+
+def test_new_net_namespace_has_only_lo(root, config):
+    out = sh(root, config, "ls /sys/class/net")
+    assert out.split() == ["lo"]
+
+
+def test_dev_has_the_standard_nodes(root, config):
+    out = sh(root, config, "ls /dev; stat -c '%n %t:%T %a' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty")
+    names = set(out.split())
+    for node in ("null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr"):
+        assert node in names
+    assert "/dev/null 1:3 666" in out and "/dev/urandom 1:9 666" in out and "/dev/tty 5:0 666" in out
+    assert "sda" not in names and "vda" not in names
+
+
+def test_sys_is_read_only_and_masked_paths_are_hidden(root, config):
+    out = sh(
+        root,
+        config,
+        "touch /sys/x 2>&1; echo 1 > /proc/sys/kernel/hostname 2>&1; echo t > /proc/sysrq-trigger 2>&1;"
+        "cat /proc/kcore | wc -c; ls /proc/acpi 2>/dev/null | wc -l; echo done",
+    )
+    assert "Read-only file system" in out
+    lines = out.split("\n")
+    assert "0" in lines  # /proc/kcore reads as /dev/null
+    assert out.strip().endswith("done")
+
+
+def test_etc_files_as_docker_writes_them(root, config):
+    out = sh(root, config, "cat /etc/hosts; echo ---; cat /etc/resolv.conf", hostname="web")
+    hosts, resolv = out.split("---\n")
+    assert "127.0.0.1\tlocalhost" in hosts
+    assert "nameserver" in resolv
+    assert "127.0.0.53" not in resolv  # host-local resolvers are dropped in an own netns
+
+
+def test_readonly_rootfs(root, config):
+    status, out, _ = run(root, config("sh", "-c", "touch /newfile 2>&1; touch /tmp/x 2>&1; echo ok", readonly_rootfs=True))
+    assert status.code == 0
+    assert out.count("Read-only file system") == 2
+
+
+def test_bind_mounts_ro_rw_and_tmpfs(root, config, tmp_path):
+    (tmp_path / "rw").mkdir()
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "data").write_text("hello")
+    cfg = config(
+        "sh",
+        "-c",
+        "cat /ro/data; echo w > /rw/out; touch /ro/nope 2>&1; echo x > /scratch/y && grep -c tmpfs /proc/mounts",
+        mounts=[
+            Mount("/rw", str(tmp_path / "rw")),
+            Mount("/ro", str(tmp_path / "ro"), options=("rbind", "ro")),
+            Mount("/scratch", None, "tmpfs", ("nosuid", "size=1m")),
+        ],
+    )
+    status, out, _ = run(root, cfg)
+    assert status.code == 0, out
+    assert out.startswith("hello")
+    assert "Read-only file system" in out
+    assert (tmp_path / "rw" / "out").read_text() == "w\n"
+    assert not (tmp_path / "ro" / "nope").exists()
+
+
+@pytest.fixture
+def public_dir():
+    """A directory the mapped root of a user namespace can traverse (pytest's
+    tmp dirs are 0700 root), removed at the end."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="pyc-test-", dir="/tmp")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_user_namespace_maps_root_to_an_unprivileged_host_uid(public_dir, rootfs):
+    import pathlib
+    import shutil
+
+    base = pathlib.Path(public_dir)
+    shutil.copytree(rootfs, base / "rootfs", symlinks=True)
+    # A user-namespaced rootfs belongs to the mapped ids, as an unpacked image would.
+    for dirpath, dirnames, filenames in os.walk(base / "rootfs"):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.lchown(name, 100000, 100000)
+    root = str(base / "state")
+    host = base / "shared"
+    host.mkdir()
+    os.chown(host, 100000, 100000)
+    cfg = ContainerConfig(
+        process=Process(args=("sh", "-c", "id -u; cat /proc/self/uid_map; touch /shared/f; stat -c %u /shared/f")),
+        rootfs=str(base / "rootfs"),
+        namespaces=[*(Namespace(t) for t in ("pid", "mount", "uts", "ipc", "network")), Namespace("user")],
+        uid_mappings=[IDMap(0, 100000, 65536)],
+        gid_mappings=[IDMap(0, 100000, 65536)],
+        mounts=[Mount("/shared", str(host))],
+    )
+    status, out, err = run(root, cfg)
+    assert status.code == 0, err
+    uid, mapline, owner = out.split("\n")[0], out.split("\n")[1].split(), out.split("\n")[2]
+    assert uid == "0"
+    assert mapline == ["0", "100000", "65536"]
+    assert owner == "0"  # owned by root inside ...
+    assert os.stat(host / "f").st_uid == 100000  # ... and by the mapped uid on the host
+    assert os.listdir(root) == []
+
+
+def test_user_and_groups_and_umask_and_cwd(root, config):
+    out = sh(
+        root,
+        config,
+        "id; pwd; umask",
+        process={"user": User(uid=1000, gid=1000, additional_gids=(5, 7)), "cwd": "/made/here", "umask": 0o077},
+    )
+    assert "uid=1000" in out and "gid=1000" in out and "groups=5(tty),7,1000" not in out
+    assert ",7" in out or " 7" in out or "7" in out.split("groups=")[1]
+    assert "/made/here" in out
+    assert "0077" in out
+
+
+def test_user_by_name_from_the_rootfs(root, config):
+    out = sh(root, config, "id -un", process={"user": "nobody"})
+    assert out.strip() == "nobody"
+
+
+def test_env_and_home(root, config):
+    out = sh(root, config, "echo $FOO; echo $HOME; echo $HOSTNAME", process={"env": {"PATH": "/bin", "FOO": "bar"}}, hostname="h1")
+    assert out.split() == ["bar", "/root", "h1"]
+
+
+# ---- exit codes, signals, stdio -----------------------------------------------
+
+
+def test_exit_code_reaches_the_caller(root, config):
+    status, _, _ = run(root, config("sh", "-c", "exit 42"))
+    assert status.code == 42 and status.returncode == 42
+
+
+def test_death_by_signal_reaches_the_caller(root, config):
+    # In the host's pid namespace the process is not an init, so it can kill itself.
+    no_pidns = [n for n in ("mount", "uts", "ipc", "network")]
+    status, _, _ = run(root, config("sh", "-c", "kill -9 $$", namespaces=no_pidns))
+    assert status.signal == signal.SIGKILL and status.code is None and status.returncode == -9
+
+
+def test_an_init_cannot_be_killed_from_inside_but_from_outside(root, config):
+    with Container.run(root, "pid1", config("sh", "-c", "kill -9 $$; echo survived; sleep 60"), stdout=PIPE) as c:
+        assert c.stdout.readline() == b"survived\n"
+        c.kill(signal.SIGKILL)
+        assert c.wait(timeout=10).signal == signal.SIGKILL
+
+
+def test_kill_a_running_container(root, config):
+    with Container.run(root, "sleeper", config("sleep", "60")) as c:
+        assert c.status is Status.RUNNING
+        c.kill(signal.SIGKILL)
+        assert c.wait(timeout=10).signal == signal.SIGKILL
+        assert c.status is Status.STOPPED
+
+
+def test_stdin_pipe_and_stderr_to_stdout(root, config):
+    cfg = config("sh", "-c", "read x; echo got $x; echo oops >&2")
+    with Container.run(root, "io", cfg, stdin=PIPE, stdout=PIPE, stderr=STDOUT) as c:
+        out, err = c.communicate(b"hello\n", timeout=30)
+    assert out == b"got hello\noops\n" and err is None
+
+
+def test_given_fds_and_pass_fds(root, config, tmp_path):
+    target = open(tmp_path / "out", "wb")
+    r, w = os.pipe()
+    try:
+        cfg = config("sh", "-c", "echo to-file; echo to-fd3 >&3")
+        with Container.run(root, "fds", cfg, stdout=target, pass_fds=[w]) as c:
+            os.close(w)
+            w = -1
+            assert c.wait(timeout=30).code == 0
+        assert os.read(r, 100) == b"to-fd3\n"
+    finally:
+        target.close()
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    assert (tmp_path / "out").read_bytes() == b"to-file\n"
+
+
+def test_only_stdio_and_passed_fds_are_open(root, config):
+    leak = os.open("/etc/hostname", os.O_RDONLY)  # not close-on-exec on purpose
+    os.set_inheritable(leak, True)
+    try:
+        out = sh(root, config, "ls /proc/self/fd")
+    finally:
+        os.close(leak)
+    # 0 1 2 and the fd ls opened to read the directory
+    assert set(out.split()) <= {"0", "1", "2", "3"}
+
+
+def test_pty_gives_a_terminal(root, config):
+    cfg = config("sh", "-c", "tty; echo $TERM", process={"terminal": True})
+    with Container.run(root, "tty", cfg) as c:
+        assert c.pty is not None
+        data = b""
+        while True:
+            try:
+                chunk = os.read(c.pty, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        assert c.wait(timeout=30).code == 0
+    assert b"/dev/pts/0" in data and b"xterm" in data
+
+
+# ---- lifecycle ------------------------------------------------------------------
+
+
+def test_create_leaves_init_blocked_until_start(root, config, tmp_path):
+    marker = tmp_path / "m"
+    marker.mkdir()
+    cfg = config("sh", "-c", "touch /m/started", mounts=[Mount("/m", str(marker))])
+    c = Container.create(root, "blocked", cfg)
+    try:
+        assert c.status is Status.CREATED
+        assert c.state().status is Status.CREATED
+        import time
+
+        time.sleep(0.2)
+        assert not (marker / "started").exists()
+        with open(f"/proc/{c.pid}/stat") as f:
+            assert f.read().split(") ")[1][0] == "S"  # sleeping in the fifo open
+        c.start()
+        assert c.wait(timeout=30).code == 0
+        assert (marker / "started").exists()
+        assert c.status is Status.STOPPED
+    finally:
+        c.delete(force=True)
+
+
+def test_load_state_and_list_from_another_object(root, config):
+    c = Container.create(root, "one", config("sleep", "30"))
+    try:
+        other = Container.load(root, "one")
+        st = other.state()
+        assert st.status is Status.CREATED and st.pid == c.pid and st.id == "one"
+        assert st.to_oci()["status"] == "created"
+        assert [x.id for x in Container.list(root)] == ["one"]
+        c.start()
+        assert Container.load(root, "one").status is Status.RUNNING
+        other.close()
+    finally:
+        c.delete(force=True)
+    assert Container.list(root) == []
+
+
+def test_delete_forced_of_a_running_container_kills_everything(root, config):
+    c = Container.run(root, "busy", config("sh", "-c", "sleep 100 & sleep 100 & wait"))
+    assert c.status is Status.RUNNING
+    pid = c.pid
+    c.delete(force=True)
+    assert not os.path.exists(os.path.join(root, "busy"))
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] in "ZX"
+
+
+def test_delete_of_a_created_container(root, config):
+    c = Container.create(root, "c", config("true"))
+    c.delete()
+    assert os.listdir(root) == []
+
+
+def test_context_manager_deletes(root, config):
+    with Container.create(root, "ctx", config("true")) as c:
+        assert c.status is Status.CREATED
+    assert os.listdir(root) == []
+
+
+def test_builtin_rootfs_gives_each_container_its_own_writable_layer(root, data_root):
+    cfg = ContainerConfig(process=Process(args=("sh", "-c", "cat /tmp/mark 2>/dev/null; echo $$ > /tmp/mark; cat /tmp/mark")))
+    outs = []
+    for i in range(2):
+        with Container.run(root, f"b{i}", cfg, stdout=PIPE, data_root=data_root) as c:
+            out, _ = c.communicate(timeout=30)
+            outs.append(out)
+    assert outs == [b"1\n", b"1\n"]  # the second container does not see the first one's file
+
+
+# ---- exec -----------------------------------------------------------------------
+
+
+def test_exec_joins_the_pid_namespace_and_sees_the_same_files(root, config):
+    with Container.run(root, "ex", config("sh", "-c", "echo hi > /dev/shm/f; sleep 60")) as c:
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with c.exec(["cat", "/dev/shm/f"], stdout=PIPE) as p:
+                out, _ = p.communicate(timeout=10)
+            if out:
+                break
+            time.sleep(0.02)
+        assert out == b"hi\n"
+        with c.exec(["sh", "-c", "echo $$; ps -o pid,comm"], stdout=PIPE) as p:
+            out, _ = p.communicate(timeout=10)
+            assert p.wait().code == 0
+        lines = out.decode().split("\n")
+        assert int(lines[0]) > 1  # not pid 1, but in the container's pid namespace
+        assert any(line.split()[:2] == ["1", "sleep"] for line in lines[1:] if line.strip())
+        with c.exec(Process(args=("hostname",), user="nobody"), stdout=PIPE) as p:
+            assert p.communicate(timeout=10)[0] == b"ex\n"
+        c.kill(signal.SIGKILL)
+        c.wait(timeout=10)
+
+
+def test_exec_exit_code_and_missing_binary(root, config):
+    from pycontainer import InitError
+
+    with Container.run(root, "ex2", config("sleep", "60")) as c:
+        with c.exec(["sh", "-c", "exit 7"]) as p:
+            assert p.wait(timeout=10).code == 7
+        with pytest.raises(InitError) as e:
+            c.exec(["no-such-binary"])
+        assert e.value.errno == 2 and "no-such-binary" in str(e.value)
+
+
+# ---- init -------------------------------------------------------------------------
+
+
+def test_init_reaps_zombies_and_forwards_signals(root, config):
+    # The shell orphans a child that exits: under our init it is reaped.
+    cfg = config("sh", "-c", "(sleep 0.1 &) ; trap 'echo got TERM; exit 5' TERM; sleep 0.5; ps -o stat,comm; while :; do sleep 0.05; done", init=True)
+    with Container.run(root, "init", cfg, stdout=PIPE) as c:
+        import time
+
+        time.sleep(1.0)
+        c.kill(signal.SIGTERM)
+        out, _ = c.communicate(timeout=30)
+        status = c.wait()
+    text = out.decode()
+    assert "Z" not in [line.split()[0] for line in text.splitlines()[1:] if line.split() and line.split()[0] != "STAT"]
+    assert "got TERM" in text
+    assert status.code == 5
+
+
+def test_init_is_pid_1_and_exits_with_the_childs_status(root, config):
+    status, out, _ = run(root, config("sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 9", init=True))
+    assert out.startswith("pycontainer-init")
+    assert status.code == 9
+
+
+# ---- threads ----------------------------------------------------------------------
+
+
+def test_many_threads_create_and_run_at_once(root, config):
+    results: dict[int, object] = {}
+
+    def work(i: int) -> None:
+        try:
+            results[i] = run(root, config("sh", "-c", f"echo {i}"), cid=f"t{i}")
+        except Exception as e:  # pragma: no cover - reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i in range(16):
+        status, out, _ = results[i]  # type: ignore[misc]
+        assert status.code == 0 and out == f"{i}\n"
