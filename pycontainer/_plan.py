@@ -391,6 +391,8 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             )
 
     ops.append(op(Op.PIVOT))
+    # The working directory is made (where missing) before the rootfs may turn read-only.
+    ops.append(op(Op.CHDIR, cfg.process.cwd, v=(1,)))
     for p in cfg.masked_paths:
         ops.append(op(Op.MASK, None, p))
     for p in cfg.readonly_paths:
@@ -405,7 +407,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             ops.append(op(Op.DOMAINNAME, cfg.domainname))
 
     ops.extend(
-        _process_ops(cfg.process.terminal, cfg.process.umask, cfg.process.cwd, cfg.process.args, inp.env, make_cwd=True)
+        _process_ops(cfg.process.terminal, cfg.process.umask, cfg.process.cwd, cfg.process.args, inp.env, make_cwd=False)
     )
     ops.append(op(Op.READY))
     ops.append(op(Op.WAIT_START))

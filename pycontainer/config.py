@@ -150,7 +150,10 @@ def _env(value: Iterable[str] | Mapping[str, str]) -> tuple[str, ...]:
 def _args(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         raise ConfigError("args", "must be a sequence of strings, not a string")
-    return tuple(value)
+    out = tuple(value)
+    if out and out[0] == "":
+        raise ConfigError("args[0]", "the program name is empty")
+    return out
 
 
 def _user(value: User | str | int) -> User | str:

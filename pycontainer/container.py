@@ -127,7 +127,10 @@ def _write_file(path: str, text: str, mode: int = 0o644) -> None:
 
 @contextlib.contextmanager
 def _locked(directory: str) -> Iterator[int]:
-    fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        raise ContainerNotFound(os.path.basename(directory), os.path.dirname(directory)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd

@@ -180,12 +180,30 @@ def check_id_mappings(cfg: ContainerConfig) -> None:
                 raise ConfigError(field, f"range {m.container_id}+{m.size} -> {m.host_id} leaves the id space")
 
 
+# Kernel filesystems the runtime mounts itself: nothing may be made or mounted in them.
+KERNEL_DIRS = ("/proc", "/sys", "/dev/pts", "/dev/mqueue")
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
+
+
+def check_process(cfg: ContainerConfig) -> None:
+    cwd = os.path.normpath(cfg.process.cwd)
+    for top in KERNEL_DIRS:
+        if _inside(cwd, top) and cwd != top:
+            raise ConfigError("process.cwd", f"{cfg.process.cwd!r} is inside {top}, a kernel filesystem")
+
+
 def check_mounts(cfg: ContainerConfig) -> None:
     seen: set[str] = set()
     for i, m in enumerate(cfg.mounts):
         dest = os.path.normpath(m.destination)
         if dest == "/":
             raise ConfigError(f"mounts[{i}].destination", "cannot mount over the container's root")
+        for top in KERNEL_DIRS:
+            if _inside(dest, top):
+                raise ConfigError(f"mounts[{i}].destination", f"{dest!r} is inside {top}, which the runtime mounts")
         if dest in seen:
             raise ConfigError(f"mounts[{i}].destination", f"{dest!r} is mounted twice")
         seen.add(dest)
@@ -197,6 +215,7 @@ CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
     check_rootfs,
     check_namespaces,
     check_id_mappings,
+    check_process,
     check_mounts,
 )
 

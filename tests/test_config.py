@@ -1,0 +1,222 @@
+"""Config classes and validators, plan compilation and host-side helpers: no root needed."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import attrs
+import pytest
+
+from pycontainer import ConfigError, ContainerConfig, IDMap, Mount, Namespace, NamespaceType, Process, User
+from pycontainer import _plan
+from pycontainer.rootfs import hosts_file, lookup_user, resolv_conf, resolve_in_root
+
+
+def cfg(**fields) -> ContainerConfig:
+    return ContainerConfig(**{"process": Process(args=["true"]), "rootfs": "/r", **fields})
+
+
+# ---- config ------------------------------------------------------------------
+
+
+def test_defaults_are_dockers():
+    c = cfg()
+    assert {n.type for n in c.namespaces} == {
+        NamespaceType.PID, NamespaceType.MOUNT, NamespaceType.UTS, NamespaceType.IPC, NamespaceType.NETWORK,
+    }  # fmt: skip
+    assert c.process.env[0].startswith("PATH=")
+    assert "/proc/kcore" in c.masked_paths and "/proc/sys" in c.readonly_paths
+    assert c.rootfs_propagation == "rprivate"
+
+
+def test_configs_are_frozen_and_evolve():
+    c = cfg()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        c.hostname = "x"  # type: ignore[misc]
+    assert attrs.evolve(c, hostname="x").hostname == "x"
+
+
+def test_env_from_a_mapping():
+    assert Process(args=["x"], env={"A": "1", "B": "2"}).env == ("A=1", "B=2")
+
+
+@pytest.mark.parametrize(
+    "build, field",
+    [
+        (lambda: Process(args=[]), "args"),
+        (lambda: Process(args="echo hi"), "args"),
+        (lambda: Process(args=["a\0b"]), "args[0]"),
+        (lambda: Process(args=["x"], env=["NOEQUALS"]), "env[0]"),
+        (lambda: Process(args=["x"], env=["=v"]), "env[0]"),
+        (lambda: Process(args=["x"], cwd="relative"), "cwd"),
+        (lambda: Process(args=["x"], umask=0o1000), "umask"),
+        (lambda: Process(args=["x"], user=-1), "uid"),
+        (lambda: Process(args=["x"], user=True), "user"),
+        (lambda: User(uid=2**32), "uid"),
+        (lambda: User(additional_gids=[1, -2]), "additional_gids[1]"),
+        (lambda: IDMap(0, 100000, 0), "size"),
+        (lambda: Mount("relative"), "destination"),
+        (lambda: Mount("/x", "relative/src"), "mounts.source"),
+        (lambda: Mount("/x", None, "tmpfs", ["size=1m,mode=1777"]), "mounts.options[0]"),
+        (lambda: Mount("/x", None, "t m p"), "mounts.type"),
+        (lambda: Namespace("nope"), "namespaces"),
+        (lambda: Namespace("net", "relative"), "namespaces"),
+        (lambda: cfg(hostname="-leading-dash"), "hostname"),
+        (lambda: cfg(hostname="x" * 65), "hostname"),
+        (lambda: cfg(rootfs_propagation="weird"), "rootfs_propagation"),
+        (lambda: cfg(masked_paths=["relative"]), "paths[0]"),
+        (lambda: ContainerConfig(process="true"), "process"),  # type: ignore[arg-type]
+    ],
+)
+def test_field_validators_name_the_field(build, field):
+    with pytest.raises(ConfigError) as e:
+        build()
+    assert e.value.field == field
+    assert str(e.value).startswith(field + ": ")
+
+
+# ---- plan ----------------------------------------------------------------------
+
+
+def inputs(**kw):
+    base = dict(rootfs="/r", state_dir="/s", hostname="h", user=User(), env=("PATH=/bin",))
+    base.update(kw)
+    return _plan.CreateInputs(**base)
+
+
+def kinds(ops):
+    return [o.kind for o in ops]
+
+
+def test_plan_order_for_a_default_container():
+    ops = _plan.compile_create(cfg(), inputs())
+    k = kinds(ops)
+    assert k[0] is _plan.Op.PROPAGATION and ops[0].v[0] == _plan.MS_REC | _plan.MS_PRIVATE
+    assert k[1] is _plan.Op.ROOTFS and ops[1].s[0] == "/r"
+    # every mount into the rootfs happens before pivot_root, masks after it
+    pivot = k.index(_plan.Op.PIVOT)
+    assert all(i < pivot for i, x in enumerate(k) if x in (_plan.Op.MOUNT, _plan.Op.MKNOD, _plan.Op.SYMLINK))
+    assert all(i > pivot for i, x in enumerate(k) if x in (_plan.Op.MASK, _plan.Op.READONLY))
+    # the tail: ready, wait for start, then drop to the user, close fds, exec
+    assert k[-6:] == [
+        _plan.Op.RESOLVE, _plan.Op.READY, _plan.Op.WAIT_START, _plan.Op.USER, _plan.Op.CLOSE_FDS, _plan.Op.EXEC,
+    ]  # fmt: skip
+    mounts = [o.s[1] for o in ops if o.kind is _plan.Op.MOUNT]
+    assert mounts[:6] == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]
+    assert mounts[-3:] == ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]
+    assert _plan.clone_flags(cfg()) == (
+        _plan.CLONE_NEWPID | _plan.CLONE_NEWNS | _plan.CLONE_NEWUTS | _plan.CLONE_NEWIPC | _plan.CLONE_NEWNET
+    )
+
+
+def test_plan_for_options():
+    c = cfg(
+        readonly_rootfs=True,
+        rootfs_propagation="rslave",
+        domainname="example",
+        mounts=[Mount("/data", "/srv", options=["rbind", "ro", "nosuid"]), Mount("/t", None, "tmpfs", ["size=1m", "noexec"])],
+        namespaces=["mount", "pid", Namespace("network", "/proc/1/ns/net")],
+        process=Process(args=["sh"], terminal=True, umask=0o27),
+    )
+    ops = _plan.compile_create(c, inputs())
+    k = kinds(ops)
+    assert k[0] is _plan.Op.SETNS and ops[0].v[0] == _plan.CLONE_NEWNET and ops[0].s[0] == "/proc/1/ns/net"
+    assert ops[1].kind is _plan.Op.PROPAGATION and ops[1].v[0] == _plan.MS_REC | _plan.MS_SLAVE
+    assert _plan.Op.REMOUNT_RO in k and _plan.Op.PTY in k and _plan.Op.SETSID not in k
+    assert _plan.Op.HOSTNAME not in k  # no own uts namespace
+    data = next(o for o in ops if o.kind is _plan.Op.MOUNT and o.s[1] == "/data")
+    assert data.v[0] == _plan.MS_BIND | _plan.MS_REC and data.v[3] == _plan.ATTR_RDONLY | _plan.ATTR_NOSUID
+    tmp = next(o for o in ops if o.kind is _plan.Op.MOUNT and o.s[1] == "/t")
+    assert tmp.s[2] == "tmpfs" and tmp.s[3] == "size=1m" and tmp.v[0] == _plan.MS_NOEXEC
+    assert next(o for o in ops if o.kind is _plan.Op.UMASK).v[0] == 0o27
+    assert _plan.clone_flags(c) == _plan.CLONE_NEWNS | _plan.CLONE_NEWPID
+    assert ops[-1].kind is _plan.Op.EXEC
+
+
+def test_plan_joining_a_pid_namespace_reclones():
+    c = cfg(namespaces=["mount", Namespace("pid", "/proc/1/ns/pid")])
+    k = kinds(_plan.compile_create(c, inputs()))
+    assert k[:2] == [_plan.Op.SETNS, _plan.Op.FORK]
+
+
+def test_plan_user_namespace_becomes_root_first_and_skips_unmapped_tty_gid():
+    c = cfg(
+        namespaces=["mount", "user"],
+        uid_mappings=[IDMap(0, 100000, 5)],
+        gid_mappings=[IDMap(0, 100000, 5)],
+    )
+    ops = _plan.compile_create(c, inputs())
+    assert ops[0].kind is _plan.Op.USER and ops[0].v[:2] == (0, 0)
+    pts = next(o for o in ops if o.kind is _plan.Op.MOUNT and o.s[1] == "/dev/pts")
+    assert "gid=5" not in pts.s[3]
+
+
+def test_exec_plan_joins_user_first_and_mount_last():
+    ops = _plan.compile_exec(
+        [(NamespaceType.MOUNT, 10), (NamespaceType.PID, 11), (NamespaceType.USER, 12)],
+        args=["ls"], env=["PATH=/bin"], cwd="/", user=User(), umask=0o22, terminal=False,
+    )  # fmt: skip
+    setns = [o.v for o in ops if o.kind is _plan.Op.SETNS]
+    assert [v[1] for v in setns] == [12, 11, 10]
+    assert kinds(ops)[3] is _plan.Op.FORK
+
+
+def test_encode_packs_structs_and_nul_terminated_strings():
+    ops = [_plan.op(_plan.Op.MOUNT, "src", "/dst", None, b"a\0b", v=(1, 2, 3, 4))]
+    packed, blob = _plan.encode(ops)
+    fields = struct.unpack("@i4I4I4q", packed)
+    assert fields[0] == _plan.Op.MOUNT
+    offs, lens, ints = fields[1:5], fields[5:9], fields[9:]
+    assert offs[2] == _plan.NONE and lens[:2] == (3, 4) and ints == (1, 2, 3, 4)
+    assert blob[offs[0] : offs[0] + 4] == b"src\0" and blob[offs[3] : offs[3] + 4] == b"a\0b\0"
+
+
+def test_mount_flags():
+    flags, prop, attrs_, data = _plan.mount_flags(["ro", "nosuid", "rshared", "mode=755", "rw"])
+    assert flags == _plan.MS_NOSUID and prop == _plan.MS_SHARED | _plan.MS_REC and data == ["mode=755"]
+    assert attrs_ == _plan.ATTR_NOSUID
+
+
+# ---- host-side helpers ------------------------------------------------------------
+
+
+def test_resolve_in_root_never_leaves_the_root(tmp_path):
+    r = tmp_path / "root"
+    (r / "etc").mkdir(parents=True)
+    os.symlink("/etc", r / "abs")
+    os.symlink("../../../../..", r / "up")
+    os.symlink("loop2", r / "loop1")
+    os.symlink("loop1", r / "loop2")
+    assert resolve_in_root(str(r), "/abs/passwd") == str(r / "etc/passwd")
+    assert resolve_in_root(str(r), "/up/etc") == str(r / "etc")
+    assert resolve_in_root(str(r), "/../../x") == str(r / "x")
+    with pytest.raises(OSError):
+        resolve_in_root(str(r), "/loop1")
+
+
+def test_lookup_user(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+    (tmp_path / "etc/group").write_text("root:x:0:\napp:x:1000:\nwheel:x:10:app\n")
+    r = str(tmp_path)
+    assert lookup_user(r, "app") == (User(1000, 1000, (10,)), "/home/app")
+    assert lookup_user(r, "app:wheel") == (User(1000, 10, ()), "/home/app")
+    assert lookup_user(r, "1234:5") == (User(1234, 5), "/")
+    assert lookup_user(r, User(0, 0)) == (User(0, 0), "/root")
+    with pytest.raises(ConfigError, match="no user 'ghost'"):
+        lookup_user(r, "ghost")
+    with pytest.raises(ConfigError, match="no group 'ghosts'"):
+        lookup_user(r, "app:ghosts")
+
+
+def test_etc_files(tmp_path):
+    host = tmp_path / "resolv.conf"
+    host.write_text("search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n")
+    assert resolv_conf(own_netns=True, host_file=str(host)) == "search example.com\nnameserver 10.0.0.2\n"
+    host.write_text("nameserver 127.0.0.53\n")
+    assert resolv_conf(own_netns=True, host_file=str(host)) == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+    assert resolv_conf(own_netns=False, host_file=str(host)) == "nameserver 127.0.0.53\n"
+    assert resolv_conf(own_netns=True, servers=("1.1.1.1",)) == "nameserver 1.1.1.1\n"
+    assert hosts_file("web", ("10.1.0.2",)).endswith("10.1.0.2\tweb\n")
+    assert hosts_file("web").startswith("127.0.0.1\tlocalhost\n")
