@@ -42,6 +42,7 @@
 #include <sys/sysmacros.h>
 #include <linux/sched.h>
 #include <linux/openat2.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -131,6 +132,9 @@ struct child {
     int rootfd;          /* O_PATH fd of the container's root */
     int fifo_fd;         /* O_PATH fd of the exec fifo */
     int fifo_wr;         /* write end once `start` released us, for late errors */
+    int mask_fd;         /* the empty read-only tmpfs that hides masked directories */
+    int dir_fd;          /* the last parent dir MKNOD/SYMLINK resolved (consecutive ops share it) */
+    char dir_path[256];
     uint32_t pc;         /* next op to run */
     char **ptrs;         /* argv/envp pointer slots */
     uint32_t nptrs;
@@ -422,35 +426,54 @@ static int op_mount(struct child *c, const struct pc_op *op, const char **what)
     return r;
 }
 
+/* The parent of `path` (resolved in the root) and its last component.  Runs
+ * of MKNOD/SYMLINK ops in one directory (/dev) resolve it once; a mount
+ * between two of them drops the cache, since it may cover the directory. */
+static int parent_dir(struct child *c, const char *path, const char **name)
+{
+    const char *n = path + slen(path);
+    size_t len;
+    char dir[256];
+    while (n > path && n[-1] != '/')
+        n--;
+    *name = n;
+    len = (size_t)(n - path);
+    if (len >= sizeof dir)
+        return -ENAMETOOLONG;
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    if (!len)
+        memcpy(dir, "/", 2);
+    if (c->dir_fd >= 0) {
+        size_t i = 0;
+        while (dir[i] && dir[i] == c->dir_path[i])
+            i++;
+        if (dir[i] == c->dir_path[i])
+            return c->dir_fd;
+        S1(SYS_close, c->dir_fd);
+        c->dir_fd = -1;
+    }
+    c->dir_fd = high_fd(c, open_in_root(c, dir, O_PATH | O_DIRECTORY));
+    if (c->dir_fd >= 0)
+        scopy(c->dir_path, sizeof c->dir_path, dir);
+    return c->dir_fd;
+}
+
+static void drop_dir_cache(struct child *c)
+{
+    if (c->dir_fd >= 0)
+        S1(SYS_close, c->dir_fd);
+    c->dir_fd = -1;
+}
+
 static int op_mknod(struct child *c, const struct pc_op *op)
 {
-    const char *tgt = str(c, op, 1), *hostdev = str(c, op, 0);
-    int pfd, r;
-    const char *name = tgt + slen(tgt);
-    char dir[4096];
-    while (name > tgt && name[-1] != '/')
-        name--;
-    if ((size_t)(name - tgt) >= sizeof dir)
-        return -ENAMETOOLONG;
-    memcpy(dir, tgt, (size_t)(name - tgt));
-    dir[name - tgt] = '\0';
-    pfd = open_in_root(c, dir[0] ? dir : "/", O_PATH | O_DIRECTORY);
+    const char *hostdev = str(c, op, 0), *name;
+    int pfd = parent_dir(c, str(c, op, 1), &name), r;
     if (pfd < 0)
         return pfd;
+    /* Exact modes: the child runs with umask 0 until PC_OP_UMASK. */
     r = (int)S4(SYS_mknodat, pfd, name, op->v[0], op->v[1]);
-    if (r == 0)
-        r = (int)S5(SYS_fchownat, pfd, name, 0, 0, AT_SYMLINK_NOFOLLOW);
-    if (r == 0) {
-        /* mknod honours the umask; the device modes are exact. */
-        int fd = (int)S4(SYS_openat, pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
-        if (fd >= 0) {
-            char p[32];
-            fd_path(p, fd);
-            r = (int)S2(SYS_chmod, p, op->v[0] & 07777);
-            S1(SYS_close, fd);
-        }
-    }
-    S1(SYS_close, pfd);
     if (r == -EPERM && hostdev) {
         /* In a user namespace mknod is refused: bind the host's node. */
         struct pc_op bind;
@@ -469,21 +492,11 @@ static int op_mknod(struct child *c, const struct pc_op *op)
 
 static int op_symlink(struct child *c, const struct pc_op *op)
 {
-    const char *text = str(c, op, 0), *link = str(c, op, 1);
-    const char *name = link + slen(link);
-    char dir[4096];
-    int pfd, r;
-    while (name > link && name[-1] != '/')
-        name--;
-    if ((size_t)(name - link) >= sizeof dir)
-        return -ENAMETOOLONG;
-    memcpy(dir, link, (size_t)(name - link));
-    dir[name - link] = '\0';
-    pfd = open_in_root(c, dir[0] ? dir : "/", O_PATH | O_DIRECTORY);
+    const char *name;
+    int pfd = parent_dir(c, str(c, op, 1), &name), r;
     if (pfd < 0)
         return pfd;
-    r = (int)S3(SYS_symlinkat, text, pfd, name);
-    S1(SYS_close, pfd);
+    r = (int)S3(SYS_symlinkat, str(c, op, 0), pfd, name);
     return r == -EEXIST ? 0 : r;
 }
 
@@ -510,8 +523,9 @@ static int op_pivot(struct child *c)
 static int op_mask(struct child *c, const struct pc_op *op)
 {
     struct stat st;
-    char p[32];
-    int fd = open_in_root(c, str(c, op, 1), O_PATH | O_NOFOLLOW), r;
+    char p[32], src[32];
+    const char *path = str(c, op, 1);
+    int fd = open_in_root(c, path, O_PATH | O_NOFOLLOW), r;
     if (fd == -ENOENT)
         return 0;
     if (fd < 0)
@@ -519,10 +533,18 @@ static int op_mask(struct child *c, const struct pc_op *op)
     fd_path(p, fd);
     r = (int)S5(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH, 0);
     if (r == 0) {
-        if (S_ISDIR(st.st_mode))
-            r = (int)S5(SYS_mount, "tmpfs", p, "tmpfs", MS_RDONLY, "size=0k");
-        else
+        if (!S_ISDIR(st.st_mode)) {
             r = (int)S5(SYS_mount, "/dev/null", p, 0, MS_BIND, 0);
+        } else if (c->mask_fd >= 0) {
+            /* One empty read-only tmpfs serves every masked directory:
+             * a bind is much cheaper than a new superblock. */
+            fd_path(src, c->mask_fd);
+            r = (int)S5(SYS_mount, src, p, 0, MS_BIND, 0);
+        } else {
+            r = (int)S5(SYS_mount, "tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k,mode=555");
+            if (r == 0)
+                c->mask_fd = high_fd(c, open_in_root(c, path, O_PATH | O_DIRECTORY));
+        }
     }
     S1(SYS_close, fd);
     return r;
@@ -624,6 +646,23 @@ static int op_pty(struct child *c)
     if (slave > 2)
         S1(SYS_close, slave);
     return 0;
+}
+
+static int loopback_up(void)
+{
+    struct ifreq ifr;
+    int r, fd = (int)S3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    r = (int)S3(SYS_ioctl, fd, SIOCGIFFLAGS, &ifr);
+    if (r == 0 && !(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        r = (int)S3(SYS_ioctl, fd, SIOCSIFFLAGS, &ifr);
+    }
+    S1(SYS_close, fd);
+    return r;
 }
 
 static int is_exec_file(const char *path)
@@ -782,6 +821,7 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         return c->rootfd < 0 ? c->rootfd : 0;
     }
     case PC_OP_MOUNT:
+        drop_dir_cache(c);
         return op_mount(c, op, what);
     case PC_OP_MKNOD:
         *what = str(c, op, 1);
@@ -791,6 +831,7 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         return op_symlink(c, op);
     case PC_OP_PIVOT:
         *what = "/";
+        drop_dir_cache(c);
         return op_pivot(c);
     case PC_OP_MASK:
         *what = str(c, op, 1);
@@ -870,6 +911,9 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
     case PC_OP_EXEC:
         *what = c->exe;
         return op_exec(c, op);
+    case PC_OP_LOOPBACK:
+        *what = "lo";
+        return loopback_up();
     }
     return -EINVAL;
 }
@@ -919,6 +963,7 @@ static int child_main(void *arg)
         if (sig != SIGKILL && sig != SIGSTOP)
             S4(SYS_rt_sigaction, sig, &dfl, 0, sizeof dfl.mask);
     S2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    S1(SYS_umask, 0);
     if (c->pc == 0) {
         uint32_t i;
         close_others(c);
@@ -1064,6 +1109,8 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
     c->rootfd = AT_FDCWD;
     c->fifo_fd = -1;
     c->fifo_wr = -1;
+    c->mask_fd = -1;
+    c->dir_fd = -1;
     if (need_fork) {
         c->stack2 = arena + page + STACK_SIZE + page;
         c->stack2_size = STACK_SIZE;
@@ -1091,4 +1138,25 @@ void pc_arena_release(void *arena, uint64_t size)
 {
     if (arena)
         munmap(arena, (size_t)size);
+}
+
+int pc_new_netns(int back_fd)
+{
+    int fd, r;
+    if (unshare(CLONE_NEWNET) < 0)
+        return -errno;
+    fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    r = fd < 0 ? -errno : loopback_up();
+    if (setns(back_fd, CLONE_NEWNET) < 0) {
+        r = -errno;
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    if (r < 0) {
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    return fd;
 }

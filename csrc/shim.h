@@ -46,6 +46,7 @@ enum {
     PC_OP_WAIT_START,     /* block on the exec fifo until `start` */
     PC_OP_CLOSE_FDS,      /* v0 first fd to close on exec */
     PC_OP_EXEC,           /* s0 argv (NUL separated, v0 argc), s1 envp (v1 envc), v2 init memfd or -1 */
+    PC_OP_LOOPBACK,       /* bring "lo" up in the (new) network namespace */
     PC_OP__COUNT
 };
 
@@ -105,6 +106,11 @@ struct pc_spawn_result {
 };
 
 int pc_spawn(const struct pc_spawn_args *args, struct pc_spawn_result *res);
+/* Make a network namespace with "lo" up, from the calling thread, and return
+ * to the namespace `back_fd` names.  Returns an fd for the new namespace, or
+ * -errno (then the thread may be left in the new namespace if it was the
+ * way back that failed: the caller must stop using the thread). */
+int pc_new_netns(int back_fd);
 void pc_arena_release(void *arena, uint64_t size);
 
 #endif

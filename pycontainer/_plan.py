@@ -20,9 +20,11 @@ The child's order (create), numbered as the sync points in docs/architecture.md:
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import struct
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import attrs
 
@@ -59,6 +61,7 @@ class Op(enum.IntEnum):
     WAIT_START = 24
     CLOSE_FDS = 25
     EXEC = 26
+    LOOPBACK = 27
 
 
 # The step names InitError reports.
@@ -89,6 +92,7 @@ STEP_NAMES = {
     Op.WAIT_START: "start",
     Op.CLOSE_FDS: "close fds",
     Op.EXEC: "exec",
+    Op.LOOPBACK: "loopback",
 }
 
 # <sys/mount.h>
@@ -230,38 +234,54 @@ _OP_STRUCT = struct.Struct("@i4I4I4q")
 NONE = 0xFFFFFFFF
 
 
-@attrs.frozen
-class PlanOp:
+class PlanOp(NamedTuple):
+    """One step: its kind, four strings (None when unused) and four integers."""
+
     kind: Op
-    s: tuple[str | bytes | None, ...] = (None, None, None, None)
-    v: tuple[int, ...] = (0, 0, 0, 0)
+    s: tuple[str | bytes | None, ...]
+    v: tuple[int, ...]
+
+
+_NO_STRINGS = (None, None, None, None)
+_NO_INTS = (0, 0, 0, 0)
 
 
 def op(kind: Op, *s: str | bytes | None, v: Sequence[int] = ()) -> PlanOp:
-    strs = tuple(s) + (None,) * (4 - len(s))
-    ints = tuple(v) + (0,) * (4 - len(v))
+    strs = s + _NO_STRINGS[len(s) :] if s else _NO_STRINGS
+    ints = tuple(v) + _NO_INTS[len(v) :] if v else _NO_INTS
     return PlanOp(kind, strs, ints)
 
 
 def encode(ops: Sequence[PlanOp]) -> tuple[bytes, bytes]:
-    """Pack ops into (``struct pc_op[]`` bytes, string blob)."""
-    blob = bytearray()
-    packed = bytearray()
+    """Pack ops into (``struct pc_op[]`` bytes, string blob).
+
+    Hot path: one struct.pack call for the whole array (the native-aligned
+    format repeated n times lays the structs out exactly as C does)."""
+    pieces: list[bytes] = []
+    flat: list[int] = []
+    pos = 0
     for o in ops:
-        offs = []
-        lens = []
-        for s in o.s:
-            if s is None:
-                offs.append(NONE)
-                lens.append(0)
+        offs = [NONE, NONE, NONE, NONE]
+        lens = [0, 0, 0, 0]
+        for i, item in enumerate(o.s):
+            if item is None:
                 continue
-            b = s.encode() if isinstance(s, str) else s
-            offs.append(len(blob))
-            lens.append(len(b))
-            blob += b
-            blob += b"\0"
-        packed += _OP_STRUCT.pack(int(o.kind), *offs, *lens, *o.v)
-    return bytes(packed), bytes(blob)
+            b = item.encode() if type(item) is str else item  # noqa: E721 - hot path
+            offs[i] = pos
+            lens[i] = len(b)
+            pieces.append(b)
+            pos += len(b) + 1
+        flat.append(o.kind)
+        flat += offs
+        flat += lens
+        flat += o.v
+    blob = b"\0".join(pieces) + b"\0" if pieces else b""
+    return _packer(len(ops)).pack(*flat), blob
+
+
+@functools.lru_cache(maxsize=16)
+def _packer(n: int) -> struct.Struct:
+    return struct.Struct("@" + "i4I4I4q" * n)
 
 
 def mount_flags(options: Iterable[str]) -> tuple[int, int, int, list[str]]:
@@ -320,14 +340,17 @@ class CreateInputs:
     preserve_fds: int = 0
     init_fd: int = -1
     lower_rootfs: str | None = None  # overlay the built-in rootfs with a per-container upper
+    netns_fd: int = -1  # a fresh network namespace from the pool, joined instead of CLONE_NEWNET
     etc_files: tuple[str, ...] = ("hostname", "hosts", "resolv.conf")
 
 
-def clone_flags(cfg: ContainerConfig) -> int:
+def clone_flags(cfg: ContainerConfig, *, pooled_netns: bool = False) -> int:
     flags = 0
     for ns in cfg.namespaces:
         if ns.path is None:
             flags |= CLONE_FLAGS[ns.type]
+    if pooled_netns:
+        flags &= ~CLONE_NEWNET
     return flags
 
 
@@ -343,6 +366,10 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
                 ops.append(op(Op.SETNS, n.path, v=(CLONE_FLAGS[kind], -1)))
     if any(n.type in (NamespaceType.PID, NamespaceType.TIME) for n in joined):
         ops.append(op(Op.FORK))
+    if inp.netns_fd >= 0:
+        ops.append(op(Op.SETNS, None, v=(CLONE_NEWNET, inp.netns_fd)))
+    elif cfg.new_namespace(NamespaceType.NETWORK):
+        ops.append(op(Op.LOOPBACK))
 
     if userns:
         # Become root of the new user namespace (the maps are written by now):
@@ -360,26 +387,14 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         pairs = b"".join(struct.pack("@ii", src, dst) for src, dst in inp.stdio)
         ops.append(op(Op.STDIO, pairs, v=(len(inp.stdio),)))
 
-    # /proc, /dev, /sys: runc's default mounts.
-    nodev = MS_NOSUID | MS_NOEXEC | MS_NODEV
-    ops.append(op(Op.MOUNT, "proc", "/proc", "proc", None, v=(nodev, M_MKDIR, 0, 0)))
-    ops.append(op(Op.MOUNT, "tmpfs", "/dev", "tmpfs", "mode=755,size=65536k", v=(MS_NOSUID | MS_STRICTATIME, M_MKDIR, 0, 0)))
-    for path, mode, major, minor in DEVICES:
-        ops.append(op(Op.MKNOD, path, path, v=(mode, os.makedev(major, minor))))
-    pts = "newinstance,ptmxmode=0666,mode=0620"
-    if not userns or _id_mapped(cfg.gid_mappings, 5):
-        pts += ",gid=5"
-    ops.append(op(Op.MOUNT, "devpts", "/dev/pts", "devpts", pts, v=(MS_NOSUID | MS_NOEXEC, M_MKDIR, 0, 0)))
-    ops.append(op(Op.MOUNT, "shm", "/dev/shm", "tmpfs", "mode=1777,size=65536k", v=(nodev, M_MKDIR, 0, 0)))
-    if cfg.new_namespace(NamespaceType.IPC):
-        ops.append(op(Op.MOUNT, "mqueue", "/dev/mqueue", "mqueue", None, v=(nodev, M_MKDIR | M_OPTIONAL, 0, 0)))
-    for text, link in DEV_LINKS:
-        ops.append(op(Op.SYMLINK, text, link))
-    if userns and not cfg.new_namespace(NamespaceType.NETWORK):
-        # sysfs belongs to the network namespace's owner: bind the host's.
-        ops.append(op(Op.MOUNT, "/sys", "/sys", None, None, v=(MS_BIND | MS_REC, M_MKDIR, 0, ATTR_RDONLY | nodev_attrs())))
-    else:
-        ops.append(op(Op.MOUNT, "sysfs", "/sys", "sysfs", None, v=(nodev | MS_RDONLY, M_MKDIR, 0, 0)))
+    ops.extend(
+        _kernel_mounts(
+            userns=userns,
+            tty_gid=not userns or _id_mapped(cfg.gid_mappings, 5),
+            ipc=cfg.new_namespace(NamespaceType.IPC),
+            bind_sys=userns and not cfg.new_namespace(NamespaceType.NETWORK),
+        )
+    )
 
     taken = {os.path.normpath(m.destination) for m in cfg.mounts}
     for i, m in enumerate(cfg.mounts):
@@ -393,10 +408,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     ops.append(op(Op.PIVOT))
     # The working directory is made (where missing) before the rootfs may turn read-only.
     ops.append(op(Op.CHDIR, cfg.process.cwd, v=(1,)))
-    for p in cfg.masked_paths:
-        ops.append(op(Op.MASK, None, p))
-    for p in cfg.readonly_paths:
-        ops.append(op(Op.READONLY, None, p))
+    ops.extend(_masks(cfg.masked_paths, cfg.readonly_paths))
     if cfg.readonly_rootfs:
         ops.append(op(Op.REMOUNT_RO))
     if cfg.rootfs_propagation not in ("private", "rprivate"):
@@ -415,8 +427,37 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     return ops
 
 
-def nodev_attrs() -> int:
-    return ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
+NODEV_ATTRS = ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
+
+
+@functools.lru_cache(maxsize=16)
+def _kernel_mounts(*, userns: bool, tty_gid: bool, ipc: bool, bind_sys: bool) -> tuple[PlanOp, ...]:
+    """/proc, /dev (nodes, pts, shm, mqueue, links) and /sys: runc's default mounts."""
+    nodev = MS_NOSUID | MS_NOEXEC | MS_NODEV
+    ops = [
+        op(Op.MOUNT, "proc", "/proc", "proc", None, v=(nodev, M_MKDIR, 0, 0)),
+        op(Op.MOUNT, "tmpfs", "/dev", "tmpfs", "mode=755,size=65536k", v=(MS_NOSUID | MS_STRICTATIME, M_MKDIR, 0, 0)),
+    ]
+    for path, mode, major, minor in DEVICES:
+        ops.append(op(Op.MKNOD, path, path, v=(mode, os.makedev(major, minor))))
+    pts = "newinstance,ptmxmode=0666,mode=0620" + (",gid=5" if tty_gid else "")
+    ops.append(op(Op.MOUNT, "devpts", "/dev/pts", "devpts", pts, v=(MS_NOSUID | MS_NOEXEC, M_MKDIR, 0, 0)))
+    ops.append(op(Op.MOUNT, "shm", "/dev/shm", "tmpfs", "mode=1777,size=65536k", v=(nodev, M_MKDIR, 0, 0)))
+    if ipc:
+        ops.append(op(Op.MOUNT, "mqueue", "/dev/mqueue", "mqueue", None, v=(nodev, M_MKDIR | M_OPTIONAL, 0, 0)))
+    for text, link in DEV_LINKS:
+        ops.append(op(Op.SYMLINK, text, link))
+    if bind_sys:
+        # sysfs belongs to the network namespace's owner: bind the host's.
+        ops.append(op(Op.MOUNT, "/sys", "/sys", None, None, v=(MS_BIND | MS_REC, M_MKDIR, 0, ATTR_RDONLY | NODEV_ATTRS)))
+    else:
+        ops.append(op(Op.MOUNT, "sysfs", "/sys", "sysfs", None, v=(nodev | MS_RDONLY, M_MKDIR, 0, 0)))
+    return tuple(ops)
+
+
+@functools.lru_cache(maxsize=16)
+def _masks(masked: tuple[str, ...], readonly: tuple[str, ...]) -> tuple[PlanOp, ...]:
+    return tuple(op(Op.MASK, None, p) for p in masked) + tuple(op(Op.READONLY, None, p) for p in readonly)
 
 
 def _path_of(env: Sequence[str]) -> str | None:

@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import enum
 import fcntl
+import functools
 import json
 import os
 import select
@@ -24,7 +25,7 @@ from typing import IO, Any
 
 import attrs
 
-from . import _plan, _spawn, _sys, rootfs as _rootfs
+from . import _netpool, _plan, _spawn, _sys, rootfs as _rootfs
 from ._process import ExecProcess, ExitStatus, ProcessHandle, StdioArg, prepare_stdio
 from .config import ContainerConfig, IDMap, Mount, Namespace, NamespaceType, Process, User
 from .errors import (
@@ -87,11 +88,14 @@ class State:
 # ---- config <-> JSON (state.json keeps a snapshot) ---------------------------
 
 
-def _config_to_json(cfg: ContainerConfig) -> dict[str, Any]:
-    def conv(_inst: object, _field: object, value: Any) -> Any:
-        return value.value if isinstance(value, enum.Enum) else value
+def _enum_value(_inst: object, _field: object, value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
 
-    return attrs.asdict(cfg, value_serializer=conv)
+
+@functools.lru_cache(maxsize=64)
+def _config_to_json(cfg: ContainerConfig) -> dict[str, Any]:
+    """The config as JSON data (cached: configs are frozen; callers must not mutate it)."""
+    return attrs.asdict(cfg, value_serializer=_enum_value)
 
 
 def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
@@ -108,13 +112,6 @@ def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
             "mounts": [Mount(**m) for m in data["mounts"]],
         }
     )
-
-
-def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 def _write_file(path: str, text: str, mode: int = 0o644) -> None:
@@ -224,17 +221,27 @@ class Container(ProcessHandle):
     """A container under a state root.  Make one with :meth:`create`, :meth:`run`
     or :meth:`load`; it is also a context manager that deletes it (forcibly) on exit."""
 
-    def __init__(self, root: str, cid: str, data: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        root: str,
+        cid: str,
+        data: dict[str, Any],
+        config: ContainerConfig | None = None,
+        pidfd: int | None = None,
+    ) -> None:
         self.root = root
         self.id = cid
         self.dir = os.path.join(root, cid)
         self._data = data
-        self.config = _config_from_json(data["config"])
-        pidfd = _sys.open_pidfd(data["pid"], data["pid_start"]) if data.get("pid") else None
+        self.config = config if config is not None else _config_from_json(data["config"])
+        if pidfd is None and data.get("pid"):
+            pidfd = _sys.open_pidfd(data["pid"], data["pid_start"])
         ours = data.get("creator_pid") == os.getpid()
         self._init_handle(data.get("pid") or 0, pidfd, None, None, ours=ours)
         if data.get("exit"):
             self._exit = ExitStatus(**data["exit"])
+        else:
+            self._exit = _read_exit(self.dir)
 
     def __repr__(self) -> str:
         return f"<Container {self.id!r} pid={self.pid} root={self.root!r}>"
@@ -326,6 +333,9 @@ class Container(ProcessHandle):
 
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
+        netns = _netpool.POOL.take() if own_net and not userns else None
+        if netns is not None:
+            undo.callback(os.close, netns)
         inputs = _plan.CreateInputs(
             rootfs=rootfs,
             state_dir=directory,
@@ -337,24 +347,42 @@ class Container(ProcessHandle):
             init_fd=_init_fd() if config.init else -1,
             lower_rootfs=lower,
             etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
+            netns_fd=-1 if netns is None else netns,
         )
         ops = _plan.compile_create(config, inputs)
-        keep = [src for src, _ in io.pairs] + ([inputs.init_fd] if config.init else [])
-        child = _spawn.spawn(
-            ops, _plan.clone_flags(config), wait_go=userns, keep_fds=keep, max_target_fd=2 + len(pass_fds)
-        )
+        keep = [src for src, _ in io.pairs] + ([inputs.init_fd] if config.init else []) + ([netns] if netns else [])
+        flags = _plan.clone_flags(config, pooled_netns=netns is not None)
+        child = _spawn.spawn(ops, flags, wait_go=userns, keep_fds=keep, max_target_fd=2 + len(pass_fds))
         undo.callback(child.abandon)
         if userns:
             _spawn.write_id_maps(child.pid, config.uid_mappings, config.gid_mappings)
             child.send_go()
+        # The child sets up its mounts now; write the state meanwhile (under a
+        # temporary name: it becomes state.json once the child is READY).
+        forks = any(o.kind is _plan.Op.FORK for o in ops)
+        if not forks:
+            data = cls._prepare_state(directory, cid, child.pid, rootfs, config)
         child.wait_for(_spawn.MSG_READY)
-        start = _sys.pid_start_time(child.pid)
+        if forks:
+            data = cls._prepare_state(directory, cid, child.pid, rootfs, config)
+        os.replace(os.path.join(directory, "state.json.new"), os.path.join(directory, "state.json"))
+        # Our own child: its pid cannot be recycled while we have not reaped it.
+        container = cls(root, cid, data, config, pidfd=os.pidfd_open(child.pid))
+        container._ours = True
+        container.stdin, container.stdout, container.stderr = io.stdin, io.stdout, io.stderr
+        container.pty = child.pty_master
+        child.pty_master = None
+        return container, child, io
+
+    @staticmethod
+    def _prepare_state(directory: str, cid: str, pid: int, rootfs: str, config: ContainerConfig) -> dict[str, Any]:
+        start = _sys.pid_start_time(pid)
         if start is None:
-            raise PyContainerError(f"container init (pid {child.pid}) vanished after setup")
+            raise PyContainerError(f"container init (pid {pid}) died during setup")
         data = {
             "ociVersion": OCI_VERSION,
             "id": cid,
-            "pid": child.pid,
+            "pid": pid,
             "pid_start": start,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "rootfs": rootfs,
@@ -362,13 +390,8 @@ class Container(ProcessHandle):
             "creator_pid": os.getpid(),
             "exit": None,
         }
-        _write_json_atomic(os.path.join(directory, "state.json"), data)
-        container = cls(root, cid, data)
-        container._ours = True
-        container.stdin, container.stdout, container.stderr = io.stdin, io.stdout, io.stderr
-        container.pty = child.pty_master
-        child.pty_master = None
-        return container, child, io
+        _write_file(os.path.join(directory, "state.json.new"), json.dumps(data, separators=(",", ":")), 0o600)
+        return data
 
     @classmethod
     def run(
@@ -502,10 +525,12 @@ class Container(ProcessHandle):
         return status
 
     def _record_exit(self, status: ExitStatus) -> None:
+        """Keep the exit status beside state.json, for other processes' load()."""
         self._data["exit"] = attrs.asdict(status)
+        path = os.path.join(self.dir, "exit.json")
         with contextlib.suppress(FileNotFoundError):
-            if os.path.exists(os.path.join(self.dir, "state.json")):
-                _write_json_atomic(os.path.join(self.dir, "state.json"), self._data)
+            _write_file(path + ".new", json.dumps(self._data["exit"]), 0o600)
+            os.replace(path + ".new", path)
 
     def kill(self, sig: int = _signal.SIGTERM) -> None:
         """Send ``sig`` to the init (through its pidfd: never to a recycled pid)."""
@@ -604,6 +629,14 @@ class Container(ProcessHandle):
                 os.close(fd)
             if io is not None:
                 io.close_all()
+
+
+def _read_exit(directory: str) -> ExitStatus | None:
+    try:
+        with open(os.path.join(directory, "exit.json"), encoding="utf-8") as f:
+            return ExitStatus(**json.load(f))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
 
 
 def _host_id(maps: Sequence[IDMap], ident: int) -> int:

@@ -72,7 +72,37 @@ def _entries(lines: list[str]) -> list[list[str]]:
     return [line.split(":") for line in lines if line and not line.startswith("#")]
 
 
+_user_cache: dict[tuple[str, User | str], tuple[object, tuple[User, str]]] = {}
+
+
+def _files_key(rootfs: str) -> object:
+    out = []
+    for name in ("etc/passwd", "etc/group"):
+        try:
+            st = os.stat(os.path.join(rootfs, name))
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
 def lookup_user(rootfs: str, spec: User | str) -> tuple[User, str]:
+    """Cached :func:`lookup_user_uncached`, keyed on the files' inode, mtime and size."""
+    if rootfs.startswith("/proc/"):
+        return lookup_user_uncached(rootfs, spec)
+    key = (rootfs, spec)
+    files = _files_key(rootfs)
+    hit = _user_cache.get(key)
+    if hit is not None and hit[0] == files:
+        return hit[1]
+    result = lookup_user_uncached(rootfs, spec)
+    if len(_user_cache) > 256:
+        _user_cache.clear()
+    _user_cache[key] = (files, result)
+    return result
+
+
+def lookup_user_uncached(rootfs: str, spec: User | str) -> tuple[User, str]:
     """Resolve a Docker-style ``user[:group]`` against the rootfs: (User, home).
 
     Numeric ids need no entry; names must exist in /etc/passwd or /etc/group.

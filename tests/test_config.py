@@ -92,8 +92,9 @@ def kinds(ops):
 def test_plan_order_for_a_default_container():
     ops = _plan.compile_create(cfg(), inputs())
     k = kinds(ops)
-    assert k[0] is _plan.Op.PROPAGATION and ops[0].v[0] == _plan.MS_REC | _plan.MS_PRIVATE
-    assert k[1] is _plan.Op.ROOTFS and ops[1].s[0] == "/r"
+    assert k[0] is _plan.Op.LOOPBACK  # a fresh network namespace gets lo up
+    assert k[1] is _plan.Op.PROPAGATION and ops[1].v[0] == _plan.MS_REC | _plan.MS_PRIVATE
+    assert k[2] is _plan.Op.ROOTFS and ops[2].s[0] == "/r"
     # every mount into the rootfs happens before pivot_root, masks after it
     pivot = k.index(_plan.Op.PIVOT)
     assert all(i < pivot for i, x in enumerate(k) if x in (_plan.Op.MOUNT, _plan.Op.MKNOD, _plan.Op.SYMLINK))
@@ -108,6 +109,13 @@ def test_plan_order_for_a_default_container():
     assert _plan.clone_flags(cfg()) == (
         _plan.CLONE_NEWPID | _plan.CLONE_NEWNS | _plan.CLONE_NEWUTS | _plan.CLONE_NEWIPC | _plan.CLONE_NEWNET
     )
+
+
+def test_plan_with_a_pooled_network_namespace_joins_it():
+    ops = _plan.compile_create(cfg(), inputs(netns_fd=9))
+    assert ops[0].kind is _plan.Op.SETNS and ops[0].v[:2] == (_plan.CLONE_NEWNET, 9)
+    assert _plan.Op.LOOPBACK not in kinds(ops)
+    assert not _plan.clone_flags(cfg(), pooled_netns=True) & _plan.CLONE_NEWNET
 
 
 def test_plan_for_options():
