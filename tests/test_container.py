@@ -444,3 +444,59 @@ def test_many_threads_create_and_run_at_once(root, config):
     for i in range(16):
         status, out, _ = results[i]  # type: ignore[misc]
         assert status.code == 0 and out == f"{i}\n"
+
+
+# ---- more namespaces --------------------------------------------------------------
+
+
+def test_join_another_containers_namespaces_by_path(root, config):
+    with Container.run(root, "owner", config("sleep", "60"), ) as a:
+        cfg = config(
+            "sh", "-c", "hostname; readlink /proc/self/ns/uts; readlink /proc/self/ns/net",
+            namespaces=[
+                Namespace("mount"), Namespace("pid"),
+                Namespace("uts", f"/proc/{a.pid}/ns/uts"), Namespace("network", f"/proc/{a.pid}/ns/net"),
+            ],
+        )  # fmt: skip
+        status, out, err = run(root, cfg)
+        assert status.code == 0, err
+        lines = out.split()
+        assert lines[0] == "owner"  # the hostname of the namespace it joined
+        assert lines[1] == os.readlink(f"/proc/{a.pid}/ns/uts")
+        assert lines[2] == os.readlink(f"/proc/{a.pid}/ns/net")
+        a.kill(signal.SIGKILL)
+        a.wait(timeout=10)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/time"), reason="this kernel has no time namespaces")
+def test_time_and_cgroup_namespaces(root, config):
+    cfg = config(
+        "sh", "-c", "readlink /proc/self/ns/time; readlink /proc/self/ns/cgroup",
+        namespaces=["pid", "mount", "uts", "ipc", "network", "time", "cgroup"],
+    )  # fmt: skip
+    status, out, _ = run(root, cfg)
+    assert status.code == 0
+    time_ns, cgroup_ns = out.split()
+    assert time_ns != os.readlink("/proc/self/ns/time")
+    assert cgroup_ns != os.readlink("/proc/self/ns/cgroup")
+
+
+def test_loopback_is_up_in_a_new_network_namespace(root, config):
+    out = sh(root, config, "cat /sys/class/net/lo/operstate; cat /sys/class/net/lo/flags")
+    assert int(out.split()[1], 16) & 1  # IFF_UP
+
+
+def test_propagation_of_a_shared_bind_mount(root, config, tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    cfg = config(
+        "sh", "-c", "grep ' /vol ' /proc/self/mountinfo",
+        mounts=[Mount("/vol", str(vol), options=("rbind", "rslave"))], rootfs_propagation="rslave",
+    )  # fmt: skip
+    status, out, _ = run(root, cfg)
+    assert status.code == 0
+    host_shared = any(
+        line.split()[4] == "/" and "shared:" in line for line in open("/proc/self/mountinfo")
+    )
+    # A slave of the host's shared mount: host mounts under it reach the container.
+    assert ("master:" in out) == host_shared
