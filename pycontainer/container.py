@@ -334,25 +334,29 @@ class Container(ProcessHandle):
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
         netns = _netpool.POOL.take() if own_net and not userns else None
-        if netns is not None:
-            undo.callback(os.close, netns)
-        inputs = _plan.CreateInputs(
-            rootfs=rootfs,
-            state_dir=directory,
-            hostname=hostname,
-            user=user,
-            env=env,
-            stdio=tuple(io.pairs),
-            preserve_fds=len(pass_fds),
-            init_fd=_init_fd() if config.init else -1,
-            lower_rootfs=lower,
-            etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
-            netns_fd=-1 if netns is None else netns,
-        )
-        ops = _plan.compile_create(config, inputs)
-        keep = [src for src, _ in io.pairs] + ([inputs.init_fd] if config.init else []) + ([netns] if netns else [])
-        flags = _plan.clone_flags(config, pooled_netns=netns is not None)
-        child = _spawn.spawn(ops, flags, wait_go=userns, keep_fds=keep, max_target_fd=2 + len(pass_fds))
+        try:
+            inputs = _plan.CreateInputs(
+                rootfs=rootfs,
+                state_dir=directory,
+                hostname=hostname,
+                user=user,
+                env=env,
+                stdio=tuple(io.pairs),
+                preserve_fds=len(pass_fds),
+                init_fd=_init_fd() if config.init else -1,
+                lower_rootfs=lower,
+                etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
+                netns_fd=-1 if netns is None else netns,
+            )
+            ops = _plan.compile_create(config, inputs)
+            keep = [src for src, _ in io.pairs]
+            keep += [inputs.init_fd] if config.init else []
+            keep += [netns] if netns is not None else []
+            flags = _plan.clone_flags(config, pooled_netns=netns is not None)
+            child = _spawn.spawn(ops, flags, wait_go=userns, keep_fds=keep, max_target_fd=2 + len(pass_fds))
+        finally:
+            if netns is not None:
+                os.close(netns)  # the child has its own copy now (or never will)
         undo.callback(child.abandon)
         if userns:
             _spawn.write_id_maps(child.pid, config.uid_mappings, config.gid_mappings)
@@ -522,6 +526,10 @@ class Container(ProcessHandle):
             raise TimeoutError(f"container {self.id!r} did not exit within {timeout} s")
         if status.code is not None or status.signal is not None:
             self._record_exit(status)
+        else:
+            # Not our child, or reaped by another object: its reaper may have recorded it.
+            status = _read_exit(self.dir) or status
+            self._exit = status
         return status
 
     def _record_exit(self, status: ExitStatus) -> None:

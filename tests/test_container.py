@@ -500,3 +500,38 @@ def test_propagation_of_a_shared_bind_mount(root, config, tmp_path):
     )
     # A slave of the host's shared mount: host mounts under it reach the container.
     assert ("master:" in out) == host_shared
+
+
+# ---- leaks ----------------------------------------------------------------------------
+
+
+def _fds_and_maps() -> tuple[int, int]:
+    with open("/proc/self/maps") as f:
+        maps = sum(1 for _ in f)
+    return len(os.listdir("/proc/self/fd")), maps
+
+
+def test_no_fd_or_arena_leak(root, config):
+    """Run, exec and abandon containers many times: fds and mappings do not grow
+    (each child's arena is unmapped once it has exec'd or died)."""
+    from pycontainer import _spawn
+
+    cfg = config("sh", "-c", "echo x")
+
+    def cycle(i: int) -> None:
+        with Container.run(root, f"l{i}", cfg, stdout=PIPE) as c:
+            c.communicate(timeout=30)
+        with Container.create(root, f"n{i}", cfg):  # created, never started
+            pass
+
+    for i in range(10):
+        cycle(i)
+    _spawn.reap_arenas()
+    before = _fds_and_maps()
+    for i in range(10, 110):
+        cycle(i)
+    _spawn.reap_arenas()
+    after = _fds_and_maps()
+    assert after[0] <= before[0]
+    assert after[1] <= before[1] + 4  # the allocator may map a little
+    assert len(_spawn._arenas) <= 1
