@@ -138,7 +138,15 @@ def main() -> int:
             rows.append(("crun run", bench_crun(bundle, os.path.join(tmp, "state-crun"), args.n)))
         else:
             print("crun not found: row skipped", file=sys.stderr)
-        rows.append(("unshare (5 ns) /bin/true", bench_cmd(["unshare", "--fork", *(f"--{n if n != 'network' else 'net'}" for n in NAMESPACES), "/bin/true"], args.n)))
+        rows.append(
+            (
+                "unshare (5 ns) /bin/true",
+                bench_cmd(
+                    ["unshare", "--fork", *(f"--{n if n != 'network' else 'net'}" for n in NAMESPACES), "/bin/true"],
+                    args.n,
+                ),
+            )
+        )
         rows.append(("fork+exec /bin/true", bench_cmd(["/bin/true"], args.n)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

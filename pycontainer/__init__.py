@@ -1,11 +1,11 @@
 """pycontainer: Docker's engine room as an importable Python library.
 
-    >>> from pycontainer import Container, ContainerConfig, Process, PIPE
-    >>> cfg = ContainerConfig(process=Process(args=["echo", "hello"]))
-    >>> with Container.run("/tmp/pyc-doc", "demo", cfg, stdout=PIPE) as c:
-    ...     out, _ = c.communicate()
-    >>> out
-    b'hello\\n'
+>>> from pycontainer import Container, ContainerConfig, Process, PIPE
+>>> cfg = ContainerConfig(process=Process(args=["echo", "hello"]))
+>>> with Container.run("/tmp/pyc-doc", "demo", cfg, stdout=PIPE) as c:
+...     out, _ = c.communicate()
+>>> out
+b'hello\\n'
 """
 
 from ._process import DEVNULL, PIPE, STDOUT, ExecProcess, ExitStatus

@@ -70,7 +70,6 @@ class NetnsPool:
         finally:
             os.close(back)
 
-
     def _after_fork_in_child(self) -> None:
         # The filler thread did not survive fork, and the parent owns these
         # namespaces: never hand the same one out twice.

@@ -318,9 +318,7 @@ def _mount_op(m: Mount, index: int) -> PlanOp:
         mflags |= M_MKDIR if os.path.isdir(src) else M_MKFILE
         return op(Op.MOUNT, src, m.destination, None, None, v=(flags, mflags, prop, attr))
     mflags |= M_MKDIR
-    return op(
-        Op.MOUNT, m.source or m.type, m.destination, m.type, ",".join(data) or None, v=(flags, mflags, prop, 0)
-    )
+    return op(Op.MOUNT, m.source or m.type, m.destination, m.type, ",".join(data) or None, v=(flags, mflags, prop, 0))
 
 
 def _id_mapped(maps: Sequence[object], ident: int) -> bool:
@@ -375,7 +373,9 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         # Become root of the new user namespace (the maps are written by now):
         # files made from here on belong to the mapped root.
         ops.append(op(Op.USER, b"", v=(0, 0, 0)))
-    first = _PROPAGATION_FLAGS["rslave" if "slave" in cfg.rootfs_propagation or "shared" in cfg.rootfs_propagation else "rprivate"]
+    first = _PROPAGATION_FLAGS[
+        "rslave" if "slave" in cfg.rootfs_propagation or "shared" in cfg.rootfs_propagation else "rprivate"
+    ]
     ops.append(op(Op.PROPAGATION, v=(first,)))
     if inp.lower_rootfs is not None:
         sd = inp.state_dir
@@ -401,9 +401,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(_mount_op(m, i))
     for name in inp.etc_files:
         if f"/etc/{name}" not in taken:
-            ops.append(
-                op(Op.MOUNT, f"{inp.state_dir}/{name}", f"/etc/{name}", None, None, v=(MS_BIND, M_MKFILE, 0, 0))
-            )
+            ops.append(op(Op.MOUNT, f"{inp.state_dir}/{name}", f"/etc/{name}", None, None, v=(MS_BIND, M_MKFILE, 0, 0)))
 
     ops.append(op(Op.PIVOT))
     # The working directory is made (where missing) before the rootfs may turn read-only.
@@ -419,7 +417,9 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             ops.append(op(Op.DOMAINNAME, cfg.domainname))
 
     ops.extend(
-        _process_ops(cfg.process.terminal, cfg.process.umask, cfg.process.cwd, cfg.process.args, inp.env, make_cwd=False)
+        _process_ops(
+            cfg.process.terminal, cfg.process.umask, cfg.process.cwd, cfg.process.args, inp.env, make_cwd=False
+        )
     )
     ops.append(op(Op.READY))
     ops.append(op(Op.WAIT_START))
@@ -449,7 +449,9 @@ def _kernel_mounts(*, userns: bool, tty_gid: bool, ipc: bool, bind_sys: bool) ->
         ops.append(op(Op.SYMLINK, text, link))
     if bind_sys:
         # sysfs belongs to the network namespace's owner: bind the host's.
-        ops.append(op(Op.MOUNT, "/sys", "/sys", None, None, v=(MS_BIND | MS_REC, M_MKDIR, 0, ATTR_RDONLY | NODEV_ATTRS)))
+        ops.append(
+            op(Op.MOUNT, "/sys", "/sys", None, None, v=(MS_BIND | MS_REC, M_MKDIR, 0, ATTR_RDONLY | NODEV_ATTRS))
+        )
     else:
         ops.append(op(Op.MOUNT, "sysfs", "/sys", "sysfs", None, v=(nodev | MS_RDONLY, M_MKDIR, 0, 0)))
     return tuple(ops)

@@ -71,9 +71,7 @@ def _fileno(arg: int | IO[Any]) -> int:
     return arg if isinstance(arg, int) else arg.fileno()
 
 
-def prepare_stdio(
-    stdin: StdioArg, stdout: StdioArg, stderr: StdioArg, pass_fds: Sequence[int | IO[Any]] = ()
-) -> Stdio:
+def prepare_stdio(stdin: StdioArg, stdout: StdioArg, stderr: StdioArg, pass_fds: Sequence[int | IO[Any]] = ()) -> Stdio:
     """Turn subprocess-style arguments into fds for the child.
 
     ``None`` inherits ours; ``PIPE`` makes a pipe; ``DEVNULL`` opens /dev/null;
@@ -165,7 +163,9 @@ class ProcessHandle:
             os.close(self.pty)
             self.pty = None
 
-    def communicate(self, input: bytes | None = None, timeout: float | None = None) -> tuple[bytes | None, bytes | None]:
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[bytes | None, bytes | None]:
         """Send ``input`` to stdin, read stdout and stderr to EOF, as subprocess does.
 
         Raises TimeoutError when ``timeout`` passes first; nothing is killed."""
@@ -211,7 +211,10 @@ class ProcessHandle:
                         sel.unregister(f)
         finally:
             sel.close()
-        result = [b"".join(out[f.fileno()]) if f is not None and f.fileno() in out else None for f in (self.stdout, self.stderr)]
+        result = [
+            b"".join(out[f.fileno()]) if f is not None and f.fileno() in out else None
+            for f in (self.stdout, self.stderr)
+        ]
         self._reap(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return result[0], result[1]
 

@@ -27,11 +27,10 @@ import attrs
 
 from . import _netpool, _plan, _spawn, _sys, rootfs as _rootfs
 from ._process import ExecProcess, ExitStatus, ProcessHandle, StdioArg, prepare_stdio
-from .config import ContainerConfig, IDMap, Mount, Namespace, NamespaceType, Process, User
+from .config import DEFAULT_PATH, ContainerConfig, IDMap, Mount, Namespace, NamespaceType, Process, User
 from .errors import (
     ContainerExists,
     ContainerNotFound,
-    InitError,
     InvalidStateTransition,
     PyContainerError,
 )
@@ -187,7 +186,7 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     env = list(process.env)
     keys = {e.partition("=")[0] for e in env}
     if "PATH" not in keys:
-        env.insert(0, f"PATH={_rootfs_default_path()}")
+        env.insert(0, f"PATH={DEFAULT_PATH}")
     if "HOSTNAME" not in keys and hostname:
         env.append(f"HOSTNAME={hostname}")
     if "HOME" not in keys:
@@ -195,12 +194,6 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     if process.terminal and "TERM" not in keys:
         env.append("TERM=xterm")
     return tuple(env)
-
-
-def _rootfs_default_path() -> str:
-    from .config import DEFAULT_PATH
-
-    return DEFAULT_PATH
 
 
 _default_rootfs_cache: dict[str, str] = {}

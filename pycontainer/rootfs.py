@@ -209,10 +209,10 @@ def _is_static_elf(path: str) -> bool:
         is64 = head[4] == 2
         endian = "<" if head[5] == 1 else ">"
         if is64:
-            phoff, = struct.unpack_from(endian + "Q", head, 32)
+            (phoff,) = struct.unpack_from(endian + "Q", head, 32)
             phentsize, phnum = struct.unpack_from(endian + "HH", head, 54)
         else:
-            phoff, = struct.unpack_from(endian + "I", head, 28)
+            (phoff,) = struct.unpack_from(endian + "I", head, 28)
             phentsize, phnum = struct.unpack_from(endian + "HH", head, 42)
         f.seek(phoff)
         table = f.read(phentsize * phnum)
@@ -228,8 +228,7 @@ def find_busybox() -> str:
         if os.path.exists(path):
             if not _is_static_elf(path):
                 raise ImageError(
-                    f"{path} is dynamically linked and cannot run in an empty rootfs; "
-                    "install Debian's busybox-static"
+                    f"{path} is dynamically linked and cannot run in an empty rootfs; install Debian's busybox-static"
                 )
             return path
     raise ImageError("no busybox found (looked at " + ", ".join(BUSYBOX_CANDIDATES) + "); install busybox-static")

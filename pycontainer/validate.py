@@ -97,7 +97,9 @@ def hostname(_inst: object, attribute: Any, value: object) -> None:
     if value is None:
         return
     if not isinstance(value, str) or not _HOSTNAME_RE.match(value):
-        raise ConfigError(_name(attribute), f"{value!r} is not a valid host name (letters, digits, '.', '-'; at most 64)")
+        raise ConfigError(
+            _name(attribute), f"{value!r} is not a valid host name (letters, digits, '.', '-'; at most 64)"
+        )
 
 
 def env(_inst: object, attribute: Any, value: Iterable[object]) -> None:
@@ -124,7 +126,8 @@ def one_of(choices: Iterable[str]) -> Callable[[object, Any, object], None]:
 def container_id(value: object) -> str:
     if not isinstance(value, str) or not CONTAINER_ID_RE.match(value):
         raise ConfigError(
-            "id", f"{value!r} is not a valid container id (letters, digits, '_', '.', '-'; at most 128; no leading punctuation)"
+            "id",
+            f"{value!r} is not a valid container id (letters, digits, '_', '.', '-'; at most 128; no leading punctuation)",
         )
     return value
 
@@ -168,11 +171,11 @@ def check_id_mappings(cfg: ContainerConfig) -> None:
         maps = sorted(getattr(cfg, field), key=lambda m: m.container_id)
         if len(maps) > 340:
             raise ConfigError(field, "the kernel takes at most 340 ranges")
-        for a, b in zip(maps, maps[1:]):
+        for a, b in zip(maps, maps[1:], strict=False):
             if a.container_id + a.size > b.container_id:
                 raise ConfigError(field, f"container ranges starting at {a.container_id} and {b.container_id} overlap")
         hosts = sorted(getattr(cfg, field), key=lambda m: m.host_id)
-        for a, b in zip(hosts, hosts[1:]):
+        for a, b in zip(hosts, hosts[1:], strict=False):
             if a.host_id + a.size > b.host_id:
                 raise ConfigError(field, f"host ranges starting at {a.host_id} and {b.host_id} overlap")
         for m in maps:

@@ -22,7 +22,19 @@ def cli(root: str, data_root: str, *args: str, **kw) -> subprocess.CompletedProc
 
 
 def test_run_with_the_builtin_rootfs(root, data_root):
-    r = cli(root, data_root, "run", "--hostname", "demo", "-e", "GREETING=hi", "--", "sh", "-c", "echo $GREETING from $(hostname); exit 4")
+    r = cli(
+        root,
+        data_root,
+        "run",
+        "--hostname",
+        "demo",
+        "-e",
+        "GREETING=hi",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING from $(hostname); exit 4",
+    )
     assert r.stdout == "hi from demo\n"
     assert r.returncode == 4
     assert os.listdir(root) == []

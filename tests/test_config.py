@@ -123,7 +123,10 @@ def test_plan_for_options():
         readonly_rootfs=True,
         rootfs_propagation="rslave",
         domainname="example",
-        mounts=[Mount("/data", "/srv", options=["rbind", "ro", "nosuid"]), Mount("/t", None, "tmpfs", ["size=1m", "noexec"])],
+        mounts=[
+            Mount("/data", "/srv", options=["rbind", "ro", "nosuid"]),
+            Mount("/t", None, "tmpfs", ["size=1m", "noexec"]),
+        ],
         namespaces=["mount", "pid", Namespace("network", "/proc/1/ns/net")],
         process=Process(args=["sh"], terminal=True, umask=0o27),
     )

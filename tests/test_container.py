@@ -17,7 +17,6 @@ from pycontainer import (
     IDMap,
     Mount,
     Namespace,
-    NamespaceType,
     Process,
     Status,
     User,
@@ -81,9 +80,26 @@ def test_new_net_namespace_has_only_lo(root, config):
 
 
 def test_dev_has_the_standard_nodes(root, config):
-    out = sh(root, config, "ls /dev; stat -c '%n %t:%T %a' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty")
+    out = sh(
+        root, config, "ls /dev; stat -c '%n %t:%T %a' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty"
+    )
     names = set(out.split())
-    for node in ("null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr"):
+    for node in (
+        "null",
+        "zero",
+        "full",
+        "random",
+        "urandom",
+        "tty",
+        "ptmx",
+        "pts",
+        "shm",
+        "mqueue",
+        "fd",
+        "stdin",
+        "stdout",
+        "stderr",
+    ):
         assert node in names
     assert "/dev/null 1:3 666" in out and "/dev/urandom 1:9 666" in out and "/dev/tty 5:0 666" in out
     assert "sda" not in names and "vda" not in names
@@ -111,7 +127,9 @@ def test_etc_files_as_docker_writes_them(root, config):
 
 
 def test_readonly_rootfs(root, config):
-    status, out, _ = run(root, config("sh", "-c", "touch /newfile 2>&1; touch /tmp/x 2>&1; echo ok", readonly_rootfs=True))
+    status, out, _ = run(
+        root, config("sh", "-c", "touch /newfile 2>&1; touch /tmp/x 2>&1; echo ok", readonly_rootfs=True)
+    )
     assert status.code == 0
     assert out.count("Read-only file system") == 2
 
@@ -202,7 +220,13 @@ def test_user_by_name_from_the_rootfs(root, config):
 
 
 def test_env_and_home(root, config):
-    out = sh(root, config, "echo $FOO; echo $HOME; echo $HOSTNAME", process={"env": {"PATH": "/bin", "FOO": "bar"}}, hostname="h1")
+    out = sh(
+        root,
+        config,
+        "echo $FOO; echo $HOME; echo $HOSTNAME",
+        process={"env": {"PATH": "/bin", "FOO": "bar"}},
+        hostname="h1",
+    )
     assert out.split() == ["bar", "/root", "h1"]
 
 
@@ -352,7 +376,9 @@ def test_context_manager_deletes(root, config):
 
 
 def test_builtin_rootfs_gives_each_container_its_own_writable_layer(root, data_root):
-    cfg = ContainerConfig(process=Process(args=("sh", "-c", "cat /tmp/mark 2>/dev/null; echo $$ > /tmp/mark; cat /tmp/mark")))
+    cfg = ContainerConfig(
+        process=Process(args=("sh", "-c", "cat /tmp/mark 2>/dev/null; echo $$ > /tmp/mark; cat /tmp/mark"))
+    )
     outs = []
     for i in range(2):
         with Container.run(root, f"b{i}", cfg, stdout=PIPE, data_root=data_root) as c:
@@ -404,7 +430,12 @@ def test_exec_exit_code_and_missing_binary(root, config):
 
 def test_init_reaps_zombies_and_forwards_signals(root, config):
     # The shell orphans a child that exits: under our init it is reaped.
-    cfg = config("sh", "-c", "(sleep 0.1 &) ; trap 'echo got TERM; exit 5' TERM; sleep 0.5; ps -o stat,comm; while :; do sleep 0.05; done", init=True)
+    cfg = config(
+        "sh",
+        "-c",
+        "(sleep 0.1 &) ; trap 'echo got TERM; exit 5' TERM; sleep 0.5; ps -o stat,comm; while :; do sleep 0.05; done",
+        init=True,
+    )
     with Container.run(root, "init", cfg, stdout=PIPE) as c:
         import time
 
@@ -450,7 +481,11 @@ def test_many_threads_create_and_run_at_once(root, config):
 
 
 def test_join_another_containers_namespaces_by_path(root, config):
-    with Container.run(root, "owner", config("sleep", "60"), ) as a:
+    with Container.run(
+        root,
+        "owner",
+        config("sleep", "60"),
+    ) as a:
         cfg = config(
             "sh", "-c", "hostname; readlink /proc/self/ns/uts; readlink /proc/self/ns/net",
             namespaces=[
@@ -495,9 +530,7 @@ def test_propagation_of_a_shared_bind_mount(root, config, tmp_path):
     )  # fmt: skip
     status, out, _ = run(root, cfg)
     assert status.code == 0
-    host_shared = any(
-        line.split()[4] == "/" and "shared:" in line for line in open("/proc/self/mountinfo")
-    )
+    host_shared = any(line.split()[4] == "/" and "shared:" in line for line in open("/proc/self/mountinfo"))
     # A slave of the host's shared mount: host mounts under it reach the container.
     assert ("master:" in out) == host_shared
 

@@ -74,9 +74,7 @@ def test_symlink_to_a_host_path_never_mounts_on_the_host(root, evil_rootfs, tmp_
     src = tmp_path / "src"
     src.mkdir()
     (src / "file").write_text("x")
-    cfg = ContainerConfig(
-        process=Process(args=["true"]), rootfs=str(path), mounts=[Mount("/abs-escape", str(src))]
-    )
+    cfg = ContainerConfig(process=Process(args=["true"]), rootfs=str(path), mounts=[Mount("/abs-escape", str(src))])
     # The link resolves inside the rootfs, where its target does not exist and
     # cannot be made through a symlink: a typed error, the host dir untouched.
     with pytest.raises(InitError) as e:

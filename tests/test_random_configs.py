@@ -36,7 +36,10 @@ env = st.lists(
     max_size=3,
 )
 ids = st.one_of(st.integers(min_value=0, max_value=70000), st.integers(min_value=-2, max_value=2**32))
-options = st.lists(st.sampled_from(["ro", "rw", "nosuid", "nodev", "noexec", "size=1m", "mode=1777", "bogus,opt", "rslave"]), max_size=3)
+options = st.lists(
+    st.sampled_from(["ro", "rw", "nosuid", "nodev", "noexec", "size=1m", "mode=1777", "bogus,opt", "rslave"]),
+    max_size=3,
+)
 mounts = st.lists(
     st.builds(lambda dest, opts: (dest, opts), any_path, options),
     max_size=3,
@@ -57,7 +60,9 @@ def configs(draw):
             env=draw(env),
             cwd=draw(st.one_of(st.just("/"), any_path)),
             user=User(uid=draw(ids), gid=draw(ids), additional_gids=draw(st.lists(ids, max_size=2))),
-            umask=draw(st.one_of(st.integers(min_value=0, max_value=0o777), st.integers(min_value=-1, max_value=0o1000))),
+            umask=draw(
+                st.one_of(st.integers(min_value=0, max_value=0o777), st.integers(min_value=-1, max_value=0o1000))
+            ),
         )
         fields["hostname"] = draw(st.one_of(st.none(), name, text))
         ns = draw(namespace_sets)
@@ -72,7 +77,9 @@ def configs(draw):
         return ("error", e, None)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(configs())
 def test_random_configs_validate_and_run_or_raise_config_error(root, rootfs, built):
     kind, process, fields = built
