@@ -1,8 +1,9 @@
 """Build glue that pyproject.toml cannot express: the cffi shim and the static init.
 
 ``cffi_modules`` compiles csrc/shim.c into ``pycontainer._shim``.  The
-``build_ext`` subclass also links csrc/init.c statically into
-``pycontainer/_pcinit`` (the ``--init`` pid 1), next to the extension, for both
+``build_ext`` subclass also links csrc/init.c and csrc/shim.c statically into
+``pycontainer/_pcinit`` (the ``--init`` pid 1, and the helper that runs the
+rest of a plan after PC_OP_HANDOFF), next to the extension, for both
 ``pip install .`` and ``pip install -e .``.
 """
 
@@ -27,7 +28,8 @@ class BuildExtWithInit(build_ext):
         dest.mkdir(parents=True, exist_ok=True)
         cc = shlex.split(os.environ.get("CC", "cc"))
         out = dest / "_pcinit"
-        cmd = [*cc, "-static", "-Os", "-s", "-Wall", "-o", str(out), str(HERE / "csrc" / "init.c")]
+        csrc = HERE / "csrc"
+        cmd = [*cc, "-static", "-O2", "-s", "-Wall", f"-I{csrc}", "-o", str(out), str(csrc / "init.c"), str(csrc / "shim.c")]
         self.announce(" ".join(cmd), level=2)
         subprocess.run(cmd, check=True)
 

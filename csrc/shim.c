@@ -127,6 +127,7 @@ struct child {
     const struct pc_op *ops;
     uint32_t nops;
     const char *blob;
+    uint32_t blob_len;
     int sync_fd;
     int wait_go;
     int rootfd;          /* O_PATH fd of the container's root */
@@ -776,6 +777,76 @@ static int op_exec(struct child *c, const struct pc_op *op)
     return (int)r;
 }
 
+/* What PC_OP_HANDOFF writes to its memfd: this header, the ops, the blob. */
+struct pc_handoff {
+    uint32_t magic;
+    uint32_t nops, pc, blob_len;
+    int32_t sync_fd, rootfd, fifo_fd, fifo_wr, mask_fd, fd_base;
+    char exe[4096];
+};
+#define PC_HANDOFF_MAGIC 0x70636831u /* "pch1" */
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n) {
+        long r = S3(SYS_write, fd, p, n);
+        if (r < 0)
+            return (int)r;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Leave the parent's address space: write the rest of the plan to a memfd and
+ * exec the static helper on it.  Until here the child shares the parent's
+ * memory, so it must be done before the child becomes visible to anything in
+ * the container (a joined pid namespace, exec'd processes of a created
+ * container) and before it changes credentials (which would make the shared
+ * memory, i.e. the parent, non-dumpable). */
+static int op_handoff(struct child *c, const struct pc_op *op)
+{
+    struct pc_handoff h;
+    char p[32];
+    char *argv[4];
+    char *envp[1] = {0};
+    uint64_t empty = 0;
+    int fd, r, i;
+
+    fd = high_fd(c, (int)S2(SYS_memfd_create, "pycontainer-plan", MFD_CLOEXEC));
+    if (fd < 0)
+        return fd;
+    memset(&h, 0, sizeof h);
+    h.magic = PC_HANDOFF_MAGIC;
+    h.nops = c->nops;
+    h.pc = c->pc + 1;
+    h.blob_len = c->blob_len;
+    h.sync_fd = c->sync_fd;
+    h.rootfd = c->rootfd;
+    h.fifo_fd = c->fifo_fd;
+    h.fifo_wr = c->fifo_wr;
+    h.mask_fd = c->mask_fd;
+    h.fd_base = c->fd_base;
+    memcpy(h.exe, c->exe, sizeof h.exe);
+    if ((r = write_all(fd, &h, sizeof h)) < 0 || (r = write_all(fd, c->ops, c->nops * sizeof *c->ops)) < 0 ||
+        (r = write_all(fd, c->blob, c->blob_len)) < 0)
+        return r;
+    drop_dir_cache(c);
+    /* Everything the plan still uses must survive the exec: the fds in the
+     * keep list and ours, which all sit below fd_base + 64. */
+    for (i = 3; i < c->fd_base + 64; i++)
+        S3(SYS_fcntl, i, F_SETFD, 0);
+    fd_path(p, fd);
+    argv[0] = (char *)"pycontainer-init";
+    argv[1] = (char *)"--plan";
+    argv[2] = p + sizeof "/proc/self/fd/" - 1;
+    argv[3] = 0;
+    S4(SYS_rt_sigprocmask, SIG_SETMASK, &(uint64_t){~(uint64_t)0}, 0, sizeof empty);
+    r = (int)rsys(SYS_execveat, (int)op->v[0], (long)"", (long)argv, (long)envp, AT_EMPTY_PATH, 0);
+    return r;
+}
+
 static int fork_child(struct child *c)
 {
     struct pc_msg m;
@@ -914,6 +985,22 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
     case PC_OP_LOOPBACK:
         *what = "lo";
         return loopback_up();
+    case PC_OP_HANDOFF:
+        *what = "pycontainer-init";
+        return op_handoff(c, op);
+    case PC_OP_SYNC: {
+        struct pc_msg m;
+        long n;
+        memset(&m, 0, sizeof m);
+        m.type = (int32_t)op->v[0];
+        *what = "sync";
+        if (S4(SYS_sendto, c->sync_fd, &m, sizeof m, MSG_NOSIGNAL) < 0)
+            return -EPIPE;
+        n = S4(SYS_recvfrom, c->sync_fd, &m, sizeof m, 0);
+        if (n != (long)sizeof m || m.type != PC_MSG_GO)
+            child_exit(1); /* the parent gave up on us */
+        return 0;
+    }
     }
     return -EINVAL;
 }
@@ -946,6 +1033,18 @@ static void close_others(struct child *c)
     }
 }
 
+static __attribute__((noreturn)) void run_plan(struct child *c)
+{
+    for (; c->pc < c->nops; c->pc++) {
+        const struct pc_op *op = &c->ops[c->pc];
+        const char *what = 0;
+        int r = run_op(c, op, &what);
+        if (r < 0)
+            fail(c, op->kind, -r, what);
+    }
+    child_exit(0);
+}
+
 static int child_main(void *arg)
 {
     struct child *c = arg;
@@ -968,9 +1067,23 @@ static int child_main(void *arg)
         uint32_t i;
         close_others(c);
         c->sync_fd = high_fd(c, c->sync_fd);
-        for (i = 0; i < c->nops; i++)
-            if (c->ops[i].kind == PC_OP_EXEC && c->ops[i].v[2] >= 0)
-                ((struct pc_op *)&c->ops[i])->v[2] = high_fd(c, (int)c->ops[i].v[2]);
+        /* fds used after STDIO may be dup'd over: move them up too (each
+         * distinct fd once: the init and the helper are the same memfd). */
+        int from[8], to[8], nmoved = 0, j;
+        for (i = 0; i < c->nops; i++) {
+            struct pc_op *o = (struct pc_op *)&c->ops[i];
+            int64_t *slot = o->kind == PC_OP_EXEC ? &o->v[2] : o->kind == PC_OP_HANDOFF ? &o->v[0] : 0;
+            if (!slot || *slot < 0)
+                continue;
+            for (j = 0; j < nmoved && from[j] != (int)*slot; j++)
+                ;
+            if (j == nmoved && nmoved < 8) {
+                from[nmoved] = (int)*slot;
+                to[nmoved++] = high_fd(c, (int)*slot);
+            }
+            if (j < nmoved)
+                *slot = to[j];
+        }
     }
 
     if (c->wait_go && c->pc == 0) {
@@ -979,14 +1092,7 @@ static int child_main(void *arg)
         if (n != (long)sizeof m || m.type != PC_MSG_GO)
             child_exit(1); /* the parent gave up on us */
     }
-    for (; c->pc < c->nops; c->pc++) {
-        const struct pc_op *op = &c->ops[c->pc];
-        const char *what = 0;
-        int r = run_op(c, op, &what);
-        if (r < 0)
-            fail(c, op->kind, -r, what);
-    }
-    child_exit(0);
+    run_plan(c);
 }
 
 /* ---- parent side --------------------------------------------------------- */
@@ -1094,6 +1200,7 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
         memcpy(p, a->blob, a->blob_len);
         c->ops = ops;
         c->blob = p;
+        c->blob_len = a->blob_len;
         p += a->blob_len;
         c->ptrs = (char **)(void *)align_up((size_t)p, 16);
         c->nptrs = (uint32_t)nptrs;
@@ -1159,4 +1266,65 @@ int pc_new_netns(int back_fd)
         return r;
     }
     return fd;
+}
+
+/* ---- the static helper's side of PC_OP_HANDOFF ----------------------------- */
+
+void pc_helper_main(int plan_fd)
+{
+    static struct child c;
+    struct pc_handoff *h;
+    struct stat st;
+    struct pc_msg m;
+    char *map;
+    size_t nptrs = 0;
+    uint32_t i;
+    int own[6];
+
+    if (fstat(plan_fd, &st) < 0 || (size_t)st.st_size < sizeof *h)
+        child_exit(126);
+    map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, plan_fd, 0);
+    if (map == MAP_FAILED)
+        child_exit(126);
+    close(plan_fd);
+    h = (struct pc_handoff *)(void *)map;
+    if (h->magic != PC_HANDOFF_MAGIC)
+        child_exit(126);
+    memset(&c, 0, sizeof c);
+    c.ops = (const struct pc_op *)(void *)(map + sizeof *h);
+    c.nops = h->nops;
+    c.pc = h->pc;
+    c.blob = map + sizeof *h + h->nops * sizeof(struct pc_op);
+    c.blob_len = h->blob_len;
+    c.sync_fd = h->sync_fd;
+    c.rootfd = h->rootfd;
+    c.fifo_fd = h->fifo_fd;
+    c.fifo_wr = h->fifo_wr;
+    c.mask_fd = h->mask_fd;
+    c.dir_fd = -1;
+    c.fd_base = h->fd_base;
+    memcpy(c.exe, h->exe, sizeof c.exe);
+    for (i = 0; i < c.nops; i++)
+        if (c.ops[i].kind == PC_OP_EXEC)
+            nptrs += (size_t)(c.ops[i].v[0] + c.ops[i].v[1] + 5);
+    c.ptrs = mmap(NULL, nptrs * sizeof(char *) + 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    c.nptrs = (uint32_t)nptrs;
+    c.stack2_size = STACK_SIZE;
+    c.stack2 = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (c.ptrs == MAP_FAILED || c.stack2 == MAP_FAILED)
+        child_exit(126);
+
+    /* Our own fds are close-on-exec again; nothing of the container may
+     * read or write this process's memory while it still works as root. */
+    own[0] = c.sync_fd, own[1] = c.rootfd, own[2] = c.fifo_fd, own[3] = c.fifo_wr, own[4] = c.mask_fd, own[5] = -1;
+    for (i = 0; i < 6; i++)
+        if (own[i] >= 0)
+            fcntl(own[i], F_SETFD, FD_CLOEXEC);
+    prctl(PR_SET_DUMPABLE, 0);
+    S2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+
+    memset(&m, 0, sizeof m);
+    m.type = PC_MSG_HANDED;
+    S4(SYS_sendto, c.sync_fd, &m, sizeof m, MSG_NOSIGNAL);
+    run_plan(&c);
 }

@@ -47,6 +47,8 @@ enum {
     PC_OP_CLOSE_FDS,      /* v0 first fd to close on exec */
     PC_OP_EXEC,           /* s0 argv (NUL separated, v0 argc), s1 envp (v1 envc), v2 init memfd or -1 */
     PC_OP_LOOPBACK,       /* bring "lo" up in the (new) network namespace */
+    PC_OP_HANDOFF,        /* v0 helper fd: continue the plan in the static helper, with a memory of our own */
+    PC_OP_SYNC,           /* send message v0 to the parent, wait for GO (e.g. "write my id maps") */
     PC_OP__COUNT
 };
 
@@ -65,6 +67,8 @@ enum {
     PC_MSG_READY,       /* child -> parent: setup done, waiting for start */
     PC_MSG_ERROR,       /* child -> parent: a step failed */
     PC_MSG_PTY,         /* child -> parent: pty master attached (SCM_RIGHTS) */
+    PC_MSG_HANDED,      /* child -> parent: now runs in the helper; the arena is free */
+    PC_MSG_MAPS,        /* child -> parent: write my uid/gid maps, then GO */
 };
 
 struct pc_msg {
@@ -111,6 +115,9 @@ int pc_spawn(const struct pc_spawn_args *args, struct pc_spawn_result *res);
  * -errno (then the thread may be left in the new namespace if it was the
  * way back that failed: the caller must stop using the thread). */
 int pc_new_netns(int back_fd);
+/* Entry of the static helper (pycontainer-init --plan FD): run the rest of a
+ * plan that PC_OP_HANDOFF wrote to the memfd FD.  Does not return. */
+void pc_helper_main(int plan_fd);
 void pc_arena_release(void *arena, uint64_t size);
 
 #endif

@@ -62,6 +62,8 @@ class Op(enum.IntEnum):
     CLOSE_FDS = 25
     EXEC = 26
     LOOPBACK = 27
+    HANDOFF = 28
+    SYNC = 29
 
 
 # The step names InitError reports.
@@ -93,6 +95,8 @@ STEP_NAMES = {
     Op.CLOSE_FDS: "close fds",
     Op.EXEC: "exec",
     Op.LOOPBACK: "loopback",
+    Op.HANDOFF: "helper exec",
+    Op.SYNC: "sync",
 }
 
 # <sys/mount.h>
@@ -339,10 +343,23 @@ class CreateInputs:
     init_fd: int = -1
     lower_rootfs: str | None = None  # overlay the built-in rootfs with a per-container upper
     netns_fd: int = -1  # a fresh network namespace from the pool, joined instead of CLONE_NEWNET
+    helper_fd: int = -1  # the sealed memfd of pycontainer-init (PC_OP_HANDOFF)
     etc_files: tuple[str, ...] = ("hostname", "hosts", "resolv.conf")
 
 
+MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
+
+
+def spawn_flags(cfg: ContainerConfig, *, pooled_netns: bool = False) -> int:
+    """The namespaces pc_spawn's clone makes: none when the plan makes a user
+    namespace (the helper unshares them itself, user namespace first)."""
+    if cfg.new_namespace(NamespaceType.USER):
+        return 0
+    return clone_flags(cfg, pooled_netns=pooled_netns)
+
+
 def clone_flags(cfg: ContainerConfig, *, pooled_netns: bool = False) -> int:
+    """The CLONE_NEW* flags of the config's new namespaces."""
     flags = 0
     for ns in cfg.namespaces:
         if ns.path is None:
@@ -356,23 +373,30 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     """The child's plan for a new container (see the module docstring)."""
     ops: list[PlanOp] = []
     userns = cfg.new_namespace(NamespaceType.USER)
-
-    joined = [n for n in cfg.namespaces if n.path is not None]
-    for kind in JOIN_ORDER:
-        for n in joined:
-            if n.type is kind:
-                ops.append(op(Op.SETNS, n.path, v=(CLONE_FLAGS[kind], -1)))
-    if any(n.type in (NamespaceType.PID, NamespaceType.TIME) for n in joined):
-        ops.append(op(Op.FORK))
+    joined = [n for kind in JOIN_ORDER for n in cfg.namespaces if n.type is kind and n.path is not None]
+    # Until HANDOFF the child shares our memory (CLONE_VM).  It must leave
+    # before anything in a container can see it and before it changes
+    # credentials: at once when it joins a pid, time or user namespace or
+    # makes a user namespace; otherwise after the mounts, before it can be
+    # seen (exec'd processes of a created container).
+    early = userns or any(n.type in (NamespaceType.PID, NamespaceType.TIME, NamespaceType.USER) for n in joined)
+    if early:
+        ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
+    for n in joined:
+        ops.append(op(Op.SETNS, n.path, v=(CLONE_FLAGS[n.type], -1)))
+    if userns:
+        # The helper makes the user namespace itself, has the parent write its
+        # maps, becomes its root, then makes the other namespaces, owned by it.
+        ops.append(op(Op.UNSHARE, v=(CLONE_NEWUSER,)))
+        ops.append(op(Op.SYNC, v=(MSG_MAPS,)))
+        ops.append(op(Op.USER, b"", v=(0, 0, 0)))
+        ops.append(op(Op.UNSHARE, v=(clone_flags(cfg) & ~CLONE_NEWUSER,)))
+    if userns or any(n.type in (NamespaceType.PID, NamespaceType.TIME) for n in joined):
+        ops.append(op(Op.FORK))  # pid and time namespaces apply to children
     if inp.netns_fd >= 0:
         ops.append(op(Op.SETNS, None, v=(CLONE_NEWNET, inp.netns_fd)))
     elif cfg.new_namespace(NamespaceType.NETWORK):
         ops.append(op(Op.LOOPBACK))
-
-    if userns:
-        # Become root of the new user namespace (the maps are written by now):
-        # files made from here on belong to the mapped root.
-        ops.append(op(Op.USER, b"", v=(0, 0, 0)))
     first = _PROPAGATION_FLAGS[
         "rslave" if "slave" in cfg.rootfs_propagation or "shared" in cfg.rootfs_propagation else "rprivate"
     ]
@@ -415,6 +439,8 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(op(Op.HOSTNAME, inp.hostname))
         if cfg.domainname:
             ops.append(op(Op.DOMAINNAME, cfg.domainname))
+    if not early:
+        ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
 
     ops.extend(
         _process_ops(
@@ -505,9 +531,11 @@ def compile_exec(
     terminal: bool,
     stdio: Sequence[tuple[int, int]] = (),
     preserve_fds: int = 0,
+    helper_fd: int = -1,
 ) -> list[PlanOp]:
     """The plan that runs another process in a running container."""
-    ops: list[PlanOp] = []
+    # Leave our memory before joining anything (see compile_create).
+    ops: list[PlanOp] = [op(Op.HANDOFF, v=(helper_fd,))]
     order = {k: i for i, k in enumerate(JOIN_ORDER)}
     for kind, fd in sorted(ns_fds, key=lambda item: order[item[0]]):
         ops.append(op(Op.SETNS, None, v=(CLONE_FLAGS[kind], fd)))

@@ -31,7 +31,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -44,6 +44,9 @@ MSG_PID = lib.PC_MSG_PID
 MSG_READY = lib.PC_MSG_READY
 MSG_ERROR = lib.PC_MSG_ERROR
 MSG_PTY = lib.PC_MSG_PTY
+MSG_HANDED = lib.PC_MSG_HANDED
+MSG_MAPS = lib.PC_MSG_MAPS
+assert MSG_MAPS == _plan.MSG_MAPS
 
 _MSG = struct.Struct("@iiiiq512s")
 MSG_SIZE = _MSG.size
@@ -150,8 +153,12 @@ class Child:
                 os.close(fd)
         return msg
 
-    def wait_for(self, until: int, timeout: float = SETUP_TIMEOUT) -> None:
-        """Read messages until ``until`` (READY) or EOF (exec'd, when until=0)."""
+    def wait_for(
+        self, until: int, timeout: float = SETUP_TIMEOUT, on_maps: Callable[[int], None] | None = None
+    ) -> None:
+        """Read messages until ``until`` (READY) or EOF (exec'd, when until=0).
+
+        ``on_maps(pid)`` writes the child's id maps when it asks (MAPS); GO follows."""
         deadline = time.monotonic() + timeout
         while True:
             msg = self.recv(deadline)
@@ -161,30 +168,60 @@ class Child:
                 return
             if msg.type == MSG_ERROR:
                 raise msg.error()
-            if msg.type == MSG_PID:
+            if msg.type == MSG_MAPS:
+                if on_maps is None:
+                    raise PyContainerError("the child asked for id maps, but none were given")
+                on_maps(self.pid)
+                self.send_go()
+            elif msg.type == MSG_HANDED:
+                # The child execs the helper: it no longer uses our memory.
+                self.release_arena()
+            elif msg.type == MSG_PID:
                 # The plan re-cloned: reap the intermediate child, follow the new one.
                 os.waitpid(self.pid, 0)
                 self.pid = int(msg.pid)
             elif msg.type == until:
                 return
 
+    def release_arena(self) -> None:
+        if self.arena is not None:
+            lib.pc_arena_release(self.arena, self.arena_size)
+            self.arena = None
+
     def hand_over(self) -> None:
-        """Keep the arena until the child execs; the registry frees it later."""
+        """Done with the protocol: close the socket, or, if the child may still
+        run in the arena, let the registry free both once it has exec'd."""
+        if self.arena is None:
+            self.sock.close()
+            return
         with _arenas_lock:
             _arenas.append((self.sock, self.arena, self.arena_size))
 
     def abandon(self) -> None:
         """Kill and reap a child whose setup failed, then free its arena."""
+        pids = [self.pid]
+        # A re-cloned child may have announced itself after we stopped reading.
         try:
-            os.kill(self.pid, 9)
-        except ProcessLookupError:
+            while True:
+                data = self.sock.recv(MSG_SIZE, socket.MSG_DONTWAIT)
+                if not data:
+                    break
+                msg = Message.unpack(data)
+                if msg.type == MSG_PID:
+                    pids.append(int(msg.pid))
+        except (BlockingIOError, OSError):
             pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
         # The child is gone: nothing uses the arena any more.
-        lib.pc_arena_release(self.arena, self.arena_size)
+        self.release_arena()
         self.sock.close()
         if self.pty_master is not None:
             os.close(self.pty_master)

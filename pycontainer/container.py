@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import enum
 import fcntl
 import functools
@@ -134,30 +135,24 @@ def _locked(directory: str) -> Iterator[int]:
         os.close(fd)
 
 
-def _try_claim_stale(directory: str) -> bool:
-    """A container dir without state.json whose lock is free is debris from a
-    creator that died: claim it by removing it."""
-    if os.path.exists(os.path.join(directory, "state.json")):
-        return False
-    try:
-        fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return False
-    try:
-        if os.path.exists(os.path.join(directory, "state.json")):
-            return False
-        shutil.rmtree(directory, ignore_errors=True)
-        return True
-    finally:
-        os.close(fd)
+CREATING_PREFIX = ".creating-"
 
 
-# One sealed memfd holding pycontainer-init per process, made on first use.
+def _sweep_debris(root: str, names: list[str]) -> None:
+    """Remove ``.creating-<id>-<pid>-<rand>`` dirs whose creator has died."""
+    for name in names:
+        if not name.startswith(CREATING_PREFIX):
+            continue
+        try:
+            pid = int(name.rsplit("-", 2)[-2])
+        except (ValueError, IndexError):
+            continue
+        if not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+# One sealed memfd holding pycontainer-init (the pid-1 init and the plan
+# helper) per process, made on first use.
 _init_lock = threading.Lock()
 _init_memfd: int | None = None
 
@@ -265,20 +260,27 @@ class Container(ProcessHandle):
             raise TypeError(f"config must be a ContainerConfig, not {type(config).__name__}")
         check_config(config)
         os.makedirs(root, mode=0o711, exist_ok=True)
-        directory = os.path.join(root, id)
+        final = os.path.join(root, id)
+        if os.path.lexists(final):
+            raise ContainerExists(id, root)
+        # Everything is made in a private directory that is renamed into place
+        # once the init is READY: the rename is what claims the id, so two
+        # creators of one id never see each other's half-made state, and a
+        # creator that dies leaves only a .creating-* dir (swept by list()).
+        directory = os.path.join(root, f"{CREATING_PREFIX}{id}-{os.getpid()}-{os.urandom(4).hex()}")
         with contextlib.ExitStack() as undo:
-            try:
-                os.mkdir(directory, 0o711)
-            except FileExistsError:
-                if not _try_claim_stale(directory):
-                    raise ContainerExists(id, root) from None
-                os.mkdir(directory, 0o711)
+            os.mkdir(directory, 0o711)
             undo.callback(shutil.rmtree, directory, ignore_errors=True)
-            with _locked(directory):
-                container, child, io = cls._setup(
-                    root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root
-                )
-                undo.pop_all()
+            container, child, io = cls._setup(
+                root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root
+            )
+            try:
+                os.rename(directory, final)
+            except OSError as e:
+                if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise ContainerExists(id, root) from None
+                raise
+            undo.pop_all()
         child.hand_over()
         io.close_child_ends()
         return container
@@ -309,6 +311,8 @@ class Container(ProcessHandle):
             rootfs = config.rootfs
             user, home = _rootfs.lookup_user(rootfs, config.process.user)
         env = _process_env(config.process, hostname, home)
+        # the rootfs as it will be named once the directory is renamed into place
+        state_rootfs = os.path.join(root, cid, "rootfs") if lower is not None else rootfs
         own_net = config.new_namespace(NamespaceType.NETWORK)
         _write_file(os.path.join(directory, "hostname"), hostname + "\n")
         _write_file(os.path.join(directory, "hosts"), _rootfs.hosts_file(hostname))
@@ -337,31 +341,32 @@ class Container(ProcessHandle):
                 stdio=tuple(io.pairs),
                 preserve_fds=len(pass_fds),
                 init_fd=_init_fd() if config.init else -1,
+                helper_fd=_init_fd(),
                 lower_rootfs=lower,
                 etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
                 netns_fd=-1 if netns is None else netns,
             )
             ops = _plan.compile_create(config, inputs)
-            keep = [src for src, _ in io.pairs]
-            keep += [inputs.init_fd] if config.init else []
+            keep = [src for src, _ in io.pairs] + [inputs.helper_fd]
             keep += [netns] if netns is not None else []
-            flags = _plan.clone_flags(config, pooled_netns=netns is not None)
-            child = _spawn.spawn(ops, flags, wait_go=userns, keep_fds=keep, max_target_fd=2 + len(pass_fds))
+            flags = _plan.spawn_flags(config, pooled_netns=netns is not None)
+            child = _spawn.spawn(ops, flags, wait_go=False, keep_fds=keep, max_target_fd=2 + len(pass_fds))
         finally:
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)
         undo.callback(child.abandon)
-        if userns:
-            _spawn.write_id_maps(child.pid, config.uid_mappings, config.gid_mappings)
-            child.send_go()
         # The child sets up its mounts now; write the state meanwhile (under a
         # temporary name: it becomes state.json once the child is READY).
         forks = any(o.kind is _plan.Op.FORK for o in ops)
         if not forks:
-            data = cls._prepare_state(directory, cid, child.pid, rootfs, config)
-        child.wait_for(_spawn.MSG_READY)
+            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config)
+
+        def write_maps(pid: int) -> None:
+            _spawn.write_id_maps(pid, config.uid_mappings, config.gid_mappings)
+
+        child.wait_for(_spawn.MSG_READY, on_maps=write_maps)
         if forks:
-            data = cls._prepare_state(directory, cid, child.pid, rootfs, config)
+            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config)
         os.replace(os.path.join(directory, "state.json.new"), os.path.join(directory, "state.json"))
         # Our own child: its pid cannot be recycled while we have not reaped it.
         container = cls(root, cid, data, config, pidfd=os.pidfd_open(child.pid))
@@ -428,8 +433,11 @@ class Container(ProcessHandle):
             names = sorted(os.listdir(root))
         except FileNotFoundError:
             return []
+        _sweep_debris(root, names)
         out = []
         for name in names:
+            if name.startswith("."):
+                continue
             try:
                 out.append(cls.load(root, name))
             except (ContainerNotFound, PyContainerError, ValueError, KeyError):
@@ -609,8 +617,9 @@ class Container(ProcessHandle):
                 terminal=process.terminal,
                 stdio=io.pairs,
                 preserve_fds=len(pass_fds),
+                helper_fd=_init_fd(),
             )
-            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds]
+            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_init_fd()]
             child = _spawn.spawn(ops, 0, wait_go=False, keep_fds=keep, max_target_fd=2 + len(pass_fds))
             try:
                 child.wait_for(0)

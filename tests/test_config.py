@@ -99,6 +99,8 @@ def test_plan_order_for_a_default_container():
     pivot = k.index(_plan.Op.PIVOT)
     assert all(i < pivot for i, x in enumerate(k) if x in (_plan.Op.MOUNT, _plan.Op.MKNOD, _plan.Op.SYMLINK))
     assert all(i > pivot for i, x in enumerate(k) if x in (_plan.Op.MASK, _plan.Op.READONLY))
+    # the child leaves the parent's memory after the mounts, before it can be seen
+    assert k.index(_plan.Op.HANDOFF) > k.index(_plan.Op.MASK) and k.count(_plan.Op.HANDOFF) == 1
     # the tail: ready, wait for start, then drop to the user, close fds, exec
     assert k[-6:] == [
         _plan.Op.RESOLVE, _plan.Op.READY, _plan.Op.WAIT_START, _plan.Op.USER, _plan.Op.CLOSE_FDS, _plan.Op.EXEC,
@@ -148,7 +150,9 @@ def test_plan_for_options():
 def test_plan_joining_a_pid_namespace_reclones():
     c = cfg(namespaces=["mount", Namespace("pid", "/proc/1/ns/pid")])
     k = kinds(_plan.compile_create(c, inputs()))
-    assert k[:2] == [_plan.Op.SETNS, _plan.Op.FORK]
+    # leave the parent's memory first: the joined pid namespace can see us
+    assert k[:3] == [_plan.Op.HANDOFF, _plan.Op.SETNS, _plan.Op.FORK]
+    assert k.count(_plan.Op.HANDOFF) == 1
 
 
 def test_plan_user_namespace_becomes_root_first_and_skips_unmapped_tty_gid():
@@ -158,7 +162,15 @@ def test_plan_user_namespace_becomes_root_first_and_skips_unmapped_tty_gid():
         gid_mappings=[IDMap(0, 100000, 5)],
     )
     ops = _plan.compile_create(c, inputs())
-    assert ops[0].kind is _plan.Op.USER and ops[0].v[:2] == (0, 0)
+    # Leave the parent's memory before any change of credentials, make the user
+    # namespace, have the maps written, become its root, then make the rest
+    # (owned by it) and re-clone into the new pid namespace.
+    assert kinds(ops)[:6] == [
+        _plan.Op.HANDOFF, _plan.Op.UNSHARE, _plan.Op.SYNC, _plan.Op.USER, _plan.Op.UNSHARE, _plan.Op.FORK,
+    ]  # fmt: skip
+    assert ops[1].v[0] == _plan.CLONE_NEWUSER and ops[3].v[:2] == (0, 0)
+    assert ops[4].v[0] == _plan.CLONE_NEWNS
+    assert _plan.spawn_flags(c) == 0
     pts = next(o for o in ops if o.kind is _plan.Op.MOUNT and o.s[1] == "/dev/pts")
     assert "gid=5" not in pts.s[3]
 
@@ -170,7 +182,7 @@ def test_exec_plan_joins_user_first_and_mount_last():
     )  # fmt: skip
     setns = [o.v for o in ops if o.kind is _plan.Op.SETNS]
     assert [v[1] for v in setns] == [12, 11, 10]
-    assert kinds(ops)[3] is _plan.Op.FORK
+    assert kinds(ops)[0] is _plan.Op.HANDOFF and kinds(ops)[4] is _plan.Op.FORK
 
 
 def test_encode_packs_structs_and_nul_terminated_strings():

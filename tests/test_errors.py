@@ -138,11 +138,21 @@ def test_delete_twice(root, config):
         c.delete()
 
 
-def test_crashed_creator_debris_is_reclaimed(root, config):
-    # A dir with no state.json and a free lock: what a creator killed mid-way leaves.
-    os.mkdir(os.path.join(root, "debris"))
-    open(os.path.join(root, "debris", "lock"), "w").close()
-    with Container.create(root, "debris", config("true")):
+def test_crashed_creator_debris_is_swept(root, config):
+    # What a creator killed mid-way leaves: its private .creating-* dir.
+    import subprocess
+
+    p = subprocess.Popen(["true"])  # its pid names nobody once it has been reaped
+    p.wait()
+    debris = os.path.join(root, f".creating-x-{p.pid}-0000")
+    os.mkdir(debris)
+    live = os.path.join(root, f".creating-y-{os.getpid()}-0000")
+    os.mkdir(live)
+    assert Container.list(root) == []
+    assert not os.path.exists(debris)  # its creator is dead
+    assert os.path.exists(live)  # ours is alive: left alone
+    os.rmdir(live)
+    with Container.create(root, "x", config("true")):
         pass
 
 
