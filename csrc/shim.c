@@ -720,14 +720,49 @@ static int op_resolve(struct child *c, const struct pc_op *op)
     return saw_eacces ? -EACCES : -ENOENT;
 }
 
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
 static int op_wait_start(struct child *c)
 {
+    /* Runs in the helper (after PC_OP_HANDOFF), so libc is ours to use. */
+    static const int stops[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM};
+    struct sigaction sa, dfl;
+    sigset_t catch, all;
     char p[32];
     char one = 0;
     int fd;
+    size_t i;
+
+    /* A created container is pid 1 of its namespace, which drops signals it
+     * has no handler for: catch the stopping ones while we wait, so that
+     * kill() of a created container stops it (exit 128 + signal). */
+    memset(&sa, 0, sizeof sa);
+    memset(&dfl, 0, sizeof dfl);
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: the open returns EINTR */
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&catch);
+    for (i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        sigaction(stops[i], &sa, NULL);
+        sigaddset(&catch, stops[i]);
+    }
+    sigprocmask(SIG_UNBLOCK, &catch, NULL);
     fd_path(p, c->fifo_fd);
     /* Blocks until `start` opens the fifo for reading. */
-    fd = high_fd(c, (int)S3(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CLOEXEC));
+    do
+        fd = (int)S3(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CLOEXEC);
+    while (fd == -EINTR && !stop_signal);
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (i = 0; i < sizeof stops / sizeof stops[0]; i++)
+        sigaction(stops[i], &dfl, NULL);
+    if (stop_signal)
+        child_exit(128 + stop_signal);
+    fd = high_fd(c, fd);
     if (fd < 0)
         return fd;
     S1(SYS_close, c->fifo_fd);

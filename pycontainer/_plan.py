@@ -407,9 +407,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(op(Op.MOUNT, "overlay", inp.rootfs, "overlay", data, v=(0, M_HOST, 0, 0)))
     ops.append(op(Op.ROOTFS, inp.rootfs))
     ops.append(op(Op.OPEN_FIFO, f"{inp.state_dir}/exec.fifo"))
-    if inp.stdio and not cfg.process.terminal:
-        pairs = b"".join(struct.pack("@ii", src, dst) for src, dst in inp.stdio)
-        ops.append(op(Op.STDIO, pairs, v=(len(inp.stdio),)))
+    ops.extend(_stdio_ops(inp.stdio, cfg.process.terminal))
 
     ops.extend(
         _kernel_mounts(
@@ -476,7 +474,14 @@ def _kernel_mounts(*, userns: bool, tty_gid: bool, ipc: bool, bind_sys: bool) ->
     if bind_sys:
         # sysfs belongs to the network namespace's owner: bind the host's.
         ops.append(
-            op(Op.MOUNT, "/sys", "/sys", None, None, v=(MS_BIND | MS_REC, M_MKDIR, 0, ATTR_RDONLY | NODEV_ATTRS))
+            op(
+                Op.MOUNT,
+                "/sys",
+                "/sys",
+                None,
+                None,
+                v=(MS_BIND | MS_REC, M_MKDIR | M_RECURSIVE, 0, ATTR_RDONLY | NODEV_ATTRS),
+            )
         )
     else:
         ops.append(op(Op.MOUNT, "sysfs", "/sys", "sysfs", None, v=(nodev | MS_RDONLY, M_MKDIR, 0, 0)))
@@ -486,6 +491,15 @@ def _kernel_mounts(*, userns: bool, tty_gid: bool, ipc: bool, bind_sys: bool) ->
 @functools.lru_cache(maxsize=16)
 def _masks(masked: tuple[str, ...], readonly: tuple[str, ...]) -> tuple[PlanOp, ...]:
     return tuple(op(Op.MASK, None, p) for p in masked) + tuple(op(Op.READONLY, None, p) for p in readonly)
+
+
+def _stdio_ops(stdio: Sequence[tuple[int, int]], terminal: bool) -> list[PlanOp]:
+    """dup the caller's fds into place; with a terminal, 0-2 come from the pty
+    and only the passed fds (3, 4, ...) are dup'd."""
+    pairs = [(src, dst) for src, dst in stdio if not terminal or dst > 2]
+    if not pairs:
+        return []
+    return [op(Op.STDIO, b"".join(struct.pack("@ii", src, dst) for src, dst in pairs), v=(len(pairs),))]
 
 
 def _path_of(env: Sequence[str]) -> str | None:
@@ -541,9 +555,7 @@ def compile_exec(
         ops.append(op(Op.SETNS, None, v=(CLONE_FLAGS[kind], fd)))
     # Joining a pid (or time) namespace only applies to children: clone again.
     ops.append(op(Op.FORK))
-    if stdio and not terminal:
-        pairs = b"".join(struct.pack("@ii", src, dst) for src, dst in stdio)
-        ops.append(op(Op.STDIO, pairs, v=(len(stdio),)))
+    ops.extend(_stdio_ops(stdio, terminal))
     ops.extend(_process_ops(terminal, umask, cwd, args, env, make_cwd=False))
     ops.extend(_exec_ops(user, 3 + preserve_fds, args, env, -1))
     return ops

@@ -117,6 +117,7 @@ def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
 def _write_file(path: str, text: str, mode: int = 0o644) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
+        os.fchmod(fd, mode)  # exact, whatever the caller's umask
         os.write(fd, text.encode())
     finally:
         os.close(fd)
@@ -259,7 +260,9 @@ class Container(ProcessHandle):
         if not isinstance(config, ContainerConfig):
             raise TypeError(f"config must be a ContainerConfig, not {type(config).__name__}")
         check_config(config)
-        os.makedirs(root, mode=0o711, exist_ok=True)
+        if not os.path.isdir(root):
+            os.makedirs(root, mode=0o711, exist_ok=True)
+            os.chmod(root, 0o711)  # exact, whatever the umask: a user namespace's root traverses it
         final = os.path.join(root, id)
         if os.path.lexists(final):
             raise ContainerExists(id, root)
@@ -271,6 +274,7 @@ class Container(ProcessHandle):
         with contextlib.ExitStack() as undo:
             os.mkdir(directory, 0o711)
             undo.callback(shutil.rmtree, directory, ignore_errors=True)
+            os.chmod(directory, 0o711)
             container, child, io = cls._setup(
                 root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root
             )
@@ -306,6 +310,7 @@ class Container(ProcessHandle):
             rootfs = os.path.join(directory, "rootfs")
             for d in ("rootfs", "upper", "work"):
                 os.mkdir(os.path.join(directory, d), 0o755)
+                os.chmod(os.path.join(directory, d), 0o755)
             user, home = _rootfs.lookup_user(lower, config.process.user)
         else:
             rootfs = config.rootfs
@@ -319,6 +324,7 @@ class Container(ProcessHandle):
         _write_file(os.path.join(directory, "resolv.conf"), _rootfs.resolv_conf(own_netns=own_net, servers=config.dns))
         fifo = os.path.join(directory, "exec.fifo")
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
         userns = config.new_namespace(NamespaceType.USER)
         if userns:
             host_root = _host_id(config.uid_mappings, 0)
@@ -390,6 +396,7 @@ class Container(ProcessHandle):
             "rootfs": rootfs,
             "config": _config_to_json(config),
             "creator_pid": os.getpid(),
+            "instance": os.urandom(8).hex(),
             "exit": None,
         }
         _write_file(os.path.join(directory, "state.json.new"), json.dumps(data, separators=(",", ":")), 0o600)
@@ -470,7 +477,14 @@ class Container(ProcessHandle):
         )
 
     def _require(self, action: str) -> Status:
-        if not os.path.exists(os.path.join(self.dir, "state.json")):
+        # The same id may have been deleted and made anew since this object
+        # was loaded: act only on the container it stands for.
+        try:
+            with open(os.path.join(self.dir, "state.json"), encoding="utf-8") as f:
+                on_disk = json.load(f).get("instance")
+        except (FileNotFoundError, ValueError):
+            on_disk = None
+        if on_disk is None or on_disk != self._data.get("instance"):
             raise ContainerNotFound(self.id, self.root)
         allowed, to = TRANSITIONS[action]
         status = self.status

@@ -7,6 +7,7 @@ container: hostname, hosts and resolv.conf.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -60,12 +61,64 @@ def resolve_in_root(root: str, path: str) -> str:
     return os.path.join(root, *resolved)
 
 
+MAX_ETC_FILE = 4 << 20  # /etc/passwd and /etc/group are read up to this size
+
+
+def open_in_root(root: str, path: str) -> int:
+    """Open the regular file ``path`` of the rootfs ``root`` for reading, with
+    fds all the way: each component is opened with O_NOFOLLOW relative to its
+    parent, symlinks are followed by hand and never leave ``root`` (absolute
+    ones restart at it, ".." stops at it), and anything but a regular file
+    (a fifo that would block, a device that never ends) is refused.  The
+    rootfs may belong to a running container that changes it meanwhile."""
+    stack = [os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
+    try:
+        parts = [p for p in path.split("/") if p]
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            fd = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stack[-1])
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISLNK(mode):
+                target = os.readlink(part, dir_fd=stack[-1])
+                os.close(fd)
+                hops += 1
+                if hops > 40:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                parts = [p for p in target.split("/") if p] + parts
+                continue
+            stack.append(fd)
+            if parts and not stat.S_ISDIR(mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        if len(stack) == 1 or not stat.S_ISREG(os.fstat(stack[-1]).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", path)
+        return os.open(f"/proc/self/fd/{stack[-1]}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
 def _read_in_root(root: str, path: str) -> list[str]:
     try:
-        with open(resolve_in_root(root, path), encoding="utf-8", errors="replace") as f:
-            return f.read().splitlines()
+        fd = open_in_root(root, path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return []
+    except OSError as e:
+        raise ConfigError("user", f"cannot read {path} in the rootfs: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_ETC_FILE + 1)
+    if len(data) > MAX_ETC_FILE:
+        raise ConfigError("user", f"{path} in the rootfs is larger than {MAX_ETC_FILE} bytes")
+    return data.decode("utf-8", errors="replace").splitlines()
 
 
 def _entries(lines: list[str]) -> list[list[str]]:
@@ -247,7 +300,8 @@ def default_rootfs(root: str | None = None) -> str:
     final = os.path.join(parent, f"busybox-{digest}")
     if os.path.isdir(final):
         return final
-    os.makedirs(parent, mode=0o711, exist_ok=True)  # a user namespace's root must traverse it
+    os.makedirs(parent, mode=0o711, exist_ok=True)
+    os.chmod(parent, 0o711)  # whatever the umask: a user namespace's root must traverse it
     tmp = tempfile.mkdtemp(prefix=".busybox-", dir=parent)
     try:
         _assemble_busybox(busybox, tmp)

@@ -653,3 +653,76 @@ def test_the_runtime_process_stays_dumpable(public_dir, rootfs):
         c.kill(signal.SIGKILL)
         c.wait(timeout=10)
     assert _dumpable() == 1
+
+
+# ---- review findings, each pinned by a test -----------------------------------------
+
+
+def test_kill_of_a_created_container_stops_it(root, config):
+    with Container.create(root, "made", config("true")) as c:
+        c.kill(signal.SIGTERM)
+        assert c.wait(timeout=10).code == 128 + signal.SIGTERM
+        assert c.status is Status.STOPPED
+
+
+def test_a_stale_handle_does_not_touch_a_recreated_container(root, config):
+    old = Container.create(root, "same", config("sleep", "30"))
+    stale = Container.load(root, "same")
+    old.delete()
+    new = Container.create(root, "same", config("sleep", "30"))
+    try:
+        from pycontainer import ContainerNotFound
+
+        with pytest.raises(ContainerNotFound):
+            stale.delete(force=True)
+        with pytest.raises(ContainerNotFound):
+            stale.start()
+        assert new.status is Status.CREATED
+        new.start()
+        assert new.status is Status.RUNNING
+    finally:
+        stale.close()
+        new.delete(force=True)
+
+
+def test_terminal_keeps_passed_fds(root, config):
+    r, w = os.pipe()
+    try:
+        cfg = config("sh", "-c", "echo via-fd3 >&3", process={"terminal": True})
+        with Container.run(root, "ttyfd", cfg, pass_fds=[w]) as c:
+            os.close(w)
+            w = -1
+            assert c.wait(timeout=10).code == 0
+        assert os.read(r, 100) == b"via-fd3\n"
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_a_hostile_etc_passwd_does_not_hang_exec(root, config):
+    with Container.run(root, "fifo", config("sleep", "60", mounts=[Mount("/tmp", None, "tmpfs")])) as c:
+        # The session's rootfs is shared by the tests: the fifo lives on the
+        # container's own tmpfs and is bound over /etc/passwd in its mount namespace.
+        with c.exec(["sh", "-c", "mkfifo /tmp/p && mount --bind /tmp/p /etc/passwd"]) as p:
+            assert p.wait(timeout=10).code == 0
+        import time
+
+        t = time.monotonic()
+        with c.exec(["echo", "ok"], stdout=PIPE) as p:  # not id: it would read the fifo itself
+            assert p.communicate(timeout=10)[0] == b"ok\n"
+        assert time.monotonic() - t < 5
+        c.kill(signal.SIGKILL)
+        c.wait(timeout=10)
+
+
+def test_modes_do_not_depend_on_the_umask(root, data_root):
+    old = os.umask(0o077)
+    try:
+        cfg = ContainerConfig(process=Process(args=("true",)))
+        with Container.create(root, "um", cfg, data_root=data_root) as c:
+            assert os.stat(c.dir).st_mode & 0o777 == 0o711
+            assert os.stat(os.path.join(c.dir, "hosts")).st_mode & 0o777 == 0o644
+            assert os.stat(os.path.join(data_root, "rootfs")).st_mode & 0o777 == 0o711
+    finally:
+        os.umask(old)
