@@ -1,10 +1,11 @@
 """Build glue that pyproject.toml cannot express: the cffi shim and the static init.
 
 ``cffi_modules`` compiles csrc/shim.c into ``pycontainer._shim``.  The
-``build_ext`` subclass also links csrc/init.c and csrc/shim.c statically into
-``pycontainer/_pcinit`` (the ``--init`` pid 1, and the helper that runs the
-rest of a plan after PC_OP_HANDOFF), next to the extension, for both
-``pip install .`` and ``pip install -e .``.
+``build_ext`` subclass also links two static programs next to the extension,
+for both ``pip install .`` and ``pip install -e .``: ``pycontainer/_pcinit``
+(csrc/init.c, the ``--init`` pid 1) and ``pycontainer/_pchelper`` (csrc/shim.c
+with -DPC_HELPER, freestanding: the helper that runs the rest of a plan after
+PC_OP_HANDOFF).
 """
 
 import os
@@ -19,24 +20,34 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 class BuildExtWithInit(build_ext):
+    """Also link the two static programs next to the extension."""
+
+    PROGRAMS = {
+        # the --init pid 1 (glibc, static)
+        "_pcinit": ["-static", "-O2", "-s", "-Wall", "csrc/init.c"],
+        # the plan helper PC_OP_HANDOFF execs: freestanding, no libc start-up
+        "_pchelper": [
+            "-static", "-nostdlib", "-no-pie", "-fno-pie", "-fno-stack-protector", "-O2", "-s", "-Wall",
+            "-DPC_HELPER", "-Icsrc", "csrc/shim.c",
+        ],
+    }  # fmt: skip
+
     def run(self) -> None:
         super().run()
-        if self.inplace:
-            dest = HERE / "pycontainer"
-        else:
-            dest = pathlib.Path(self.build_lib) / "pycontainer"
+        dest = self._dest()
         dest.mkdir(parents=True, exist_ok=True)
         cc = shlex.split(os.environ.get("CC", "cc"))
-        out = dest / "_pcinit"
-        csrc = HERE / "csrc"
-        cmd = [*cc, "-static", "-O2", "-s", "-Wall", f"-I{csrc}", "-o", str(out), str(csrc / "init.c"), str(csrc / "shim.c")]
-        self.announce(" ".join(cmd), level=2)
-        subprocess.run(cmd, check=True)
+        for name, args in self.PROGRAMS.items():
+            args = [str(HERE / a) if a.startswith("csrc/") else a.replace("-Icsrc", f"-I{HERE / 'csrc'}") for a in args]
+            cmd = [*cc, *args, "-o", str(dest / name)]
+            self.announce(" ".join(cmd), level=2)
+            subprocess.run(cmd, check=True)
+
+    def _dest(self) -> pathlib.Path:
+        return (HERE if self.inplace else pathlib.Path(self.build_lib)) / "pycontainer"
 
     def get_outputs(self):
-        outputs = super().get_outputs()
-        base = HERE if self.inplace else pathlib.Path(self.build_lib)
-        return [*outputs, str(base / "pycontainer" / "_pcinit")]
+        return [*super().get_outputs(), *(str(self._dest() / name) for name in self.PROGRAMS)]
 
 
 setup(

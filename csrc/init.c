@@ -8,10 +8,6 @@
  * to it, reaps every zombie that gets re-parented to pid 1, and exits with the
  * child's status: its exit code, or 128 + the signal that killed it.
  *
- * The same binary is the shim's helper: `pycontainer-init --plan FD` runs the
- * rest of a container's plan (see PC_OP_HANDOFF in shim.c) in a process with
- * a memory of its own.
- *
  * Built static (it runs inside rootfs images that may have no libc) and
  * executed from a sealed memfd, so nothing in the container can write to it.
  */
@@ -22,10 +18,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <termios.h>
-#include <stdlib.h>
 #include <unistd.h>
-
-#include "shim.h"
 
 int main(int argc, char **argv)
 {
@@ -33,8 +26,6 @@ int main(int argc, char **argv)
     pid_t child;
     int status = 0;
 
-    if (argc == 3 && strcmp(argv[1], "--plan") == 0)
-        pc_helper_main(atoi(argv[2]));
     if (argc < 3) {
         fprintf(stderr, "usage: pycontainer-init PATH ARGV0 [ARG...]\n");
         return 2;

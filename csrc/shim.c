@@ -142,8 +142,6 @@ struct child {
     int fd_base;         /* the child's own fds live at or above this */
     const int *keep;     /* fds the plan uses, sorted */
     uint32_t nkeep;
-    char *stack2;        /* stack for PC_OP_FORK */
-    size_t stack2_size;
     char exe[4096];      /* resolved executable */
 };
 
@@ -371,7 +369,6 @@ static int set_attrs(int fd, uint64_t attrs, int recursive)
 /* ---- plan operations ---------------------------------------------------- */
 
 static int child_main(void *arg);
-static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct child *c);
 
 static int op_mount(struct child *c, const struct pc_op *op, const char **what)
 {
@@ -720,7 +717,28 @@ static int op_resolve(struct child *c, const struct pc_op *op)
     return saw_eacces ? -EACCES : -ENOENT;
 }
 
-static volatile sig_atomic_t stop_signal;
+/* The kernel's struct sigaction (rt_sigaction), without libc. */
+struct k_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+};
+#ifndef SA_RESTORER
+#define SA_RESTORER 0x04000000
+#endif
+
+#if defined(__x86_64__)
+void pc_sigreturn(void);
+__asm__(".text\n.hidden pc_sigreturn\npc_sigreturn:\n    mov $15, %eax\n    syscall\n    hlt\n");
+#define PC_RESTORER pc_sigreturn
+#define PC_SA_RESTORER SA_RESTORER
+#else
+#define PC_RESTORER 0 /* arm64 returns through the vDSO's trampoline */
+#define PC_SA_RESTORER 0
+#endif
+
+static volatile int stop_signal;
 
 static void on_stop_signal(int sig)
 {
@@ -729,10 +747,9 @@ static void on_stop_signal(int sig)
 
 static int op_wait_start(struct child *c)
 {
-    /* Runs in the helper (after PC_OP_HANDOFF), so libc is ours to use. */
     static const int stops[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM};
-    struct sigaction sa, dfl;
-    sigset_t catch, all;
+    struct k_sigaction sa, dfl;
+    uint64_t catch = 0, all = ~(uint64_t)0;
     char p[32];
     char one = 0;
     int fd;
@@ -740,26 +757,26 @@ static int op_wait_start(struct child *c)
 
     /* A created container is pid 1 of its namespace, which drops signals it
      * has no handler for: catch the stopping ones while we wait, so that
-     * kill() of a created container stops it (exit 128 + signal). */
+     * kill() of a created container stops it (exit 128 + signal).  This runs
+     * in the helper (after PC_OP_HANDOFF): the handler is ours. */
     memset(&sa, 0, sizeof sa);
     memset(&dfl, 0, sizeof dfl);
-    sa.sa_handler = on_stop_signal; /* no SA_RESTART: the open returns EINTR */
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&catch);
+    sa.handler = on_stop_signal; /* no SA_RESTART: the open returns EINTR */
+    sa.flags = PC_SA_RESTORER;
+    sa.restorer = PC_RESTORER;
     for (i = 0; i < sizeof stops / sizeof stops[0]; i++) {
-        sigaction(stops[i], &sa, NULL);
-        sigaddset(&catch, stops[i]);
+        S4(SYS_rt_sigaction, stops[i], &sa, 0, sizeof sa.mask);
+        catch |= 1ULL << (stops[i] - 1);
     }
-    sigprocmask(SIG_UNBLOCK, &catch, NULL);
+    S4(SYS_rt_sigprocmask, SIG_UNBLOCK, &catch, 0, sizeof catch);
     fd_path(p, c->fifo_fd);
     /* Blocks until `start` opens the fifo for reading. */
     do
         fd = (int)S3(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CLOEXEC);
     while (fd == -EINTR && !stop_signal);
-    sigfillset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
+    S4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, sizeof all);
     for (i = 0; i < sizeof stops / sizeof stops[0]; i++)
-        sigaction(stops[i], &dfl, NULL);
+        S4(SYS_rt_sigaction, stops[i], &dfl, 0, sizeof dfl.mask);
     if (stop_signal)
         child_exit(128 + stop_signal);
     fd = high_fd(c, fd);
@@ -873,7 +890,7 @@ static int op_handoff(struct child *c, const struct pc_op *op)
     for (i = 3; i < c->fd_base + 64; i++)
         S3(SYS_fcntl, i, F_SETFD, 0);
     fd_path(p, fd);
-    argv[0] = (char *)"pycontainer-init";
+    argv[0] = (char *)"pycontainer-helper";
     argv[1] = (char *)"--plan";
     argv[2] = p + sizeof "/proc/self/fd/" - 1;
     argv[3] = 0;
@@ -882,12 +899,19 @@ static int op_handoff(struct child *c, const struct pc_op *op)
     return r;
 }
 
+/* Clone again so that a joined (or new) pid or time namespace applies.  It
+ * runs only in the helper (after PC_OP_HANDOFF), whose memory is small and
+ * its own, so a plain fork will do: the child returns 0 and carries on with
+ * the plan; CLONE_PARENT makes it the runtime's child, and we leave. */
 static int fork_child(struct child *c)
 {
     struct pc_msg m;
-    long pid = raw_clone(CLONE_VM | CLONE_PARENT, c->stack2, c->stack2_size, c);
+    long pid;
+    pid = S5(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0)
         return (int)pid;
+    if (pid == 0)
+        return 0;
     memset(&m, 0, sizeof m);
     m.type = PC_MSG_PID;
     m.pid = pid;
@@ -911,7 +935,6 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         return r;
     }
     case PC_OP_FORK:
-        c->pc++;
         return fork_child(c);
     case PC_OP_UNSHARE:
         return (int)S1(SYS_unshare, op->v[0]);
@@ -1021,7 +1044,7 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         *what = "lo";
         return loopback_up();
     case PC_OP_HANDOFF:
-        *what = "pycontainer-init";
+        *what = "pycontainer-helper";
         return op_handoff(c, op);
     case PC_OP_SYNC: {
         struct pc_msg m;
@@ -1080,7 +1103,7 @@ static __attribute__((noreturn)) void run_plan(struct child *c)
     child_exit(0);
 }
 
-static int child_main(void *arg)
+static __attribute__((unused)) int child_main(void *arg)
 {
     struct child *c = arg;
     int sig;
@@ -1130,6 +1153,7 @@ static int child_main(void *arg)
     run_plan(c);
 }
 
+#ifndef PC_HELPER
 /* ---- parent side --------------------------------------------------------- */
 
 #define STACK_SIZE (128 * 1024)
@@ -1167,8 +1191,7 @@ __asm__(".text\n"
 #endif
 
 /* Clone a child running child_main(c) on [stack, stack + stack_size), with
- * clone3 where the kernel has it.  Returns the pid or -errno; never touches
- * errno, so the child may call it too (PC_OP_FORK). */
+ * clone3 where the kernel has it, else glibc's clone.  Parent side only. */
 static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct child *c)
 {
     long pid = -ENOSYS;
@@ -1176,8 +1199,7 @@ static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct chi
     struct clone_args cl;
     memset(&cl, 0, sizeof cl);
     cl.flags = flags;
-    /* clone3 refuses an exit signal with CLONE_PARENT: the parent's is used. */
-    cl.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
+    cl.exit_signal = SIGCHLD;
     cl.stack = (uint64_t)(uintptr_t)stack;
     cl.stack_size = stack_size;
     pid = pc_clone3_tramp(&cl, sizeof cl, child_main, c);
@@ -1185,9 +1207,7 @@ static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct chi
     if (pid == -ENOSYS || pid == -E2BIG) {
         if (flags & CLONE_NEWTIME)
             return -ENOSYS; /* only clone3 can take CLONE_NEWTIME */
-        /* glibc's clone: its errno write lands in the calling thread's TLS,
-         * which is only a cosmetic race when called from a child. */
-        pid = clone(child_main, stack + stack_size, (int)(flags | ((flags & CLONE_PARENT) ? 0 : SIGCHLD)), c);
+        pid = clone(child_main, stack + stack_size, (int)(flags | SIGCHLD), c);
         if (pid < 0)
             pid = -errno;
     }
@@ -1197,7 +1217,7 @@ static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct chi
 int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t nptrs = 0, need_fork = 0, off, size;
+    size_t nptrs = 0, off, size;
     uint32_t i;
     char *arena;
     struct child *c;
@@ -1208,13 +1228,9 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
     for (i = 0; i < a->nops; i++) {
         if (a->ops[i].kind == PC_OP_EXEC)
             nptrs += (size_t)(a->ops[i].v[0] + a->ops[i].v[1] + 5);
-        if (a->ops[i].kind == PC_OP_FORK)
-            need_fork = 1;
     }
-    /* [guard][stack][guard][stack2][child][ops][blob][ptrs] */
+    /* [guard][stack][child][ops][blob][ptrs][keep] */
     off = page + STACK_SIZE;
-    if (need_fork)
-        off += page + STACK_SIZE;
     size = off + sizeof(struct child) + 16 + a->nops * sizeof(struct pc_op) + a->blob_len + 16 + nptrs * sizeof(char *) +
            a->nkeep * sizeof(int) + 16;
     size = align_up(size, page);
@@ -1253,11 +1269,6 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
     c->fifo_wr = -1;
     c->mask_fd = -1;
     c->dir_fd = -1;
-    if (need_fork) {
-        c->stack2 = arena + page + STACK_SIZE + page;
-        c->stack2_size = STACK_SIZE;
-        mprotect(arena + page + STACK_SIZE, page, PROT_NONE);
-    }
 
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1303,29 +1314,97 @@ int pc_new_netns(int back_fd)
     return fd;
 }
 
-/* ---- the static helper's side of PC_OP_HANDOFF ----------------------------- */
+#endif /* !PC_HELPER */
 
-void pc_helper_main(int plan_fd)
+/* ---- the static helper's side of PC_OP_HANDOFF ----------------------------
+ *
+ * Built with -DPC_HELPER into a static, freestanding (-nostdlib) binary:
+ * glibc's start-up alone would cost more than the whole exec.  Everything
+ * above already uses raw system calls; the helper adds its entry point and
+ * the few functions the compiler may call.
+ */
+#ifdef PC_HELPER
+
+void *memcpy(void *d, const void *s, size_t n)
+{
+    char *dp = d;
+    const char *sp = s;
+    while (n--)
+        *dp++ = *sp++;
+    return d;
+}
+
+void *memmove(void *d, const void *s, size_t n)
+{
+    char *dp = d;
+    const char *sp = s;
+    if (dp < sp)
+        while (n--)
+            *dp++ = *sp++;
+    else
+        while (n--)
+            dp[n] = sp[n];
+    return d;
+}
+
+void *memset(void *d, int v, size_t n)
+{
+    char *dp = d;
+    while (n--)
+        *dp++ = (char)v;
+    return d;
+}
+
+size_t strlen(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+int memcmp(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    for (; n; n--, x++, y++)
+        if (*x != *y)
+            return *x - *y;
+    return 0;
+}
+
+static void *helper_map(size_t len, int fd)
+{
+    long p = rsys(SYS_mmap, 0, (long)len, PROT_READ | PROT_WRITE,
+                  fd >= 0 ? MAP_PRIVATE : MAP_PRIVATE | MAP_ANONYMOUS, fd, 0);
+    return (p < 0 && p > -4096) ? 0 : (void *)p;
+}
+
+__attribute__((noreturn, used)) void pc_helper_start(long *sp)
 {
     static struct child c;
+    char **argv = (char **)(sp + 1);
     struct pc_handoff *h;
     struct stat st;
     struct pc_msg m;
     char *map;
     size_t nptrs = 0;
     uint32_t i;
-    int own[6];
+    int plan_fd = 0, own[5];
+    const char *d;
 
-    if (fstat(plan_fd, &st) < 0 || (size_t)st.st_size < sizeof *h)
+    if (sp[0] != 3 || !argv[2])
+        child_exit(126); /* not started by PC_OP_HANDOFF */
+    for (d = argv[2]; *d >= '0' && *d <= '9'; d++)
+        plan_fd = plan_fd * 10 + (*d - '0');
+    if (S2(SYS_fstat, plan_fd, &st) < 0 || (size_t)st.st_size < sizeof *h)
         child_exit(126);
-    map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, plan_fd, 0);
-    if (map == MAP_FAILED)
+    map = helper_map((size_t)st.st_size, plan_fd);
+    S1(SYS_close, plan_fd);
+    if (!map)
         child_exit(126);
-    close(plan_fd);
     h = (struct pc_handoff *)(void *)map;
     if (h->magic != PC_HANDOFF_MAGIC)
         child_exit(126);
-    memset(&c, 0, sizeof c);
     c.ops = (const struct pc_op *)(void *)(map + sizeof *h);
     c.nops = h->nops;
     c.pc = h->pc;
@@ -1342,20 +1421,18 @@ void pc_helper_main(int plan_fd)
     for (i = 0; i < c.nops; i++)
         if (c.ops[i].kind == PC_OP_EXEC)
             nptrs += (size_t)(c.ops[i].v[0] + c.ops[i].v[1] + 5);
-    c.ptrs = mmap(NULL, nptrs * sizeof(char *) + 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    c.ptrs = helper_map(nptrs * sizeof(char *) + 8, -1);
     c.nptrs = (uint32_t)nptrs;
-    c.stack2_size = STACK_SIZE;
-    c.stack2 = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (c.ptrs == MAP_FAILED || c.stack2 == MAP_FAILED)
+    if (!c.ptrs)
         child_exit(126);
 
     /* Our own fds are close-on-exec again; nothing of the container may
      * read or write this process's memory while it still works as root. */
-    own[0] = c.sync_fd, own[1] = c.rootfd, own[2] = c.fifo_fd, own[3] = c.fifo_wr, own[4] = c.mask_fd, own[5] = -1;
-    for (i = 0; i < 6; i++)
+    own[0] = c.sync_fd, own[1] = c.rootfd, own[2] = c.fifo_fd, own[3] = c.fifo_wr, own[4] = c.mask_fd;
+    for (i = 0; i < 5; i++)
         if (own[i] >= 0)
-            fcntl(own[i], F_SETFD, FD_CLOEXEC);
-    prctl(PR_SET_DUMPABLE, 0);
+            S3(SYS_fcntl, own[i], F_SETFD, FD_CLOEXEC);
+    S2(SYS_prctl, PR_SET_DUMPABLE, 0);
     S2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
 
     memset(&m, 0, sizeof m);
@@ -1363,3 +1440,12 @@ void pc_helper_main(int plan_fd)
     S4(SYS_sendto, c.sync_fd, &m, sizeof m, MSG_NOSIGNAL);
     run_plan(&c);
 }
+
+#if defined(__x86_64__)
+__asm__(".text\n.globl _start\n_start:\n    xor %ebp, %ebp\n    mov %rsp, %rdi\n    and $-16, %rsp\n"
+        "    call pc_helper_start\n    hlt\n");
+#elif defined(__aarch64__)
+__asm__(".text\n.globl _start\n_start:\n    mov x29, #0\n    mov x0, sp\n    bl pc_helper_start\n");
+#endif
+
+#endif /* PC_HELPER */

@@ -115,9 +115,9 @@ int pc_spawn(const struct pc_spawn_args *args, struct pc_spawn_result *res);
  * -errno (then the thread may be left in the new namespace if it was the
  * way back that failed: the caller must stop using the thread). */
 int pc_new_netns(int back_fd);
-/* Entry of the static helper (pycontainer-init --plan FD): run the rest of a
- * plan that PC_OP_HANDOFF wrote to the memfd FD.  Does not return. */
-void pc_helper_main(int plan_fd);
+/* The static helper (csrc/shim.c built with -DPC_HELPER, pycontainer/_pchelper)
+ * is started as `pycontainer-helper --plan FD` by PC_OP_HANDOFF and runs the
+ * rest of the plan written to the memfd FD. */
 void pc_arena_release(void *arena, uint64_t size);
 
 #endif

@@ -152,28 +152,46 @@ def _sweep_debris(root: str, names: list[str]) -> None:
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
-# One sealed memfd holding pycontainer-init (the pid-1 init and the plan
-# helper) per process, made on first use.
-_init_lock = threading.Lock()
-_init_memfd: int | None = None
+# Sealed memfds of the two static programs, one each per process, made on
+# first use: the --init pid 1 and the plan helper PC_OP_HANDOFF execs.
+_memfd_lock = threading.Lock()
+_memfds: dict[str, int] = {}
 
 
-def _init_fd() -> int:
-    global _init_memfd
-    with _init_lock:
-        if _init_memfd is None:
-            path = os.path.join(os.path.dirname(__file__), "_pcinit")
+def _program_fd(name: str) -> int:
+    with _memfd_lock:
+        fd = _memfds.get(name)
+        if fd is None:
+            path = os.path.join(os.path.dirname(__file__), name)
             try:
                 with open(path, "rb") as f:
                     data = f.read()
             except FileNotFoundError:
-                raise PyContainerError(f"the init binary {path} is missing; reinstall pycontainer") from None
-            fd = os.memfd_create("pycontainer-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+                raise PyContainerError(f"the program {path} is missing; reinstall pycontainer") from None
+            label = {"_pcinit": "pycontainer-init", "_pchelper": "pycontainer-helper"}[name]
+            fd = os.memfd_create(label, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
             os.write(fd, data)
             seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-            _init_memfd = fd
-        return _init_memfd
+            _memfds[name] = fd
+        return fd
+
+
+def _init_fd() -> int:
+    return _program_fd("_pcinit")
+
+
+def _helper_fd() -> int:
+    return _program_fd("_pchelper")
+
+
+def _drop_memfds_after_fork() -> None:
+    for fd in _memfds.values():
+        os.close(fd)
+    _memfds.clear()
+
+
+os.register_at_fork(after_in_child=_drop_memfds_after_fork)
 
 
 def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
@@ -347,13 +365,13 @@ class Container(ProcessHandle):
                 stdio=tuple(io.pairs),
                 preserve_fds=len(pass_fds),
                 init_fd=_init_fd() if config.init else -1,
-                helper_fd=_init_fd(),
+                helper_fd=_helper_fd(),
                 lower_rootfs=lower,
                 etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
                 netns_fd=-1 if netns is None else netns,
             )
             ops = _plan.compile_create(config, inputs)
-            keep = [src for src, _ in io.pairs] + [inputs.helper_fd]
+            keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
             keep += [netns] if netns is not None else []
             flags = _plan.spawn_flags(config, pooled_netns=netns is not None)
             child = _spawn.spawn(ops, flags, wait_go=False, keep_fds=keep, max_target_fd=2 + len(pass_fds))
@@ -631,9 +649,9 @@ class Container(ProcessHandle):
                 terminal=process.terminal,
                 stdio=io.pairs,
                 preserve_fds=len(pass_fds),
-                helper_fd=_init_fd(),
+                helper_fd=_helper_fd(),
             )
-            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_init_fd()]
+            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_helper_fd()]
             child = _spawn.spawn(ops, 0, wait_go=False, keep_fds=keep, max_target_fd=2 + len(pass_fds))
             try:
                 child.wait_for(0)

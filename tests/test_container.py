@@ -620,7 +620,7 @@ def _dumpable() -> int:
 def test_created_init_runs_in_its_own_memory(root, config):
     with Container.create(root, "own-mm", config("true")) as c:
         # Blocked for start in the static helper, not in a clone of this process.
-        assert os.readlink(f"/proc/{c.pid}/exe").startswith("/memfd:pycontainer-init")
+        assert os.readlink(f"/proc/{c.pid}/exe").startswith("/memfd:pycontainer-helper")
         with open(f"/proc/{c.pid}/maps") as f:
             assert "libpython" not in f.read() and "python3" not in os.readlink(f"/proc/{c.pid}/exe")
         with open(f"/proc/{c.pid}/status") as f:
