@@ -2,7 +2,9 @@
 
 Each row runs ``/bin/true`` N times and reports the median and 90th percentile
 of one whole create -> start -> exit -> delete round, and its ratio to
-pycontainer's median.
+pycontainer's median.  The rows are interleaved (each round runs every row
+once, in rotating order), so that a shared VM's drifting load falls on all
+rows alike.
 
 * pycontainer: in-process, a full container (pid, mount, uts, ipc and net
   namespaces, pivot_root, /proc, /dev with its nodes, pts, shm and mqueue,
@@ -29,36 +31,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 
 from pycontainer import Container, ContainerConfig, Process, _netpool, default_rootfs
 
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
 
 
-def timings(fn, n: int, warmup: int = 20) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def bench_pycontainer(rootfs: str, state: str, n: int, pool: bool) -> list[float]:
-    _netpool.POOL.size = 4 if pool else 0
+def pycontainer_round(rootfs: str, state: str, pool: bool) -> Callable[[], None]:
     cfg = ContainerConfig(process=Process(args=["/bin/true"]), rootfs=rootfs)
     counter = iter(range(10**9))
 
     def one() -> None:
+        _netpool.POOL.size = 4 if pool else 0
         c = Container.run(state, f"bench{next(counter)}", cfg)
         status = c.wait()
         c.delete()
         if status.code != 0:
             raise RuntimeError(f"container exited with {status}")
 
-    return timings(one, n)
+    return one
 
 
 def make_bundle(rootfs: str, where: str) -> str:
@@ -76,41 +69,59 @@ def make_bundle(rootfs: str, where: str) -> str:
     return bundle
 
 
-def bench_runtime(runtime: str, bundle: str, state: str, n: int) -> list[float]:
+def runtime_round(runtime: str, bundle: str, state: str) -> Callable[[], None]:
     counter = iter(range(10**9))
 
     def one() -> None:
         cid = f"bench{next(counter)}"
         subprocess.run([runtime, "--root", state, "run", "--bundle", bundle, cid], check=True, stdin=subprocess.DEVNULL)
 
-    return timings(one, n, warmup=5)
+    return one
 
 
-_CRUN_LOOP = """
-import json, subprocess, sys, time
-runtime, bundle, state, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+# crun refuses hybrid cgroups: it runs in a private mount namespace where the
+# cgroup2 mount is gone, driven by this small server so that each round times
+# only `crun run` itself.
+_CRUN_SERVER = """
+import subprocess, sys, time
 subprocess.run(["umount", "/sys/fs/cgroup/unified"], check=False)
-out = []
-for i in range(n + 5):
+runtime, bundle, state = sys.argv[1:4]
+for line in sys.stdin:
     t = time.perf_counter()
-    subprocess.run([runtime, "--root", state, "run", "--bundle", bundle, f"bench{i}"], check=True, stdin=subprocess.DEVNULL)
-    if i >= 5:
-        out.append(time.perf_counter() - t)
-print(json.dumps(out))
+    subprocess.run([runtime, "--root", state, "run", "--bundle", bundle, line.strip()], check=True,
+                   stdin=subprocess.DEVNULL)
+    print(time.perf_counter() - t, flush=True)
 """
 
 
-def bench_crun(bundle: str, state: str, n: int) -> list[float]:
-    """crun refuses hybrid cgroups: run it where the cgroup2 mount is gone (a private mount ns)."""
-    r = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", _CRUN_LOOP, "crun", bundle, state, str(n)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return json.loads(r.stdout)
+class CrunServer:
+    def __init__(self, bundle: str, state: str) -> None:
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", _CRUN_SERVER, "crun", bundle, state],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.counter = iter(range(10**9))
+
+    def one(self) -> float:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(f"bench{next(self.counter)}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
-def bench_cmd(cmd: list[str], n: int) -> list[float]:
-    return timings(lambda: subprocess.run(cmd, check=True), n)
+def cmd_round(cmd: list[str]) -> Callable[[], None]:
+    return lambda: subprocess.run(cmd, check=True)
+
+
+def timed(fn: Callable[[], None]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def main() -> int:
@@ -123,32 +134,43 @@ def main() -> int:
         return 2
 
     tmp = tempfile.mkdtemp(prefix="pyc-bench-", dir="/dev/shm")
+    crun = None
     try:
         rootfs = default_rootfs(os.path.join(tmp, "data"))
-        rows: list[tuple[str, list[float]]] = []
         state = os.path.join(tmp, "state-pyc")
-        rows.append(("pycontainer (netns pool)", bench_pycontainer(rootfs, state, args.n, pool=True)))
-        rows.append(("pycontainer (no pool)", bench_pycontainer(rootfs, state, args.n, pool=False)))
+        rounds: list[tuple[str, Callable[[], float]]] = [
+            ("pycontainer (netns pool)", partial(timed, pycontainer_round(rootfs, state, pool=True))),
+            ("pycontainer (no pool)", partial(timed, pycontainer_round(rootfs, state, pool=False))),
+        ]
         bundle = make_bundle(rootfs, tmp) if shutil.which("runc") else None
         if bundle:
-            rows.append(("runc run", bench_runtime("runc", bundle, os.path.join(tmp, "state-runc"), args.n)))
+            rounds.append(("runc run", partial(timed, runtime_round("runc", bundle, os.path.join(tmp, "state-runc")))))
         else:
             print("runc not found: row skipped", file=sys.stderr)
         if bundle and shutil.which("crun"):
-            rows.append(("crun run", bench_crun(bundle, os.path.join(tmp, "state-crun"), args.n)))
+            crun = CrunServer(bundle, os.path.join(tmp, "state-crun"))
+            rounds.append(("crun run", crun.one))
         else:
             print("crun not found: row skipped", file=sys.stderr)
-        rows.append(
-            (
-                "unshare (5 ns) /bin/true",
-                bench_cmd(
-                    ["unshare", "--fork", *(f"--{n if n != 'network' else 'net'}" for n in NAMESPACES), "/bin/true"],
-                    args.n,
-                ),
-            )
+        ns_flags = [f"--{n if n != 'network' else 'net'}" for n in NAMESPACES]
+        rounds.append(
+            ("unshare (5 ns) /bin/true", partial(timed, cmd_round(["unshare", "--fork", *ns_flags, "/bin/true"])))
         )
-        rows.append(("fork+exec /bin/true", bench_cmd(["/bin/true"], args.n)))
+        rounds.append(("fork+exec /bin/true", partial(timed, cmd_round(["/bin/true"]))))
+
+        # Interleaved: every round runs each row once, in a rotating order, so
+        # that the VM's drifting background load falls on all rows alike.
+        results: dict[str, list[float]] = {name: [] for name, _ in rounds}
+        for i in range(args.n + 5):
+            k = i % len(rounds)
+            for name, fn in rounds[k:] + rounds[:k]:
+                t = fn()
+                if i >= 5:  # warm-up
+                    results[name].append(t)
+        rows = [(name, results[name]) for name, _ in rounds]
     finally:
+        if crun is not None:
+            crun.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
     base = statistics.median(rows[0][1])
