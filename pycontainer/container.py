@@ -98,6 +98,11 @@ def _config_to_json(cfg: ContainerConfig) -> dict[str, Any]:
     return attrs.asdict(cfg, value_serializer=_enum_value)
 
 
+@functools.lru_cache(maxsize=64)
+def _config_json_text(cfg: ContainerConfig) -> str:
+    return json.dumps(_config_to_json(cfg), separators=(",", ":"))
+
+
 def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
     p = dict(data["process"])
     if isinstance(p["user"], dict):
@@ -247,7 +252,7 @@ class Container(ProcessHandle):
         self._init_handle(data.get("pid") or 0, pidfd, None, None, ours=ours)
         if data.get("exit"):
             self._exit = ExitStatus(**data["exit"])
-        else:
+        elif pidfd is None:  # loaded, not just created: the creator may have recorded it
             self._exit = _read_exit(self.dir)
 
     def __repr__(self) -> str:
@@ -412,12 +417,14 @@ class Container(ProcessHandle):
             "pid_start": start,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "rootfs": rootfs,
-            "config": _config_to_json(config),
             "creator_pid": os.getpid(),
             "instance": os.urandom(8).hex(),
             "exit": None,
         }
-        _write_file(os.path.join(directory, "state.json.new"), json.dumps(data, separators=(",", ":")), 0o600)
+        # The config part is serialised once per config (it is frozen).
+        text = json.dumps(data, separators=(",", ":"))[:-1] + ',"config":' + _config_json_text(config) + "}"
+        _write_file(os.path.join(directory, "state.json.new"), text, 0o600)
+        data["config"] = _config_to_json(config)
         return data
 
     @classmethod
