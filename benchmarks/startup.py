@@ -2,9 +2,9 @@
 
 Each row runs ``/bin/true`` N times and reports the median and 90th percentile
 of one whole create -> start -> exit -> delete round, and its ratio to
-pycontainer's median.  The rows are interleaved (each round runs every row
-once, in rotating order), so that a shared VM's drifting load falls on all
-rows alike.
+pycontainer's median.  The rows are interleaved (each round runs every row in a
+block, in rotating order): within a block a row runs warm as in any tight
+loop, and across blocks a shared VM's drifting load falls on all rows alike.
 
 * pycontainer: in-process, a full container (pid, mount, uts, ipc and net
   namespaces, pivot_root, /proc, /dev with its nodes, pts, shm and mqueue,
@@ -128,6 +128,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=300, help="runs per row (default 300)")
     ap.add_argument("--json", action="store_true", help="print the medians as JSON too")
+    ap.add_argument("--block", type=int, default=25, help="consecutive runs of a row per block (default 25)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("startup.py needs root", file=sys.stderr)
@@ -158,15 +159,23 @@ def main() -> int:
         )
         rounds.append(("fork+exec /bin/true", partial(timed, cmd_round(["/bin/true"]))))
 
-        # Interleaved: every round runs each row once, in a rotating order, so
-        # that the VM's drifting background load falls on all rows alike.
+        # Interleaved in blocks: each round runs a block of consecutive runs of
+        # every row, rows in rotating order.  Within a block a row runs warm, as
+        # in any tight loop; across blocks the VM's drifting background load
+        # falls on all rows alike.  The first run of each block is not counted
+        # (it pays for the previous row's cache and teardown).
         results: dict[str, list[float]] = {name: [] for name, _ in rounds}
-        for i in range(args.n + 5):
+        blocks = max(1, -(-args.n // args.block))
+        for _, fn in rounds:  # warm-up
+            for _ in range(5):
+                fn()
+        for i in range(blocks):
             k = i % len(rounds)
             for name, fn in rounds[k:] + rounds[:k]:
-                t = fn()
-                if i >= 5:  # warm-up
-                    results[name].append(t)
+                for j in range(args.block + 1):
+                    t = fn()
+                    if j:
+                        results[name].append(t)
         rows = [(name, results[name]) for name, _ in rounds]
     finally:
         if crun is not None:
