@@ -885,10 +885,23 @@ static int op_handoff(struct child *c, const struct pc_op *op)
         (r = write_all(fd, c->blob, c->blob_len)) < 0)
         return r;
     drop_dir_cache(c);
-    /* Everything the plan still uses must survive the exec: the fds in the
-     * keep list and ours, which all sit below fd_base + 64. */
-    for (i = 3; i < c->fd_base + 64; i++)
-        S3(SYS_fcntl, i, F_SETFD, 0);
+    /* Everything the plan still uses must survive the exec: the fds of the
+     * keep list (as given, or where they were moved up to) and our own. */
+    for (i = 0; i < (int)c->nkeep; i++)
+        S3(SYS_fcntl, c->keep[i], F_SETFD, 0);
+    for (i = 0; i < (int)c->nops; i++) {
+        const struct pc_op *o = &c->ops[i];
+        if (o->kind == PC_OP_EXEC && o->v[2] >= 0)
+            S3(SYS_fcntl, o->v[2], F_SETFD, 0);
+        if (o->kind == PC_OP_SETNS && o->v[1] >= 0)
+            S3(SYS_fcntl, o->v[1], F_SETFD, 0);
+    }
+    {
+        int own[6] = {c->sync_fd, c->rootfd, c->fifo_fd, c->fifo_wr, c->mask_fd, fd};
+        for (i = 0; i < 6; i++)
+            if (own[i] >= 0)
+                S3(SYS_fcntl, own[i], F_SETFD, 0);
+    }
     fd_path(p, fd);
     argv[0] = (char *)"pycontainer-helper";
     argv[1] = (char *)"--plan";

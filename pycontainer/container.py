@@ -129,9 +129,12 @@ def _write_file(path: str, text: str, mode: int = 0o644) -> None:
 
 
 @contextlib.contextmanager
-def _locked(directory: str) -> Iterator[int]:
+def _locked(directory: str, instance: str) -> Iterator[int]:
+    """flock the container's lock file.  Its name carries the instance token
+    of state.json: a handle to a container that was deleted (and perhaps made
+    anew under the same id) finds no lock file of its own."""
     try:
-        fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(os.path.join(directory, f"lock-{instance}"), os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ContainerNotFound(os.path.basename(directory), os.path.dirname(directory)) from None
     try:
@@ -407,6 +410,8 @@ class Container(ProcessHandle):
 
     @staticmethod
     def _prepare_state(directory: str, cid: str, pid: int, rootfs: str, config: ContainerConfig) -> dict[str, Any]:
+        instance = os.urandom(8).hex()
+        os.close(os.open(os.path.join(directory, f"lock-{instance}"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
         start = _sys.pid_start_time(pid)
         if start is None:
             raise PyContainerError(f"container init (pid {pid}) died during setup")
@@ -418,7 +423,7 @@ class Container(ProcessHandle):
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "rootfs": rootfs,
             "creator_pid": os.getpid(),
-            "instance": os.urandom(8).hex(),
+            "instance": instance,
             "exit": None,
         }
         # The config part is serialised once per config (it is frozen).
@@ -504,12 +509,7 @@ class Container(ProcessHandle):
     def _require(self, action: str) -> Status:
         # The same id may have been deleted and made anew since this object
         # was loaded: act only on the container it stands for.
-        try:
-            with open(os.path.join(self.dir, "state.json"), encoding="utf-8") as f:
-                on_disk = json.load(f).get("instance")
-        except (FileNotFoundError, ValueError):
-            on_disk = None
-        if on_disk is None or on_disk != self._data.get("instance"):
+        if not os.path.exists(os.path.join(self.dir, f"lock-{self._data.get('instance')}")):
             raise ContainerNotFound(self.id, self.root)
         allowed, to = TRANSITIONS[action]
         status = self.status
@@ -521,7 +521,7 @@ class Container(ProcessHandle):
 
     def start(self) -> None:
         """Release the init to exec the process.  Raises InitError when the exec fails."""
-        with _locked(self.dir):
+        with _locked(self.dir, self._data.get("instance", "")):
             self._require("start")
             fifo = os.path.join(self.dir, "exec.fifo")
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -592,7 +592,7 @@ class Container(ProcessHandle):
     def delete(self, force: bool = False) -> None:
         """Remove the container.  A created one is killed first; a running one
         only with ``force=True`` (SIGKILL, then wait)."""
-        with _locked(self.dir):
+        with _locked(self.dir, self._data.get("instance", "")):
             status = self._require("force-delete" if force else "delete")
             if status is not Status.STOPPED and self._pidfd is not None:
                 with contextlib.suppress(ProcessLookupError):
