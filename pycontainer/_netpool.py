@@ -48,8 +48,16 @@ class NetnsPool:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._fill, name="pycontainer-netns-pool", daemon=True)
                 self._thread.start()
-        self._wanted.set()
+        if fd is None:
+            self._wanted.set()
         return fd
+
+    def kick(self) -> None:
+        """Refill now.  Called once a container is set up, so that making the
+        next namespaces does not compete with this one's setup for the CPU
+        and the kernel's locks."""
+        if self.size and not self._broken:
+            self._wanted.set()
 
     def _fill(self) -> None:
         back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)

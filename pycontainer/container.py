@@ -397,6 +397,8 @@ class Container(ProcessHandle):
             _spawn.write_id_maps(pid, config.uid_mappings, config.gid_mappings)
 
         child.wait_for(_spawn.MSG_READY, on_maps=write_maps)
+        if netns is not None:
+            _netpool.POOL.kick()
         if forks:
             data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config)
         os.replace(os.path.join(directory, "state.json.new"), os.path.join(directory, "state.json"))
