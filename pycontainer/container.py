@@ -703,7 +703,7 @@ def _etc_files(rootfs: str, readonly: bool) -> tuple[str, ...]:
     names = ("hostname", "hosts", "resolv.conf")
     if not readonly:
         return names
-    return tuple(n for n in names if os.path.isfile(_rootfs.resolve_in_root(rootfs, f"/etc/{n}")))
+    return tuple(n for n in names if _rootfs.is_file_in_root(rootfs, f"/etc/{n}"))
 
 
 def list_containers(root: str | None = None) -> list[Container]:

@@ -26,41 +26,6 @@ def data_root(root: str | None = None) -> str:
     return root or os.environ.get("PYCONTAINER_DATA_ROOT") or DEFAULT_DATA_ROOT
 
 
-def resolve_in_root(root: str, path: str) -> str:
-    """Join ``path`` onto ``root`` as if ``root`` were "/": symlinks and ".."
-    are followed but never leave it (the securejoin algorithm).  The result is
-    a host path inside ``root``; what it names may not exist."""
-    root = os.path.abspath(root)
-    parts = [p for p in path.split("/") if p]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > 40:
-                raise OSError(40, "too many levels of symbolic links", path)
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
-
-
 MAX_ETC_FILE = 4 << 20  # /etc/passwd and /etc/group are read up to this size
 
 
@@ -105,6 +70,15 @@ def open_in_root(root: str, path: str) -> int:
     finally:
         for fd in stack:
             os.close(fd)
+
+
+def is_file_in_root(root: str, path: str) -> bool:
+    """True when ``path`` names a regular file inside the rootfs (see open_in_root)."""
+    try:
+        os.close(open_in_root(root, path))
+    except OSError:
+        return False
+    return True
 
 
 def _read_in_root(root: str, path: str) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from pycontainer import ConfigError, ContainerConfig, IDMap, Mount, Namespace, NamespaceType, Process, User
 from pycontainer import _plan
-from pycontainer.rootfs import hosts_file, lookup_user, resolv_conf, resolve_in_root
+from pycontainer.rootfs import hosts_file, is_file_in_root, lookup_user, open_in_root, resolv_conf
 
 
 def cfg(**fields) -> ContainerConfig:
@@ -204,18 +204,29 @@ def test_mount_flags():
 # ---- host-side helpers ------------------------------------------------------------
 
 
-def test_resolve_in_root_never_leaves_the_root(tmp_path):
+def test_open_in_root_never_leaves_the_root(tmp_path):
     r = tmp_path / "root"
     (r / "etc").mkdir(parents=True)
+    (r / "etc/passwd").write_text("inside")
     os.symlink("/etc", r / "abs")
     os.symlink("../../../../..", r / "up")
     os.symlink("loop2", r / "loop1")
     os.symlink("loop1", r / "loop2")
-    assert resolve_in_root(str(r), "/abs/passwd") == str(r / "etc/passwd")
-    assert resolve_in_root(str(r), "/up/etc") == str(r / "etc")
-    assert resolve_in_root(str(r), "/../../x") == str(r / "x")
+    os.mkfifo(r / "etc/fifo")
+
+    def read(path: str) -> str:
+        with os.fdopen(open_in_root(str(r), path)) as f:
+            return f.read()
+
+    assert read("/abs/passwd") == "inside"  # an absolute link restarts at the root
+    assert read("/up/etc/passwd") == "inside"  # ".." stops at the root
+    assert read("/../../etc/passwd") == "inside"
     with pytest.raises(OSError):
-        resolve_in_root(str(r), "/loop1")
+        open_in_root(str(r), "/loop1")
+    with pytest.raises(IsADirectoryError):  # a fifo would block a reader: refused
+        open_in_root(str(r), "/etc/fifo")
+    assert is_file_in_root(str(r), "/abs/passwd") and not is_file_in_root(str(r), "/etc")
+    assert not is_file_in_root(str(r), "/nope")
 
 
 def test_lookup_user(tmp_path):
