@@ -350,10 +350,26 @@ class CreateInputs:
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
 
 
+def handoff_first(cfg: ContainerConfig) -> bool:
+    """Must the child leave our memory before anything else?  Yes when it
+    will change credentials or be seen from a namespace it joins: a new user
+    namespace, or a joined pid, time or user namespace (see compile_create)."""
+    return cfg.new_namespace(NamespaceType.USER) or any(
+        n.path is not None and n.type in (NamespaceType.PID, NamespaceType.TIME, NamespaceType.USER)
+        for n in cfg.namespaces
+    )
+
+
+def pool_allowed(cfg: ContainerConfig) -> bool:
+    """A pooled network namespace belongs to the host's user namespace: only
+    containers that stay in it may use one."""
+    return cfg.new_namespace(NamespaceType.NETWORK) and not cfg.has_namespace(NamespaceType.USER)
+
+
 def spawn_flags(cfg: ContainerConfig, *, pooled_netns: bool = False) -> int:
-    """The namespaces pc_spawn's clone makes: none when the plan makes a user
-    namespace (the helper unshares them itself, user namespace first)."""
-    if cfg.new_namespace(NamespaceType.USER):
+    """The namespaces pc_spawn's clone makes: none when the helper must take
+    over first (it unshares them itself, in the right order)."""
+    if handoff_first(cfg):
         return 0
     return clone_flags(cfg, pooled_netns=pooled_netns)
 
@@ -379,20 +395,25 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     # credentials: at once when it joins a pid, time or user namespace or
     # makes a user namespace; otherwise after the mounts, before it can be
     # seen (exec'd processes of a created container).
-    early = userns or any(n.type in (NamespaceType.PID, NamespaceType.TIME, NamespaceType.USER) for n in joined)
+    early = handoff_first(cfg)
     if early:
         ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
     for n in joined:
         ops.append(op(Op.SETNS, n.path, v=(CLONE_FLAGS[n.type], -1)))
-    if userns:
-        # The helper makes the user namespace itself, has the parent write its
-        # maps, becomes its root, then makes the other namespaces, owned by it.
-        ops.append(op(Op.UNSHARE, v=(CLONE_NEWUSER,)))
-        ops.append(op(Op.SYNC, v=(MSG_MAPS,)))
-        ops.append(op(Op.USER, b"", v=(0, 0, 0)))
-        ops.append(op(Op.UNSHARE, v=(clone_flags(cfg) & ~CLONE_NEWUSER,)))
-    if userns or any(n.type in (NamespaceType.PID, NamespaceType.TIME) for n in joined):
-        ops.append(op(Op.FORK))  # pid and time namespaces apply to children
+    if early:
+        # pc_spawn made no namespace: the helper makes them, in an order that
+        # gives each the right owner.  A new user namespace first: the parent
+        # writes its maps on request, the helper becomes its root; then the
+        # others, owned by it (or by a joined user namespace).  Pid and time
+        # namespaces apply to children: re-clone.
+        if userns:
+            ops.append(op(Op.UNSHARE, v=(CLONE_NEWUSER,)))
+            ops.append(op(Op.SYNC, v=(MSG_MAPS,)))
+            ops.append(op(Op.USER, b"", v=(0, 0, 0)))
+        rest = clone_flags(cfg, pooled_netns=inp.netns_fd >= 0) & ~CLONE_NEWUSER
+        if rest:
+            ops.append(op(Op.UNSHARE, v=(rest,)))
+        ops.append(op(Op.FORK))
     if inp.netns_fd >= 0:
         ops.append(op(Op.SETNS, None, v=(CLONE_NEWNET, inp.netns_fd)))
     elif cfg.new_namespace(NamespaceType.NETWORK):

@@ -362,7 +362,7 @@ class Container(ProcessHandle):
 
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
-        netns = _netpool.POOL.take() if own_net and not userns else None
+        netns = _netpool.POOL.take() if _plan.pool_allowed(config) else None
         try:
             inputs = _plan.CreateInputs(
                 rootfs=rootfs,

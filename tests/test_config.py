@@ -149,10 +149,14 @@ def test_plan_for_options():
 
 def test_plan_joining_a_pid_namespace_reclones():
     c = cfg(namespaces=["mount", Namespace("pid", "/proc/1/ns/pid")])
-    k = kinds(_plan.compile_create(c, inputs()))
-    # leave the parent's memory first: the joined pid namespace can see us
-    assert k[:3] == [_plan.Op.HANDOFF, _plan.Op.SETNS, _plan.Op.FORK]
+    ops = _plan.compile_create(c, inputs())
+    k = kinds(ops)
+    # leave the parent's memory first (the joined pid namespace can see us),
+    # join, make the new namespaces in the helper, and re-clone
+    assert k[:4] == [_plan.Op.HANDOFF, _plan.Op.SETNS, _plan.Op.UNSHARE, _plan.Op.FORK]
+    assert ops[2].v[0] == _plan.CLONE_NEWNS
     assert k.count(_plan.Op.HANDOFF) == 1
+    assert _plan.spawn_flags(c) == 0
 
 
 def test_plan_user_namespace_becomes_root_first_and_skips_unmapped_tty_gid():

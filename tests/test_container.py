@@ -503,6 +503,27 @@ def test_join_another_containers_namespaces_by_path(root, config):
         a.wait(timeout=10)
 
 
+def test_join_a_pid_and_user_namespace_with_new_ones_beside(root, config):
+    """Joined pid/user namespaces plus new mount, uts, ipc and network ones:
+    the helper makes the new ones after joining, so they have the right owner."""
+    with Container.run(root, "host1", config("sleep", "60")) as a:
+        cfg = config(
+            "sh", "-c", "readlink /proc/self/ns/pid; readlink /proc/self/ns/user; ls /sys/class/net; hostname",
+            namespaces=[
+                Namespace("pid", f"/proc/{a.pid}/ns/pid"), Namespace("user", f"/proc/{a.pid}/ns/user"),
+                Namespace("mount"), Namespace("uts"), Namespace("ipc"), Namespace("network"),
+            ],
+            hostname="guest",
+        )  # fmt: skip
+        status, out, err = run(root, cfg)
+        assert status.code == 0, err
+        pidns, userns, net, host = out.split()
+        assert pidns == os.readlink(f"/proc/{a.pid}/ns/pid") and userns == os.readlink(f"/proc/{a.pid}/ns/user")
+        assert net == "lo" and host == "guest"
+        a.kill(signal.SIGKILL)
+        a.wait(timeout=10)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/ns/time"), reason="this kernel has no time namespaces")
 def test_time_and_cgroup_namespaces(root, config):
     cfg = config(
