@@ -27,7 +27,10 @@ class BuildExtWithInit(build_ext):
         "_pcinit": ["-static", "-O2", "-s", "-Wall", "csrc/init.c"],
         # the plan helper PC_OP_HANDOFF execs: freestanding, no libc start-up
         "_pchelper": [
-            "-static", "-nostdlib", "-no-pie", "-fno-pie", "-fno-stack-protector", "-O2", "-s", "-Wall",
+            # -fno-tree-loop-distribute-patterns: gcc would turn the loops of
+            # our own memset/strlen into calls to themselves
+            "-static", "-nostdlib", "-no-pie", "-fno-pie", "-fno-stack-protector", "-fno-tree-loop-distribute-patterns",
+            "-O2", "-s", "-Wall",
             "-DPC_HELPER", "-Icsrc", "csrc/shim.c",
         ],
     }  # fmt: skip

@@ -738,11 +738,12 @@ __asm__(".text\n.hidden pc_sigreturn\npc_sigreturn:\n    mov $15, %eax\n    sysc
 #define PC_SA_RESTORER 0
 #endif
 
-static volatile int stop_signal;
-
 static void on_stop_signal(int sig)
 {
-    stop_signal = sig;
+    /* Exit at once: a flag could be set before the blocking open starts and
+     * then never be looked at. */
+    for (;;)
+        S1(SYS_exit_group, 128 + sig);
 }
 
 static int op_wait_start(struct child *c)
@@ -761,7 +762,7 @@ static int op_wait_start(struct child *c)
      * in the helper (after PC_OP_HANDOFF): the handler is ours. */
     memset(&sa, 0, sizeof sa);
     memset(&dfl, 0, sizeof dfl);
-    sa.handler = on_stop_signal; /* no SA_RESTART: the open returns EINTR */
+    sa.handler = on_stop_signal; /* exits: the handler never returns */
     sa.flags = PC_SA_RESTORER;
     sa.restorer = PC_RESTORER;
     for (i = 0; i < sizeof stops / sizeof stops[0]; i++) {
@@ -773,12 +774,10 @@ static int op_wait_start(struct child *c)
     /* Blocks until `start` opens the fifo for reading. */
     do
         fd = (int)S3(SYS_openat, AT_FDCWD, p, O_WRONLY | O_CLOEXEC);
-    while (fd == -EINTR && !stop_signal);
+    while (fd == -EINTR);
     S4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, sizeof all);
     for (i = 0; i < sizeof stops / sizeof stops[0]; i++)
         S4(SYS_rt_sigaction, stops[i], &dfl, 0, sizeof dfl.mask);
-    if (stop_signal)
-        child_exit(128 + stop_signal);
     fd = high_fd(c, fd);
     if (fd < 0)
         return fd;
@@ -923,8 +922,11 @@ static int fork_child(struct child *c)
     pid = S5(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0)
         return (int)pid;
-    if (pid == 0)
+    if (pid == 0) {
+        /* fork cleared it: die with the runtime's thread, as before */
+        S2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
         return 0;
+    }
     memset(&m, 0, sizeof m);
     m.type = PC_MSG_PID;
     m.pid = pid;
@@ -1424,7 +1426,8 @@ __attribute__((noreturn, used)) void pc_helper_start(long *sp)
     if (!map)
         child_exit(126);
     h = (struct pc_handoff *)(void *)map;
-    if (h->magic != PC_HANDOFF_MAGIC)
+    if (h->magic != PC_HANDOFF_MAGIC || h->pc > h->nops || h->nops > (1u << 20) ||
+        sizeof *h + (size_t)h->nops * sizeof(struct pc_op) + h->blob_len > (size_t)st.st_size)
         child_exit(126);
     c.ops = (const struct pc_op *)(void *)(map + sizeof *h);
     c.nops = h->nops;
@@ -1439,9 +1442,18 @@ __attribute__((noreturn, used)) void pc_helper_start(long *sp)
     c.dir_fd = -1;
     c.fd_base = h->fd_base;
     memcpy(c.exe, h->exe, sizeof c.exe);
-    for (i = 0; i < c.nops; i++)
-        if (c.ops[i].kind == PC_OP_EXEC)
+    c.exe[sizeof c.exe - 1] = '\0';
+    for (i = 0; i < c.nops; i++) {
+        int k;
+        for (k = 0; k < 4; k++) /* every string, with its NUL, inside the blob */
+            if (c.ops[i].s[k] != PC_NONE && (uint64_t)c.ops[i].s[k] + c.ops[i].len[k] >= c.blob_len)
+                child_exit(126);
+        if (c.ops[i].kind == PC_OP_EXEC) {
+            if (c.ops[i].v[0] < 0 || c.ops[i].v[1] < 0 || c.ops[i].v[0] + c.ops[i].v[1] > (1 << 20))
+                child_exit(126);
             nptrs += (size_t)(c.ops[i].v[0] + c.ops[i].v[1] + 5);
+        }
+    }
     c.ptrs = helper_map(nptrs * sizeof(char *) + 8, -1);
     c.nptrs = (uint32_t)nptrs;
     if (!c.ptrs)

@@ -25,6 +25,7 @@ any    child -> parent ``ERROR`` {step, op, errno, path}: the child exits 127
 from __future__ import annotations
 
 import array
+import contextlib
 import os
 import select
 import socket
@@ -183,6 +184,20 @@ class Child:
             elif msg.type == until:
                 return
 
+    def _announced_pids(self) -> list[int]:
+        pids = []
+        try:
+            while True:
+                data = self.sock.recv(MSG_SIZE, socket.MSG_DONTWAIT)
+                if not data:
+                    break
+                msg = Message.unpack(data)
+                if msg.type == MSG_PID:
+                    pids.append(int(msg.pid))
+        except OSError:
+            pass
+        return pids
+
     def release_arena(self) -> None:
         if self.arena is not None:
             lib.pc_arena_release(self.arena, self.arena_size)
@@ -199,27 +214,20 @@ class Child:
 
     def abandon(self) -> None:
         """Kill and reap a child whose setup failed, then free its arena."""
-        pids = [self.pid]
-        # A re-cloned child may have announced itself after we stopped reading.
-        try:
-            while True:
-                data = self.sock.recv(MSG_SIZE, socket.MSG_DONTWAIT)
-                if not data:
-                    break
-                msg = Message.unpack(data)
-                if msg.type == MSG_PID:
-                    pids.append(int(msg.pid))
-        except (BlockingIOError, OSError):
-            pass
-        for pid in pids:
-            try:
+        # A re-cloned child may have announced itself after we stopped
+        # reading, also while we reap the one we know: read again after each.
+        pending = [self.pid]
+        seen = set(pending)
+        while pending:
+            pid = pending.pop()
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+            for new in self._announced_pids():
+                if new not in seen:
+                    seen.add(new)
+                    pending.append(new)
         # The child is gone: nothing uses the arena any more.
         self.release_arena()
         self.sock.close()

@@ -148,7 +148,9 @@ CREATING_PREFIX = ".creating-"
 
 
 def _sweep_debris(root: str, names: list[str]) -> None:
-    """Remove ``.creating-<id>-<pid>-<rand>`` dirs whose creator has died."""
+    """Remove ``.creating-<id>-<pid>-<rand>`` dirs whose creator has died,
+    killing the init it may have left waiting for start (it can die between
+    the init's READY and the rename that publishes the container)."""
     for name in names:
         if not name.startswith(CREATING_PREFIX):
             continue
@@ -156,8 +158,22 @@ def _sweep_debris(root: str, names: list[str]) -> None:
             pid = int(name.rsplit("-", 2)[-2])
         except (ValueError, IndexError):
             continue
-        if not os.path.exists(f"/proc/{pid}"):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        if os.path.exists(f"/proc/{pid}"):
+            continue
+        directory = os.path.join(root, name)
+        for state in ("state.json", "state.json.new"):
+            try:
+                with open(os.path.join(directory, state), encoding="utf-8") as f:
+                    data = json.load(f)
+                pidfd = _sys.open_pidfd(int(data["pid"]), int(data["pid_start"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    _sys.pidfd_signal(pidfd, _signal.SIGKILL)
+                os.close(pidfd)
+            break
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # Sealed memfds of the two static programs, one each per process, made on
@@ -404,6 +420,7 @@ class Container(ProcessHandle):
         os.replace(os.path.join(directory, "state.json.new"), os.path.join(directory, "state.json"))
         # Our own child: its pid cannot be recycled while we have not reaped it.
         container = cls(root, cid, data, config, pidfd=os.pidfd_open(child.pid))
+        undo.callback(container._close_handle)  # if the rename below fails
         container._ours = True
         container.stdin, container.stdout, container.stderr = io.stdin, io.stdout, io.stderr
         container.pty = child.pty_master

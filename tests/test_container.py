@@ -747,3 +747,60 @@ def test_modes_do_not_depend_on_the_umask(root, data_root):
             assert os.stat(os.path.join(data_root, "rootfs")).st_mode & 0o777 == 0o711
     finally:
         os.umask(old)
+
+
+_BIG_ENV = """
+import resource, sys
+from pycontainer import PIPE, Container, ContainerConfig, Process
+resource.setrlimit(resource.RLIMIT_STACK, (1 << 20, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+root, rootfs = sys.argv[1], sys.argv[2]
+cfg = ContainerConfig(process=Process(args=["sh", "-c", "echo ${#BIG}"], env={"PATH": "/bin", "BIG": "x" * 120000}),
+                      rootfs=rootfs)
+with Container.run(root, "big", cfg, stdout=PIPE) as c:
+    out, _ = c.communicate(timeout=30)
+    print(c.wait(), out.decode().strip())
+"""
+
+
+def test_a_large_environment_under_a_small_stack(root, rootfs):
+    """The freestanding helper handles a 120 KB environment with a 1 MiB stack
+    (gcc once turned its strlen into a recursion one frame per character)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _BIG_ENV, root, rootfs], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ExitStatus(code=0, signal=None) 120000"
+
+
+def test_an_orphaned_creating_dir_has_its_init_killed(root, config):
+    """A creator killed between the init's READY and the rename leaves a
+    .creating-* dir and a waiting init: list() kills it and removes the dir."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys\n"
+        "from pycontainer import container as C, DEVNULL, ContainerConfig, Process\n"
+        "def die(a, b):\n"
+        "    print(a, flush=True); os._exit(0)  # dies right before the rename\n"
+        "C.os.rename = die\n"
+        "cfg = ContainerConfig(process=Process(args=['true']), rootfs=sys.argv[2])\n"
+        "C.Container.create(sys.argv[1], 'orphan', cfg, stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)\n"
+    )
+    rootfs = config("true").rootfs
+    r = subprocess.run([sys.executable, "-c", script, root, rootfs], capture_output=True, text=True, timeout=60)
+    debris = r.stdout.strip()
+    assert os.path.basename(debris).startswith(".creating-orphan-")
+    import json
+
+    with open(os.path.join(debris, "state.json")) as f:
+        pid = json.load(f)["pid"]
+    assert os.path.exists(f"/proc/{pid}")  # the init waits for a start that never comes
+    assert Container.list(root) == []
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{pid}")
+    assert os.listdir(root) == []
