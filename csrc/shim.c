@@ -129,7 +129,6 @@ struct child {
     const char *blob;
     uint32_t blob_len;
     int sync_fd;
-    int wait_go;
     int rootfd;          /* O_PATH fd of the container's root */
     int fifo_fd;         /* O_PATH fd of the exec fifo */
     int fifo_wr;         /* write end once `start` released us, for late errors */
@@ -831,9 +830,7 @@ static int op_exec(struct child *c, const struct pc_op *op)
 /* What PC_OP_HANDOFF writes to its memfd: this header, the ops, the blob. */
 struct pc_handoff {
     uint32_t magic;
-    uint32_t nops, pc, blob_len;
-    int32_t sync_fd, rootfd, fifo_fd, fifo_wr, mask_fd, fd_base;
-    char exe[4096];
+    struct child child; /* its pointers are rebuilt by the helper */
 };
 #define PC_HANDOFF_MAGIC 0x70636831u /* "pch1" */
 
@@ -848,6 +845,17 @@ static int write_all(int fd, const void *buf, size_t n)
         n -= (size_t)r;
     }
     return 0;
+}
+
+/* The child's own fds, which travel through PC_OP_HANDOFF: they must survive
+ * that exec (close-on-exec cleared), and not the final one (set again). */
+static void set_own_cloexec(const struct child *c, int flag)
+{
+    int own[5] = {c->sync_fd, c->rootfd, c->fifo_fd, c->fifo_wr, c->mask_fd};
+    int i;
+    for (i = 0; i < 5; i++)
+        if (own[i] >= 0)
+            S3(SYS_fcntl, own[i], F_SETFD, flag);
 }
 
 /* Leave the parent's address space: write the rest of the plan to a memfd and
@@ -868,22 +876,14 @@ static int op_handoff(struct child *c, const struct pc_op *op)
     fd = high_fd(c, (int)S2(SYS_memfd_create, "pycontainer-plan", MFD_CLOEXEC));
     if (fd < 0)
         return fd;
+    drop_dir_cache(c);
     memset(&h, 0, sizeof h);
     h.magic = PC_HANDOFF_MAGIC;
-    h.nops = c->nops;
-    h.pc = c->pc + 1;
-    h.blob_len = c->blob_len;
-    h.sync_fd = c->sync_fd;
-    h.rootfd = c->rootfd;
-    h.fifo_fd = c->fifo_fd;
-    h.fifo_wr = c->fifo_wr;
-    h.mask_fd = c->mask_fd;
-    h.fd_base = c->fd_base;
-    memcpy(h.exe, c->exe, sizeof h.exe);
+    h.child = *c;
+    h.child.pc = c->pc + 1;
     if ((r = write_all(fd, &h, sizeof h)) < 0 || (r = write_all(fd, c->ops, c->nops * sizeof *c->ops)) < 0 ||
         (r = write_all(fd, c->blob, c->blob_len)) < 0)
         return r;
-    drop_dir_cache(c);
     /* Everything the plan still uses must survive the exec: the fds of the
      * keep list (as given, or where they were moved up to) and our own. */
     for (i = 0; i < (int)c->nkeep; i++)
@@ -895,12 +895,8 @@ static int op_handoff(struct child *c, const struct pc_op *op)
         if (o->kind == PC_OP_SETNS && o->v[1] >= 0)
             S3(SYS_fcntl, o->v[1], F_SETFD, 0);
     }
-    {
-        int own[6] = {c->sync_fd, c->rootfd, c->fifo_fd, c->fifo_wr, c->mask_fd, fd};
-        for (i = 0; i < 6; i++)
-            if (own[i] >= 0)
-                S3(SYS_fcntl, own[i], F_SETFD, 0);
-    }
+    set_own_cloexec(c, 0);
+    S3(SYS_fcntl, fd, F_SETFD, 0);
     fd_path(p, fd);
     argv[0] = (char *)"pycontainer-helper";
     argv[1] = (char *)"--plan";
@@ -1167,12 +1163,6 @@ static __attribute__((unused)) int child_main(void *arg)
         }
     }
 
-    if (c->wait_go && c->pc == 0) {
-        struct pc_msg m;
-        long n = S4(SYS_recvfrom, c->sync_fd, &m, sizeof m, 0);
-        if (n != (long)sizeof m || m.type != PC_MSG_GO)
-            child_exit(1); /* the parent gave up on us */
-    }
     run_plan(c);
 }
 
@@ -1286,7 +1276,6 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
     c->nops = a->nops;
     c->sync_fd = a->sync_fd;
     c->fd_base = a->fd_base > 3 ? a->fd_base : 3;
-    c->wait_go = a->wait_go;
     c->rootfd = AT_FDCWD;
     c->fifo_fd = -1;
     c->fifo_wr = -1;
@@ -1412,7 +1401,7 @@ __attribute__((noreturn, used)) void pc_helper_start(long *sp)
     char *map;
     size_t nptrs = 0;
     uint32_t i;
-    int plan_fd = 0, own[5];
+    int plan_fd = 0;
     const char *d;
 
     if (sp[0] != 3 || !argv[2])
@@ -1426,22 +1415,14 @@ __attribute__((noreturn, used)) void pc_helper_start(long *sp)
     if (!map)
         child_exit(126);
     h = (struct pc_handoff *)(void *)map;
-    if (h->magic != PC_HANDOFF_MAGIC || h->pc > h->nops || h->nops > (1u << 20) ||
-        sizeof *h + (size_t)h->nops * sizeof(struct pc_op) + h->blob_len > (size_t)st.st_size)
+    if (h->magic != PC_HANDOFF_MAGIC || h->child.pc > h->child.nops || h->child.nops > (1u << 20) ||
+        sizeof *h + (size_t)h->child.nops * sizeof(struct pc_op) + h->child.blob_len > (size_t)st.st_size)
         child_exit(126);
+    c = h->child; /* the fds, counters and exe path; the pointers are ours to set */
     c.ops = (const struct pc_op *)(void *)(map + sizeof *h);
-    c.nops = h->nops;
-    c.pc = h->pc;
-    c.blob = map + sizeof *h + h->nops * sizeof(struct pc_op);
-    c.blob_len = h->blob_len;
-    c.sync_fd = h->sync_fd;
-    c.rootfd = h->rootfd;
-    c.fifo_fd = h->fifo_fd;
-    c.fifo_wr = h->fifo_wr;
-    c.mask_fd = h->mask_fd;
-    c.dir_fd = -1;
-    c.fd_base = h->fd_base;
-    memcpy(c.exe, h->exe, sizeof c.exe);
+    c.blob = map + sizeof *h + c.nops * sizeof(struct pc_op);
+    c.keep = 0;
+    c.nkeep = 0;
     c.exe[sizeof c.exe - 1] = '\0';
     for (i = 0; i < c.nops; i++) {
         int k;
@@ -1461,10 +1442,7 @@ __attribute__((noreturn, used)) void pc_helper_start(long *sp)
 
     /* Our own fds are close-on-exec again; nothing of the container may
      * read or write this process's memory while it still works as root. */
-    own[0] = c.sync_fd, own[1] = c.rootfd, own[2] = c.fifo_fd, own[3] = c.fifo_wr, own[4] = c.mask_fd;
-    for (i = 0; i < 5; i++)
-        if (own[i] >= 0)
-            S3(SYS_fcntl, own[i], F_SETFD, FD_CLOEXEC);
+    set_own_cloexec(&c, FD_CLOEXEC);
     S2(SYS_prctl, PR_SET_DUMPABLE, 0);
     S2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
 

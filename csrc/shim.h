@@ -62,7 +62,7 @@ enum {
 
 /* Messages on the sync socket (SOCK_SEQPACKET), child -> parent. */
 enum {
-    PC_MSG_GO = 1,      /* parent -> child: maps written, carry on */
+    PC_MSG_GO = 1,      /* parent -> child: carry on (answers PC_OP_SYNC) */
     PC_MSG_PID,         /* child -> parent: pid of the re-cloned child (PC_OP_FORK) */
     PC_MSG_READY,       /* child -> parent: setup done, waiting for start */
     PC_MSG_ERROR,       /* child -> parent: a step failed */
@@ -92,7 +92,6 @@ struct pc_op {
 struct pc_spawn_args {
     uint64_t clone_flags;    /* CLONE_NEW* */
     int sync_fd;             /* the child's end of the sync socketpair */
-    int wait_go;             /* child waits for PC_MSG_GO before the plan */
     const struct pc_op *ops;
     uint32_t nops;
     const char *blob;

@@ -30,7 +30,6 @@ import os
 import select
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -83,38 +82,6 @@ def pack_go() -> bytes:
     return _MSG.pack(MSG_GO, 0, 0, 0, 0, b"")
 
 
-# Arenas (child stack + plan) stay mapped until the child has exec'd or died:
-# the child shares our address space until then.  Each entry keeps the sync
-# socket whose EOF tells us so.
-_arenas_lock = threading.Lock()
-_arenas: list[tuple[socket.socket, object, int]] = []
-
-
-def _sock_at_eof(sock: socket.socket) -> bool:
-    try:
-        while True:
-            data = sock.recv(MSG_SIZE, socket.MSG_DONTWAIT)
-            if not data:
-                return True
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-
-
-def reap_arenas() -> None:
-    """Release the arenas of children that have exec'd or died."""
-    with _arenas_lock:
-        keep = []
-        for sock, arena, size in _arenas:
-            if _sock_at_eof(sock):
-                lib.pc_arena_release(arena, size)
-                sock.close()
-            else:
-                keep.append((sock, arena, size))
-        _arenas[:] = keep
-
-
 @attrs.define(eq=False)
 class Child:
     """A spawned child and the parent's end of its sync socket."""
@@ -164,7 +131,7 @@ class Child:
         while True:
             msg = self.recv(deadline)
             if msg is None:
-                if until:
+                if until or self.arena is not None:  # EOF before READY, or before the handoff
                     raise PyContainerError(f"container init (pid {self.pid}) died during setup")
                 return
             if msg.type == MSG_ERROR:
@@ -203,14 +170,11 @@ class Child:
             lib.pc_arena_release(self.arena, self.arena_size)
             self.arena = None
 
-    def hand_over(self) -> None:
-        """Done with the protocol: close the socket, or, if the child may still
-        run in the arena, let the registry free both once it has exec'd."""
-        if self.arena is None:
-            self.sock.close()
-            return
-        with _arenas_lock:
-            _arenas.append((self.sock, self.arena, self.arena_size))
+    def close(self) -> None:
+        """Done with the protocol.  Every plan hands off before READY (and
+        exec's EOF), so by now the child runs in its own memory."""
+        assert self.arena is None, "the child still uses the arena"
+        self.sock.close()
 
     def abandon(self) -> None:
         """Kill and reap a child whose setup failed, then free its arena."""
@@ -240,7 +204,6 @@ def spawn(
     ops: Sequence[_plan.PlanOp],
     clone_flags: int,
     *,
-    wait_go: bool,
     keep_fds: Sequence[int] = (),
     max_target_fd: int = 2,
 ) -> Child:
@@ -248,14 +211,16 @@ def spawn(
 
     The child closes every inherited fd >= 3 but ``keep_fds`` and its end of
     the sync socket before it does anything else."""
-    reap_arenas()
+    # The arena is freed when the child reports HANDED: a plan without the
+    # handoff would keep sharing our memory up to its exec.
+    if not any(o.kind is _plan.Op.HANDOFF for o in ops):
+        raise ValueError("a plan must hand off to the helper")
     packed, blob = _plan.encode(ops)
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         args = ffi.new("struct pc_spawn_args *")
         args.clone_flags = clone_flags
         args.sync_fd = child.fileno()
-        args.wait_go = 1 if wait_go else 0
         ops_buf = ffi.from_buffer("struct pc_op[]", packed)
         blob_buf = ffi.from_buffer("char[]", blob or b"\0")
         args.ops = ops_buf

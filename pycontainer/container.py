@@ -327,7 +327,7 @@ class Container(ProcessHandle):
                     raise ContainerExists(id, root) from None
                 raise
             undo.pop_all()
-        child.hand_over()
+        child.close()
         io.close_child_ends()
         return container
 
@@ -398,7 +398,7 @@ class Container(ProcessHandle):
             keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
             keep += [netns] if netns is not None else []
             flags = _plan.spawn_flags(config, pooled_netns=netns is not None)
-            child = _spawn.spawn(ops, flags, wait_go=False, keep_fds=keep, max_target_fd=2 + len(pass_fds))
+            child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds))
         finally:
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)
@@ -550,7 +550,6 @@ class Container(ProcessHandle):
                 os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(fifo)
-        _spawn.reap_arenas()
         if len(data) > 1:
             raise _spawn.Message.unpack(data[1:].ljust(_spawn.MSG_SIZE, b"\0")).error()
         if not data:
@@ -620,7 +619,6 @@ class Container(ProcessHandle):
             elif self._ours:
                 self._reap(None)
             self._close_handle()
-            _spawn.reap_arenas()
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def close(self) -> None:
@@ -678,7 +676,7 @@ class Container(ProcessHandle):
                 helper_fd=_helper_fd(),
             )
             keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_helper_fd()]
-            child = _spawn.spawn(ops, 0, wait_go=False, keep_fds=keep, max_target_fd=2 + len(pass_fds))
+            child = _spawn.spawn(ops, 0, keep_fds=keep, max_target_fd=2 + len(pass_fds))
             try:
                 child.wait_for(0)
             except BaseException:
@@ -687,7 +685,7 @@ class Container(ProcessHandle):
             pidfd = os.pidfd_open(child.pid)
             pty = child.pty_master
             child.pty_master = None
-            child.hand_over()
+            child.close()
             io.close_child_ends()
             proc = ExecProcess(child.pid, pidfd, io, pty)
             io = None

@@ -567,9 +567,7 @@ def _fds_and_maps() -> tuple[int, int]:
 
 def test_no_fd_or_arena_leak(root, config):
     """Run, exec and abandon containers many times: fds and mappings do not grow
-    (each child's arena is unmapped once it has exec'd or died)."""
-    from pycontainer import _spawn
-
+    (each child's arena is unmapped once it has handed off to the helper or died)."""
     cfg = config("sh", "-c", "echo x")
 
     def cycle(i: int) -> None:
@@ -580,15 +578,12 @@ def test_no_fd_or_arena_leak(root, config):
 
     for i in range(10):
         cycle(i)
-    _spawn.reap_arenas()
     before = _fds_and_maps()
     for i in range(10, 110):
         cycle(i)
-    _spawn.reap_arenas()
     after = _fds_and_maps()
     assert after[0] <= before[0]
-    assert after[1] <= before[1] + 4  # the allocator may map a little
-    assert len(_spawn._arenas) <= 1
+    assert after[1] <= before[1] + 4  # the allocator may map a little; 200 arenas would be 200 maps
 
 
 # ---- several processes on one root ----------------------------------------------------
