@@ -27,7 +27,6 @@ from __future__ import annotations
 import array
 import contextlib
 import os
-import select
 import socket
 import struct
 import time
@@ -35,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from . import _plan
+from . import _plan, _sys
 from ._shim import ffi, lib
 from .errors import InitError, PyContainerError
 
@@ -101,8 +100,7 @@ class Child:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise PyContainerError(f"container setup timed out (pid {self.pid})")
-            r, _, _ = select.select([self.sock], [], [], left)
-            if r:
+            if _sys.readable([self.sock.fileno()], left):
                 break
         fds = array.array("i")
         data, ancdata, _flags, _addr = self.sock.recvmsg(MSG_SIZE, socket.CMSG_SPACE(fds.itemsize))

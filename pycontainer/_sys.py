@@ -5,6 +5,7 @@ Paths into /proc take a ``proc`` argument so tests can point them at a fake tree
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import signal
@@ -14,9 +15,16 @@ PROC = "/proc"
 
 def _stat_fields(pid: int, proc: str = PROC) -> list[str] | None:
     try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(f"{proc}/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError):
+        return None
+    try:
+        data = os.read(fd, 4096)  # one read: /proc makes the whole line at once
+    except ProcessLookupError:  # the process went away between open and read
+        return None
+    finally:
+        os.close(fd)
+    if not data:
         return None
     # comm may hold spaces and parentheses: split after the last ')'.
     rest = data[data.rindex(b")") + 2 :].decode()
@@ -57,10 +65,25 @@ def open_pidfd(pid: int, start_time: int, proc: str = PROC) -> int | None:
     return fd
 
 
+def readable(fds: list[int], timeout: float | None) -> list[int]:
+    """The fds of ``fds`` that are readable (or hung up) within ``timeout``
+    seconds (None: no limit).  poll(2), not select(2): an embedding program
+    may hold more than FD_SETSIZE (1024) fds."""
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, select.POLLIN)
+    ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+    return [fd for fd, _ in p.poll(ms)]
+
+
 def pidfd_wait_exit(pidfd: int, timeout: float | None) -> bool:
     """Wait for the process to exit; False on timeout."""
-    r, _, _ = select.select([pidfd], [], [], timeout)
-    return bool(r)
+    return bool(readable([pidfd], timeout))
+
+
+def pidfd_exited(pidfd: int) -> bool:
+    """True once the process has exited (a zombie has)."""
+    return bool(readable([pidfd], 0))
 
 
 def pidfd_signal(pidfd: int, sig: int) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import json
 import os
-import select
 import signal
 import sys
 import termios
@@ -22,7 +21,7 @@ import tty
 import uuid
 from collections.abc import Sequence
 
-from . import Container, ContainerConfig, Mount, Process
+from . import Container, ContainerConfig, Mount, Process, _sys
 from .config import DEFAULT_ENV
 from .errors import ConfigError, ContainerNotFound, InitError, InvalidStateTransition, PyContainerError
 
@@ -124,7 +123,7 @@ def _relay_pty(master: int, container: Container) -> None:
     try:
         watch = [master, stdin]
         while True:
-            r, _, _ = select.select(watch, [], [])
+            r = _sys.readable(watch, None)
             if master in r:
                 try:
                     data = os.read(master, 65536)

@@ -17,7 +17,6 @@ import fcntl
 import functools
 import json
 import os
-import select
 import shutil
 import signal as _signal
 import threading
@@ -161,18 +160,16 @@ def _sweep_debris(root: str, names: list[str]) -> None:
         if os.path.exists(f"/proc/{pid}"):
             continue
         directory = os.path.join(root, name)
-        for state in ("state.json", "state.json.new"):
-            try:
-                with open(os.path.join(directory, state), encoding="utf-8") as f:
-                    data = json.load(f)
-                pidfd = _sys.open_pidfd(int(data["pid"]), int(data["pid_start"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            if pidfd is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    _sys.pidfd_signal(pidfd, _signal.SIGKILL)
-                os.close(pidfd)
-            break
+        try:
+            with open(os.path.join(directory, "state.json"), encoding="utf-8") as f:
+                data = json.load(f)
+            pidfd = _sys.open_pidfd(int(data["pid"]), int(data["pid_start"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pidfd = None  # no init yet, or its state half-written: nothing to kill
+        if pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                _sys.pidfd_signal(pidfd, _signal.SIGKILL)
+            os.close(pidfd)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -403,8 +400,9 @@ class Container(ProcessHandle):
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)
         undo.callback(child.abandon)
-        # The child sets up its mounts now; write the state meanwhile (under a
-        # temporary name: it becomes state.json once the child is READY).
+        # The child sets up its mounts now; write the state meanwhile.  The
+        # directory is private until renamed into place, so nobody reads a
+        # half-written state.json (the debris sweep tolerates one).
         forks = any(o.kind is _plan.Op.FORK for o in ops)
         if not forks:
             data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config)
@@ -417,7 +415,6 @@ class Container(ProcessHandle):
             _netpool.POOL.kick()
         if forks:
             data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config)
-        os.replace(os.path.join(directory, "state.json.new"), os.path.join(directory, "state.json"))
         # Our own child: its pid cannot be recycled while we have not reaped it.
         container = cls(root, cid, data, config, pidfd=os.pidfd_open(child.pid))
         undo.callback(container._close_handle)  # if the rename below fails
@@ -447,7 +444,7 @@ class Container(ProcessHandle):
         }
         # The config part is serialised once per config (it is frozen).
         text = json.dumps(data, separators=(",", ":"))[:-1] + ',"config":' + _config_json_text(config) + "}"
-        _write_file(os.path.join(directory, "state.json.new"), text, 0o600)
+        _write_file(os.path.join(directory, "state.json"), text, 0o600)
         data["config"] = _config_to_json(config)
         return data
 
@@ -506,9 +503,13 @@ class Container(ProcessHandle):
     def status(self) -> Status:
         if self._exit is not None:
             return Status.STOPPED
-        start = self._data.get("pid_start")
-        if not self.pid or start is None or not _sys.is_alive(self.pid, start):
-            return Status.STOPPED
+        if self._pidfd is not None:  # pins the very process: no /proc read needed
+            if _sys.pidfd_exited(self._pidfd):
+                return Status.STOPPED
+        else:
+            start = self._data.get("pid_start")
+            if not self.pid or start is None or not _sys.is_alive(self.pid, start):
+                return Status.STOPPED
         if os.path.exists(os.path.join(self.dir, "exec.fifo")):
             return Status.CREATED
         return Status.RUNNING
@@ -560,7 +561,7 @@ class Container(ProcessHandle):
         chunks = []
         watch = [fd] + ([self._pidfd] if self._pidfd is not None else [])
         while True:
-            r, _, _ = select.select(watch, [], [], 30.0)
+            r = _sys.readable(watch, 30.0)
             if fd in r:
                 try:
                     chunk = os.read(fd, 4096)

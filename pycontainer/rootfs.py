@@ -191,6 +191,28 @@ def hosts_file(hostname: str, addresses: tuple[str, ...] = ()) -> str:
     return HOSTS_HEADER + "".join(f"{a}\t{hostname}\n" for a in addresses)
 
 
+_host_file_cache: dict[str, tuple[tuple[int, ...], list[str]]] = {}
+
+
+def _host_lines(path: str) -> list[str]:
+    """The lines of a host file, re-read only when its inode, size or mtime changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _host_file_cache.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    _host_file_cache[path] = (key, lines)
+    return lines
+
+
 def resolv_conf(*, own_netns: bool, servers: tuple[str, ...] = (), host_file: str = "/etc/resolv.conf") -> str:
     """The container's resolv.conf: the host's, or ``servers`` when given.
 
@@ -199,11 +221,7 @@ def resolv_conf(*, own_netns: bool, servers: tuple[str, ...] = (), host_file: st
     and Docker's public fallback is used when none remain."""
     if servers:
         return "".join(f"nameserver {s}\n" for s in servers)
-    try:
-        with open(host_file, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
+    lines = _host_lines(host_file)
     if not own_netns:
         return "".join(f"{line}\n" for line in lines)
     kept = []
