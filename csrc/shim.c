@@ -42,6 +42,9 @@
 #include <sys/sysmacros.h>
 #include <linux/sched.h>
 #include <linux/openat2.h>
+#ifndef PC_HELPER
+#include <linux/bpf.h>
+#endif
 #include <net/if.h>
 #include <unistd.h>
 
@@ -1078,6 +1081,13 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
             child_exit(1); /* the parent gave up on us */
         return 0;
     }
+    case PC_OP_CGROUP_JOIN: {
+        long r;
+        *what = "cgroup";
+        r = S3(SYS_write, op->v[0], "0", 1);
+        S1(SYS_close, op->v[0]);
+        return r == 1 ? 0 : r < 0 ? (int)r : -EIO;
+    }
     }
     return -EINVAL;
 }
@@ -1205,7 +1215,20 @@ __asm__(".text\n"
 
 /* Clone a child running child_main(c) on [stack, stack + stack_size), with
  * clone3 where the kernel has it, else glibc's clone.  Parent side only. */
-static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct child *c)
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+int pc_can_clone_into_cgroup(void)
+{
+#if defined(__x86_64__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static long raw_clone(uint64_t flags, int cgroup_fd, char *stack, size_t stack_size, struct child *c)
 {
     long pid = -ENOSYS;
 #if defined(__x86_64__)
@@ -1215,11 +1238,17 @@ static long raw_clone(uint64_t flags, char *stack, size_t stack_size, struct chi
     cl.exit_signal = SIGCHLD;
     cl.stack = (uint64_t)(uintptr_t)stack;
     cl.stack_size = stack_size;
+    if (cgroup_fd >= 0) {
+        cl.flags |= CLONE_INTO_CGROUP;
+        cl.cgroup = (uint64_t)cgroup_fd;
+    }
     pid = pc_clone3_tramp(&cl, sizeof cl, child_main, c);
 #endif
     if (pid == -ENOSYS || pid == -E2BIG) {
         if (flags & CLONE_NEWTIME)
             return -ENOSYS; /* only clone3 can take CLONE_NEWTIME */
+        if (cgroup_fd >= 0)
+            return -ENOSYS; /* nor CLONE_INTO_CGROUP */
         pid = clone(child_main, stack + stack_size, (int)(flags | SIGCHLD), c);
         if (pid < 0)
             pid = -errno;
@@ -1284,7 +1313,7 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
 
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = raw_clone(a->clone_flags | CLONE_VM, arena + page, STACK_SIZE, c);
+    pid = raw_clone(a->clone_flags | CLONE_VM, a->cgroup_fd, arena + page, STACK_SIZE, c);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     if (pid < 0) {
@@ -1303,6 +1332,83 @@ void pc_arena_release(void *arena, uint64_t size)
 {
     if (arena)
         munmap(arena, (size_t)size);
+}
+
+/* ---- bpf(2) for cgroup v2 device programs ------------------------------- */
+
+static long sys_bpf(int cmd, union bpf_attr *attr)
+{
+    long r = syscall(SYS_bpf, cmd, attr, sizeof *attr);
+    return r < 0 ? -errno : r;
+}
+
+int pc_bpf_load_device_prog(const void *insns, uint32_t ninsns, char *log, uint32_t log_size)
+{
+    union bpf_attr a;
+    long r;
+    memset(&a, 0, sizeof a);
+    a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    a.insns = (uint64_t)(uintptr_t)insns;
+    a.insn_cnt = ninsns;
+    a.license = (uint64_t)(uintptr_t) "Apache";
+    r = sys_bpf(BPF_PROG_LOAD, &a);
+    if (r == -EACCES && log && log_size) {
+        /* the verifier refused it: load again for its log */
+        a.log_buf = (uint64_t)(uintptr_t)log;
+        a.log_size = log_size;
+        a.log_level = 1;
+        r = sys_bpf(BPF_PROG_LOAD, &a);
+    }
+    if (r >= 0)
+        fcntl((int)r, F_SETFD, FD_CLOEXEC);
+    return (int)r;
+}
+
+int pc_bpf_attach(int cgroup_fd, int prog_fd, uint32_t attach_type, uint32_t flags)
+{
+    union bpf_attr a;
+    memset(&a, 0, sizeof a);
+    a.target_fd = (uint32_t)cgroup_fd;
+    a.attach_bpf_fd = (uint32_t)prog_fd;
+    a.attach_type = attach_type;
+    a.attach_flags = flags;
+    return (int)sys_bpf(BPF_PROG_ATTACH, &a);
+}
+
+int pc_bpf_detach(int cgroup_fd, int prog_fd, uint32_t attach_type)
+{
+    union bpf_attr a;
+    memset(&a, 0, sizeof a);
+    a.target_fd = (uint32_t)cgroup_fd;
+    a.attach_bpf_fd = (uint32_t)prog_fd;
+    a.attach_type = attach_type;
+    return (int)sys_bpf(BPF_PROG_DETACH, &a);
+}
+
+int pc_bpf_query(int cgroup_fd, uint32_t attach_type, uint32_t *prog_ids, uint32_t *count)
+{
+    union bpf_attr a;
+    long r;
+    memset(&a, 0, sizeof a);
+    a.query.target_fd = (uint32_t)cgroup_fd;
+    a.query.attach_type = attach_type;
+    a.query.prog_ids = (uint64_t)(uintptr_t)prog_ids;
+    a.query.prog_cnt = *count;
+    r = sys_bpf(BPF_PROG_QUERY, &a);
+    *count = r < 0 ? 0 : a.query.prog_cnt;
+    return (int)r;
+}
+
+int pc_bpf_prog_get_fd_by_id(uint32_t id)
+{
+    union bpf_attr a;
+    long r;
+    memset(&a, 0, sizeof a);
+    a.prog_id = id;
+    r = sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
+    if (r >= 0)
+        fcntl((int)r, F_SETFD, FD_CLOEXEC);
+    return (int)r;
 }
 
 int pc_new_netns(int back_fd)

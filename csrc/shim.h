@@ -49,6 +49,7 @@ enum {
     PC_OP_LOOPBACK,       /* bring "lo" up in the (new) network namespace */
     PC_OP_HANDOFF,        /* v0 helper fd: continue the plan in the static helper, with a memory of our own */
     PC_OP_SYNC,           /* send message v0 to the parent, wait for GO (e.g. "write my id maps") */
+    PC_OP_CGROUP_JOIN,    /* v0 fd of a cgroup's tasks/cgroup.procs file: write "0" (join), close it */
     PC_OP__COUNT
 };
 
@@ -99,6 +100,7 @@ struct pc_spawn_args {
     const int *keep_fds;     /* sorted; every other fd >= 3 is closed first thing */
     uint32_t nkeep;
     int fd_base;             /* above every fd the plan dups into place */
+    int cgroup_fd;           /* >= 0: a cgroup2 directory to clone into (CLONE_INTO_CGROUP) */
 };
 
 struct pc_spawn_result {
@@ -118,5 +120,16 @@ int pc_new_netns(int back_fd);
  * is started as `pycontainer-helper --plan FD` by PC_OP_HANDOFF and runs the
  * rest of the plan written to the memfd FD. */
 void pc_arena_release(void *arena, uint64_t size);
+/* 1 when pc_spawn can honour cgroup_fd (clone3 with CLONE_INTO_CGROUP is
+ * built in); the caller joins through a PC_OP_CGROUP_JOIN step otherwise. */
+int pc_can_clone_into_cgroup(void);
+
+/* bpf(2) for cgroup v2 device programs.  Each returns an fd or 0 on success,
+ * -errno on failure. */
+int pc_bpf_load_device_prog(const void *insns, uint32_t ninsns, char *log, uint32_t log_size);
+int pc_bpf_attach(int cgroup_fd, int prog_fd, uint32_t attach_type, uint32_t flags);
+int pc_bpf_detach(int cgroup_fd, int prog_fd, uint32_t attach_type);
+int pc_bpf_query(int cgroup_fd, uint32_t attach_type, uint32_t *prog_ids, uint32_t *count);
+int pc_bpf_prog_get_fd_by_id(uint32_t id);
 
 #endif

@@ -64,6 +64,7 @@ class Op(enum.IntEnum):
     LOOPBACK = 27
     HANDOFF = 28
     SYNC = 29
+    CGROUP_JOIN = 30
 
 
 # The step names InitError reports.
@@ -97,6 +98,7 @@ STEP_NAMES = {
     Op.LOOPBACK: "loopback",
     Op.HANDOFF: "helper exec",
     Op.SYNC: "sync",
+    Op.CGROUP_JOIN: "cgroup join",
 }
 
 # <sys/mount.h>
@@ -345,6 +347,7 @@ class CreateInputs:
     netns_fd: int = -1  # a fresh network namespace from the pool, joined instead of CLONE_NEWNET
     helper_fd: int = -1  # the sealed memfd of pycontainer-init (PC_OP_HANDOFF)
     etc_files: tuple[str, ...] = ("hostname", "hosts", "resolv.conf")
+    cgroup_fds: tuple[int, ...] = ()  # cgroup files to write "0" to, before anything else
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
@@ -387,7 +390,9 @@ def clone_flags(cfg: ContainerConfig, *, pooled_netns: bool = False) -> int:
 
 def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     """The child's plan for a new container (see the module docstring)."""
-    ops: list[PlanOp] = []
+    # First of all, join the container's cgroups: nothing the child does,
+    # not even a mount, runs (or is charged) outside them.
+    ops: list[PlanOp] = [op(Op.CGROUP_JOIN, v=(fd,)) for fd in inp.cgroup_fds]
     userns = cfg.new_namespace(NamespaceType.USER)
     joined = [n for kind in JOIN_ORDER for n in cfg.namespaces if n.type is kind and n.path is not None]
     # Until HANDOFF the child shares our memory (CLONE_VM).  It must leave
@@ -567,10 +572,12 @@ def compile_exec(
     stdio: Sequence[tuple[int, int]] = (),
     preserve_fds: int = 0,
     helper_fd: int = -1,
+    cgroup_fds: Sequence[int] = (),
 ) -> list[PlanOp]:
     """The plan that runs another process in a running container."""
-    # Leave our memory before joining anything (see compile_create).
-    ops: list[PlanOp] = [op(Op.HANDOFF, v=(helper_fd,))]
+    ops: list[PlanOp] = [op(Op.CGROUP_JOIN, v=(fd,)) for fd in cgroup_fds]
+    # Leave our memory before joining anything else (see compile_create).
+    ops.append(op(Op.HANDOFF, v=(helper_fd,)))
     order = {k: i for i, k in enumerate(JOIN_ORDER)}
     for kind, fd in sorted(ns_fds, key=lambda item: order[item[0]]):
         ops.append(op(Op.SETNS, None, v=(CLONE_FLAGS[kind], fd)))

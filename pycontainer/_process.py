@@ -26,10 +26,13 @@ StdioArg = int | IO[Any] | None
 class ExitStatus:
     """How a process ended: ``code`` when it exited, ``signal`` when a signal killed it.
 
-    Both are None when the process was not our child and nothing recorded its end."""
+    Both are None when the process was not our child and nothing recorded its end.
+    ``oom_killed`` is Docker's OOMKilled: a container's init died of SIGKILL
+    after the kernel's OOM killer acted in the container's cgroup."""
 
     code: int | None = None
     signal: int | None = None
+    oom_killed: bool = False
 
     @property
     def returncode(self) -> int | None:

@@ -204,6 +204,7 @@ def spawn(
     *,
     keep_fds: Sequence[int] = (),
     max_target_fd: int = 2,
+    cgroup_fd: int = -1,
 ) -> Child:
     """Clone a child that runs ``ops``.  The caller then drives the protocol.
 
@@ -230,6 +231,7 @@ def spawn(
         args.keep_fds = keep_buf
         args.nkeep = len(keep)
         args.fd_base = max([max_target_fd, *keep]) + 1
+        args.cgroup_fd = cgroup_fd
         res = ffi.new("struct pc_spawn_result *")
         lib.pc_spawn(args, res)
     finally:

@@ -184,6 +184,199 @@ class Process:
     terminal: bool = attrs.field(default=False, converter=bool)
 
 
+# ---- resources (cgroups) ------------------------------------------------------
+
+
+def _opt_int(lo: int | None = None, hi: int | None = None, *, extra: tuple[int, ...] = ()) -> Any:
+    """Validator: None, or an int in [lo, hi] (or one of ``extra``, e.g. -1 for unlimited)."""
+
+    def check(_inst: object, attribute: Any, value: object) -> None:
+        if value is None:
+            return
+        name = v._name(attribute)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(name, f"must be an integer, not {type(value).__name__}")
+        if value in extra:
+            return
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            rng = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+            also = f" (or {', '.join(map(str, extra))})" if extra else ""
+            raise ConfigError(name, f"{value} is outside {rng}{also}")
+
+    return check
+
+
+_DEV_NUM = _opt_int(0, 2**32 - 1)
+
+
+@attrs.frozen
+class DeviceRule:
+    """One device-cgroup rule, as OCI ``linux.resources.devices``: allow or deny
+    ``access`` (a subset of ``rwm``) to devices of ``type`` (``a`` all, ``c``
+    char, ``b`` block) with ``major``/``minor`` (None: any).  Later rules win."""
+
+    allow: bool = attrs.field(converter=bool)
+    type: str = attrs.field(default="a", validator=v.one_of(("a", "b", "c")))
+    major: int | None = attrs.field(default=None, validator=_DEV_NUM)
+    minor: int | None = attrs.field(default=None, validator=_DEV_NUM)
+    access: str = attrs.field(default="rwm")
+
+    @access.validator
+    def _access(self, _attribute: Any, value: object) -> None:
+        if not isinstance(value, str) or not value or not set(value) <= set("rwm") or len(set(value)) != len(value):
+            raise ConfigError("devices.access", f"{value!r} is not a non-empty subset of 'rwm'")
+
+
+def _char(major: int | None, minor: int | None, access: str = "rwm") -> DeviceRule:
+    return DeviceRule(allow=True, type="c", major=major, minor=minor, access=access)
+
+
+# runc's default allow-list (libcontainer/specconv AllowedDevices): mknod of
+# anything, read/write of the standard nodes and ptys only.
+DEFAULT_DEVICE_RULES = (
+    DeviceRule(allow=False),
+    _char(None, None, "m"),
+    DeviceRule(allow=True, type="b", access="m"),
+    _char(1, 3),  # null
+    _char(1, 5),  # zero
+    _char(1, 7),  # full
+    _char(1, 8),  # random
+    _char(1, 9),  # urandom
+    _char(5, 0),  # tty
+    _char(5, 1),  # console
+    _char(5, 2),  # ptmx
+    _char(136, None),  # pts/*
+)
+
+
+@attrs.frozen
+class ThrottleDevice:
+    """A per-device I/O limit: ``rate`` bytes (or operations) per second on the
+    block device ``major:minor``."""
+
+    major: int = attrs.field(validator=_DEV_NUM)
+    minor: int = attrs.field(validator=_DEV_NUM)
+    rate: int = attrs.field(validator=_opt_int(0, 2**63 - 1))
+
+
+@attrs.frozen
+class WeightDevice:
+    """A per-device I/O weight (10..1000, as blkio.weight_device)."""
+
+    major: int = attrs.field(validator=_DEV_NUM)
+    minor: int = attrs.field(validator=_DEV_NUM)
+    weight: int = attrs.field(validator=_opt_int(10, 1000))
+
+
+@attrs.frozen
+class HugepageLimit:
+    """A hugetlb limit: at most ``limit`` bytes of ``page_size`` pages ("2MB", "1GB")."""
+
+    page_size: str = attrs.field(validator=v.string)
+    limit: int = attrs.field(validator=_opt_int(0, 2**63 - 1))
+
+    @page_size.validator
+    def _size(self, _attribute: Any, value: str) -> None:
+        if not v.HUGEPAGE_SIZE_RE.match(value):
+            raise ConfigError("hugepage_limits.page_size", f"{value!r} is not a page size such as '2MB' or '1GB'")
+
+
+def _typed_tuple(kind: type, field: str) -> Any:
+    def convert(value: Iterable[Any]) -> tuple[Any, ...]:
+        out = tuple(value)
+        for item in out:
+            if not isinstance(item, kind):
+                raise ConfigError(field, f"{item!r} is not a {kind.__name__}")
+        return out
+
+    return convert
+
+
+_I64 = 2**63 - 1
+
+
+@attrs.frozen
+class Resources:
+    """cgroup limits, with the meanings of Docker's and OCI's fields.
+
+    Memory sizes are bytes; ``memory_swap`` is memory plus swap, -1 for
+    unlimited (as ``docker run --memory-swap``).  ``cpus`` is Docker's
+    ``--cpus`` (a quota of ``cpus`` x the period); ``cpu_quota`` and
+    ``cpu_period`` are in microseconds, -1 quota for unlimited.
+    ``pids_limit`` -1 (or 0) is unlimited.  Fields left None are not set.
+    """
+
+    memory: int | None = attrs.field(default=None, validator=_opt_int(1, _I64, extra=(-1,)))
+    memory_reservation: int | None = attrs.field(default=None, validator=_opt_int(0, _I64, extra=(-1,)))
+    memory_swap: int | None = attrs.field(default=None, validator=_opt_int(1, _I64, extra=(-1,)))
+    memory_swappiness: int | None = attrs.field(default=None, validator=_opt_int(0, 100))
+    oom_kill_disable: bool = attrs.field(default=False, converter=bool)
+    cpu_shares: int | None = attrs.field(default=None, validator=_opt_int(2, 262144))
+    cpus: float | None = attrs.field(default=None)
+    cpu_quota: int | None = attrs.field(default=None, validator=_opt_int(1000, _I64, extra=(-1,)))
+    cpu_period: int | None = attrs.field(default=None, validator=_opt_int(1000, 1000000))
+    cpu_rt_runtime: int | None = attrs.field(default=None, validator=_opt_int(-1, _I64))
+    cpu_rt_period: int | None = attrs.field(default=None, validator=_opt_int(1, 1000000))
+    cpuset_cpus: str | None = attrs.field(default=None, validator=v.optional_cpuset)
+    cpuset_mems: str | None = attrs.field(default=None, validator=v.optional_cpuset)
+    pids_limit: int | None = attrs.field(default=None, validator=_opt_int(1, _I64, extra=(-1, 0)))
+    blkio_weight: int | None = attrs.field(default=None, validator=_opt_int(10, 1000))
+    blkio_weight_device: tuple[WeightDevice, ...] = attrs.field(
+        default=(), converter=_typed_tuple(WeightDevice, "blkio_weight_device")
+    )
+    blkio_read_bps: tuple[ThrottleDevice, ...] = attrs.field(
+        default=(), converter=_typed_tuple(ThrottleDevice, "blkio_read_bps")
+    )
+    blkio_write_bps: tuple[ThrottleDevice, ...] = attrs.field(
+        default=(), converter=_typed_tuple(ThrottleDevice, "blkio_write_bps")
+    )
+    blkio_read_iops: tuple[ThrottleDevice, ...] = attrs.field(
+        default=(), converter=_typed_tuple(ThrottleDevice, "blkio_read_iops")
+    )
+    blkio_write_iops: tuple[ThrottleDevice, ...] = attrs.field(
+        default=(), converter=_typed_tuple(ThrottleDevice, "blkio_write_iops")
+    )
+    hugepage_limits: tuple[HugepageLimit, ...] = attrs.field(
+        default=(), converter=_typed_tuple(HugepageLimit, "hugepage_limits")
+    )
+    devices: tuple[DeviceRule, ...] = attrs.field(
+        default=DEFAULT_DEVICE_RULES, converter=_typed_tuple(DeviceRule, "devices")
+    )
+
+    @cpus.validator
+    def _cpus(self, _attribute: Any, value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= 1024:
+            raise ConfigError("cpus", f"{value!r} is not a number of CPUs in 0.01..1024")
+
+    def __attrs_post_init__(self) -> None:
+        if self.cpus is not None and self.cpu_quota is not None:
+            raise ConfigError("cpus", "cpus and cpu_quota are two ways to say one thing; give one")
+        if self.memory not in (None, -1):
+            if self.memory_swap not in (None, -1) and self.memory_swap < self.memory:
+                raise ConfigError("memory_swap", f"{self.memory_swap} is less than memory ({self.memory})")
+            if self.memory_reservation not in (None, -1) and self.memory_reservation > self.memory:
+                raise ConfigError(
+                    "memory_reservation", f"{self.memory_reservation} is more than memory ({self.memory})"
+                )
+        elif self.memory_swap not in (None, -1):
+            raise ConfigError("memory_swap", "needs memory: it is the total of memory and swap")
+
+    def quota_period(self) -> tuple[int | None, int | None]:
+        """(quota, period) in microseconds, ``cpus`` converted as Docker does."""
+        if self.cpus is not None:
+            period = self.cpu_period or 100000
+            return round(self.cpus * period), period
+        return self.cpu_quota, self.cpu_period
+
+
+def _resources(value: Resources) -> Resources:
+    if not isinstance(value, Resources):
+        raise ConfigError("resources", f"must be a Resources, not {type(value).__name__}")
+    return value
+
+
 def _namespaces(value: Iterable[Namespace | NamespaceType | str]) -> tuple[Namespace, ...]:
     out = []
     for item in value:
@@ -243,10 +436,17 @@ class ContainerConfig:
     readonly_paths: tuple[str, ...] = attrs.field(default=DEFAULT_READONLY_PATHS, converter=_paths)
     init: bool = attrs.field(default=False, converter=bool)
     dns: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    cgroups: bool = attrs.field(default=True, converter=bool)
+    cgroups_path: str | None = attrs.field(default=None, validator=v.cgroups_path)
+    resources: Resources = attrs.field(factory=Resources, converter=_resources)
 
     def __attrs_post_init__(self) -> None:
         if self.rootfs is not None and not self.rootfs.startswith("/"):
             raise ConfigError("rootfs", f"{self.rootfs!r} is not an absolute path")
+        if not self.cgroups and self.resources != Resources():
+            raise ConfigError("resources", "limits need a cgroup, and cgroups=False asks for none")
+        if not self.cgroups and self.cgroups_path is not None:
+            raise ConfigError("cgroups_path", "given with cgroups=False")
 
     def has_namespace(self, kind: NamespaceType) -> bool:
         return any(n.type is kind for n in self.namespaces)
@@ -256,15 +456,21 @@ class ContainerConfig:
 
 
 __all__ = [
+    "DEFAULT_DEVICE_RULES",
     "DEFAULT_ENV",
     "DEFAULT_MASKED_PATHS",
     "DEFAULT_NAMESPACES",
     "DEFAULT_READONLY_PATHS",
     "ContainerConfig",
+    "DeviceRule",
+    "HugepageLimit",
     "IDMap",
     "Mount",
     "Namespace",
     "NamespaceType",
     "Process",
+    "Resources",
+    "ThrottleDevice",
     "User",
+    "WeightDevice",
 ]

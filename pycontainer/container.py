@@ -25,16 +25,32 @@ from typing import IO, Any
 
 import attrs
 
-from . import _netpool, _plan, _spawn, _sys, rootfs as _rootfs
+from . import _netpool, _plan, _spawn, _sys, cgroups as _cgroups, rootfs as _rootfs
+from ._shim import lib as _shim_lib
 from ._process import ExecProcess, ExitStatus, ProcessHandle, StdioArg, prepare_stdio
-from .config import DEFAULT_PATH, ContainerConfig, IDMap, Mount, Namespace, NamespaceType, Process, User
+from .config import (
+    DEFAULT_PATH,
+    ContainerConfig,
+    DeviceRule,
+    HugepageLimit,
+    IDMap,
+    Mount,
+    Namespace,
+    NamespaceType,
+    Process,
+    Resources,
+    ThrottleDevice,
+    User,
+    WeightDevice,
+)
 from .errors import (
+    CgroupError,
     ContainerExists,
     ContainerNotFound,
     InvalidStateTransition,
     PyContainerError,
 )
-from .validate import check_config, container_id
+from .validate import check_config, check_resources, container_id
 
 DEFAULT_ROOT = "/run/pycontainer"
 OCI_VERSION = "1.2.0"
@@ -48,16 +64,20 @@ def state_root(root: str | None = None) -> str:
 class Status(str, enum.Enum):
     CREATED = "created"
     RUNNING = "running"
+    PAUSED = "paused"
     STOPPED = "stopped"
 
 
 # action -> the statuses it is allowed from, and the status it leads to.
 TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
     "start": (frozenset({Status.CREATED}), Status.RUNNING),
-    "kill": (frozenset({Status.CREATED, Status.RUNNING}), Status.STOPPED),
+    "kill": (frozenset({Status.CREATED, Status.RUNNING, Status.PAUSED}), Status.STOPPED),
     "exec": (frozenset({Status.CREATED, Status.RUNNING}), Status.RUNNING),
+    "pause": (frozenset({Status.CREATED, Status.RUNNING}), Status.PAUSED),
+    "resume": (frozenset({Status.PAUSED}), Status.RUNNING),
+    "update": (frozenset({Status.CREATED, Status.RUNNING, Status.PAUSED}), Status.RUNNING),
     "delete": (frozenset({Status.CREATED, Status.STOPPED}), Status.STOPPED),
-    "force-delete": (frozenset({Status.CREATED, Status.RUNNING, Status.STOPPED}), Status.STOPPED),
+    "force-delete": (frozenset({Status.CREATED, Status.RUNNING, Status.PAUSED, Status.STOPPED}), Status.STOPPED),
 }
 
 
@@ -102,6 +122,20 @@ def _config_json_text(cfg: ContainerConfig) -> str:
     return json.dumps(_config_to_json(cfg), separators=(",", ":"))
 
 
+def _resources_from_json(data: dict[str, Any]) -> Resources:
+    kinds = {
+        "blkio_weight_device": WeightDevice,
+        "blkio_read_bps": ThrottleDevice,
+        "blkio_write_bps": ThrottleDevice,
+        "blkio_read_iops": ThrottleDevice,
+        "blkio_write_iops": ThrottleDevice,
+        "hugepage_limits": HugepageLimit,
+        "devices": DeviceRule,
+    }
+    out = {k: [kinds[k](**item) for item in v] if k in kinds else v for k, v in data.items()}
+    return Resources(**out)
+
+
 def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
     p = dict(data["process"])
     if isinstance(p["user"], dict):
@@ -114,6 +148,7 @@ def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
             "uid_mappings": [IDMap(**m) for m in data["uid_mappings"]],
             "gid_mappings": [IDMap(**m) for m in data["gid_mappings"]],
             "mounts": [Mount(**m) for m in data["mounts"]],
+            "resources": _resources_from_json(data.get("resources") or {}),
         }
     )
 
@@ -170,6 +205,12 @@ def _sweep_debris(root: str, names: list[str]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 _sys.pidfd_signal(pidfd, _signal.SIGKILL)
             os.close(pidfd)
+        try:
+            with open(os.path.join(directory, "cgroup.json"), encoding="utf-8") as f:
+                cg = json.load(f)
+            _cgroups.load_manager(cg["cgroup"], cg["cgroup_root"]).destroy()
+        except (OSError, ValueError, KeyError, TypeError, PyContainerError):
+            pass  # no cgroup made yet (or none at all)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -196,6 +237,46 @@ def _program_fd(name: str) -> int:
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
             _memfds[name] = fd
         return fd
+
+
+_layouts: dict[str, _cgroups.Layout] = {}
+
+
+def _layout(root: str) -> _cgroups.Layout:
+    """The cgroup layout under ``root``, detected once per process (mounts of
+    /sys/fs/cgroup do not change under a running host)."""
+    layout = _layouts.get(root)
+    if layout is None:
+        layout = _layouts[root] = _cgroups.detect(root)
+    return layout
+
+
+def _open_cgroup_fds(manager: _cgroups.Manager | None) -> tuple[list[int], int]:
+    """(files the child writes "0" to, a cgroup2 dir fd to clone into or -1)."""
+    if manager is None:
+        return [], -1
+    files = manager.join_files()
+    clone_dir = manager.clone_dir()
+    fds: list[int] = []
+    clone_fd = -1
+    try:
+        if clone_dir is not None and _shim_lib.pc_can_clone_into_cgroup():
+            clone_fd = os.open(clone_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            files = [f for f in files if not f.startswith(clone_dir + "/")]
+        elif clone_dir is not None:
+            files = files + [f"{clone_dir}/cgroup.procs"]
+        for f in dict.fromkeys(files):
+            fds.append(os.open(f, os.O_WRONLY | os.O_CLOEXEC))
+    except OSError as e:
+        _close_fds(fds + ([clone_fd] if clone_fd >= 0 else []))
+        raise CgroupError(f"cannot open the container's cgroup: {e}") from None
+    return fds, clone_fd
+
+
+def _close_fds(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _init_fd() -> int:
@@ -256,6 +337,7 @@ class Container(ProcessHandle):
         data: dict[str, Any],
         config: ContainerConfig | None = None,
         pidfd: int | None = None,
+        manager: _cgroups.Manager | None = None,
     ) -> None:
         self.root = root
         self.id = cid
@@ -266,6 +348,11 @@ class Container(ProcessHandle):
             pidfd = _sys.open_pidfd(data["pid"], data["pid_start"])
         ours = data.get("creator_pid") == os.getpid()
         self._init_handle(data.get("pid") or 0, pidfd, None, None, ours=ours)
+        self.cgroup: _cgroups.Manager | None = None
+        if manager is not None:
+            self.cgroup = manager
+        elif data.get("cgroup"):
+            self.cgroup = _cgroups.load_manager(data["cgroup"], data.get("cgroup_root") or _cgroups.DEFAULT_ROOT)
         if data.get("exit"):
             self._exit = ExitStatus(**data["exit"])
         elif pidfd is None:  # loaded, not just created: the creator may have recorded it
@@ -288,12 +375,14 @@ class Container(ProcessHandle):
         stderr: StdioArg = None,
         pass_fds: Sequence[int | IO[Any]] = (),
         data_root: str | None = None,
+        cgroup_root: str | None = None,
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
         Stdio arguments work as subprocess's (None inherits ours, ``PIPE``,
         ``DEVNULL``, an fd or a file); ``pass_fds`` become fds 3, 4, ... inside.
-        On any failure every step done so far is undone."""
+        ``cgroup_root`` is where the cgroup hierarchies are mounted
+        (/sys/fs/cgroup).  On any failure every step done so far is undone."""
         root = state_root(root)
         container_id(id)
         if not isinstance(config, ContainerConfig):
@@ -315,7 +404,7 @@ class Container(ProcessHandle):
             undo.callback(shutil.rmtree, directory, ignore_errors=True)
             os.chmod(directory, 0o711)
             container, child, io = cls._setup(
-                root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root
+                root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root, cgroup_root
             )
             try:
                 os.rename(directory, final)
@@ -341,6 +430,7 @@ class Container(ProcessHandle):
         stderr: StdioArg,
         pass_fds: Sequence[int | IO[Any]],
         data_root: str | None,
+        cgroup_root: str | None,
     ) -> tuple[Container, _spawn.Child, Any]:
         hostname = config.hostname or cid[:12]
         lower = None
@@ -373,10 +463,23 @@ class Container(ProcessHandle):
                 for d in ("upper", "work", "rootfs"):
                     os.chown(os.path.join(directory, d), host_root, host_root_gid)
 
+        manager = None
+        cg_root = cgroup_root or _cgroups.DEFAULT_ROOT
+        if config.cgroups:
+            manager = _cgroups.new_manager(_layout(cg_root), config.cgroups_path, cid)
+            manager.create_dirs()
+            undo.callback(manager.destroy)
+            # For the debris sweep, should this process die before the rename.
+            cg_state = {"cgroup": manager.to_json(), "cgroup_root": cg_root}
+            _write_file(os.path.join(directory, "cgroup.json"), json.dumps(cg_state), 0o600)
+            manager.create(config.resources)
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
         netns = _netpool.POOL.take() if _plan.pool_allowed(config) else None
+        join_fds: list[int] = []
+        clone_fd = -1
         try:
+            join_fds, clone_fd = _open_cgroup_fds(manager)
             inputs = _plan.CreateInputs(
                 rootfs=rootfs,
                 state_dir=directory,
@@ -390,22 +493,25 @@ class Container(ProcessHandle):
                 lower_rootfs=lower,
                 etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
                 netns_fd=-1 if netns is None else netns,
+                cgroup_fds=tuple(join_fds),
             )
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
-            keep += [netns] if netns is not None else []
+            keep += ([netns] if netns is not None else []) + join_fds
             flags = _plan.spawn_flags(config, pooled_netns=netns is not None)
-            child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds))
+            child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
         finally:
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)
+            _close_fds(join_fds + ([clone_fd] if clone_fd >= 0 else []))
         undo.callback(child.abandon)
         # The child sets up its mounts now; write the state meanwhile.  The
         # directory is private until renamed into place, so nobody reads a
         # half-written state.json (the debris sweep tolerates one).
         forks = any(o.kind is _plan.Op.FORK for o in ops)
+        cg_state = {"cgroup": manager.to_json(), "cgroup_root": cg_root} if manager is not None else {}
         if not forks:
-            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config)
+            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state)
 
         def write_maps(pid: int) -> None:
             _spawn.write_id_maps(pid, config.uid_mappings, config.gid_mappings)
@@ -414,9 +520,9 @@ class Container(ProcessHandle):
         if netns is not None:
             _netpool.POOL.kick()
         if forks:
-            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config)
+            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state)
         # Our own child: its pid cannot be recycled while we have not reaped it.
-        container = cls(root, cid, data, config, pidfd=os.pidfd_open(child.pid))
+        container = cls(root, cid, data, config, pidfd=os.pidfd_open(child.pid), manager=manager)
         undo.callback(container._close_handle)  # if the rename below fails
         container._ours = True
         container.stdin, container.stdout, container.stderr = io.stdin, io.stdout, io.stderr
@@ -425,7 +531,9 @@ class Container(ProcessHandle):
         return container, child, io
 
     @staticmethod
-    def _prepare_state(directory: str, cid: str, pid: int, rootfs: str, config: ContainerConfig) -> dict[str, Any]:
+    def _prepare_state(
+        directory: str, cid: str, pid: int, rootfs: str, config: ContainerConfig, extra: dict[str, Any]
+    ) -> dict[str, Any]:
         instance = os.urandom(8).hex()
         os.close(os.open(os.path.join(directory, f"lock-{instance}"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
         start = _sys.pid_start_time(pid)
@@ -441,6 +549,7 @@ class Container(ProcessHandle):
             "creator_pid": os.getpid(),
             "instance": instance,
             "exit": None,
+            **extra,
         }
         # The config part is serialised once per config (it is frozen).
         text = json.dumps(data, separators=(",", ":"))[:-1] + ',"config":' + _config_json_text(config) + "}"
@@ -510,6 +619,8 @@ class Container(ProcessHandle):
             start = self._data.get("pid_start")
             if not self.pid or start is None or not _sys.is_alive(self.pid, start):
                 return Status.STOPPED
+        if self.cgroup is not None and self.cgroup.frozen():
+            return Status.PAUSED
         if os.path.exists(os.path.join(self.dir, "exec.fifo")):
             return Status.CREATED
         return Status.RUNNING
@@ -583,6 +694,12 @@ class Container(ProcessHandle):
         status = self._reap(timeout)
         if status is None:
             raise TimeoutError(f"container {self.id!r} did not exit within {timeout} s")
+        if status.signal == _signal.SIGKILL and self.cgroup is not None and self.cgroup.oom_kills() > 0:
+            # As Docker's OOMKilled: the init died of SIGKILL and the kernel's
+            # OOM killer acted in the container's cgroup.
+            status = attrs.evolve(status, oom_killed=True)
+            with self._wait_lock:
+                self._exit = status
         if status.code is not None or status.signal is not None:
             self._record_exit(status)
         else:
@@ -613,6 +730,8 @@ class Container(ProcessHandle):
         only with ``force=True`` (SIGKILL, then wait)."""
         with _locked(self.dir, self._data.get("instance", "")):
             status = self._require("force-delete" if force else "delete")
+            if self.cgroup is not None and status is not Status.STOPPED:
+                self.cgroup.kill_all()  # the init and everything else, paused or not
             if status is not Status.STOPPED and self._pidfd is not None:
                 with contextlib.suppress(ProcessLookupError):
                     _sys.pidfd_signal(self._pidfd, _signal.SIGKILL)
@@ -620,7 +739,56 @@ class Container(ProcessHandle):
             elif self._ours:
                 self._reap(None)
             self._close_handle()
+            if self.cgroup is not None:
+                # Processes left behind by an init without a pid namespace die
+                # here too; then every cgroup directory the container made goes.
+                self.cgroup.destroy()
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- cgroups ----------------------------------------------------------------
+
+    def _manager(self, action: str) -> _cgroups.Manager:
+        if self.cgroup is None:
+            raise CgroupError(f"cannot {action} container {self.id!r}: it was created with cgroups=False")
+        return self.cgroup
+
+    def pause(self) -> None:
+        """Freeze every process of the container; returns once they are frozen."""
+        with _locked(self.dir, self._data.get("instance", "")):
+            mgr = self._manager("pause")
+            self._require("pause")
+            mgr.freeze()
+
+    def resume(self) -> None:
+        """Thaw a paused container; returns once it runs again."""
+        with _locked(self.dir, self._data.get("instance", "")):
+            mgr = self._manager("resume")
+            self._require("resume")
+            mgr.thaw()
+
+    def update(self, resources: Resources) -> None:
+        """Change the limits of a live container (all of ``resources`` is applied)."""
+        if not isinstance(resources, Resources):
+            raise TypeError(f"resources must be a Resources, not {type(resources).__name__}")
+        new = attrs.evolve(self.config, resources=resources)
+        check_resources(new)
+        with _locked(self.dir, self._data.get("instance", "")):
+            mgr = self._manager("update")
+            self._require("update")
+            mgr.update(resources, old=self.config.resources)
+            self.config = new
+            self._data["config"] = _config_to_json(new)
+            path = os.path.join(self.dir, "state.json")
+            _write_file(path + ".new", json.dumps(self._data, separators=(",", ":")), 0o600)
+            os.replace(path + ".new", path)
+
+    def stats(self) -> _cgroups.Stats:
+        """Resource use: memory, CPU, pids, I/O and OOM kills (see cgroups.Stats)."""
+        return self._manager("read the stats of").stats()
+
+    def processes(self) -> list[int]:
+        """Host pids of every process in the container's cgroup."""
+        return self._manager("list the processes of").pids()
 
     def close(self) -> None:
         """Release this object's fds (pidfd, pipes, pty) without touching the container."""
@@ -646,14 +814,17 @@ class Container(ProcessHandle):
         stderr: StdioArg = None,
         pass_fds: Sequence[int | IO[Any]] = (),
     ) -> ExecProcess:
-        """Start another process in the container: it joins every namespace of
-        the init, and its root.  Returns a handle to wait on."""
+        """Start another process in the container: it joins the init's cgroup,
+        every namespace of the init, and its root.  Returns a handle to wait on."""
         if not isinstance(process, Process):
             process = Process(args=tuple(process), env=self.config.process.env)
         self._require("exec")
         fds: list[tuple[NamespaceType, int]] = []
         io = None
+        join_fds: list[int] = []
+        clone_fd = -1
         try:
+            join_fds, clone_fd = _open_cgroup_fds(self.cgroup)
             for ns in self.config.namespaces:
                 fd = os.open(f"/proc/{self.pid}/ns/{_plan.PROC_NS_NAMES[ns.type]}", os.O_RDONLY | os.O_CLOEXEC)
                 fds.append((ns.type, fd))
@@ -675,9 +846,10 @@ class Container(ProcessHandle):
                 stdio=io.pairs,
                 preserve_fds=len(pass_fds),
                 helper_fd=_helper_fd(),
+                cgroup_fds=join_fds,
             )
-            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_helper_fd()]
-            child = _spawn.spawn(ops, 0, keep_fds=keep, max_target_fd=2 + len(pass_fds))
+            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_helper_fd()] + join_fds
+            child = _spawn.spawn(ops, 0, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
             try:
                 child.wait_for(0)
             except BaseException:
@@ -694,6 +866,7 @@ class Container(ProcessHandle):
         finally:
             for _, fd in fds:
                 os.close(fd)
+            _close_fds(join_fds + ([clone_fd] if clone_fd >= 0 else []))
             if io is not None:
                 io.close_all()
 

@@ -24,6 +24,9 @@ _ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
 ID_MAX = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
 CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
+HUGEPAGE_SIZE_RE = re.compile(r"^[0-9]+(KB|MB|GB)$")
+_CPUSET_RE = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
+
 PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
 
 
@@ -111,6 +114,41 @@ def env(_inst: object, attribute: Any, value: Iterable[object]) -> None:
         key, sep, _ = item.partition("=")
         if not sep or not _ENV_KEY_RE.match(key):
             raise ConfigError(field, f"{item!r} is not of the form KEY=VALUE")
+
+
+def parse_cpuset(text: str) -> set[int]:
+    """'0-2,5' -> {0, 1, 2, 5}."""
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def optional_cpuset(_inst: object, attribute: Any, value: object) -> None:
+    if value is None:
+        return
+    name = _name(attribute)
+    if not isinstance(value, str) or not _CPUSET_RE.match(value):
+        raise ConfigError(name, f"{value!r} is not a CPU/node list such as '0-2,4'")
+    for part in value.split(","):
+        lo, _, hi = part.partition("-")
+        if hi and int(hi) < int(lo):
+            raise ConfigError(name, f"range {part!r} runs backwards")
+
+
+def cgroups_path(_inst: object, attribute: Any, value: object) -> None:
+    if value is None:
+        return
+    string(_inst, attribute, value)
+    assert isinstance(value, str)
+    parts = [p for p in value.split("/") if p]
+    if not parts:
+        raise ConfigError("cgroups_path", f"{value!r} names no cgroup")
+    if any(p in (".", "..") for p in parts):
+        raise ConfigError("cgroups_path", f"{value!r} may not hold '.' or '..': it would escape the cgroup root")
+    if value.startswith("/") is False and ":" in parts[0]:
+        raise ConfigError("cgroups_path", f"{value!r} looks like a systemd slice:prefix:name, which is not supported")
 
 
 def one_of(choices: Iterable[str]) -> Callable[[object, Any, object], None]:
@@ -214,12 +252,55 @@ def check_mounts(cfg: ContainerConfig) -> None:
             raise ConfigError(f"mounts[{i}].source", f"bind source {m.source!r} does not exist")
 
 
+def _read_list(path: str) -> set[int] | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return parse_cpuset(text) if text else set()
+
+
+SYS = "/sys"
+
+
+def check_resources(cfg: ContainerConfig) -> None:
+    """Limits that only the host can judge: CPUs and memory nodes that are
+    online, block devices and huge page sizes that exist."""
+    r = cfg.resources
+    for field, value, online in (
+        ("resources.cpuset_cpus", r.cpuset_cpus, f"{SYS}/devices/system/cpu/online"),
+        ("resources.cpuset_mems", r.cpuset_mems, f"{SYS}/devices/system/node/online"),
+    ):
+        if value is None:
+            continue
+        have = _read_list(online)
+        if have is None and field.endswith("mems"):
+            have = {0}  # no NUMA: node 0 only
+        missing = parse_cpuset(value) - (have or set())
+        if missing:
+            raise ConfigError(field, f"{sorted(missing)} not online on this host (online: {sorted(have or ())})")
+    if r.cpus is not None:
+        n = len(_read_list(f"{SYS}/devices/system/cpu/online") or ()) or (os.cpu_count() or 1)
+        if r.cpus > n:
+            raise ConfigError("resources.cpus", f"{r.cpus} is more than the {n} CPUs of this host")
+    for field in ("blkio_weight_device", "blkio_read_bps", "blkio_write_bps", "blkio_read_iops", "blkio_write_iops"):
+        for i, d in enumerate(getattr(r, field)):
+            if not os.path.exists(f"{SYS}/dev/block/{d.major}:{d.minor}"):
+                raise ConfigError(f"resources.{field}[{i}]", f"no block device {d.major}:{d.minor} on this host")
+    for i, h in enumerate(r.hugepage_limits):
+        kb = int(h.page_size[:-2]) * {"KB": 1, "MB": 1024, "GB": 1024 * 1024}[h.page_size[-2:]]
+        if not os.path.isdir(f"{SYS}/kernel/mm/hugepages/hugepages-{kb}kB"):
+            raise ConfigError(f"resources.hugepage_limits[{i}]", f"this host has no {h.page_size} huge pages")
+
+
 CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
     check_rootfs,
     check_namespaces,
     check_id_mappings,
     check_process,
     check_mounts,
+    check_resources,
 )
 
 

@@ -76,7 +76,36 @@ def root(tmp_path: os.PathLike[str]) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def _cgroup_dirs() -> set[str]:
+    """Every directory under pycontainer's default cgroup parents (and any
+    pctest-* cgroup the tests make themselves), in every hierarchy."""
+    from pycontainer import cgroups
+
+    out: set[str] = set()
+    try:
+        layout = cgroups.detect()
+    except Exception:
+        return out
+    own = cgroups.own_cgroups()
+    tops = [f"{m}/{own.get(n, '/').strip('/')}".rstrip("/") for n, m in layout.v1.items()]
+    if layout.unified:
+        tops.append(f"{layout.unified}/{os.path.dirname(own.get('unified', '/').rstrip('/')).strip('/')}".rstrip("/"))
+    for top in set(tops):
+        for name in ("pycontainer", *(n for n in _listdir(top) if n.startswith("pctest-"))):
+            for dirpath, _dirs, _files in os.walk(f"{top}/{name}"):
+                out.add(dirpath)
+    return out
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def host_guard() -> Iterator[None]:
+    before_cgroups = _cgroup_dirs()
     before_mounts = _mounts()
     before_children = _children()
     before_foreign = _foreign_pidns()
@@ -90,7 +119,10 @@ def host_guard() -> Iterator[None]:
             break
         time.sleep(0.02)
     leaked_mounts = _mounts() - before_mounts
+    leaked_cgroups = _cgroup_dirs() - before_cgroups
     problems = []
+    if leaked_cgroups:
+        problems.append(f"cgroups left on the host: {sorted(leaked_cgroups)}")
     if leaked_mounts:
         problems.append(f"mounts left on the host: {sorted(leaked_mounts)}")
     if leaked_children:

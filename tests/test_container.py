@@ -765,7 +765,7 @@ def test_a_large_environment_under_a_small_stack(root, rootfs):
 
     r = subprocess.run([sys.executable, "-c", _BIG_ENV, root, rootfs], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "ExitStatus(code=0, signal=None) 120000"
+    assert r.stdout.strip() == "ExitStatus(code=0, signal=None, oom_killed=False) 120000"
 
 
 def test_an_orphaned_creating_dir_has_its_init_killed(root, config):

@@ -1,0 +1,154 @@
+"""Device rules: the lines cgroup v1's devices.allow/deny take, and for
+cgroup v2 an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE) that decides the same.
+
+Rules follow OCI order: a later rule wins over an earlier one.  A device no
+rule names is allowed, as in a fresh v1 devices cgroup (which inherits its
+parent's allow-all); pycontainer's default rules start with a deny-all.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from ..config import DeviceRule
+from ..errors import CgroupError
+
+# ---- v1 -------------------------------------------------------------------------
+
+
+def _num(n: int | None) -> str:
+    return "*" if n is None else str(n)
+
+
+def v1_writes(rules: tuple[DeviceRule, ...]) -> list[tuple[str, str]]:
+    """(file, line) pairs to write in order.  An "a" rule with partial access
+    is not expressible in v1 ("a" always means every device, every access):
+    it becomes a "c" and a "b" rule, as runc does."""
+    out: list[tuple[str, str]] = []
+    for r in rules:
+        file = "devices.allow" if r.allow else "devices.deny"
+        if r.type == "a" and r.major is None and r.minor is None and set(r.access) == set("rwm"):
+            out.append((file, "a"))
+        elif r.type == "a":
+            for kind in ("c", "b"):
+                out.append((file, f"{kind} {_num(r.major)}:{_num(r.minor)} {r.access}"))
+        else:
+            out.append((file, f"{r.type} {_num(r.major)}:{_num(r.minor)} {r.access}"))
+    return out
+
+
+# ---- v2: the eBPF program -------------------------------------------------------
+
+# struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }
+# access_type = (access << 16) | type
+_DEV_TYPE = {"b": 1, "c": 2}  # BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR
+_ACCESS = {"m": 1, "r": 2, "w": 4}  # BPF_DEVCG_ACC_MKNOD, _READ, _WRITE
+
+_LDXW = 0x61  # dst = *(u32 *)(src + off)
+_AND32_K = 0x54
+_RSH32_K = 0x74
+_MOV32_K = 0xB4
+_MOV32_X = 0xBC
+_JNE_K = 0x56  # BPF_JMP32 | BPF_JNE | BPF_K: 32-bit compares, so majors >= 2**31 work
+_JEQ_K = 0x16  # BPF_JMP32 | BPF_JEQ | BPF_K
+_EXIT = 0x95
+
+BPF_CGROUP_DEVICE = 6  # attach type
+BPF_F_ALLOW_MULTI = 2
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> tuple[int, int, int, int, int]:
+    return (code, dst, src, off, imm)
+
+
+def _mask(access: str) -> int:
+    m = 0
+    for ch in access:
+        m |= _ACCESS[ch]
+    return m
+
+
+def program(rules: tuple[DeviceRule, ...]) -> bytes:
+    """Compile the rules to eBPF: registers r2 = type, r3 = access, r4 = major,
+    r5 = minor; one block per rule, last rule first, the first block that
+    matches returns its verdict; no match allows."""
+    insns = [
+        _insn(_LDXW, 2, 1, 0),
+        _insn(_AND32_K, 2, imm=0xFFFF),
+        _insn(_LDXW, 3, 1, 0),
+        _insn(_RSH32_K, 3, imm=16),
+        _insn(_LDXW, 4, 1, 4),
+        _insn(_LDXW, 5, 1, 8),
+    ]
+    for r in reversed(rules):
+        block: list[tuple[int, int, int, int, int]] = []
+        skips: list[int] = []  # indexes of jumps to the end of this block
+        if r.type != "a":
+            skips.append(len(block))
+            block.append(_insn(_JNE_K, 2, imm=_DEV_TYPE[r.type]))
+        acc = _mask(r.access)
+        if acc != 7:
+            block.append(_insn(_MOV32_X, 1, 3))
+            if r.allow:  # allowed when every access asked for is in the rule
+                block.append(_insn(_AND32_K, 1, imm=~acc & 7))
+                skips.append(len(block))
+                block.append(_insn(_JNE_K, 1, imm=0))
+            else:  # denied when any access asked for is in the rule
+                block.append(_insn(_AND32_K, 1, imm=acc))
+                skips.append(len(block))
+                block.append(_insn(_JEQ_K, 1, imm=0))
+        if r.major is not None:
+            skips.append(len(block))
+            block.append(_insn(_JNE_K, 4, imm=r.major))
+        if r.minor is not None:
+            skips.append(len(block))
+            block.append(_insn(_JNE_K, 5, imm=r.minor))
+        block.append(_insn(_MOV32_K, 0, imm=1 if r.allow else 0))
+        block.append(_insn(_EXIT))
+        for i in skips:
+            code, dst, src, _, imm = block[i]
+            block[i] = (code, dst, src, len(block) - 1 - i, imm)
+        insns += block
+    insns += [_insn(_MOV32_K, 0, imm=1), _insn(_EXIT)]
+    return b"".join(struct.pack("<BBhi", c, (s << 4) | d, o, _s32(i)) for c, d, s, o, i in insns)
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def attach(cgroup_dir: str, rules: tuple[DeviceRule, ...]) -> None:
+    """Load the program and attach it to the cgroup, replacing the one(s) we
+    attached before (attach the new one first, so no moment is unguarded)."""
+    from .._shim import ffi, lib
+
+    code = program(rules)
+    try:
+        cg = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(f"cannot open cgroup {cgroup_dir}: {os.strerror(e.errno or 0)}") from None
+    try:
+        ids = ffi.new("uint32_t[64]")
+        count = ffi.new("uint32_t *", 64)
+        r = lib.pc_bpf_query(cg, BPF_CGROUP_DEVICE, ids, count)
+        old = list(ids[0 : count[0]]) if r == 0 else []
+        log = ffi.new("char[]", 4096)
+        prog = lib.pc_bpf_load_device_prog(code, len(code) // 8, log, 4096)
+        if prog < 0:
+            detail = ffi.string(log).decode(errors="replace").strip()
+            raise CgroupError(f"loading the device program: {os.strerror(-prog)}" + (f": {detail}" if detail else ""))
+        try:
+            r = lib.pc_bpf_attach(cg, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
+            if r < 0:
+                raise CgroupError(f"attaching the device program to {cgroup_dir}: {os.strerror(-r)}")
+        finally:
+            os.close(prog)
+        for pid in old:
+            fd = lib.pc_bpf_prog_get_fd_by_id(pid)
+            if fd >= 0:
+                lib.pc_bpf_detach(cg, fd, BPF_CGROUP_DEVICE)
+                os.close(fd)
+    finally:
+        os.close(cg)
