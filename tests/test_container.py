@@ -473,6 +473,7 @@ def test_many_threads_create_and_run_at_once(root, config):
     for t in threads:
         t.join(60)
     for i in range(16):
+        assert not isinstance(results[i], Exception), results[i]
         status, out, _ = results[i]  # type: ignore[misc]
         assert status.code == 0 and out == f"{i}\n"
 

@@ -147,7 +147,10 @@ def new_manager(
         assert layout.unified is not None
         base = "" if absolute else os.path.dirname(own.get("unified", "/").rstrip("/"))
         top = f"{layout.unified}/{base.strip('/')}".rstrip("/")
-        return V2Manager(layout, {"unified": f"{top}/{rel.strip('/')}"}, plan={"unified": (top, rel.strip("/"))})
+        shared = [f"{top}/{DEFAULT_PARENT}"] if cgroups_path is None else []
+        return V2Manager(
+            layout, {"unified": f"{top}/{rel.strip('/')}"}, parents=shared, plan={"unified": (top, rel.strip("/"))}
+        )
     plan: dict[str, tuple[str, str]] = {}
     for name, mount in layout.v1.items():
         base = "" if absolute else own.get(name, "/")
@@ -157,7 +160,10 @@ def new_manager(
         base = "" if absolute else os.path.dirname(own.get("unified", "/").rstrip("/"))
         top = f"{layout.unified}/{base.strip('/')}".rstrip("/")
         plan["unified"] = (top, rel.strip("/"))
-    return V1Manager(layout, {k: f"{t}/{r}" for k, (t, r) in plan.items()}, plan=plan)
+    # The default parent is shared by every container: whoever empties it
+    # removes it (another creator racing with that retries its mkdir).
+    shared = sorted({f"{t}/{DEFAULT_PARENT}" for t, _ in plan.values()}) if cgroups_path is None else []
+    return V1Manager(layout, {k: f"{t}/{r}" for k, (t, r) in plan.items()}, parents=shared, plan=plan)
 
 
 def load_manager(data: dict[str, Any], root: str = DEFAULT_ROOT) -> V1Manager | V2Manager:

@@ -364,8 +364,13 @@ class Manager:
                     except FileExistsError:
                         if last:
                             raise CgroupError(f"cgroup {path} already exists") from None
+                        if init is not None:
+                            init(path)  # its maker may not have initialised it yet
                         continue
-                    (self._made if last else self._parents).append(path)
+                    if last:
+                        self._made.append(path)
+                    elif path not in self._parents:
+                        self._parents.append(path)
                     if init is not None:
                         init(path)
                 return path
