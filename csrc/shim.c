@@ -1352,7 +1352,7 @@ int pc_bpf_load_device_prog(const void *insns, uint32_t ninsns, char *log, uint3
     a.insn_cnt = ninsns;
     a.license = (uint64_t)(uintptr_t) "Apache";
     r = sys_bpf(BPF_PROG_LOAD, &a);
-    if (r == -EACCES && log && log_size) {
+    if ((r == -EACCES || r == -EINVAL) && log && log_size) {
         /* the verifier refused it: load again for its log */
         a.log_buf = (uint64_t)(uintptr_t)log;
         a.log_size = log_size;

@@ -149,8 +149,14 @@ class ProcessHandle:
                         status = ExitStatus.from_waitid(res)
                 except ChildProcessError:
                     pass  # somebody else reaped it
+            if status.code is not None or status.signal is not None:
+                status = self._on_exit(status)
             self._exit = status
             return status
+
+    def _on_exit(self, status: ExitStatus) -> ExitStatus:
+        """Called once with the status of a process we reaped (under the wait lock)."""
+        return status
 
     def _close_handle(self) -> None:
         if self._pidfd is not None:

@@ -694,18 +694,21 @@ class Container(ProcessHandle):
         status = self._reap(timeout)
         if status is None:
             raise TimeoutError(f"container {self.id!r} did not exit within {timeout} s")
-        if status.signal == _signal.SIGKILL and self.cgroup is not None and self.cgroup.oom_kills() > 0:
-            # As Docker's OOMKilled: the init died of SIGKILL and the kernel's
-            # OOM killer acted in the container's cgroup.
-            status = attrs.evolve(status, oom_killed=True)
-            with self._wait_lock:
-                self._exit = status
-        if status.code is not None or status.signal is not None:
-            self._record_exit(status)
-        else:
+        if status.code is None and status.signal is None:
             # Not our child, or reaped by another object: its reaper may have recorded it.
             status = _read_exit(self.dir) or status
             self._exit = status
+        return status
+
+    def _on_exit(self, status: ExitStatus) -> ExitStatus:
+        """Our init was reaped (by wait, communicate or delete): note OOM, record it."""
+        if status.signal == _signal.SIGKILL and self.cgroup is not None:
+            # As Docker's OOMKilled: the init died of SIGKILL and the kernel's
+            # OOM killer acted in the container's cgroup.
+            with contextlib.suppress(PyContainerError):
+                if self.cgroup.oom_kills() > 0:
+                    status = attrs.evolve(status, oom_killed=True)
+        self._record_exit(status)
         return status
 
     def _record_exit(self, status: ExitStatus) -> None:

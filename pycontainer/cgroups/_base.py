@@ -18,9 +18,10 @@ from ..errors import CgroupError
 
 
 def write(path: str, text: str) -> None:
-    """Write one value to a cgroup file (no O_CREAT: a missing file is an error)."""
+    """Write one value to a cgroup file (no O_CREAT: a missing file is an
+    error; O_TRUNC, which cgroupfs ignores, for fake trees made of plain files)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as e:
         raise CgroupError(f"cannot open {path}: {os.strerror(e.errno or 0)}") from None
     try:
@@ -297,12 +298,13 @@ class Manager:
     def apply(self, pid: int) -> None:
         raise NotImplementedError
 
-    def set(self, resources: Resources) -> None:
+    def set(self, resources: Resources, old: Resources | None = None) -> None:
         raise NotImplementedError
 
-    def update(self, resources: Resources) -> None:
-        """Change the limits of a running container (same fields as ``set``)."""
-        self.set(resources)
+    def update(self, resources: Resources, old: Resources | None = None) -> None:
+        """Change the limits of a running container; device rules are
+        rewritten only when they differ from ``old``."""
+        self.set(resources, old=old if old is not None else resources)
 
     def freeze(self) -> None:
         raise NotImplementedError

@@ -110,7 +110,10 @@ def program(rules: tuple[DeviceRule, ...]) -> bytes:
             code, dst, src, _, imm = block[i]
             block[i] = (code, dst, src, len(block) - 1 - i, imm)
         insns += block
-    insns += [_insn(_MOV32_K, 0, imm=1), _insn(_EXIT)]
+        if not skips:
+            break  # this rule matches every device: nothing before it can matter
+    else:
+        insns += [_insn(_MOV32_K, 0, imm=1), _insn(_EXIT)]
     return b"".join(struct.pack("<BBhi", c, (s << 4) | d, o, _s32(i)) for c, d, s, o, i in insns)
 
 

@@ -102,7 +102,7 @@ class V2Manager(Manager):
         for h in r.hugepage_limits:
             self._has("hugetlb", "hugepage_limits")
             write(self._f(f"hugetlb.{h.page_size}.max"), str(h.limit))
-        if old is None or old.devices != r.devices:
+        if (old is None and r.devices) or (old is not None and old.devices != r.devices):
             _devices.attach(self.dir, r.devices)
 
     def _memory(self, r: Resources) -> None:
