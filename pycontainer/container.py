@@ -619,7 +619,7 @@ class Container(ProcessHandle):
             start = self._data.get("pid_start")
             if not self.pid or start is None or not _sys.is_alive(self.pid, start):
                 return Status.STOPPED
-        if self.cgroup is not None and self.cgroup.frozen():
+        if self.cgroup is not None and os.path.exists(os.path.join(self.dir, "paused")) and self.cgroup.frozen():
             return Status.PAUSED
         if os.path.exists(os.path.join(self.dir, "exec.fifo")):
             return Status.CREATED
@@ -733,8 +733,11 @@ class Container(ProcessHandle):
         only with ``force=True`` (SIGKILL, then wait)."""
         with _locked(self.dir, self._data.get("instance", "")):
             status = self._require("force-delete" if force else "delete")
-            if self.cgroup is not None and status is not Status.STOPPED:
-                self.cgroup.kill_all()  # the init and everything else, paused or not
+            own_pidns = self.config.new_namespace(NamespaceType.PID)
+            if self.cgroup is not None and (
+                status is Status.PAUSED or (status is not Status.STOPPED and not own_pidns)
+            ):
+                self.cgroup.kill_all()  # frozen, or not all in one pid namespace: kill each
             if status is not Status.STOPPED and self._pidfd is not None:
                 with contextlib.suppress(ProcessLookupError):
                     _sys.pidfd_signal(self._pidfd, _signal.SIGKILL)
@@ -745,7 +748,8 @@ class Container(ProcessHandle):
             if self.cgroup is not None:
                 # Processes left behind by an init without a pid namespace die
                 # here too; then every cgroup directory the container made goes.
-                self.cgroup.destroy()
+                # With a pid namespace of its own, the init's death took them all.
+                self.cgroup.destroy(empty=own_pidns)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- cgroups ----------------------------------------------------------------
@@ -760,7 +764,14 @@ class Container(ProcessHandle):
         with _locked(self.dir, self._data.get("instance", "")):
             mgr = self._manager("pause")
             self._require("pause")
-            mgr.freeze()
+            _write_file(os.path.join(self.dir, "paused"), "")  # status reads the freezer only then
+            try:
+                mgr.freeze()
+            except BaseException:
+                with contextlib.suppress(PyContainerError):
+                    mgr.thaw()
+                os.unlink(os.path.join(self.dir, "paused"))
+                raise
 
     def resume(self) -> None:
         """Thaw a paused container; returns once it runs again."""
@@ -768,6 +779,7 @@ class Container(ProcessHandle):
             mgr = self._manager("resume")
             self._require("resume")
             mgr.thaw()
+            os.unlink(os.path.join(self.dir, "paused"))
 
     def update(self, resources: Resources) -> None:
         """Change the limits of a live container (all of ``resources`` is applied)."""
@@ -788,6 +800,11 @@ class Container(ProcessHandle):
     def stats(self) -> _cgroups.Stats:
         """Resource use: memory, CPU, pids, I/O and OOM kills (see cgroups.Stats)."""
         return self._manager("read the stats of").stats()
+
+    def oom_watcher(self) -> _cgroups.OOMWatcher:
+        """Watch the container's cgroup for OOM kills (close it when done).
+        ``wait()`` needs none: it reads the cgroup's OOM-kill count."""
+        return self._manager("watch").oom_watcher()
 
     def processes(self) -> list[int]:
         """Host pids of every process in the container's cgroup."""

@@ -57,6 +57,26 @@ def test_allocating_past_the_memory_limit_is_oom_killed_and_wait_says_so(root, c
         c.delete()
 
 
+@pytest.mark.skipif(not _memory_controller(), reason="no memory controller")
+@pytest.mark.parametrize("where", ["host", "v2"])
+def test_the_oom_watcher_wakes_on_an_oom_kill(root, config, where):
+    cgroup_root = None if where == "host" else UNIFIED
+    if where == "v2" and (UNIFIED is None or "memory" not in cgroups.detect(UNIFIED).controllers):
+        pytest.skip("no cgroup2 tree with a memory controller here")
+    cfg = config("sh", "-c", "read x; dd if=/dev/zero of=/dev/null bs=64M count=1",
+                 resources=Resources(memory=16 * MiB, memory_swap=16 * MiB))  # fmt: skip
+    c = Container.run(root, "cg", cfg, stdin=PIPE, stdout=PIPE, stderr=PIPE, cgroup_root=cgroup_root)
+    try:
+        with c.oom_watcher() as w:
+            assert not w.wait(0.1)
+            c.stdin.write(b"go\n")
+            c.stdin.flush()
+            assert w.wait(30)
+            assert w.kills() >= 1
+    finally:
+        c.delete(force=True)
+
+
 def test_a_plain_sigkill_is_not_an_oom_kill(root, config):
     c = _run(root, config, "sleep", "100", resources=Resources(memory=64 * MiB))
     try:

@@ -26,6 +26,7 @@ from ._base import (
     Layout,
     Manager,
     MemoryStats,
+    OOMWatcher,
     PidsStats,
     Stats,
     blkio_to_io_weight,
@@ -132,6 +133,19 @@ def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
+_own_cache: dict[str, dict[str, str]] = {}
+
+
+def _own(proc: str) -> dict[str, str]:
+    """Our own cgroups, read once per process: a runtime is not moved between
+    cgroups under its feet (and if it is, new containers still land where the
+    first ones did)."""
+    own = _own_cache.get(proc)
+    if own is None:
+        own = _own_cache[proc] = own_cgroups(proc)
+    return own
+
+
 def new_manager(
     layout: Layout, cgroups_path: str | None, container_id: str, proc: str = "/proc"
 ) -> V1Manager | V2Manager:
@@ -142,14 +156,14 @@ def new_manager(
     id must not share (or remove) each other's cgroup."""
     rel = cgroups_path or f"{DEFAULT_PARENT}/{container_id}-{os.urandom(4).hex()}"
     absolute = rel.startswith("/")
-    own = {} if absolute else own_cgroups(proc)
+    own = {} if absolute else _own(proc)
     if layout.mode == "v2":
         assert layout.unified is not None
         base = "" if absolute else os.path.dirname(own.get("unified", "/").rstrip("/"))
         top = f"{layout.unified}/{base.strip('/')}".rstrip("/")
         shared = [f"{top}/{DEFAULT_PARENT}"] if cgroups_path is None else []
         return V2Manager(
-            layout, {"unified": f"{top}/{rel.strip('/')}"}, parents=shared, plan={"unified": (top, rel.strip("/"))}
+            layout, {"unified": f"{top}/{rel.strip('/')}"}, shared=shared, plan={"unified": (top, rel.strip("/"))}
         )
     plan: dict[str, tuple[str, str]] = {}
     for name, mount in layout.v1.items():
@@ -160,10 +174,8 @@ def new_manager(
         base = "" if absolute else os.path.dirname(own.get("unified", "/").rstrip("/"))
         top = f"{layout.unified}/{base.strip('/')}".rstrip("/")
         plan["unified"] = (top, rel.strip("/"))
-    # The default parent is shared by every container: whoever empties it
-    # removes it (another creator racing with that retries its mkdir).
     shared = sorted({f"{t}/{DEFAULT_PARENT}" for t, _ in plan.values()}) if cgroups_path is None else []
-    return V1Manager(layout, {k: f"{t}/{r}" for k, (t, r) in plan.items()}, parents=shared, plan=plan)
+    return V1Manager(layout, {k: f"{t}/{r}" for k, (t, r) in plan.items()}, shared=shared, plan=plan)
 
 
 def load_manager(data: dict[str, Any], root: str = DEFAULT_ROOT) -> V1Manager | V2Manager:
@@ -180,6 +192,7 @@ __all__ = [
     "Layout",
     "Manager",
     "MemoryStats",
+    "OOMWatcher",
     "PidsStats",
     "Stats",
     "V1Manager",

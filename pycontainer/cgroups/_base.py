@@ -245,6 +245,7 @@ class Manager:
         made: list[str] | None = None,
         parents: list[str] | None = None,
         plan: dict[str, tuple[str, str]] | None = None,
+        shared: list[str] | None = None,
     ) -> None:
         self.layout = layout
         self._paths = dict(paths)
@@ -252,6 +253,9 @@ class Manager:
         self._plan = dict(plan or {})
         self._made: list[str] = list(made or [])  # the container's directories we created
         self._parents: list[str] = list(parents or [])  # directories above them we created
+        # Parents every container shares (pycontainer/): made when missing, never removed
+        # (as Docker's /docker), so containers do not pay for them one by one.
+        self._shared = set(shared or ())
 
     # -- identity
     def paths(self) -> dict[str, str]:
@@ -324,23 +328,37 @@ class Manager:
     def oom_kills(self) -> int:
         raise NotImplementedError
 
+    def oom_watcher(self) -> OOMWatcher:
+        """A watcher of this cgroup's OOM events (see OOMWatcher)."""
+        raise NotImplementedError
+
     def kill_all(self) -> None:
         raise NotImplementedError
 
-    def destroy(self) -> None:
+    def destroy(self, empty: bool = False) -> None:
         """Kill what is left, then remove every directory this manager made
-        (deepest first).  Idempotent."""
-        if any(os.path.isdir(d) for d in self.dirs()):
+        (deepest first).  ``empty``: the caller knows nothing is left (the
+        init of a pid namespace was reaped), so no scan comes first; should a
+        directory still be busy, the processes in it are killed after all.
+        Idempotent."""
+        if not empty and self.exists():
             self.kill_all()
         errors = []
         for d in sorted(self._made, key=lambda p: -p.count("/")):
             try:
-                rmdir(d)
-            except CgroupError as e:
-                errors.append(str(e))
+                rmdir(d, timeout=0.2 if empty else 5.0)
+            except CgroupError:
+                try:
+                    if empty:
+                        self.kill_all()
+                        rmdir(d)
+                    else:
+                        raise
+                except CgroupError as e:
+                    errors.append(str(e))
         self._made = []
-        # Parents made for us (pycontainer/) go too, unless another container
-        # uses them (rmdir fails with EBUSY then, and that is fine).
+        # Parents made for this container alone (a custom cgroups_path) go too,
+        # unless another container uses them (rmdir fails with EBUSY then).
         for d in sorted(self._parents, key=lambda p: -p.count("/")):
             try:
                 os.rmdir(d)
@@ -350,40 +368,45 @@ class Manager:
             raise CgroupError("; ".join(errors))
 
     def _mkdirs(self, top: str, rel: str, init: Any = None) -> str:
-        """Make ``top/rel`` one component at a time, recording what we made;
-        ``init(path)`` runs on each new directory before the next one is made.
+        """Make ``top/rel``, and the directories above it that are missing,
+        recording what we made; ``init(path)`` runs on each new directory.
         The last component must not exist yet: a manager never adopts (and so
         never removes) a cgroup someone else made."""
-        parts = [p for p in rel.split("/") if p]
+        leaf = f"{top}/{rel.strip('/')}"
         for attempt in range(5):
-            path = top
             try:
-                for i, part in enumerate(parts):
-                    path = f"{path}/{part}"
-                    last = i == len(parts) - 1
-                    try:
-                        self._mkdir(path)
-                    except FileExistsError:
-                        if last:
-                            raise CgroupError(f"cgroup {path} already exists") from None
-                        if init is not None:
-                            init(path)  # its maker may not have initialised it yet
-                        continue
-                    if last:
-                        self._made.append(path)
-                    elif path not in self._parents:
-                        self._parents.append(path)
-                    if init is not None:
-                        init(path)
-                return path
+                self._mkdir(leaf)  # the common case: the parents are there
+            except FileExistsError:
+                raise CgroupError(f"cgroup {leaf} already exists") from None
             except FileNotFoundError:
-                # Another container's delete removed a shared parent (pycontainer/)
-                # between our steps: go again.
                 if attempt == 4 or not os.path.isdir(top):
-                    raise CgroupError(f"cannot create cgroup {path}: its parent vanished") from None
+                    raise CgroupError(f"cannot create cgroup {leaf}: {top} does not exist") from None
+                self._mkparents(top, rel, init)
+                continue  # (another container's delete may remove a parent we found: go again)
+            except OSError as e:
+                raise CgroupError(f"cannot create cgroup {leaf}: {os.strerror(e.errno or 0)}") from None
+            self._made.append(leaf)
+            if init is not None:
+                init(leaf)
+            return leaf
+        raise AssertionError("unreachable")
+
+    def _mkparents(self, top: str, rel: str, init: Any) -> None:
+        path = top
+        for part in [p for p in rel.split("/") if p][:-1]:
+            path = f"{path}/{part}"
+            try:
+                self._mkdir(path)
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                return  # a parent vanished under us: the caller goes again
             except OSError as e:
                 raise CgroupError(f"cannot create cgroup {path}: {os.strerror(e.errno or 0)}") from None
-        raise AssertionError("unreachable")
+            if path not in self._parents and path not in self._shared:
+                self._parents.append(path)
+            if init is not None:
+                init(path)
 
     @staticmethod
     def _mkdir(path: str) -> None:
@@ -391,3 +414,75 @@ class Manager:
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs())
+
+
+class OOMWatcher:
+    """Tells when the kernel's OOM killer acts in a cgroup.
+
+    v1: an eventfd registered on memory.oom_control through
+    cgroup.event_control; v2: memory.events, which the kernel marks with
+    POLLPRI whenever it changes.  ``fileno()`` fits an event loop; ``wait``
+    blocks; ``kills()`` is the cgroup's OOM-kill count."""
+
+    def __init__(self, manager: Manager, memory_dir: str, v2: bool) -> None:
+        self._manager = manager
+        self._v2 = v2
+        self._seen = manager.oom_kills()
+        if v2:
+            self._fd = os.open(f"{memory_dir}/memory.events", os.O_RDONLY | os.O_CLOEXEC)
+            return
+        self._fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            ctl = os.open(f"{memory_dir}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                write(f"{memory_dir}/cgroup.event_control", f"{self._fd} {ctl}")
+            finally:
+                os.close(ctl)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def kills(self) -> int:
+        return self._manager.oom_kills()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once an OOM kill happened since the last call (or since the
+        watcher was made), False on timeout."""
+        import select
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.kills() > self._seen:
+                self._seen = self.kills()
+                return True
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            p = select.poll()
+            p.register(self._fd, select.POLLPRI | select.POLLERR if self._v2 else select.POLLIN)
+            ms = None if left is None else int(left * 1000) + 1
+            if not p.poll(ms):
+                if self.kills() > self._seen:
+                    self._seen = self.kills()
+                    return True
+                return False
+            if not self._v2:
+                try:
+                    os.eventfd_read(self._fd)
+                except BlockingIOError:
+                    pass
+            else:
+                os.lseek(self._fd, 0, os.SEEK_SET)
+                os.read(self._fd, 4096)  # re-arms POLLPRI
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> OOMWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

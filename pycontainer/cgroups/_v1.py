@@ -20,6 +20,7 @@ from ._base import (
     IOStats,
     Manager,
     MemoryStats,
+    OOMWatcher,
     PidsStats,
     Stats,
     kill_pids,
@@ -275,9 +276,8 @@ class V1Manager(Manager):
         mem = self._dir("memory")
         return read_keyed(f"{mem}/memory.oom_control").get("oom_kill", 0) if mem else 0
 
-    def oom_control_file(self) -> str | None:
-        mem = self._dir("memory")
-        return f"{mem}/memory.oom_control" if mem else None
+    def oom_watcher(self) -> OOMWatcher:
+        return OOMWatcher(self, self._need("memory", "an OOM watcher"), v2=False)
 
     def kill_all(self) -> None:
         """SIGKILL everything inside: frozen first so nothing forks past the
@@ -302,12 +302,17 @@ class V1Manager(Manager):
 
 
 def _cpuset_init(path: str) -> None:
-    """A new v1 cpuset is empty and takes no tasks: copy the parent's CPUs and nodes."""
+    """A new v1 cpuset is empty and takes no tasks: copy the parent's CPUs and
+    nodes (first the parent's own, should its maker not have got to them yet)."""
     parent = os.path.dirname(path)
     for name in ("cpuset.cpus", "cpuset.mems"):
         try:
-            current = read(f"{path}/{name}").strip()
+            if read(f"{path}/{name}").strip():
+                continue
         except CgroupError:
             continue
-        if not current:
-            write(f"{path}/{name}", read(f"{parent}/{name}").strip())
+        value = read(f"{parent}/{name}").strip()
+        if not value:
+            _cpuset_init(parent)
+            value = read(f"{parent}/{name}").strip()
+        write(f"{path}/{name}", value)

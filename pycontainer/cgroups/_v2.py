@@ -15,6 +15,7 @@ from ._base import (
     IOStats,
     Manager,
     MemoryStats,
+    OOMWatcher,
     PidsStats,
     Stats,
     blkio_to_io_weight,
@@ -211,6 +212,10 @@ class V2Manager(Manager):
 
     def oom_kills(self) -> int:
         return read_keyed(self._f("memory.events")).get("oom_kill", 0)
+
+    def oom_watcher(self) -> OOMWatcher:
+        self._has("memory", "an OOM watcher")
+        return OOMWatcher(self, self.dir, v2=True)
 
     def kill_all(self) -> None:
         """cgroup.kill where the kernel has it (5.14+: atomic, no fork race);
