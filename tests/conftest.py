@@ -93,8 +93,36 @@ def _cgroup_dirs() -> set[str]:
     for top in set(tops):
         for name in ("pycontainer", *(n for n in _listdir(top) if n.startswith("pctest-"))):
             for dirpath, _dirs, _files in os.walk(f"{top}/{name}"):
-                out.add(dirpath)
+                if name != "pycontainer" or dirpath != f"{top}/pycontainer":  # the shared parent stays
+                    out.add(dirpath)
     return out
+
+
+def _shared_parents() -> set[str]:
+    from pycontainer import cgroups
+
+    try:
+        layout = cgroups.detect()
+    except Exception:
+        return set()
+    own = cgroups.own_cgroups()
+    tops = [f"{m}/{own.get(n, '/').strip('/')}".rstrip("/") for n, m in layout.v1.items()]
+    if layout.unified:
+        tops.append(f"{layout.unified}/{os.path.dirname(own.get('unified', '/').rstrip('/')).strip('/')}".rstrip("/"))
+    return {f"{t}/pycontainer" for t in tops if os.path.isdir(f"{t}/pycontainer")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_cgroup_parents() -> Iterator[None]:
+    """The library keeps its shared pycontainer/ cgroup parents (as Docker
+    keeps /docker); the parents this session made go at its end."""
+    before = _shared_parents()
+    yield
+    for path in _shared_parents() - before:
+        try:
+            os.rmdir(path)
+        except OSError as e:
+            pytest.fail(f"cannot remove the cgroup {path} this test session made: {e}")
 
 
 def _listdir(path: str) -> list[str]:
