@@ -9,7 +9,10 @@ loop, and across blocks a shared VM's drifting load falls on all rows alike.
 * pycontainer: in-process, a full container (pid, mount, uts, ipc and net
   namespaces, pivot_root, /proc, /dev with its nodes, pts, shm and mqueue,
   read-only /sys, runc's masked and read-only paths, /etc/hosts, hostname and
-  resolv.conf), with and without the pre-made network namespace pool.
+  resolv.conf), with and without the pre-made network namespace pool, and
+  (issue 3) with a cgroup in every hierarchy limiting memory, pids and CPU,
+  as runc's and crun's containers have.  The cgroup's cost is that row
+  minus the pool row; the rows without a cgroup pass ``cgroups=False``.
 * runc run / crun run: the same rootfs, in a bundle from ``runc spec`` with the
   same namespaces (crun refuses hybrid cgroups, so it runs in a private mount
   namespace where /sys/fs/cgroup/unified is unmounted, as on such hosts).
@@ -34,13 +37,19 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from pycontainer import Container, ContainerConfig, Process, _netpool, default_rootfs
+from pycontainer import Container, ContainerConfig, Process, Resources, _netpool, default_rootfs
 
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
 
 
-def pycontainer_round(rootfs: str, state: str, pool: bool) -> Callable[[], None]:
-    cfg = ContainerConfig(process=Process(args=["/bin/true"]), rootfs=rootfs)
+LIMITS = Resources(memory=256 << 20, pids_limit=100, cpus=1)
+
+
+def pycontainer_round(rootfs: str, state: str, pool: bool, cgroup: bool = False) -> Callable[[], None]:
+    if cgroup:
+        cfg = ContainerConfig(process=Process(args=["/bin/true"]), rootfs=rootfs, resources=LIMITS)
+    else:
+        cfg = ContainerConfig(process=Process(args=["/bin/true"]), rootfs=rootfs, cgroups=False)
     counter = iter(range(10**9))
 
     def one() -> None:
@@ -142,6 +151,7 @@ def main() -> int:
         rounds: list[tuple[str, Callable[[], float]]] = [
             ("pycontainer (netns pool)", partial(timed, pycontainer_round(rootfs, state, pool=True))),
             ("pycontainer (no pool)", partial(timed, pycontainer_round(rootfs, state, pool=False))),
+            ("pycontainer + cgroup", partial(timed, pycontainer_round(rootfs, state, pool=True, cgroup=True))),
         ]
         bundle = make_bundle(rootfs, tmp) if shutil.which("runc") else None
         if bundle:
@@ -190,6 +200,8 @@ def main() -> int:
         p90 = sorted(ts)[int(len(ts) * 0.9)]
         medians[name] = med * 1000
         print(f"{name:28} {med * 1000:10.3f} {p90 * 1000:8.3f} {med / base:14.2f}")
+    cost = medians["pycontainer + cgroup"] - medians["pycontainer (netns pool)"]
+    print(f"cgroup set-up and teardown add {cost:.3f} ms per container (memory, pids and cpu limits)")
     if args.json:
         print(json.dumps(medians))
     return 0

@@ -9,17 +9,25 @@ b'hello\\n'
 """
 
 from ._process import DEVNULL, PIPE, STDOUT, ExecProcess, ExitStatus
+from . import cgroups
+from .cgroups import Stats
 from .config import (
+    DEFAULT_DEVICE_RULES,
     DEFAULT_MASKED_PATHS,
     DEFAULT_NAMESPACES,
     DEFAULT_READONLY_PATHS,
     ContainerConfig,
+    DeviceRule,
+    HugepageLimit,
     IDMap,
     Mount,
     Namespace,
     NamespaceType,
     Process,
+    Resources,
+    ThrottleDevice,
     User,
+    WeightDevice,
 )
 from .container import Container, State, Status, list_containers, state_root
 from .errors import (
@@ -39,6 +47,7 @@ from .rootfs import default_rootfs
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_DEVICE_RULES",
     "DEFAULT_MASKED_PATHS",
     "DEFAULT_NAMESPACES",
     "DEFAULT_READONLY_PATHS",
@@ -51,8 +60,10 @@ __all__ = [
     "ContainerConfig",
     "ContainerExists",
     "ContainerNotFound",
+    "DeviceRule",
     "ExecProcess",
     "ExitStatus",
+    "HugepageLimit",
     "IDMap",
     "ImageError",
     "InitError",
@@ -64,9 +75,14 @@ __all__ = [
     "NetworkError",
     "Process",
     "PyContainerError",
+    "Resources",
     "State",
+    "Stats",
     "Status",
+    "ThrottleDevice",
     "User",
+    "WeightDevice",
+    "cgroups",
     "default_rootfs",
     "list_containers",
     "state_root",
