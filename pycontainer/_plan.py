@@ -347,7 +347,8 @@ class CreateInputs:
     netns_fd: int = -1  # a fresh network namespace from the pool, joined instead of CLONE_NEWNET
     helper_fd: int = -1  # the sealed memfd of pycontainer-init (PC_OP_HANDOFF)
     etc_files: tuple[str, ...] = ("hostname", "hosts", "resolv.conf")
-    cgroup_fds: tuple[int, ...] = ()  # cgroup files to write "0" to, before anything else
+    cgroup_fds: tuple[int, ...] = ()  # cgroup files to write "0" to, right after HANDOFF
+    in_cgroup: bool = False  # the container has a cgroup (perhaps cloned into: no fds then)
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
@@ -390,9 +391,7 @@ def clone_flags(cfg: ContainerConfig, *, pooled_netns: bool = False) -> int:
 
 def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     """The child's plan for a new container (see the module docstring)."""
-    # First of all, join the container's cgroups: nothing the child does,
-    # not even a mount, runs (or is charged) outside them.
-    ops: list[PlanOp] = [op(Op.CGROUP_JOIN, v=(fd,)) for fd in inp.cgroup_fds]
+    ops: list[PlanOp] = []
     userns = cfg.new_namespace(NamespaceType.USER)
     joined = [n for kind in JOIN_ORDER for n in cfg.namespaces if n.type is kind and n.path is not None]
     # Until HANDOFF the child shares our memory (CLONE_VM).  It must leave
@@ -400,9 +399,18 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     # credentials: at once when it joins a pid, time or user namespace or
     # makes a user namespace; otherwise after the mounts, before it can be
     # seen (exec'd processes of a created container).
+    #
+    # With a cgroup, at once too, and then, before any other step, into the
+    # cgroup: no step runs (or is charged) outside it, and the child never
+    # sits in a memory cgroup while it shares our memory (the OOM killer
+    # kills every process sharing its victim's memory: the runtime too).
+    # On cgroup2 pc_spawn clones it straight into the cgroup; the moments
+    # until the exec of the helper cannot exhaust a fresh cgroup's memory
+    # (Resources.memory is at least 6 MiB).
     early = handoff_first(cfg)
-    if early:
+    if early or inp.in_cgroup:
         ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
+        ops += [op(Op.CGROUP_JOIN, v=(fd,)) for fd in inp.cgroup_fds]
     for n in joined:
         ops.append(op(Op.SETNS, n.path, v=(CLONE_FLAGS[n.type], -1)))
     if early:
@@ -463,7 +471,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(op(Op.HOSTNAME, inp.hostname))
         if cfg.domainname:
             ops.append(op(Op.DOMAINNAME, cfg.domainname))
-    if not early:
+    if not early and not inp.in_cgroup:
         ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
 
     ops.extend(
@@ -575,9 +583,10 @@ def compile_exec(
     cgroup_fds: Sequence[int] = (),
 ) -> list[PlanOp]:
     """The plan that runs another process in a running container."""
-    ops: list[PlanOp] = [op(Op.CGROUP_JOIN, v=(fd,)) for fd in cgroup_fds]
-    # Leave our memory before joining anything else (see compile_create).
-    ops.append(op(Op.HANDOFF, v=(helper_fd,)))
+    # Leave our memory before joining anything (see compile_create); the
+    # cgroup first: nothing after the exec of the helper runs outside it.
+    ops: list[PlanOp] = [op(Op.HANDOFF, v=(helper_fd,))]
+    ops += [op(Op.CGROUP_JOIN, v=(fd,)) for fd in cgroup_fds]
     order = {k: i for i, k in enumerate(JOIN_ORDER)}
     for kind, fd in sorted(ns_fds, key=lambda item: order[item[0]]):
         ops.append(op(Op.SETNS, None, v=(CLONE_FLAGS[kind], fd)))

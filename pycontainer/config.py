@@ -293,20 +293,24 @@ def _typed_tuple(kind: type, field: str) -> Any:
 
 
 _I64 = 2**63 - 1
+# Docker's floor.  It also keeps a fresh container's memory cgroup from
+# filling up before its child has left the runtime's memory (_plan.py).
+MIN_MEMORY = 6 << 20
 
 
 @attrs.frozen
 class Resources:
     """cgroup limits, with the meanings of Docker's and OCI's fields.
 
-    Memory sizes are bytes; ``memory_swap`` is memory plus swap, -1 for
+    Memory sizes are bytes (``memory`` at least 6 MiB, as Docker's);
+    ``memory_swap`` is memory plus swap, -1 for
     unlimited (as ``docker run --memory-swap``).  ``cpus`` is Docker's
     ``--cpus`` (a quota of ``cpus`` x the period); ``cpu_quota`` and
     ``cpu_period`` are in microseconds, -1 quota for unlimited.
     ``pids_limit`` -1 (or 0) is unlimited.  Fields left None are not set.
     """
 
-    memory: int | None = attrs.field(default=None, validator=_opt_int(1, _I64, extra=(-1,)))
+    memory: int | None = attrs.field(default=None, validator=_opt_int(MIN_MEMORY, _I64, extra=(-1,)))
     memory_reservation: int | None = attrs.field(default=None, validator=_opt_int(0, _I64, extra=(-1,)))
     memory_swap: int | None = attrs.field(default=None, validator=_opt_int(1, _I64, extra=(-1,)))
     memory_swappiness: int | None = attrs.field(default=None, validator=_opt_int(0, 100))

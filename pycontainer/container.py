@@ -251,8 +251,13 @@ def _layout(root: str) -> _cgroups.Layout:
     return layout
 
 
-def _open_cgroup_fds(manager: _cgroups.Manager | None) -> tuple[list[int], int]:
-    """(files the child writes "0" to, a cgroup2 dir fd to clone into or -1)."""
+def _open_cgroup_fds(manager: _cgroups.Manager | None, clone: bool) -> tuple[list[int], int]:
+    """(files the child writes "0" to, a cgroup2 dir fd to clone into or -1).
+
+    ``clone``: the cgroup2 part may be joined by CLONE_INTO_CGROUP.  Only for
+    a fresh container: a child cloned with CLONE_VM into a running
+    container's cgroup, whose memory may be full, could draw the OOM killer
+    onto the memory it shares with us (see compile_create)."""
     if manager is None:
         return [], -1
     files = manager.join_files()
@@ -260,7 +265,7 @@ def _open_cgroup_fds(manager: _cgroups.Manager | None) -> tuple[list[int], int]:
     fds: list[int] = []
     clone_fd = -1
     try:
-        if clone_dir is not None and _shim_lib.pc_can_clone_into_cgroup():
+        if clone and clone_dir is not None and _shim_lib.pc_can_clone_into_cgroup():
             clone_fd = os.open(clone_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             files = [f for f in files if not f.startswith(clone_dir + "/")]
         elif clone_dir is not None:
@@ -479,7 +484,7 @@ class Container(ProcessHandle):
         join_fds: list[int] = []
         clone_fd = -1
         try:
-            join_fds, clone_fd = _open_cgroup_fds(manager)
+            join_fds, clone_fd = _open_cgroup_fds(manager, clone=True)
             inputs = _plan.CreateInputs(
                 rootfs=rootfs,
                 state_dir=directory,
@@ -494,6 +499,7 @@ class Container(ProcessHandle):
                 etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
                 netns_fd=-1 if netns is None else netns,
                 cgroup_fds=tuple(join_fds),
+                in_cgroup=manager is not None,
             )
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
@@ -844,7 +850,7 @@ class Container(ProcessHandle):
         join_fds: list[int] = []
         clone_fd = -1
         try:
-            join_fds, clone_fd = _open_cgroup_fds(self.cgroup)
+            join_fds, clone_fd = _open_cgroup_fds(self.cgroup, clone=False)
             for ns in self.config.namespaces:
                 fd = os.open(f"/proc/{self.pid}/ns/{_plan.PROC_NS_NAMES[ns.type]}", os.O_RDONLY | os.O_CLOEXEC)
                 fds.append((ns.type, fd))

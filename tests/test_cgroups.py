@@ -327,13 +327,14 @@ def test_v2_delete_kills_everything_with_cgroup_kill(root, config):
     [
         ({"memory": -5}, "memory"),
         ({"memory": 0}, "memory"),
+        ({"memory": 5 * MiB}, "memory"),
         ({"cpu_shares": 1}, "cpu_shares"),
         ({"cpu_quota": 10}, "cpu_quota"),
         ({"cpus": 0}, "cpus"),
         ({"cpus": 0.5, "cpu_quota": 50000}, "cpus"),
         ({"pids_limit": -7}, "pids_limit"),
         ({"blkio_weight": 5}, "blkio_weight"),
-        ({"memory": 10 * MiB, "memory_swap": MiB}, "memory_swap"),
+        ({"memory": 10 * MiB, "memory_swap": 8 * MiB}, "memory_swap"),
         ({"memory_swappiness": 101}, "memory_swappiness"),
         ({"cpuset_cpus": "3-1"}, "cpuset_cpus"),
         ({"cpuset_cpus": "zero"}, "cpuset_cpus"),
@@ -389,7 +390,7 @@ def test_a_cgroups_path_that_escapes_is_refused(config, path):
 
 def test_limits_without_a_cgroup_are_refused(config):
     with pytest.raises(ConfigError, match="need a cgroup"):
-        config("true", cgroups=False, resources=Resources(memory=MiB))
+        config("true", cgroups=False, resources=Resources(memory=8 * MiB))
 
 
 # ---- conversions --------------------------------------------------------------------------
