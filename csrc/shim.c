@@ -1082,10 +1082,13 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         return 0;
     }
     case PC_OP_CGROUP_JOIN: {
-        long r;
-        *what = "cgroup";
-        r = S3(SYS_write, op->v[0], "0", 1);
-        S1(SYS_close, op->v[0]);
+        long r, fd;
+        *what = str(c, op, 0);
+        fd = S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_WRONLY | O_CLOEXEC, 0);
+        if (fd < 0)
+            return (int)fd;
+        r = S3(SYS_write, fd, "0", 1);
+        S1(SYS_close, fd);
         return r == 1 ? 0 : r < 0 ? (int)r : -EIO;
     }
     }

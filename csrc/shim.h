@@ -49,7 +49,7 @@ enum {
     PC_OP_LOOPBACK,       /* bring "lo" up in the (new) network namespace */
     PC_OP_HANDOFF,        /* v0 helper fd: continue the plan in the static helper, with a memory of our own */
     PC_OP_SYNC,           /* send message v0 to the parent, wait for GO (e.g. "write my id maps") */
-    PC_OP_CGROUP_JOIN,    /* v0 fd of a cgroup's tasks/cgroup.procs file: write "0" (join), close it */
+    PC_OP_CGROUP_JOIN,    /* s0 a cgroup's tasks or cgroup.procs file (a host path): write "0" to join */
     PC_OP__COUNT
 };
 

@@ -347,8 +347,8 @@ class CreateInputs:
     netns_fd: int = -1  # a fresh network namespace from the pool, joined instead of CLONE_NEWNET
     helper_fd: int = -1  # the sealed memfd of pycontainer-init (PC_OP_HANDOFF)
     etc_files: tuple[str, ...] = ("hostname", "hosts", "resolv.conf")
-    cgroup_fds: tuple[int, ...] = ()  # cgroup files to write "0" to, right after HANDOFF
-    in_cgroup: bool = False  # the container has a cgroup (perhaps cloned into: no fds then)
+    cgroup_files: tuple[str, ...] = ()  # host paths to write "0" to, right after HANDOFF
+    in_cgroup: bool = False  # the container has a cgroup (perhaps cloned into: no files then)
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
@@ -410,7 +410,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     early = handoff_first(cfg)
     if early or inp.in_cgroup:
         ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
-        ops += [op(Op.CGROUP_JOIN, v=(fd,)) for fd in inp.cgroup_fds]
+        ops += [op(Op.CGROUP_JOIN, path) for path in inp.cgroup_files]
     for n in joined:
         ops.append(op(Op.SETNS, n.path, v=(CLONE_FLAGS[n.type], -1)))
     if early:
@@ -580,13 +580,13 @@ def compile_exec(
     stdio: Sequence[tuple[int, int]] = (),
     preserve_fds: int = 0,
     helper_fd: int = -1,
-    cgroup_fds: Sequence[int] = (),
+    cgroup_files: Sequence[str] = (),
 ) -> list[PlanOp]:
     """The plan that runs another process in a running container."""
     # Leave our memory before joining anything (see compile_create); the
     # cgroup first: nothing after the exec of the helper runs outside it.
     ops: list[PlanOp] = [op(Op.HANDOFF, v=(helper_fd,))]
-    ops += [op(Op.CGROUP_JOIN, v=(fd,)) for fd in cgroup_fds]
+    ops += [op(Op.CGROUP_JOIN, path) for path in cgroup_files]
     order = {k: i for i, k in enumerate(JOIN_ORDER)}
     for kind, fd in sorted(ns_fds, key=lambda item: order[item[0]]):
         ops.append(op(Op.SETNS, None, v=(CLONE_FLAGS[kind], fd)))

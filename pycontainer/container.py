@@ -251,7 +251,7 @@ def _layout(root: str) -> _cgroups.Layout:
     return layout
 
 
-def _open_cgroup_fds(manager: _cgroups.Manager | None, clone: bool) -> tuple[list[int], int]:
+def _cgroup_join(manager: _cgroups.Manager | None, clone: bool) -> tuple[list[str], int]:
     """(files the child writes "0" to, a cgroup2 dir fd to clone into or -1).
 
     ``clone``: the cgroup2 part may be joined by CLONE_INTO_CGROUP.  Only for
@@ -262,20 +262,15 @@ def _open_cgroup_fds(manager: _cgroups.Manager | None, clone: bool) -> tuple[lis
         return [], -1
     files = manager.join_files()
     clone_dir = manager.clone_dir()
-    fds: list[int] = []
-    clone_fd = -1
-    try:
-        if clone and clone_dir is not None and _shim_lib.pc_can_clone_into_cgroup():
-            clone_fd = os.open(clone_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            files = [f for f in files if not f.startswith(clone_dir + "/")]
-        elif clone_dir is not None:
-            files = files + [f"{clone_dir}/cgroup.procs"]
-        for f in dict.fromkeys(files):
-            fds.append(os.open(f, os.O_WRONLY | os.O_CLOEXEC))
-    except OSError as e:
-        _close_fds(fds + ([clone_fd] if clone_fd >= 0 else []))
-        raise CgroupError(f"cannot open the container's cgroup: {e}") from None
-    return fds, clone_fd
+    if clone and clone_dir is not None and _shim_lib.pc_can_clone_into_cgroup():
+        try:
+            fd = os.open(clone_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CgroupError(f"cannot open the container's cgroup {clone_dir}: {os.strerror(e.errno or 0)}") from None
+        return [f for f in files if not f.startswith(clone_dir + "/")], fd
+    if clone_dir is not None:
+        files = files + [f"{clone_dir}/cgroup.procs"]
+    return list(dict.fromkeys(files)), -1
 
 
 def _close_fds(fds: list[int]) -> None:
@@ -481,10 +476,9 @@ class Container(ProcessHandle):
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
         netns = _netpool.POOL.take() if _plan.pool_allowed(config) else None
-        join_fds: list[int] = []
         clone_fd = -1
         try:
-            join_fds, clone_fd = _open_cgroup_fds(manager, clone=True)
+            join_files, clone_fd = _cgroup_join(manager, clone=True)
             inputs = _plan.CreateInputs(
                 rootfs=rootfs,
                 state_dir=directory,
@@ -498,18 +492,18 @@ class Container(ProcessHandle):
                 lower_rootfs=lower,
                 etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
                 netns_fd=-1 if netns is None else netns,
-                cgroup_fds=tuple(join_fds),
+                cgroup_files=tuple(join_files),
                 in_cgroup=manager is not None,
             )
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
-            keep += ([netns] if netns is not None else []) + join_fds
+            keep += [netns] if netns is not None else []
             flags = _plan.spawn_flags(config, pooled_netns=netns is not None)
             child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
         finally:
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)
-            _close_fds(join_fds + ([clone_fd] if clone_fd >= 0 else []))
+            _close_fds([clone_fd] if clone_fd >= 0 else [])
         undo.callback(child.abandon)
         # The child sets up its mounts now; write the state meanwhile.  The
         # directory is private until renamed into place, so nobody reads a
@@ -847,10 +841,8 @@ class Container(ProcessHandle):
         self._require("exec")
         fds: list[tuple[NamespaceType, int]] = []
         io = None
-        join_fds: list[int] = []
-        clone_fd = -1
         try:
-            join_fds, clone_fd = _open_cgroup_fds(self.cgroup, clone=False)
+            join_files, _ = _cgroup_join(self.cgroup, clone=False)
             for ns in self.config.namespaces:
                 fd = os.open(f"/proc/{self.pid}/ns/{_plan.PROC_NS_NAMES[ns.type]}", os.O_RDONLY | os.O_CLOEXEC)
                 fds.append((ns.type, fd))
@@ -872,10 +864,10 @@ class Container(ProcessHandle):
                 stdio=io.pairs,
                 preserve_fds=len(pass_fds),
                 helper_fd=_helper_fd(),
-                cgroup_fds=join_fds,
+                cgroup_files=join_files,
             )
-            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_helper_fd()] + join_fds
-            child = _spawn.spawn(ops, 0, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
+            keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_helper_fd()]
+            child = _spawn.spawn(ops, 0, keep_fds=keep, max_target_fd=2 + len(pass_fds))
             try:
                 child.wait_for(0)
             except BaseException:
@@ -892,7 +884,6 @@ class Container(ProcessHandle):
         finally:
             for _, fd in fds:
                 os.close(fd)
-            _close_fds(join_fds + ([clone_fd] if clone_fd >= 0 else []))
             if io is not None:
                 io.close_all()
 

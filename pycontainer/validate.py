@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -252,13 +253,25 @@ def check_mounts(cfg: ContainerConfig) -> None:
             raise ConfigError(f"mounts[{i}].source", f"bind source {m.source!r} does not exist")
 
 
+_online_cache: dict[str, tuple[float, set[int] | None]] = {}
+
+
 def _read_list(path: str) -> set[int] | None:
+    """A CPU/node list file such as /sys/devices/system/cpu/online, re-read at
+    most once a second (CPUs come and go rarely; create is a hot path)."""
+    now = time.monotonic()
+    hit = _online_cache.get(path)
+    if hit is not None and now - hit[0] < 1.0:
+        return hit[1]
     try:
         with open(path, encoding="ascii") as f:
             text = f.read().strip()
     except OSError:
-        return None
-    return parse_cpuset(text) if text else set()
+        value = None
+    else:
+        value = parse_cpuset(text) if text else set()
+    _online_cache[path] = (now, value)
+    return value
 
 
 SYS = "/sys"

@@ -114,16 +114,16 @@ def test_plan_order_for_a_default_container():
 
 
 def test_plan_with_a_cgroup_leaves_our_memory_then_joins_it_before_anything_else():
-    ops = _plan.compile_create(cfg(), inputs(cgroup_fds=(11, 12), in_cgroup=True))
+    ops = _plan.compile_create(cfg(), inputs(cgroup_files=("/cg/a/tasks", "/cg/b/tasks"), in_cgroup=True))
     k = kinds(ops)
     assert k[:3] == [_plan.Op.HANDOFF, _plan.Op.CGROUP_JOIN, _plan.Op.CGROUP_JOIN]
-    assert [o.v[0] for o in ops[1:3]] == [11, 12] and k.count(_plan.Op.HANDOFF) == 1
+    assert [o.s[0] for o in ops[1:3]] == ["/cg/a/tasks", "/cg/b/tasks"] and k.count(_plan.Op.HANDOFF) == 1
     # cloned into a cgroup2 cgroup (no fds): the hand-off still comes first
     k = kinds(_plan.compile_create(cfg(), inputs(in_cgroup=True)))
     assert k[0] is _plan.Op.HANDOFF and _plan.Op.CGROUP_JOIN not in k and k.count(_plan.Op.HANDOFF) == 1
     # exec: the same
     k = kinds(_plan.compile_exec([], args=["true"], env=[], cwd="/", user=User(), umask=0o22, terminal=False,
-                                 cgroup_fds=[7]))  # fmt: skip
+                                 cgroup_files=["/cg/tasks"]))  # fmt: skip
     assert k[:2] == [_plan.Op.HANDOFF, _plan.Op.CGROUP_JOIN]
 
 

@@ -186,8 +186,22 @@ class V1Manager(Manager):
             if rules:
                 warnings.warn("device rules not enforced: no devices controller is mounted", stacklevel=3)
             return
-        for file, line in _devices.v1_writes(rules):
-            write(f"{d}/{file}", line)
+        # One open fd per file, one write per rule (each write is one rule to the kernel).
+        fds: dict[str, int] = {}
+        try:
+            for file, line in _devices.v1_writes(rules):
+                if file not in fds:
+                    try:
+                        fds[file] = os.open(f"{d}/{file}", os.O_WRONLY | os.O_CLOEXEC)
+                    except OSError as e:
+                        raise CgroupError(f"cannot open {d}/{file}: {os.strerror(e.errno or 0)}") from None
+                try:
+                    os.write(fds[file], line.encode())
+                except OSError as e:
+                    raise CgroupError(f"writing {line!r} to {d}/{file}: {os.strerror(e.errno or 0)}") from None
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     # ---- live operations -----------------------------------------------------
 
@@ -301,10 +315,19 @@ class V1Manager(Manager):
         wait_for(empty, f"the processes in {self._procs_dir()} to die")
 
 
+# cpuset directories known to pass their CPUs and nodes on to new children
+# (cgroup.clone_children=1): their children need no copying.
+_cpuset_ready: set[str] = set()
+
+
 def _cpuset_init(path: str) -> None:
     """A new v1 cpuset is empty and takes no tasks: copy the parent's CPUs and
-    nodes (first the parent's own, should its maker not have got to them yet)."""
+    nodes (first the parent's own, should its maker not have got to them
+    yet), and set clone_children so that what we make below it inherits
+    them from the kernel at mkdir."""
     parent = os.path.dirname(path)
+    if parent in _cpuset_ready:
+        return
     for name in ("cpuset.cpus", "cpuset.mems"):
         try:
             if read(f"{path}/{name}").strip():
@@ -316,3 +339,9 @@ def _cpuset_init(path: str) -> None:
             _cpuset_init(parent)
             value = read(f"{parent}/{name}").strip()
         write(f"{path}/{name}", value)
+    try:
+        write(f"{path}/cgroup.clone_children", "1")
+        if read(f"{parent}/cgroup.clone_children").strip() == "1":
+            _cpuset_ready.add(parent)
+    except CgroupError:
+        pass  # an old kernel, or a fake tree: copying does the job
