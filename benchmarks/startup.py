@@ -11,8 +11,10 @@ loop, and across blocks a shared VM's drifting load falls on all rows alike.
   read-only /sys, runc's masked and read-only paths, /etc/hosts, hostname and
   resolv.conf), with and without the pre-made network namespace pool, and
   (issue 3) with a cgroup in every hierarchy limiting memory, pids and CPU,
-  as runc's and crun's containers have.  The cgroup's cost is that row
-  minus the pool row; the rows without a cgroup pass ``cgroups=False``.
+  as runc's and crun's containers have, and on a hybrid host with a cgroup
+  in the cgroup2 tree alone (the v2 code path; no limits, as that tree has
+  no such controllers here).  A cgroup's cost is its row minus the pool row;
+  the rows without a cgroup pass ``cgroups=False``.
 * runc run / crun run: the same rootfs, in a bundle from ``runc spec`` with the
   same namespaces (crun refuses hybrid cgroups, so it runs in a private mount
   namespace where /sys/fs/cgroup/unified is unmounted, as on such hosts).
@@ -37,7 +39,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from pycontainer import Container, ContainerConfig, Process, Resources, _netpool, default_rootfs
+from pycontainer import Container, ContainerConfig, Process, Resources, _netpool, cgroups, default_rootfs
 
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
 
@@ -45,16 +47,19 @@ NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
 LIMITS = Resources(memory=256 << 20, pids_limit=100, cpus=1)
 
 
-def pycontainer_round(rootfs: str, state: str, pool: bool, cgroup: bool = False) -> Callable[[], None]:
+def pycontainer_round(
+    rootfs: str, state: str, pool: bool, cgroup: bool = False, limits: bool = True, cgroup_root: str | None = None
+) -> Callable[[], None]:
     if cgroup:
-        cfg = ContainerConfig(process=Process(args=["/bin/true"]), rootfs=rootfs, resources=LIMITS)
+        res = LIMITS if limits else Resources()
+        cfg = ContainerConfig(process=Process(args=["/bin/true"]), rootfs=rootfs, resources=res)
     else:
         cfg = ContainerConfig(process=Process(args=["/bin/true"]), rootfs=rootfs, cgroups=False)
     counter = iter(range(10**9))
 
     def one() -> None:
         _netpool.POOL.size = 4 if pool else 0
-        c = Container.run(state, f"bench{next(counter)}", cfg)
+        c = Container.run(state, f"bench{next(counter)}", cfg, cgroup_root=cgroup_root)
         status = c.wait()
         c.delete()
         if status.code != 0:
@@ -153,6 +158,13 @@ def main() -> int:
             ("pycontainer (no pool)", partial(timed, pycontainer_round(rootfs, state, pool=False))),
             ("pycontainer + cgroup", partial(timed, pycontainer_round(rootfs, state, pool=True, cgroup=True))),
         ]
+        layout = cgroups.detect()
+        if layout.mode == "hybrid" and layout.unified:
+            # This host's cgroup2 tree has no memory/cpu/pids controllers: a
+            # cgroup there (devices program, CLONE_INTO_CGROUP) shows the v2
+            # path's own cost, without limits.
+            v2 = pycontainer_round(rootfs, state, pool=True, cgroup=True, limits=False, cgroup_root=layout.unified)
+            rounds.append(("pycontainer + cgroup2 tree", partial(timed, v2)))
         bundle = make_bundle(rootfs, tmp) if shutil.which("runc") else None
         if bundle:
             rounds.append(("runc run", partial(timed, runtime_round("runc", bundle, os.path.join(tmp, "state-runc")))))
@@ -201,7 +213,10 @@ def main() -> int:
         medians[name] = med * 1000
         print(f"{name:28} {med * 1000:10.3f} {p90 * 1000:8.3f} {med / base:14.2f}")
     cost = medians["pycontainer + cgroup"] - medians["pycontainer (netns pool)"]
-    print(f"cgroup set-up and teardown add {cost:.3f} ms per container (memory, pids and cpu limits)")
+    print(f"a cgroup in every hierarchy ({layout.mode}) with memory, pids and cpu limits adds {cost:.3f} ms")
+    if "pycontainer + cgroup2 tree" in medians:
+        cost2 = medians["pycontainer + cgroup2 tree"] - medians["pycontainer (netns pool)"]
+        print(f"a cgroup2 cgroup (device program, CLONE_INTO_CGROUP, no limits) adds {cost2:.3f} ms")
     if args.json:
         print(json.dumps(medians))
     return 0

@@ -31,6 +31,11 @@ from ._base import (
 )
 
 
+# Directories whose controllers we have seen handed down already (once per
+# process: enabling is sticky, and re-reading them costs a create two reads).
+_enabled: set[str] = set()
+
+
 class V2Manager(Manager):
     mode = "v2"
 
@@ -56,6 +61,8 @@ class V2Manager(Manager):
             self._enable(path)
 
     def _enable(self, path: str) -> None:
+        if path in _enabled:
+            return
         try:
             available = read(f"{path}/cgroup.controllers").split()
             enabled = set(read(f"{path}/cgroup.subtree_control").split())
@@ -64,6 +71,7 @@ class V2Manager(Manager):
         missing = [c for c in available if c not in enabled]
         if missing:
             write(f"{path}/cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+        _enabled.add(path)
 
     def join_files(self) -> list[str]:
         return [self._f("cgroup.procs")]
@@ -103,7 +111,9 @@ class V2Manager(Manager):
         for h in r.hugepage_limits:
             self._has("hugetlb", "hugepage_limits")
             write(self._f(f"hugetlb.{h.page_size}.max"), str(h.limit))
-        if (old is None and r.devices) or (old is not None and old.devices != r.devices):
+        if old is None and r.devices:
+            _devices.attach(self.dir, r.devices, fresh=True)
+        elif old is not None and old.devices != r.devices:
             _devices.attach(self.dir, r.devices)
 
     def _memory(self, r: Resources) -> None:
