@@ -3,6 +3,7 @@ file, the layout of the hierarchies, stats records and value conversions."""
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import signal
@@ -111,6 +112,23 @@ def kill_pids(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# ---- the shared parents ----------------------------------------------------------
+
+# Shared parents (pycontainer/) this process has put containers under.  They
+# stay while it runs (making and removing them with every container doubled
+# the cost of a cgroup) and go when it exits, if nothing else uses them then.
+_shared_used: set[str] = set()
+
+
+@atexit.register
+def _remove_shared_parents() -> None:
+    for path in sorted(_shared_used, key=lambda p: -p.count("/")):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass  # in use by another container, or gone already
 
 
 # ---- layout ------------------------------------------------------------------
@@ -253,8 +271,8 @@ class Manager:
         self._plan = dict(plan or {})
         self._made: list[str] = list(made or [])  # the container's directories we created
         self._parents: list[str] = list(parents or [])  # directories above them we created
-        # Parents every container shares (pycontainer/): made when missing, never removed
-        # (as Docker's /docker), so containers do not pay for them one by one.
+        # Parents every container shares (pycontainer/): made when missing, left
+        # while this process runs, tried at its exit (see _remove_shared_parents).
         self._shared = set(shared or ())
 
     # -- identity
@@ -373,6 +391,7 @@ class Manager:
         The last component must not exist yet: a manager never adopts (and so
         never removes) a cgroup someone else made."""
         leaf = f"{top}/{rel.strip('/')}"
+        _shared_used.update(self._shared)
         for attempt in range(5):
             try:
                 self._mkdir(leaf)  # the common case: the parents are there

@@ -325,6 +325,7 @@ def _cpuset_init(path: str) -> None:
     nodes (first the parent's own, should its maker not have got to them
     yet), and set clone_children so that what we make below it inherits
     them from the kernel at mkdir."""
+    _cpuset_ready.discard(path)  # made anew: what we knew of an earlier one is void
     parent = os.path.dirname(path)
     if parent in _cpuset_ready:
         return

@@ -57,6 +57,7 @@ class V2Manager(Manager):
         self._mkdirs(top, rel, init=self._enable_in_new)
 
     def _enable_in_new(self, path: str) -> None:
+        _enabled.discard(path)  # made anew: what we knew of an earlier one is void
         if path != self.dir:
             self._enable(path)
 
