@@ -370,12 +370,15 @@ def pool_allowed(cfg: ContainerConfig) -> bool:
     return cfg.new_namespace(NamespaceType.NETWORK) and not cfg.has_namespace(NamespaceType.USER)
 
 
-def spawn_flags(cfg: ContainerConfig, *, pooled_netns: bool = False) -> int:
+def spawn_flags(cfg: ContainerConfig, *, pooled_netns: bool = False, in_cgroup: bool = False) -> int:
     """The namespaces pc_spawn's clone makes: none when the helper must take
-    over first (it unshares them itself, in the right order)."""
+    over first (it unshares them itself, in the right order).  A cgroup
+    namespace made at clone time would be rooted at the runtime's cgroups:
+    with a cgroup of its own, the child makes it after joining that."""
     if handoff_first(cfg):
         return 0
-    return clone_flags(cfg, pooled_netns=pooled_netns)
+    flags = clone_flags(cfg, pooled_netns=pooled_netns)
+    return flags & ~CLONE_FLAGS[NamespaceType.CGROUP] if in_cgroup else flags
 
 
 def clone_flags(cfg: ContainerConfig, *, pooled_netns: bool = False) -> int:
@@ -411,6 +414,9 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     if early or inp.in_cgroup:
         ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
         ops += [op(Op.CGROUP_JOIN, path) for path in inp.cgroup_files]
+        if inp.in_cgroup and not early and cfg.new_namespace(NamespaceType.CGROUP):
+            # rooted at the container's own cgroup (see spawn_flags)
+            ops.append(op(Op.UNSHARE, v=(CLONE_FLAGS[NamespaceType.CGROUP],)))
     for n in joined:
         ops.append(op(Op.SETNS, n.path, v=(CLONE_FLAGS[n.type], -1)))
     if early:

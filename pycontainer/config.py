@@ -206,7 +206,10 @@ def _opt_int(lo: int | None = None, hi: int | None = None, *, extra: tuple[int, 
     return check
 
 
-_DEV_NUM = _opt_int(0, 2**32 - 1)
+# Linux device numbers: 12-bit majors, 20-bit minors (and the kernel's v1
+# devices files read all-ones as "*").
+_MAJOR = _opt_int(0, 4095)
+_MINOR = _opt_int(0, (1 << 20) - 1)
 
 
 @attrs.frozen
@@ -217,8 +220,8 @@ class DeviceRule:
 
     allow: bool = attrs.field(converter=bool)
     type: str = attrs.field(default="a", validator=v.one_of(("a", "b", "c")))
-    major: int | None = attrs.field(default=None, validator=_DEV_NUM)
-    minor: int | None = attrs.field(default=None, validator=_DEV_NUM)
+    major: int | None = attrs.field(default=None, validator=_MAJOR)
+    minor: int | None = attrs.field(default=None, validator=_MINOR)
     access: str = attrs.field(default="rwm")
 
     @access.validator
@@ -254,8 +257,8 @@ class ThrottleDevice:
     """A per-device I/O limit: ``rate`` bytes (or operations) per second on the
     block device ``major:minor``."""
 
-    major: int = attrs.field(validator=_DEV_NUM)
-    minor: int = attrs.field(validator=_DEV_NUM)
+    major: int = attrs.field(validator=_MAJOR)
+    minor: int = attrs.field(validator=_MINOR)
     rate: int = attrs.field(validator=_opt_int(0, 2**63 - 1))
 
 
@@ -263,8 +266,8 @@ class ThrottleDevice:
 class WeightDevice:
     """A per-device I/O weight (10..1000, as blkio.weight_device)."""
 
-    major: int = attrs.field(validator=_DEV_NUM)
-    minor: int = attrs.field(validator=_DEV_NUM)
+    major: int = attrs.field(validator=_MAJOR)
+    minor: int = attrs.field(validator=_MINOR)
     weight: int = attrs.field(validator=_opt_int(10, 1000))
 
 

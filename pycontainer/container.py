@@ -208,9 +208,15 @@ def _sweep_debris(root: str, names: list[str]) -> None:
         try:
             with open(os.path.join(directory, "cgroup.json"), encoding="utf-8") as f:
                 cg = json.load(f)
-            _cgroups.load_manager(cg["cgroup"], cg["cgroup_root"]).destroy()
-        except (OSError, ValueError, KeyError, TypeError, PyContainerError):
-            pass  # no cgroup made yet (or none at all)
+        except (OSError, ValueError):
+            cg = None  # no cgroup made yet (or none at all)
+        if cg is not None:
+            try:
+                _cgroups.load_manager(cg["cgroup"], cg["cgroup_root"]).destroy()
+            except (KeyError, TypeError, ValueError):
+                pass  # not ours to read: leave the cgroup, drop the debris
+            except PyContainerError:
+                continue  # still busy: the next sweep tries again
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -251,6 +257,19 @@ def _layout(root: str) -> _cgroups.Layout:
     return layout
 
 
+@functools.lru_cache(maxsize=1)
+def _can_clone_into_cgroup() -> bool:
+    """clone3's CLONE_INTO_CGROUP: built into the shim (x86-64) and in the
+    running kernel (5.7 and later; older ones refuse the larger clone_args)."""
+    if not _shim_lib.pc_can_clone_into_cgroup():
+        return False
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 7)
+
+
 def _cgroup_join(manager: _cgroups.Manager | None, clone: bool) -> tuple[list[str], int]:
     """(files the child writes "0" to, a cgroup2 dir fd to clone into or -1).
 
@@ -262,7 +281,7 @@ def _cgroup_join(manager: _cgroups.Manager | None, clone: bool) -> tuple[list[st
         return [], -1
     files = manager.join_files()
     clone_dir = manager.clone_dir()
-    if clone and clone_dir is not None and _shim_lib.pc_can_clone_into_cgroup():
+    if clone and clone_dir is not None and _can_clone_into_cgroup():
         try:
             fd = os.open(clone_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
@@ -498,7 +517,7 @@ class Container(ProcessHandle):
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
             keep += [netns] if netns is not None else []
-            flags = _plan.spawn_flags(config, pooled_netns=netns is not None)
+            flags = _plan.spawn_flags(config, pooled_netns=netns is not None, in_cgroup=manager is not None)
             child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
         finally:
             if netns is not None:
@@ -720,13 +739,21 @@ class Container(ProcessHandle):
             os.replace(path + ".new", path)
 
     def kill(self, sig: int = _signal.SIGTERM) -> None:
-        """Send ``sig`` to the init (through its pidfd: never to a recycled pid)."""
-        self._require("kill")
+        """Send ``sig`` to the init (through its pidfd: never to a recycled pid).
+
+        A paused container gets other signals when it is resumed; SIGKILL
+        thaws it (as runc does), since a frozen v1 task dies only when thawed."""
+        status = self._require("kill")
         assert self._pidfd is not None
         try:
             _sys.pidfd_signal(self._pidfd, sig)
         except ProcessLookupError:
             raise InvalidStateTransition(self.id, Status.STOPPED.value, Status.STOPPED.value, "kill") from None
+        if status is Status.PAUSED and sig == _signal.SIGKILL and self.cgroup is not None:
+            with _locked(self.dir, self._data.get("instance", "")):
+                self.cgroup.thaw()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.dir, "paused"))
 
     def delete(self, force: bool = False) -> None:
         """Remove the container.  A created one is killed first; a running one
@@ -785,17 +812,30 @@ class Container(ProcessHandle):
         """Change the limits of a live container (all of ``resources`` is applied)."""
         if not isinstance(resources, Resources):
             raise TypeError(f"resources must be a Resources, not {type(resources).__name__}")
-        new = attrs.evolve(self.config, resources=resources)
-        check_resources(new)
+        check_resources(attrs.evolve(self.config, resources=resources))
         with _locked(self.dir, self._data.get("instance", "")):
             mgr = self._manager("update")
             self._require("update")
-            mgr.update(resources, old=self.config.resources)
-            self.config = new
-            self._data["config"] = _config_to_json(new)
+            # What is in force now, as the last updater (perhaps another
+            # process) recorded it: our own copy may be stale.
             path = os.path.join(self.dir, "state.json")
-            _write_file(path + ".new", json.dumps(self._data, separators=(",", ":")), 0o600)
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            current = _config_from_json(data["config"])
+            try:
+                mgr.update(resources, old=current.resources)
+            except BaseException:
+                # Put back what was in force: a half-applied update would leave
+                # the kernel's limits and state.json disagreeing.
+                with contextlib.suppress(PyContainerError):
+                    mgr.update(current.resources, old=resources)
+                raise
+            new = attrs.evolve(current, resources=resources)
+            data["config"] = _config_to_json(new)
+            _write_file(path + ".new", json.dumps(data, separators=(",", ":")), 0o600)
             os.replace(path + ".new", path)
+            self.config = new
+            self._data = data
 
     def stats(self) -> _cgroups.Stats:
         """Resource use: memory, CPU, pids, I/O and OOM kills (see cgroups.Stats)."""

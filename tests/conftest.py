@@ -90,6 +90,8 @@ def _cgroup_dirs() -> set[str]:
     tops = [f"{m}/{own.get(n, '/').strip('/')}".rstrip("/") for n, m in layout.v1.items()]
     if layout.unified:
         tops.append(f"{layout.unified}/{os.path.dirname(own.get('unified', '/').rstrip('/')).strip('/')}".rstrip("/"))
+    # absolute cgroups_path tests put theirs at the roots of the hierarchies
+    tops += list(layout.v1.values()) + ([layout.unified] if layout.unified else [])
     for top in set(tops):
         for name in ("pycontainer", *(n for n in _listdir(top) if n.startswith("pctest-"))):
             for dirpath, _dirs, _files in os.walk(f"{top}/{name}"):

@@ -25,6 +25,15 @@ needs_v1 = pytest.mark.skipif(LAYOUT.mode == "v2", reason="this host has no cgro
 needs_unified = pytest.mark.skipif(UNIFIED is None, reason="this host has no cgroup2 tree")
 MiB = 1 << 20
 
+rule_st = st.builds(
+    DeviceRule,
+    allow=st.booleans(),
+    type=st.sampled_from(["a", "b", "c"]),
+    major=st.one_of(st.none(), st.integers(0, 3), st.just(4095)),
+    minor=st.one_of(st.none(), st.integers(0, 3)),
+    access=st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"]),
+)
+
 
 def _memory_controller() -> bool:
     return "memory" in LAYOUT.v1 or "memory" in LAYOUT.controllers
@@ -158,7 +167,7 @@ def test_a_paused_container_can_be_force_deleted(root, config):
     assert all(not os.path.exists(d) for d in c.cgroup.dirs())
 
 
-DENY_FULL = DEFAULT_DEVICE_RULES + (DeviceRule(allow=False, type="c", major=1, minor=7),)
+DENY_FULL = DEFAULT_DEVICE_RULES + (DeviceRule(allow=False, type="c", major=1, minor=7, access="rw"),)
 
 
 def test_a_denied_device_cannot_be_opened(root, config):
@@ -276,9 +285,92 @@ def test_an_absolute_cgroups_path_is_used_as_given(root, config):
         with pytest.raises(CgroupError, match="already exists"):
             _run(root, config, "true", cgroups_path=path, cid="cg2")
         assert not os.path.exists(os.path.join(root, "cg2"))
+        # the failed create left the other container's cgroup, and its init, alone
+        assert c.status is Status.RUNNING and c.pid in c.processes()
     finally:
         c.delete(force=True)
     assert not any(os.path.exists(os.path.dirname(d)) for d in c.cgroup.dirs())
+
+
+def test_a_cgroup_namespace_is_rooted_at_the_containers_cgroup(root, config):
+    from pycontainer import DEFAULT_NAMESPACES
+
+    c = _run(root, config, "cat", "/proc/self/cgroup", namespaces=[*DEFAULT_NAMESPACES, "cgroup"])
+    try:
+        out, _ = c.communicate(timeout=30)
+        lines = out.decode().split()
+        assert lines and all(line.endswith(":/") for line in lines), lines
+    finally:
+        c.delete()
+
+
+def test_sigkill_ends_a_paused_container(root, config):
+    c = _run(root, config, "sleep", "100")
+    try:
+        c.pause()
+        c.kill(signal.SIGKILL)
+        assert c.wait(timeout=10).signal == signal.SIGKILL
+        assert c.status is Status.STOPPED
+    finally:
+        c.delete()
+
+
+def test_update_is_rolled_back_when_a_write_fails_and_reads_what_is_in_force(root, config):
+    c = _run(root, config, "sleep", "100", resources=Resources(memory=64 * MiB, pids_limit=20))
+    try:
+        other = Container.load(root, "cg")
+        other.update(Resources(memory=96 * MiB, pids_limit=30))  # another handle updates first
+        with pytest.raises(CgroupError):
+            c.update(Resources(memory=128 * MiB, pids_limit=40, cpu_rt_runtime=10**9))  # more than the parent has
+        s = c.stats()
+        assert s.memory.limit == 96 * MiB and s.pids.limit == 30, s
+        assert Container.load(root, "cg").config.resources.pids_limit == 30
+    finally:
+        c.delete(force=True)
+
+
+@needs_v1
+def test_v1_refuses_rules_its_files_cannot_express(root, config):
+    rules = (
+        DeviceRule(allow=False),
+        DeviceRule(allow=True, type="c"),
+        DeviceRule(allow=False, type="c", major=1, minor=7),
+    )
+    with pytest.raises(CgroupError, match="device rule 2"):
+        Container.create(root, "cg", config("true", resources=Resources(devices=rules)))
+    assert os.listdir(root) == []
+
+
+def _devices_dir() -> str:
+    own = cgroups.own_cgroups().get("devices", "/")
+    return f"{LAYOUT.v1['devices']}/{own.strip('/')}".rstrip("/")
+
+
+@needs_v1
+@settings(max_examples=60, deadline=None)
+@given(st.lists(rule_st, max_size=6))
+def test_the_v1_model_matches_the_kernel(rules):
+    """Our model of v1's devices files against the kernel's devices.list."""
+    if "devices" not in LAYOUT.v1:
+        pytest.skip("no devices hierarchy")
+    rules = [DeviceRule(allow=False), *rules]  # deny-all first: devices.list then shows every exception
+    d = f"{_devices_dir()}/pctest-{os.getpid()}-devices"
+    os.mkdir(d)
+    try:
+        for file, line in _devices.v1_writes(tuple(rules)):
+            with open(f"{d}/{file}", "w") as f:
+                f.write(line)
+        with open(f"{d}/devices.list") as f:
+            listed = set(f.read().split("\n")) - {""}
+    finally:
+        os.rmdir(d)
+    allow_default, exceptions = _devices.v1_state(_devices.v1_writes(tuple(rules)))
+    acc = lambda m: "".join(ch for ch, bit in (("r", 2), ("w", 4), ("m", 1)) if m & bit)  # noqa: E731
+    num = lambda n: "*" if n is None else str(n)  # noqa: E731
+    if allow_default:  # the kernel lists no exceptions then
+        assert listed == {"a *:* rwm"}
+    else:
+        assert listed == {f"{k} {num(ma)}:{num(mi)} {acc(a)}" for k, ma, mi, a in exceptions}
 
 
 # ---- cgroup2 for real: hybrid's unified tree as a v2 root --------------------------
@@ -464,22 +556,12 @@ def _model(rules, access: int, dev_type: str, major: int, minor: int) -> int:
     return 1
 
 
-rule_st = st.builds(
-    DeviceRule,
-    allow=st.booleans(),
-    type=st.sampled_from(["a", "b", "c"]),
-    major=st.one_of(st.none(), st.integers(0, 3), st.just(2**32 - 1)),
-    minor=st.one_of(st.none(), st.integers(0, 3)),
-    access=st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"]),
-)
-
-
 @settings(max_examples=300)
 @given(
     st.lists(rule_st, max_size=6),
     st.integers(1, 7),
     st.sampled_from(["b", "c"]),
-    st.one_of(st.integers(0, 3), st.just(2**32 - 1)),
+    st.one_of(st.integers(0, 3), st.just(4095)),
     st.integers(0, 3),
 )
 def test_the_device_program_decides_as_the_rules_say(rules, access, dev_type, major, minor):
@@ -591,11 +673,13 @@ def test_v2_writes_the_converted_values(fake_v2):
     assert f("io.weight") == "default 4950"
     assert f("io.max") == "8:0 rbps=1000 wiops=50"
     assert f("hugetlb.2MB.max") == str(4 * MiB)
-    # controllers handed down through every level above the container
+    # controllers handed down through the levels above the container that are
+    # ours; the root (not ours) is never written to
     with open(f"{fake_v2}/cgroup.subtree_control") as fh:
-        assert "+memory" in fh.read()
+        assert fh.read() == ""
     with open(f"{fake_v2}/pods/cgroup.subtree_control") as fh:
-        assert "+pids" in fh.read()
+        handed = fh.read().split()
+    assert {"+pids", "+memory", "+cpu", "+io"} <= set(handed)
     # update: only the period changes, the quota stays
     m.update(attrs.evolve(r, cpus=None, cpu_period=50000))
     assert f("cpu.max") == "50000 50000"

@@ -295,11 +295,13 @@ class Manager:
 
     # -- the interface
     def create_dirs(self) -> None:
-        """Make the container's directories; on failure remove what was made."""
+        """Make the container's directories; on failure remove what was made
+        (only that: nothing has joined them yet, and a directory that was
+        there already is someone else's)."""
         try:
             self._create_dirs()
         except BaseException:
-            self.destroy()
+            self._remove_made(empty=True, kill=False)
             raise
 
     def _create_dirs(self) -> None:
@@ -358,23 +360,30 @@ class Manager:
         (deepest first).  ``empty``: the caller knows nothing is left (the
         init of a pid namespace was reaped), so no scan comes first; should a
         directory still be busy, the processes in it are killed after all.
-        Idempotent."""
+        A directory that cannot be removed stays on the list (a retry tries
+        it again) and the error says which.  Idempotent."""
         if not empty and self.exists():
             self.kill_all()
+        self._remove_made(empty=empty, kill=True)
+
+    def _remove_made(self, empty: bool, kill: bool) -> None:
         errors = []
+        left = []
         for d in sorted(self._made, key=lambda p: -p.count("/")):
             try:
-                rmdir(d, timeout=0.2 if empty else 5.0)
+                rmdir(d, timeout=0.2 if empty and kill else 5.0)
             except CgroupError:
                 try:
-                    if empty:
-                        self.kill_all()
-                        rmdir(d)
-                    else:
+                    if not (empty and kill):
                         raise
+                    self.kill_all()
+                    rmdir(d)
                 except CgroupError as e:
                     errors.append(str(e))
-        self._made = []
+                    left.append(d)
+        self._made = left
+        if errors:
+            raise CgroupError("; ".join(errors))
         # Parents made for this container alone (a custom cgroups_path) go too,
         # unless another container uses them (rmdir fails with EBUSY then).
         for d in sorted(self._parents, key=lambda p: -p.count("/")):
@@ -382,8 +391,6 @@ class Manager:
                 os.rmdir(d)
             except OSError:
                 pass
-        if errors:
-            raise CgroupError("; ".join(errors))
 
     def _mkdirs(self, top: str, rel: str, init: Any = None) -> str:
         """Make ``top/rel``, and the directories above it that are missing,
@@ -427,12 +434,24 @@ class Manager:
             if init is not None:
                 init(path)
 
+    def _our_ancestors(self, top: str, rel: str) -> list[str]:
+        """The directories between ``top`` and the leaf that are ours to
+        configure (the shared parent, parents made for us), outermost first."""
+        out = []
+        path = top
+        for part in [p for p in rel.split("/") if p][:-1]:
+            path = f"{path}/{part}"
+            if path in self._shared or path in self._parents:
+                out.append(path)
+        return out
+
     @staticmethod
     def _mkdir(path: str) -> None:
         os.mkdir(path, 0o755)
 
     def exists(self) -> bool:
-        return any(os.path.isdir(d) for d in self.dirs())
+        """Is any directory this manager made still there?"""
+        return any(os.path.isdir(d) for d in self._made)
 
 
 class OOMWatcher:

@@ -8,6 +8,7 @@ parent's allow-all); pycontainer's default rules start with a deny-all.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -37,6 +38,108 @@ def v1_writes(rules: tuple[DeviceRule, ...]) -> list[tuple[str, str]]:
         else:
             out.append((file, f"{r.type} {_num(r.major)}:{_num(r.minor)} {r.access}"))
     return out
+
+
+# The kernel's v1 semantics, to check that the files mean what the rules say.
+# A v1 devices cgroup is a default (allow or deny all) plus exceptions.  A
+# rule against the default adds an exception (merging its access into one
+# with the same type:major:minor); a rule agreeing with the default only
+# takes access away from an exception that is *exactly* the same
+# type:major:minor.  So "deny c 10:200" after "allow c *:*" on a deny-all
+# cgroup does nothing on v1, where OCI's "later rule wins" denies 10:200.
+
+Exception = tuple[str, int | None, int | None, int]  # type, major, minor, access mask
+
+
+def v1_state(writes: list[tuple[str, str]]) -> tuple[bool, list[Exception]]:
+    """What the kernel holds after ``writes``: (default allows, exceptions)."""
+    allow_default = True
+    exceptions: list[Exception] = []
+    for file, line in writes:
+        allow = file == "devices.allow"
+        if line == "a":
+            allow_default, exceptions = allow, []
+            continue
+        kind, numbers, access = line.split()
+        major_s, minor_s = numbers.split(":")
+        major = None if major_s == "*" else int(major_s)
+        minor = None if minor_s == "*" else int(minor_s)
+        mask = _mask(access)
+        same = [i for i, e in enumerate(exceptions) if e[:3] == (kind, major, minor)]
+        if allow != allow_default:  # an exception to the default
+            if same:
+                k, ma, mi, acc = exceptions[same[0]]
+                exceptions[same[0]] = (k, ma, mi, acc | mask)
+            else:
+                exceptions.append((kind, major, minor, mask))
+        elif same:  # back to the default: access leaves an exact match only
+            k, ma, mi, acc = exceptions[same[0]]
+            if acc & ~mask:
+                exceptions[same[0]] = (k, ma, mi, acc & ~mask)
+            else:
+                del exceptions[same[0]]
+    return allow_default, exceptions
+
+
+def v1_allows(state: tuple[bool, list[Exception]], kind: str, major: int, minor: int, access: int) -> bool:
+    """The kernel's check (devcgroup_check_permission) against a v1 state."""
+    allow_default, exceptions = state
+    hits = [e for e in exceptions if e[0] == kind and e[1] in (None, major) and e[2] in (None, minor)]
+    if allow_default:
+        return not any(e[3] & access for e in hits)
+    return any(access & ~e[3] == 0 for e in hits)
+
+
+def rules_allow(rules: tuple[DeviceRule, ...], kind: str, major: int, minor: int, access: int) -> bool:
+    """OCI's meaning: the last rule that matches decides (an allow rule
+    matches when it has every access asked for, a deny rule when it has any);
+    no rule matching allows."""
+    for r in reversed(rules):
+        if r.type not in ("a", kind) or r.major not in (None, major) or r.minor not in (None, minor):
+            continue
+        mask = _mask(r.access)
+        if r.allow and access & ~mask == 0:
+            return True
+        if not r.allow and access & mask:
+            return False
+    return True
+
+
+def _differs(rules: tuple[DeviceRule, ...], majors: list[int], minors: list[int]) -> bool:
+    state = v1_state(v1_writes(rules))
+    for kind in ("c", "b"):
+        for major in majors:
+            for minor in minors:
+                for access in range(1, 8):
+                    if v1_allows(state, kind, major, minor, access) != rules_allow(rules, kind, major, minor, access):
+                        return True
+    return False
+
+
+@functools.lru_cache(maxsize=64)
+def _v1_problem(rules: tuple[DeviceRule, ...]) -> int | None:
+    """The index of the rule from which v1's files would mean something else
+    than the rules (checked on every class of device the rules tell apart),
+    or None."""
+    majors = sorted({r.major for r in rules if r.major is not None})
+    minors = sorted({r.minor for r in rules if r.minor is not None})
+    majors.append((max(majors) + 1) if majors else 0)
+    minors.append((max(minors) + 1) if minors else 0)
+    if not _differs(rules, majors, minors):
+        return None
+    return next(n for n in range(1, len(rules) + 1) if _differs(rules[:n], majors, minors)) - 1
+
+
+def check_v1_expressible(rules: tuple[DeviceRule, ...]) -> None:
+    """CgroupError, naming the rule, if cgroup v1's devices files cannot say what the rules say."""
+    i = _v1_problem(rules)
+    if i is not None:
+        r = rules[i]
+        what = f"{'allow' if r.allow else 'deny'} {r.type} {_num(r.major)}:{_num(r.minor)} {r.access}"
+        raise CgroupError(
+            f"device rule {i} ({what}) narrows an earlier, wider rule, which cgroup v1's devices files "
+            f"cannot express: list the devices to allow one by one instead"
+        )
 
 
 # ---- v2: the eBPF program -------------------------------------------------------
@@ -130,22 +233,23 @@ _programs_lock = threading.Lock()
 
 
 def _program_fd(rules: tuple[DeviceRule, ...]) -> int:
+    """The loaded program for the rules (call with _programs_lock held: the
+    fd may be evicted and closed by the next caller)."""
     from .._shim import ffi, lib
 
-    with _programs_lock:
-        fd = _programs.get(rules)
-        if fd is not None:
-            return fd
-        code = program(rules)
-        log = ffi.new("char[]", 4096)
-        fd = lib.pc_bpf_load_device_prog(code, len(code) // 8, log, 4096)
-        if fd < 0:
-            detail = ffi.string(log).decode(errors="replace").strip()
-            raise CgroupError(f"loading the device program: {os.strerror(-fd)}" + (f": {detail}" if detail else ""))
-        if len(_programs) >= 16:
-            os.close(_programs.pop(next(iter(_programs))))
-        _programs[rules] = fd
+    fd = _programs.get(rules)
+    if fd is not None:
         return fd
+    code = program(rules)
+    log = ffi.new("char[]", 4096)
+    fd = lib.pc_bpf_load_device_prog(code, len(code) // 8, log, 4096)
+    if fd < 0:
+        detail = ffi.string(log).decode(errors="replace").strip()
+        raise CgroupError(f"loading the device program: {os.strerror(-fd)}" + (f": {detail}" if detail else ""))
+    if len(_programs) >= 16:
+        os.close(_programs.pop(next(iter(_programs))))
+    _programs[rules] = fd
+    return fd
 
 
 def attach(cgroup_dir: str, rules: tuple[DeviceRule, ...], fresh: bool = False) -> None:
@@ -165,8 +269,9 @@ def attach(cgroup_dir: str, rules: tuple[DeviceRule, ...], fresh: bool = False) 
             count = ffi.new("uint32_t *", 64)
             if lib.pc_bpf_query(cg, BPF_CGROUP_DEVICE, ids, count) == 0:
                 old = list(ids[0 : count[0]])
-        prog = _program_fd(tuple(rules))
-        r = lib.pc_bpf_attach(cg, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
+        with _programs_lock:
+            prog = _program_fd(tuple(rules))
+            r = lib.pc_bpf_attach(cg, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
         if r < 0:
             raise CgroupError(f"attaching the device program to {cgroup_dir}: {os.strerror(-r)}")
         for pid in old:

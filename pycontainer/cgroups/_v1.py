@@ -14,7 +14,7 @@ import warnings
 
 from ..config import DeviceRule, Resources
 from ..errors import CgroupError
-from . import _devices
+from . import _devices, _v2
 from ._base import (
     CPUStats,
     IOStats,
@@ -63,6 +63,9 @@ class V1Manager(Manager):
                 continue
             done.add(path)
             self._mkdirs(top, rel, init=_cpuset_init if name == "cpuset" else None)
+            if name == "unified":  # hand its controllers (hugetlb, on some hosts) down our parents
+                for parent in self._our_ancestors(top, rel):
+                    _v2.enable_controllers(parent)
 
     def join_files(self) -> list[str]:
         # Writing "0" to a v1 "tasks" file moves the writing thread without
@@ -164,8 +167,7 @@ class V1Manager(Manager):
             if r.blkio_weight is not None:
                 write(f"{d}/{weight_file}", str(r.blkio_weight))
             for w in r.blkio_weight_device:
-                write(f"{d}/{weight_file}_device" if weight_file == "blkio.weight" else f"{d}/{weight_file}",
-                      f"{w.major}:{w.minor} {w.weight}")  # fmt: skip
+                write(f"{d}/{weight_file}_device", f"{w.major}:{w.minor} {w.weight}")
         for name, devices in throttles:
             for t in devices:
                 write(f"{d}/{name}", f"{t.major}:{t.minor} {t.rate}")
@@ -176,6 +178,11 @@ class V1Manager(Manager):
             if d is not None:
                 write(f"{d}/hugetlb.{h.page_size}.limit_in_bytes", str(h.limit))
             elif self._unified and "hugetlb" in self.layout.controllers:
+                if not os.path.exists(f"{self._unified}/hugetlb.{h.page_size}.max"):
+                    raise CgroupError(
+                        f"hugepage_limits: hugetlb is on the cgroup2 tree here, but {self._unified} does not have it: "
+                        f"{self.layout.unified} must delegate it (+hugetlb in its cgroup.subtree_control)"
+                    )
                 write(f"{self._unified}/hugetlb.{h.page_size}.max", str(h.limit))
             else:
                 raise CgroupError("hugepage_limits need the hugetlb controller, which this host has not mounted")
@@ -186,6 +193,7 @@ class V1Manager(Manager):
             if rules:
                 warnings.warn("device rules not enforced: no devices controller is mounted", stacklevel=3)
             return
+        _devices.check_v1_expressible(tuple(rules))
         # One open fd per file, one write per rule (each write is one rule to the kernel).
         fds: dict[str, int] = {}
         try:
@@ -328,7 +336,12 @@ def _cpuset_init(path: str) -> None:
     _cpuset_ready.discard(path)  # made anew: what we knew of an earlier one is void
     parent = os.path.dirname(path)
     if parent in _cpuset_ready:
-        return
+        try:
+            if read(f"{path}/cpuset.cpus").strip():
+                return  # inherited, as expected
+        except CgroupError:
+            return
+        _cpuset_ready.discard(parent)  # re-made by someone without clone_children
     for name in ("cpuset.cpus", "cpuset.mems"):
         try:
             if read(f"{path}/{name}").strip():

@@ -31,9 +31,16 @@ from ._base import (
 )
 
 
-# Directories whose controllers we have seen handed down already (once per
-# process: enabling is sticky, and re-reading them costs a create two reads).
-_enabled: set[str] = set()
+def enable_controllers(path: str) -> None:
+    """Enable, in ``path``'s cgroup.subtree_control, every controller ``path`` has."""
+    try:
+        available = read(f"{path}/cgroup.controllers").split()
+        enabled = set(read(f"{path}/cgroup.subtree_control").split())
+    except CgroupError:
+        return
+    missing = [c for c in available if c not in enabled]
+    if missing:
+        write(f"{path}/cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
 
 
 class V2Manager(Manager):
@@ -49,30 +56,15 @@ class V2Manager(Manager):
     # ---- create / join -----------------------------------------------------
 
     def _create_dirs(self) -> None:
-        """Make the container's cgroup, enabling every available controller
-        in each directory above it (a v2 cgroup only has the controllers its
-        parent hands down)."""
+        """Make the container's cgroup, handing every available controller
+        down through the directories above it that are ours (a v2 cgroup
+        only has the controllers its parent enables).  Directories we did
+        not make (the creator's own cgroup's parent, the root) are never
+        written to: what they do not delegate, the container cannot limit."""
         top, rel = self._plan["unified"]
-        self._enable(top)
-        self._mkdirs(top, rel, init=self._enable_in_new)
-
-    def _enable_in_new(self, path: str) -> None:
-        _enabled.discard(path)  # made anew: what we knew of an earlier one is void
-        if path != self.dir:
-            self._enable(path)
-
-    def _enable(self, path: str) -> None:
-        if path in _enabled:
-            return
-        try:
-            available = read(f"{path}/cgroup.controllers").split()
-            enabled = set(read(f"{path}/cgroup.subtree_control").split())
-        except CgroupError:
-            return
-        missing = [c for c in available if c not in enabled]
-        if missing:
-            write(f"{path}/cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
-        _enabled.add(path)
+        self._mkdirs(top, rel)
+        for path in self._our_ancestors(top, rel):
+            enable_controllers(path)
 
     def join_files(self) -> list[str]:
         return [self._f("cgroup.procs")]
@@ -91,7 +83,10 @@ class V2Manager(Manager):
         except CgroupError:
             ok = False
         if not ok:
-            raise CgroupError(f"{field} needs the {controller} controller, which {self.dir} does not have")
+            raise CgroupError(
+                f"{field} needs the {controller} controller, which {self.dir} does not have: the cgroup above "
+                f"pycontainer's must delegate it (+{controller} in its cgroup.subtree_control, as systemd's Delegate=)"
+            )
 
     def set(self, r: Resources, old: Resources | None = None) -> None:
         if r.cpu_rt_runtime is not None or r.cpu_rt_period is not None:
@@ -161,11 +156,16 @@ class V2Manager(Manager):
         if r.blkio_weight is None and not r.blkio_weight_device and not limits:
             return
         self._has("io", "blkio")
-        weight = "io.weight" if os.path.exists(self._f("io.weight")) else "io.bfq.weight"
+        # io.weight (1..10000) takes runc's conversion; BFQ's io.bfq.weight
+        # (1..1000) takes the blkio weight as it is, as runc writes it.
+        if os.path.exists(self._f("io.weight")):
+            weight, conv = "io.weight", blkio_to_io_weight
+        else:
+            weight, conv = "io.bfq.weight", int
         if r.blkio_weight is not None:
-            write(self._f(weight), f"default {blkio_to_io_weight(r.blkio_weight)}")
+            write(self._f(weight), f"default {conv(r.blkio_weight)}")
         for w in r.blkio_weight_device:
-            write(self._f(weight), f"{w.major}:{w.minor} {blkio_to_io_weight(w.weight)}")
+            write(self._f(weight), f"{w.major}:{w.minor} {conv(w.weight)}")
         for (major, minor), parts in limits.items():
             write(self._f("io.max"), f"{major}:{minor} {' '.join(parts)}")
 
