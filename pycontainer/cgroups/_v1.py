@@ -37,7 +37,10 @@ _TICK_NS = 10**9 // os.sysconf("SC_CLK_TCK")
 
 
 class V1Manager(Manager):
-    mode = "v1"
+    @property  # type: ignore[override]
+    def mode(self) -> str:
+        """``hybrid`` when the container also has a directory in the cgroup2 tree."""
+        return "hybrid" if "unified" in self._paths else "v1"
 
     @property
     def _unified(self) -> str | None:
