@@ -343,7 +343,8 @@ class CreateInputs:
     stdio: tuple[tuple[int, int], ...] = ()
     preserve_fds: int = 0
     init_fd: int = -1
-    lower_rootfs: str | None = None  # overlay the built-in rootfs with a per-container upper
+    lower_rootfs: str | None = None  # overlay lowerdir (the built-in rootfs, or image layers) under a per-container upper
+    lower_base: str | None = None  # chdir here first: lower_rootfs is relative to it (short paths, many layers)
     netns_fd: int = -1  # a fresh network namespace from the pool, joined instead of CLONE_NEWNET
     helper_fd: int = -1  # the sealed memfd of pycontainer-init (PC_OP_HANDOFF)
     etc_files: tuple[str, ...] = ("hostname", "hosts", "resolv.conf")
@@ -442,6 +443,8 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     ]
     ops.append(op(Op.PROPAGATION, v=(first,)))
     if inp.lower_rootfs is not None:
+        if inp.lower_base is not None:
+            ops.append(op(Op.CHDIR, inp.lower_base, v=(0,)))
         sd = inp.state_dir
         data = f"lowerdir={inp.lower_rootfs},upperdir={sd}/upper,workdir={sd}/work"
         ops.append(op(Op.MOUNT, "overlay", inp.rootfs, "overlay", data, v=(0, M_HOST, 0, 0)))

@@ -174,14 +174,22 @@ class Process:
 
     ``user`` is a :class:`User`, a uid, or a Docker-style ``"name[:group]"`` /
     ``"uid[:gid]"`` string looked up in the rootfs's /etc/passwd and /etc/group.
+    With an image (``ContainerConfig.image``), ``args`` replace the image's Cmd
+    (empty: keep it), and the defaults of ``env``, ``cwd`` and ``user`` give
+    way to the image's Env, WorkingDir and User.
     """
 
-    args: tuple[str, ...] = attrs.field(converter=_args, validator=[v.non_empty, v.strings])
+    args: tuple[str, ...] = attrs.field(converter=_args, validator=v.strings)
     env: tuple[str, ...] = attrs.field(default=DEFAULT_ENV, converter=_env, validator=v.env)
     cwd: str = attrs.field(default="/", validator=v.absolute_path)
     user: User | str = attrs.field(default=User(), converter=_user)
     umask: int = attrs.field(default=0o022, validator=v.umask)
     terminal: bool = attrs.field(default=False, converter=bool)
+    # With an image: None keeps the image's Entrypoint; a sequence replaces it
+    # (and then the image's Cmd too), as ``docker run --entrypoint``.
+    entrypoint: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_args), validator=attrs.validators.optional(v.strings)
+    )
 
 
 # ---- resources (cgroups) ------------------------------------------------------
@@ -425,7 +433,9 @@ class ContainerConfig:
     """Everything needed to create a container.
 
     ``rootfs=None`` means the built-in busybox rootfs (see
-    :func:`pycontainer.default_rootfs`).  ``hostname=None`` means the first 12
+    :func:`pycontainer.default_rootfs`); ``image`` names an image in the
+    image store instead (see :mod:`pycontainer.images`), whose layers become
+    the rootfs and whose config gives the process its defaults.  ``hostname=None`` means the first 12
     characters of the container id, as Docker does.
     """
 
@@ -443,6 +453,7 @@ class ContainerConfig:
     readonly_paths: tuple[str, ...] = attrs.field(default=DEFAULT_READONLY_PATHS, converter=_paths)
     init: bool = attrs.field(default=False, converter=bool)
     dns: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    image: str | None = attrs.field(default=None, validator=v.optional_string)
     cgroups: bool = attrs.field(default=True, converter=bool)
     cgroups_path: str | None = attrs.field(default=None, validator=v.cgroups_path)
     resources: Resources = attrs.field(factory=Resources, converter=_resources)
@@ -450,6 +461,12 @@ class ContainerConfig:
     def __attrs_post_init__(self) -> None:
         if self.rootfs is not None and not self.rootfs.startswith("/"):
             raise ConfigError("rootfs", f"{self.rootfs!r} is not an absolute path")
+        if self.rootfs is not None and self.image is not None:
+            raise ConfigError("image", "give a rootfs or an image, not both")
+        if self.image is None and not self.process.args:
+            raise ConfigError("process.args", "must not be empty (only an image can supply them)")
+        if self.image is None and self.process.entrypoint is not None:
+            raise ConfigError("process.entrypoint", "only applies to an image")
         if not self.cgroups and self.resources != Resources():
             raise ConfigError("resources", "limits need a cgroup, and cgroups=False asks for none")
         if not self.cgroups and self.cgroups_path is not None:

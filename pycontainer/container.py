@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import attrs
 
-from . import _netpool, _plan, _spawn, _sys, cgroups as _cgroups, rootfs as _rootfs
+from . import _netpool, _plan, _spawn, _sys, cgroups as _cgroups, images as _images, rootfs as _rootfs
 from ._shim import lib as _shim_lib
 from ._process import ExecProcess, ExitStatus, ProcessHandle, StdioArg, prepare_stdio
 from .config import (
@@ -50,7 +50,7 @@ from .errors import (
     InvalidStateTransition,
     PyContainerError,
 )
-from .validate import check_config, check_resources, container_id
+from .validate import check_config, check_process, check_resources, container_id
 
 DEFAULT_ROOT = "/run/pycontainer"
 OCI_VERSION = "1.2.0"
@@ -452,16 +452,29 @@ class Container(ProcessHandle):
         cgroup_root: str | None,
     ) -> tuple[Container, _spawn.Child, Any]:
         hostname = config.hostname or cid[:12]
-        lower = None
-        if config.rootfs is None:
-            lower = _builtin_rootfs(data_root)
+        lower = lower_base = None
+        extra: dict[str, Any] = {}
+        if config.image is not None:
+            store = _images.ImageStore(data_root)
+            image = store.get(config.image)
+            config = _images.apply_image(config, image)
+            check_process(config)
+            layers = tuple(reversed(store.unpack(image)))  # top first, as overlay's lowerdir
+            lower = ":".join(store.short_link(d) for d in layers)
+            lower_base = store.root
+            extra["image"] = image.digest
+            user, home = _rootfs.lookup_user(layers, config.process.user)
+            etc_base: str | tuple[str, ...] = layers
+        elif config.rootfs is None:
+            lower = etc_base = _builtin_rootfs(data_root)
+            user, home = _rootfs.lookup_user(lower, config.process.user)
+        if lower is not None:
             rootfs = os.path.join(directory, "rootfs")
             for d in ("rootfs", "upper", "work"):
                 os.mkdir(os.path.join(directory, d), 0o755)
                 os.chmod(os.path.join(directory, d), 0o755)
-            user, home = _rootfs.lookup_user(lower, config.process.user)
         else:
-            rootfs = config.rootfs
+            rootfs = etc_base = config.rootfs
             user, home = _rootfs.lookup_user(rootfs, config.process.user)
         env = _process_env(config.process, hostname, home)
         # the rootfs as it will be named once the directory is renamed into place
@@ -509,7 +522,8 @@ class Container(ProcessHandle):
                 init_fd=_init_fd() if config.init else -1,
                 helper_fd=_helper_fd(),
                 lower_rootfs=lower,
-                etc_files=_etc_files(rootfs if lower is None else lower, config.readonly_rootfs),
+                lower_base=lower_base,
+                etc_files=_etc_files(etc_base, config.readonly_rootfs),
                 netns_fd=-1 if netns is None else netns,
                 cgroup_files=tuple(join_files),
                 in_cgroup=manager is not None,
@@ -529,6 +543,7 @@ class Container(ProcessHandle):
         # half-written state.json (the debris sweep tolerates one).
         forks = any(o.kind is _plan.Op.FORK for o in ops)
         cg_state = {"cgroup": manager.to_json(), "cgroup_root": cg_root} if manager is not None else {}
+        cg_state.update(extra)
         if not forks:
             data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state)
 
@@ -943,12 +958,15 @@ def _host_id(maps: Sequence[IDMap], ident: int) -> int:
     return 65534
 
 
-def _etc_files(rootfs: str, readonly: bool) -> tuple[str, ...]:
+def _etc_files(rootfs: str | tuple[str, ...], readonly: bool) -> tuple[str, ...]:
     """The /etc files to bind: all three (made in the rootfs where missing); on
-    a read-only rootfs only those that already exist (nothing can be made)."""
+    a read-only rootfs only those that already exist (nothing can be made).
+    ``rootfs`` may be image layers, top first."""
     names = ("hostname", "hosts", "resolv.conf")
     if not readonly:
         return names
+    if isinstance(rootfs, tuple):
+        return tuple(n for n in names if _rootfs.is_file_in_layers(rootfs, f"/etc/{n}"))
     return tuple(n for n in names if _rootfs.is_file_in_root(rootfs, f"/etc/{n}"))
 
 

@@ -81,6 +81,33 @@ def is_file_in_root(root: str, path: str) -> bool:
     return True
 
 
+def _read_in_layers(layers: tuple[str, ...], path: str) -> list[str]:
+    """``path`` as the overlay of ``layers`` (top first) shows it: from the
+    top-most layer that has it; a whiteout (0/0 char device) hides it."""
+    for layer in layers:
+        try:
+            st = os.lstat(os.path.join(layer, path.lstrip("/")))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return []
+        return _read_in_root(layer, path)
+    return []
+
+
+def is_file_in_layers(layers: tuple[str, ...], path: str) -> bool:
+    """Is ``path`` a regular file in the overlay of ``layers`` (top first)?"""
+    for layer in layers:
+        try:
+            st = os.lstat(os.path.join(layer, path.lstrip("/")))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return False  # a whiteout
+        return is_file_in_root(layer, path)
+    return False
+
+
 def _read_in_root(root: str, path: str) -> list[str]:
     try:
         fd = open_in_root(root, path)
@@ -93,6 +120,10 @@ def _read_in_root(root: str, path: str) -> list[str]:
     if len(data) > MAX_ETC_FILE:
         raise ConfigError("user", f"{path} in the rootfs is larger than {MAX_ETC_FILE} bytes")
     return data.decode("utf-8", errors="replace").splitlines()
+
+
+def _read(rootfs: str | tuple[str, ...], path: str) -> list[str]:
+    return _read_in_layers(rootfs, path) if isinstance(rootfs, tuple) else _read_in_root(rootfs, path)
 
 
 def _entries(lines: list[str]) -> list[list[str]]:
@@ -113,8 +144,17 @@ def _files_key(rootfs: str) -> object:
     return tuple(out)
 
 
-def lookup_user(rootfs: str, spec: User | str) -> tuple[User, str]:
-    """Cached :func:`lookup_user_uncached`, keyed on the files' inode, mtime and size."""
+def lookup_user(rootfs: str | tuple[str, ...], spec: User | str) -> tuple[User, str]:
+    """Cached :func:`lookup_user_uncached`, keyed on the files' inode, mtime
+    and size.  ``rootfs`` may be image layers, top first (immutable: cached
+    as they are)."""
+    if isinstance(rootfs, tuple):
+        key = (rootfs, spec)
+        hit = _user_cache.get(key)  # type: ignore[arg-type]
+        if hit is None:
+            hit = (None, lookup_user_uncached(rootfs, spec))
+            _user_cache[key] = hit  # type: ignore[index]
+        return hit[1]
     if rootfs.startswith("/proc/"):
         return lookup_user_uncached(rootfs, spec)
     key = (rootfs, spec)
@@ -129,20 +169,20 @@ def lookup_user(rootfs: str, spec: User | str) -> tuple[User, str]:
     return result
 
 
-def lookup_user_uncached(rootfs: str, spec: User | str) -> tuple[User, str]:
+def lookup_user_uncached(rootfs: str | tuple[str, ...], spec: User | str) -> tuple[User, str]:
     """Resolve a Docker-style ``user[:group]`` against the rootfs: (User, home).
 
     Numeric ids need no entry; names must exist in /etc/passwd or /etc/group.
     Supplementary groups come from /etc/group, as Docker does."""
     if isinstance(spec, User):
         home = "/"
-        for e in _entries(_read_in_root(rootfs, "/etc/passwd")):
+        for e in _entries(_read(rootfs, "/etc/passwd")):
             if len(e) >= 6 and e[2] == str(spec.uid):
                 home = e[5] or "/"
                 break
         return spec, home
     name, _, group = spec.partition(":")
-    passwd = _entries(_read_in_root(rootfs, "/etc/passwd"))
+    passwd = _entries(_read(rootfs, "/etc/passwd"))
     uid = gid = None
     home = "/"
     user_name = None
@@ -154,7 +194,7 @@ def lookup_user_uncached(rootfs: str, spec: User | str) -> tuple[User, str]:
         if not name.isdigit():
             raise ConfigError("user", f"no user {name!r} in the rootfs's /etc/passwd")
         uid, gid = int(name), int(name) if not group else 0
-    groups = _entries(_read_in_root(rootfs, "/etc/group"))
+    groups = _entries(_read(rootfs, "/etc/group"))
     if group:
         gid = None
         for e in groups:

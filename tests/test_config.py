@@ -44,7 +44,7 @@ def test_env_from_a_mapping():
 @pytest.mark.parametrize(
     "build, field",
     [
-        (lambda: Process(args=[]), "args"),
+        (lambda: ContainerConfig(process=Process(args=[])), "process.args"),
         (lambda: Process(args="echo hi"), "args"),
         (lambda: Process(args=["a\0b"]), "args[0]"),
         (lambda: Process(args=["x"], env=["NOEQUALS"]), "env[0]"),

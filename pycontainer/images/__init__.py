@@ -1,0 +1,19 @@
+"""Images: a content-addressed OCI store, safe layer unpacking, and the
+overlay snapshots containers run on.  See docs/images.md."""
+
+from ._apply import apply_image, merge_env
+from ._store import Image, ImageConfig, ImageStore, host_platform, normalize_ref
+from ._unpack import LayerLimits, UnpackResult, unpack_layer
+
+__all__ = [
+    "apply_image",
+    "merge_env",
+    "Image",
+    "ImageConfig",
+    "ImageStore",
+    "LayerLimits",
+    "UnpackResult",
+    "host_platform",
+    "normalize_ref",
+    "unpack_layer",
+]

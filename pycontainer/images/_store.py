@@ -1,0 +1,512 @@
+"""The image store: content-addressed blobs in an OCI image layout, named
+references, and unpacked layers shared by every image that uses them.
+
+Layout under the data root (``/var/lib/pycontainer``)::
+
+    images/oci-layout, images/index.json, images/blobs/sha256/<hex>
+                         an OCI image layout (skopeo reads it as oci:<root>/images:<name:tag>)
+    layers/sha256/<hex>  a layer unpacked, named by its DiffID
+    l/<16 hex>           short symlinks to layers, for overlay's lowerdir
+    lock                 flock'd by every change to the index or the layers
+
+Blobs are verified against their digest when written and when read.
+Every write goes to a temporary name and is renamed into place, so a crash
+never leaves a half blob, half layer or half index that looks whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+import attrs
+
+from ..errors import ImageError
+from ._unpack import LayerLimits, unpack_layer
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def normalize_ref(ref: str) -> str:
+    """``name[:tag]`` -> ``name:tag`` (tag ``latest`` by default); registry
+    hosts and ports stay part of the name.  ImageError for a malformed one."""
+    if _DIGEST_RE.match(ref):
+        return ref
+    name, tag = ref, "latest"
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = ref.rsplit(":", 1)
+    host, _, rest = name.partition("/")
+    check = rest if rest and ("." in host or ":" in host or host == "localhost") else name
+    if not _NAME_RE.match(check) or not _TAG_RE.match(tag):
+        raise ImageError(f"{ref!r} is not an image reference (name[:tag], lower case)")
+    return f"{name}:{tag}"
+
+
+def host_platform() -> tuple[str, str]:
+    machine = platform.machine()
+    return "linux", {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}.get(
+        machine, machine
+    )
+
+
+@attrs.frozen
+class ImageConfig:
+    """The runtime defaults an image carries (its config's ``config`` object)."""
+
+    env: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    working_dir: str = ""
+    user: str = ""
+    exposed_ports: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    stop_signal: str = ""
+    labels: dict[str, str] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_json(cls, cfg: dict[str, Any]) -> ImageConfig:
+        c = cfg.get("config") or {}
+        return cls(
+            env=tuple(c.get("Env") or ()),
+            entrypoint=tuple(c.get("Entrypoint") or ()),
+            cmd=tuple(c.get("Cmd") or ()),
+            working_dir=c.get("WorkingDir") or "",
+            user=c.get("User") or "",
+            exposed_ports=tuple(sorted(c.get("ExposedPorts") or {})),
+            volumes=tuple(sorted(c.get("Volumes") or {})),
+            stop_signal=c.get("StopSignal") or "",
+            labels=dict(c.get("Labels") or {}),
+        )
+
+
+@attrs.frozen
+class Image:
+    """An image in the store: its manifest's digest and what it names."""
+
+    digest: str  # of the manifest
+    manifest: dict[str, Any] = attrs.field(eq=False, repr=False)
+    config_json: dict[str, Any] = attrs.field(eq=False, repr=False)
+    refs: tuple[str, ...] = ()
+
+    @property
+    def config(self) -> ImageConfig:
+        return ImageConfig.from_json(self.config_json)
+
+    @property
+    def config_digest(self) -> str:
+        return str(self.manifest["config"]["digest"])
+
+    @property
+    def layers(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("layers") or [])
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list((self.config_json.get("rootfs") or {}).get("diff_ids") or [])
+
+    @property
+    def id(self) -> str:
+        """Docker's image id: the config's digest."""
+        return self.config_digest
+
+
+def _check_digest(digest: str) -> str:
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise ImageError(f"{digest!r} is not a sha256 digest")
+    return digest
+
+
+class _VerifyingReader(io.RawIOBase):
+    """Reads a blob and raises ImageError at its end if its digest is wrong."""
+
+    def __init__(self, f: IO[bytes], digest: str, path: str) -> None:
+        self._f = f
+        self._digest = digest
+        self._path = path
+        self._sha = hashlib.sha256()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._f.read(len(b))
+        if data:
+            self._sha.update(data)
+        elif not self._done:
+            self._done = True
+            if f"sha256:{self._sha.hexdigest()}" != self._digest:
+                raise ImageError(f"blob {self._digest} is corrupt: its content hashes to sha256:{self._sha.hexdigest()}")
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+class ImageStore:
+    """Images under ``root`` (default: ``$PYCONTAINER_DATA_ROOT`` or /var/lib/pycontainer)."""
+
+    def __init__(self, root: str | None = None, limits: LayerLimits | None = None) -> None:
+        from ..rootfs import data_root
+
+        self.root = data_root(root)
+        self.limits = limits or LayerLimits()
+        self.layout = os.path.join(self.root, "images")
+        self.blobs = os.path.join(self.layout, "blobs", "sha256")
+        self.layers_dir = os.path.join(self.root, "layers", "sha256")
+        self.links = os.path.join(self.root, "l")
+        for d in (self.blobs, self.layers_dir, self.links):
+            os.makedirs(d, mode=0o711, exist_ok=True)
+        oci_layout = os.path.join(self.layout, "oci-layout")
+        if not os.path.exists(oci_layout):
+            self._write_atomic(oci_layout, b'{"imageLayoutVersion": "1.0.0"}')
+        if not os.path.exists(os.path.join(self.layout, "index.json")):
+            with self._locked():
+                if not os.path.exists(os.path.join(self.layout, "index.json")):
+                    self._write_index({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+
+    # ---- locking and atomic files ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _write_atomic(self, path: str, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+            os.fchmod(fd, 0o644)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    # ---- blobs -------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> str:
+        return os.path.join(self.blobs, _check_digest(digest)[len("sha256:") :])
+
+    def has_blob(self, digest: str) -> bool:
+        return os.path.exists(self.blob_path(digest))
+
+    def put_blob(self, data: bytes | IO[bytes], digest: str | None = None) -> str:
+        """Store a blob (bytes or a stream); verified against ``digest`` when
+        given.  Returns its digest.  Idempotent."""
+        if digest is not None and self.has_blob(digest):
+            if not isinstance(data, (bytes, bytearray)):
+                while data.read(1 << 20):  # consume the stream as a copy would
+                    pass
+            return digest
+        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".tmp-")
+        sha = hashlib.sha256()
+        try:
+            try:
+                if isinstance(data, (bytes, bytearray)):
+                    sha.update(data)
+                    os.write(fd, data)
+                else:
+                    while True:
+                        chunk = data.read(1 << 20)
+                        if not chunk:
+                            break
+                        sha.update(chunk)
+                        os.write(fd, chunk)
+                os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
+            got = f"sha256:{sha.hexdigest()}"
+            if digest is not None and got != digest:
+                raise ImageError(f"blob does not match its digest: expected {digest}, got {got}")
+            os.replace(tmp, self.blob_path(got))
+            return got
+        except OSError as e:
+            raise ImageError(f"cannot store a blob under {self.blobs}: {os.strerror(e.errno or 0)}") from e
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        """A reader of the blob that raises ImageError at its end if the blob is corrupt."""
+        path = self.blob_path(digest)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - handed to the caller
+        except FileNotFoundError:
+            raise ImageError(f"blob {digest} is not in the store") from None
+        return io.BufferedReader(_VerifyingReader(f, digest, path), 1 << 20)
+
+    def read_blob(self, digest: str) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        try:
+            data = json.loads(self.read_blob(digest))
+        except ValueError as e:
+            raise ImageError(f"blob {digest} is not JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise ImageError(f"blob {digest} is not a JSON object")
+        return data
+
+    # ---- the index -------------------------------------------------------------------
+
+    def _read_index(self) -> dict[str, Any]:
+        with open(os.path.join(self.layout, "index.json"), encoding="utf-8") as f:
+            return json.load(f)  # type: ignore[no-any-return]
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        self._write_atomic(os.path.join(self.layout, "index.json"), json.dumps(index, indent=1).encode())
+
+    def _set_ref(self, ref: str, manifest_digest: str, media_type: str, size: int) -> None:
+        """Point ``ref`` at a manifest (under the lock)."""
+        index = self._read_index()
+        entries = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_ANNOTATION) != ref]
+        entries.append(
+            {"mediaType": media_type, "digest": manifest_digest, "size": size, "annotations": {REF_ANNOTATION: ref}}
+        )
+        index["manifests"] = entries
+        self._write_index(index)
+
+    def refs(self) -> dict[str, str]:
+        """name:tag -> manifest digest."""
+        out = {}
+        for m in self._read_index()["manifests"]:
+            ref = (m.get("annotations") or {}).get(REF_ANNOTATION)
+            if ref:
+                out[ref] = m["digest"]
+        return out
+
+    def tag(self, ref: str, new: str) -> Image:
+        image = self.get(ref)
+        new = normalize_ref(new)
+        with self._locked():
+            raw = self.read_blob(image.digest)
+            self._set_ref(new, image.digest, image.manifest.get("mediaType") or OCI_MANIFEST, len(raw))
+        return self.get(new)
+
+    def untag(self, ref: str) -> None:
+        ref = normalize_ref(ref)
+        with self._locked():
+            index = self._read_index()
+            before = len(index["manifests"])
+            index["manifests"] = [
+                m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_ANNOTATION) != ref
+            ]
+            if len(index["manifests"]) == before:
+                raise ImageError(f"no image {ref!r} in the store")
+            self._write_index(index)
+
+    def get(self, ref: str | Image) -> Image:
+        """The image ``ref`` names: ``name[:tag]``, a manifest digest, or an
+        image id (config digest)."""
+        if isinstance(ref, Image):
+            return ref
+        refs = self.refs()
+        if _DIGEST_RE.match(ref):
+            digest = ref
+            if not self.has_blob(digest):
+                digest = next((d for d in refs.values() if self._config_digest(d) == ref), "")
+                if not digest:
+                    raise ImageError(f"no image {ref} in the store")
+        else:
+            norm = normalize_ref(ref)
+            if norm not in refs:
+                raise ImageError(f"no image {norm!r} in the store")
+            digest = refs[norm]
+        manifest = self.read_json(digest)
+        if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
+            digest = self._pick_platform(manifest)
+            manifest = self.read_json(digest)
+        config = self.read_json(_check_digest(manifest["config"]["digest"]))
+        names = tuple(sorted(r for r, d in refs.items() if d == digest))
+        return Image(digest=digest, manifest=manifest, config_json=config, refs=names)
+
+    def _config_digest(self, manifest_digest: str) -> str:
+        try:
+            return str(self.read_json(manifest_digest)["config"]["digest"])
+        except (ImageError, KeyError, TypeError):
+            return ""
+
+    def _pick_platform(self, index: dict[str, Any]) -> str:
+        os_, arch = host_platform()
+        for m in index.get("manifests") or []:
+            p = m.get("platform") or {}
+            if p.get("os") == os_ and p.get("architecture") == arch:
+                return _check_digest(m["digest"])
+        raise ImageError(f"the image index has no manifest for {os_}/{arch}")
+
+    def list(self) -> list[Image]:
+        out = []
+        seen = set()
+        for ref in sorted(self.refs()):
+            image = self.get(ref)
+            if image.digest not in seen:
+                seen.add(image.digest)
+                out.append(image)
+        return out
+
+    # ---- import ---------------------------------------------------------------------
+
+    def import_oci_layout(self, path: str, ref: str | None = None) -> list[Image]:
+        """Import every tagged image of an OCI image layout (a directory or a
+        tar of one).  ``ref`` names the image when the layout holds one
+        untagged image (or renames a single tagged one)."""
+        if os.path.isdir(path):
+            return self._import_layout_dir(path, ref)
+        with tempfile.TemporaryDirectory(dir=self.root, prefix=".import-") as tmp:
+            _safe_extract_tar(path, tmp, self.limits)
+            return self._import_layout_dir(tmp, ref)
+
+    def _import_layout_dir(self, path: str, ref: str | None) -> list[Image]:
+        try:
+            with open(os.path.join(path, "index.json"), encoding="utf-8") as f:
+                index = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ImageError(f"{path} is not an OCI image layout: {e}") from None
+        blobs = os.path.join(path, "blobs")
+
+        def copy(digest: str) -> None:
+            algo, _, hexd = _check_digest(digest).partition(":")
+            src = os.path.join(blobs, algo, hexd)
+            if not os.path.realpath(src).startswith(os.path.realpath(blobs) + "/"):
+                raise ImageError(f"blob {digest} lies outside {blobs}")
+            try:
+                with open(src, "rb") as f:
+                    self.put_blob(f, digest)
+            except FileNotFoundError:
+                raise ImageError(f"the layout at {path} lacks blob {digest}") from None
+
+        found: list[tuple[str | None, dict[str, Any]]] = []
+        for m in index.get("manifests") or []:
+            ann = m.get("annotations") or {}
+            # containerd's full name if there; else OCI's ref.name when it is
+            # a whole reference.  Tools (skopeo, umoci) set ref.name to a bare
+            # tag ("latest"), which names no image: the caller's ref must.
+            name = ann.get("io.containerd.image.name")
+            rn = ann.get(REF_ANNOTATION)
+            if name is None and rn and ("/" in rn or ":" in rn):
+                name = rn
+            found.append((name, m))
+        if not found:
+            raise ImageError(f"the OCI layout at {path} holds no image")
+        if ref is not None and len(found) != 1:
+            raise ImageError(f"the OCI layout at {path} holds {len(found)} images: name them in the layout, not with ref")
+        images = []
+        for name, desc in found:
+            digest = _check_digest(desc["digest"])
+            copy(digest)
+            manifest = self.read_json(digest)
+            manifests = [manifest]
+            if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
+                for sub in manifest.get("manifests") or []:
+                    copy(sub["digest"])
+                manifests = [self.read_json(sub["digest"]) for sub in manifest.get("manifests") or []]
+            for mf in manifests:
+                copy(mf["config"]["digest"])
+                for layer in mf.get("layers") or []:
+                    copy(layer["digest"])
+            target = ref or name
+            if target is None:
+                raise ImageError(f"an image in {path} has no name (no {REF_ANNOTATION} with one): give it a ref")
+            norm = normalize_ref(target)
+            with self._locked():
+                self._set_ref(norm, digest, desc.get("mediaType") or OCI_MANIFEST, int(desc.get("size") or 0))
+            images.append(self.get(norm))
+        return images
+
+    # ---- layers ----------------------------------------------------------------------
+
+    def layer_dir(self, diff_id: str) -> str:
+        return os.path.join(self.layers_dir, _check_digest(diff_id)[len("sha256:") :])
+
+    def unpack(self, ref: str | Image) -> list[str]:
+        """Unpack the image's layers (each once, shared by every image using
+        it) and return their directories, bottom layer first."""
+        image = self.get(ref)
+        layers = image.layers
+        diff_ids = image.diff_ids
+        if len(diff_ids) != len(layers):
+            raise ImageError(f"image {image.digest}: {len(layers)} layers but {len(diff_ids)} diff_ids")
+        dirs = []
+        for desc, diff_id in zip(layers, diff_ids, strict=True):
+            dirs.append(self._unpack_layer(_check_digest(desc["digest"]), _check_digest(diff_id)))
+        return dirs
+
+    def _unpack_layer(self, blob: str, diff_id: str) -> str:
+        final = self.layer_dir(diff_id)
+        if os.path.isdir(final):
+            return final
+        tmp = tempfile.mkdtemp(dir=self.layers_dir, prefix=".tmp-")
+        try:
+            os.chmod(tmp, 0o755)
+            with self.open_blob(blob) as f:
+                result = unpack_layer(f, tmp, self.limits)
+                f.read()  # the blob's end: its digest is checked there
+            if result.diff_id != diff_id:
+                raise ImageError(f"layer {blob} unpacks to {result.diff_id}, but the image says {diff_id}")
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not os.path.isdir(final):  # else another process won the race: use theirs
+                    raise
+        finally:
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def short_link(self, layer: str) -> str:
+        """``l/<16 hex>``, a short path to a layer directory (relative to the
+        store root), so that many layers fit in overlay's mount options."""
+        name = os.path.basename(layer)[:16]
+        link = os.path.join(self.links, name)
+        if not os.path.islink(link):
+            with contextlib.suppress(FileExistsError):
+                os.symlink(os.path.relpath(layer, self.links), link)
+        return f"l/{name}"
+
+
+def _safe_extract_tar(path: str, dest: str, limits: LayerLimits) -> None:
+    """Extract an archive of an image layout (or a docker save) safely: the
+    layer unpacker's rules (no '..', no absolute paths, no links out)."""
+    try:
+        with open(path, "rb") as f:
+            unpack_layer(f, dest, limits)
+    except OSError as e:
+        raise ImageError(f"cannot read {path}: {os.strerror(e.errno or 0)}") from None
+    except tarfile.TarError as e:
+        raise ImageError(f"{path} is not a tar archive: {e}") from None

@@ -1,0 +1,338 @@
+"""Unpack one image layer (tar, tar+gzip, tar+zstd) into a directory, safely.
+
+Every entry is created relative to directory fds opened one component at a
+time with O_NOFOLLOW: a symlink in the layer (or planted by an earlier
+entry) is never followed, so nothing can be written outside the layer's
+directory.  Entries that name a path outside the layer (``..``, absolute
+paths), run through a symlink, or hard-link to outside the layer are
+refused with ImageError; so are archives beyond the configured entry, size
+and path-length limits.
+
+OCI whiteouts become overlayfs ones: ``.wh.NAME`` a 0/0 character device
+``NAME``; ``.wh..wh..opq`` the ``trusted.overlay.opaque=y`` xattr on its
+directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+import attrs
+
+from ..errors import ImageError
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+@attrs.frozen
+class LayerLimits:
+    """What one layer may hold.  Beyond it, unpacking stops with ImageError."""
+
+    max_entries: int = 1_000_000
+    max_bytes: int = 64 << 30  # sum of regular files' sizes
+    max_path: int = 4096  # bytes in one entry's path
+
+
+@attrs.frozen
+class UnpackResult:
+    diff_id: str  # "sha256:<hex>" of the uncompressed tar stream
+    entries: int
+    bytes: int
+
+
+class _HashingReader(io.RawIOBase):
+    """Passes a stream through, hashing what is read (the layer's DiffID)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.sha.update(data)
+        return n
+
+    def drain(self) -> None:
+        """Hash the rest (tar's end-of-archive padding counts in the DiffID)."""
+        while True:
+            data = self._raw.read(1 << 20)
+            if not data:
+                return
+            self.sha.update(data)
+
+
+def open_layer_stream(f: IO[bytes]) -> IO[bytes]:
+    """The uncompressed tar stream of a layer, by its magic bytes."""
+    head = f.read(4)
+    rest = _Prefixed(head, f)
+    if head[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=rest, mode="rb")  # type: ignore[return-value]
+    if head == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(rest, read_across_frames=True)  # type: ignore[no-any-return]
+    return rest  # type: ignore[return-value]
+
+
+class _Prefixed(io.RawIOBase):
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _parts(name: str, limits: LayerLimits) -> list[str]:
+    """The entry's path as components; ImageError for one outside the layer."""
+    if len(name.encode()) > limits.max_path:
+        raise ImageError(f"layer entry path longer than {limits.max_path} bytes: {name[:80]!r}...")
+    if "\x00" in name:
+        raise ImageError(f"layer entry {name!r} holds a NUL byte")
+    if name.startswith("/"):
+        raise ImageError(f"layer entry {name!r} is an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ImageError(f"layer entry {name!r} climbs out of the layer with '..'")
+    return parts
+
+
+class _Tree:
+    """Directory fds of the layer, opened one component at a time without
+    following symlinks, cached while unpacking."""
+
+    def __init__(self, root_fd: int) -> None:
+        self.root = root_fd
+        self._fds: dict[tuple[str, ...], int] = {(): root_fd}
+
+    def dir(self, parts: list[str], make: bool, entry: str) -> int:
+        key: tuple[str, ...] = ()
+        fd = self.root
+        for part in parts:
+            key = (*key, part)
+            cached = self._fds.get(key)
+            if cached is not None:
+                fd = cached
+                continue
+            try:
+                new = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:
+                if not make:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
+                new = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise ImageError(f"layer entry {entry!r} runs through {'/'.join(key)!r}, which is not a directory") from None
+                raise
+            self._fds[key] = new
+            fd = new
+        return fd
+
+    def forget(self, parts: list[str]) -> None:
+        """Drop cached fds at and below ``parts`` (the entry is being replaced)."""
+        key = tuple(parts)
+        for k in [k for k in self._fds if k[: len(key)] == key and k]:
+            os.close(self._fds.pop(k))
+
+    def close(self) -> None:
+        for k, fd in self._fds.items():
+            if k:
+                os.close(fd)
+        self._fds = {(): self.root}
+
+
+def _remove(dir_fd: int, name: str) -> None:
+    """Remove what is at ``name`` (a tree too), never following symlinks."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            for child in os.listdir(fd):
+                _remove(fd, child)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def _xattrs(member: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+            yield key[len("SCHILY.xattr.") :], raw
+
+
+def unpack_layer(f: IO[bytes], dest: str, limits: LayerLimits = LayerLimits()) -> UnpackResult:
+    """Unpack the layer read from ``f`` into the existing, empty directory ``dest``.
+
+    The caller unpacks into a temporary directory and renames it into place
+    (a crash never leaves a half layer that looks whole) and removes it on
+    ImageError."""
+    stream = _HashingReader(open_layer_stream(f))
+    buffered = io.BufferedReader(stream, 1 << 20)
+    root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    tree = _Tree(root_fd)
+    dir_times: dict[tuple[str, ...], tuple[int, int]] = {}
+    entries = total = 0
+    try:
+        try:
+            tar = tarfile.open(fileobj=buffered, mode="r|", errorlevel=2)
+            for member in tar:
+                entries += 1
+                if entries > limits.max_entries:
+                    raise ImageError(f"layer has more than {limits.max_entries} entries")
+                if member.isreg():
+                    total += member.size
+                    if total > limits.max_bytes:
+                        raise ImageError(f"layer holds more than {limits.max_bytes} bytes of files")
+                _entry(tar, member, tree, limits, dir_times)
+            tar.close()
+        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ImageError(f"no space left unpacking the layer into {dest}") from e
+            if isinstance(e, ImageError):
+                raise
+            raise ImageError(f"the layer is not a valid tar archive: {e}") from e
+        buffered.read()  # to the end: the DiffID covers the whole stream
+        stream.drain()
+        # Directories' times last: creating entries in them moved them.
+        for parts, (atime, mtime) in sorted(dir_times.items(), key=lambda kv: -len(kv[0])):
+            if parts:
+                parent = tree.dir(list(parts[:-1]), make=False, entry="/".join(parts))
+                os.utime(parts[-1], ns=(atime, mtime), dir_fd=parent, follow_symlinks=False)
+            else:
+                os.utime(root_fd, ns=(atime, mtime))
+    finally:
+        tree.close()
+        os.close(root_fd)
+    return UnpackResult(diff_id=f"sha256:{stream.sha.hexdigest()}", entries=entries, bytes=total)
+
+
+def _entry(
+    tar: tarfile.TarFile,
+    m: tarfile.TarInfo,
+    tree: _Tree,
+    limits: LayerLimits,
+    dir_times: dict[tuple[str, ...], tuple[int, int]],
+) -> None:
+    parts = _parts(m.name, limits)
+    if not parts:  # the layer's root itself ("./")
+        if m.isdir():
+            os.chmod(tree.root, m.mode & 0o7777)
+            os.chown(tree.root, m.uid, m.gid)
+            dir_times[()] = (m.mtime * 10**9, m.mtime * 10**9)
+        return
+    *parent_parts, name = parts
+    parent = tree.dir(parent_parts, make=True, entry=m.name)
+
+    if name == OPAQUE:
+        os.setxattr(parent, OPAQUE_XATTR, b"y")
+        return
+    if name.startswith(WHITEOUT_PREFIX):
+        target = name[len(WHITEOUT_PREFIX) :]
+        if not target or target in (".", ".."):
+            raise ImageError(f"layer entry {m.name!r} is a malformed whiteout")
+        tree.forget([*parent_parts, target])
+        _remove(parent, target)
+        os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
+        return
+
+    # Replace what an earlier entry of this layer put there (a directory stays
+    # a directory: the new entry only changes its metadata).
+    try:
+        old = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        old = None
+    if old is not None and not (m.isdir() and stat.S_ISDIR(old.st_mode)):
+        tree.forget(parts)
+        _remove(parent, name)
+
+    if m.isdir():
+        if old is None or not stat.S_ISDIR(old.st_mode):
+            os.mkdir(name, 0o700, dir_fd=parent)
+        fd = tree.dir(parts, make=False, entry=m.name)
+        os.chown(fd, m.uid, m.gid)
+        os.chmod(fd, m.mode & 0o7777)
+        for key, value in _xattrs(m):
+            os.setxattr(fd, key, value)
+        dir_times[tuple(parts)] = (m.mtime * 10**9, m.mtime * 10**9)
+        return
+    if m.isreg():
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+        try:
+            src = tar.extractfile(m)
+            left = m.size
+            while left > 0 and src is not None:
+                chunk = src.read(min(left, 1 << 20))
+                if not chunk:
+                    raise ImageError(f"layer entry {m.name!r} is cut short")
+                os.write(fd, chunk)
+                left -= len(chunk)
+            os.fchown(fd, m.uid, m.gid)
+            os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears setuid bits
+            for key, value in _xattrs(m):
+                os.setxattr(fd, key, value)
+            os.utime(fd, ns=(m.mtime * 10**9, m.mtime * 10**9))
+        finally:
+            os.close(fd)
+        return
+    if m.issym():
+        os.symlink(m.linkname, name, dir_fd=parent)
+    elif m.islnk():
+        target_parts = _parts(m.linkname, limits)
+        if not target_parts:
+            raise ImageError(f"layer entry {m.name!r} hard-links to the layer's root")
+        try:
+            tparent = tree.dir(target_parts[:-1], make=False, entry=m.linkname)
+            tst = os.stat(target_parts[-1], dir_fd=tparent, follow_symlinks=False)
+        except FileNotFoundError:
+            raise ImageError(f"layer entry {m.name!r} hard-links to {m.linkname!r}, which the layer does not hold") from None
+        if stat.S_ISDIR(tst.st_mode):
+            raise ImageError(f"layer entry {m.name!r} hard-links to a directory")
+        os.link(target_parts[-1], name, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
+        return  # the link shares the target's inode: its metadata is the target's
+    elif m.ischr() or m.isblk():
+        kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+        os.mknod(name, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor), dir_fd=parent)
+    elif m.isfifo():
+        os.mkfifo(name, m.mode & 0o7777, dir_fd=parent)
+    else:
+        raise ImageError(f"layer entry {m.name!r} has a type this runtime does not unpack ({m.type!r})")
+    os.chown(name, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
+    if not m.issym():
+        os.chmod(name, m.mode & 0o7777, dir_fd=parent)
+    for key, value in _xattrs(m):
+        # no setxattr with a dir fd: through our fd of the directory, the
+        # last component not followed
+        os.setxattr(f"/proc/self/fd/{parent}/{name}", key, value, follow_symlinks=False)
+    os.utime(name, ns=(m.mtime * 10**9, m.mtime * 10**9), dir_fd=parent, follow_symlinks=False)
