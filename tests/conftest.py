@@ -75,7 +75,6 @@ def root(tmp_path: os.PathLike[str]) -> Iterator[str]:
         pytest.fail(f"containers left under the state root: {left}")
 
 
-@pytest.fixture(autouse=True)
 def _cgroup_dirs() -> set[str]:
     """Every directory under pycontainer's default cgroup parents (and any
     pctest-* cgroup the tests make themselves), in every hierarchy."""
@@ -134,6 +133,7 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
+@pytest.fixture(autouse=True)
 def host_guard() -> Iterator[None]:
     before_cgroups = _cgroup_dirs()
     before_mounts = _mounts()
