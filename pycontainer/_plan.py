@@ -343,7 +343,9 @@ class CreateInputs:
     stdio: tuple[tuple[int, int], ...] = ()
     preserve_fds: int = 0
     init_fd: int = -1
-    lower_rootfs: str | None = None  # overlay lowerdir (the built-in rootfs, or image layers) under a per-container upper
+    lower_rootfs: str | None = (
+        None  # overlay lowerdir (the built-in rootfs, or image layers) under a per-container upper
+    )
     lower_base: str | None = None  # chdir here first: lower_rootfs is relative to it (short paths, many layers)
     netns_fd: int = -1  # a fresh network namespace from the pool, joined instead of CLONE_NEWNET
     helper_fd: int = -1  # the sealed memfd of pycontainer-init (PC_OP_HANDOFF)

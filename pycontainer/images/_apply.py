@@ -33,7 +33,9 @@ def apply_image(cfg: ContainerConfig, image: Image) -> ContainerConfig:
     cmd = p.args if p.args else (() if p.entrypoint is not None else ic.cmd)
     args = tuple(entrypoint) + tuple(cmd)
     if not args:
-        raise ConfigError("process.args", f"image {image.refs[0] if image.refs else image.digest} has no Entrypoint or Cmd: give args")
+        raise ConfigError(
+            "process.args", f"image {image.refs[0] if image.refs else image.digest} has no Entrypoint or Cmd: give args"
+        )
     env = (ic.env or DEFAULT_ENV) if p.env == DEFAULT_ENV else merge_env(ic.env, p.env)
     cwd = p.cwd if p.cwd != "/" or not ic.working_dir else ic.working_dir
     if not cwd.startswith("/"):

@@ -68,9 +68,13 @@ def normalize_ref(ref: str) -> str:
 
 def host_platform() -> tuple[str, str]:
     machine = platform.machine()
-    return "linux", {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}.get(
-        machine, machine
-    )
+    return "linux", {
+        "x86_64": "amd64",
+        "aarch64": "arm64",
+        "armv7l": "arm",
+        "ppc64le": "ppc64le",
+        "s390x": "s390x",
+    }.get(machine, machine)
 
 
 @attrs.frozen
@@ -160,7 +164,9 @@ class _VerifyingReader(io.RawIOBase):
         elif not self._done:
             self._done = True
             if f"sha256:{self._sha.hexdigest()}" != self._digest:
-                raise ImageError(f"blob {self._digest} is corrupt: its content hashes to sha256:{self._sha.hexdigest()}")
+                raise ImageError(
+                    f"blob {self._digest} is corrupt: its content hashes to sha256:{self._sha.hexdigest()}"
+                )
         n = len(data)
         b[:n] = data
         return n
@@ -338,11 +344,14 @@ class ImageStore:
             return ref
         refs = self.refs()
         if _DIGEST_RE.match(ref):
-            digest = ref
-            if not self.has_blob(digest):
+            # a manifest's digest, or an image id (its config's digest)
+            digest = ref if ref in refs.values() else ""
+            if not digest:
                 digest = next((d for d in refs.values() if self._config_digest(d) == ref), "")
-                if not digest:
-                    raise ImageError(f"no image {ref} in the store")
+            if not digest and self.has_blob(ref) and "config" in self.read_json(ref):
+                digest = ref  # an untagged manifest still in the store
+            if not digest:
+                raise ImageError(f"no image {ref} in the store")
         else:
             norm = normalize_ref(ref)
             if norm not in refs:
@@ -425,7 +434,9 @@ class ImageStore:
         if not found:
             raise ImageError(f"the OCI layout at {path} holds no image")
         if ref is not None and len(found) != 1:
-            raise ImageError(f"the OCI layout at {path} holds {len(found)} images: name them in the layout, not with ref")
+            raise ImageError(
+                f"the OCI layout at {path} holds {len(found)} images: name them in the layout, not with ref"
+            )
         images = []
         for name, desc in found:
             digest = _check_digest(desc["digest"])

@@ -148,7 +148,9 @@ class _Tree:
                 new = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise ImageError(f"layer entry {entry!r} runs through {'/'.join(key)!r}, which is not a directory") from None
+                    raise ImageError(
+                        f"layer entry {entry!r} runs through {'/'.join(key)!r}, which is not a directory"
+                    ) from None
                 raise
             self._fds[key] = new
             fd = new
@@ -183,6 +185,15 @@ def _remove(dir_fd: int, name: str) -> None:
         os.rmdir(name, dir_fd=dir_fd)
     else:
         os.unlink(name, dir_fd=dir_fd)
+
+
+def _forget(tree: _Tree, dir_times: dict[tuple[str, ...], tuple[int, int]], parts: list[str]) -> None:
+    """An entry is going away: drop its cached fds and the times its subtree
+    was to get."""
+    tree.forget(parts)
+    key = tuple(parts)
+    for k in [k for k in dir_times if k[: len(key)] == key]:
+        del dir_times[k]
 
 
 def _xattrs(member: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
@@ -262,10 +273,16 @@ def _entry(
         target = name[len(WHITEOUT_PREFIX) :]
         if not target or target in (".", ".."):
             raise ImageError(f"layer entry {m.name!r} is a malformed whiteout")
-        tree.forget([*parent_parts, target])
+        _forget(tree, dir_times, [*parent_parts, target])
         _remove(parent, target)
         os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
         return
+
+    link_target: list[str] = []
+    if m.islnk():
+        link_target = _parts(m.linkname, limits)
+        if not link_target:
+            raise ImageError(f"layer entry {m.name!r} hard-links to the layer's root")
 
     # Replace what an earlier entry of this layer put there (a directory stays
     # a directory: the new entry only changes its metadata).
@@ -273,8 +290,12 @@ def _entry(
         old = os.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
         old = None
+    if link_target == parts:
+        if old is None or stat.S_ISDIR(old.st_mode):
+            raise ImageError(f"layer entry {m.name!r} hard-links to itself, and is no file")
+        return  # a link to itself: the file stays as it is
     if old is not None and not (m.isdir() and stat.S_ISDIR(old.st_mode)):
-        tree.forget(parts)
+        _forget(tree, dir_times, parts)
         _remove(parent, name)
 
     if m.isdir():
@@ -309,14 +330,14 @@ def _entry(
     if m.issym():
         os.symlink(m.linkname, name, dir_fd=parent)
     elif m.islnk():
-        target_parts = _parts(m.linkname, limits)
-        if not target_parts:
-            raise ImageError(f"layer entry {m.name!r} hard-links to the layer's root")
+        target_parts = link_target
         try:
             tparent = tree.dir(target_parts[:-1], make=False, entry=m.linkname)
             tst = os.stat(target_parts[-1], dir_fd=tparent, follow_symlinks=False)
         except FileNotFoundError:
-            raise ImageError(f"layer entry {m.name!r} hard-links to {m.linkname!r}, which the layer does not hold") from None
+            raise ImageError(
+                f"layer entry {m.name!r} hard-links to {m.linkname!r}, which the layer does not hold"
+            ) from None
         if stat.S_ISDIR(tst.st_mode):
             raise ImageError(f"layer entry {m.name!r} hard-links to a directory")
         os.link(target_parts[-1], name, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
