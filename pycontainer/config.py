@@ -354,8 +354,9 @@ class Resources:
     hugepage_limits: tuple[HugepageLimit, ...] = attrs.field(
         default=(), converter=_typed_tuple(HugepageLimit, "hugepage_limits")
     )
-    devices: tuple[DeviceRule, ...] = attrs.field(
-        default=DEFAULT_DEVICE_RULES, converter=_typed_tuple(DeviceRule, "devices")
+    # None: DEFAULT_DEVICE_RULES for a new container, unchanged by an update
+    devices: tuple[DeviceRule, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_typed_tuple(DeviceRule, "devices"))
     )
 
     @cpus.validator
@@ -377,6 +378,10 @@ class Resources:
                 )
         elif self.memory_swap not in (None, -1):
             raise ConfigError("memory_swap", "needs memory: it is the total of memory and swap")
+
+    def device_rules(self) -> tuple[DeviceRule, ...]:
+        """The device rules in force: ``devices``, or runc's defaults."""
+        return DEFAULT_DEVICE_RULES if self.devices is None else self.devices
 
     def quota_period(self) -> tuple[int | None, int | None]:
         """(quota, period) in microseconds, ``cpus`` converted as Docker does."""

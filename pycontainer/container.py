@@ -20,6 +20,7 @@ import os
 import shutil
 import signal as _signal
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -122,6 +123,36 @@ def _config_json_text(cfg: ContainerConfig) -> str:
     return json.dumps(_config_to_json(cfg), separators=(",", ":"))
 
 
+def _merge_resources(current: Resources, change: Resources) -> Resources:
+    """``current`` with every field of ``change`` that is not at its default."""
+    default = Resources()
+    fields = {
+        f.name: getattr(change, f.name)
+        for f in attrs.fields(Resources)
+        if getattr(change, f.name) != getattr(default, f.name)
+    }
+    if "cpus" in fields:
+        fields["cpu_quota"] = None
+    if "cpu_quota" in fields and fields["cpu_quota"] is not None:
+        fields["cpus"] = None
+    return attrs.evolve(current, **fields)
+
+
+# Where an update set a limit that was unset before, a rollback writes these.
+_UNLIMITED = {"memory": -1, "memory_swap": -1, "memory_reservation": -1, "pids_limit": -1, "cpu_quota": -1}
+
+
+def _rollback_resources(current: Resources, tried: Resources) -> Resources:
+    back = {
+        name: value
+        for name, value in _UNLIMITED.items()
+        if getattr(current, name) is None and (getattr(tried, name) is not None or (name == "cpu_quota" and tried.cpus))
+    }
+    if "cpu_quota" in back and current.cpus is not None:
+        del back["cpu_quota"]
+    return attrs.evolve(current, **back)
+
+
 def _resources_from_json(data: dict[str, Any]) -> Resources:
     kinds = {
         "blkio_weight_device": WeightDevice,
@@ -132,7 +163,7 @@ def _resources_from_json(data: dict[str, Any]) -> Resources:
         "hugepage_limits": HugepageLimit,
         "devices": DeviceRule,
     }
-    out = {k: [kinds[k](**item) for item in v] if k in kinds else v for k, v in data.items()}
+    out = {k: [kinds[k](**item) for item in v] if k in kinds and v is not None else v for k, v in data.items()}
     return Resources(**out)
 
 
@@ -418,12 +449,18 @@ class Container(ProcessHandle):
         # creators of one id never see each other's half-made state, and a
         # creator that dies leaves only a .creating-* dir (swept by list()).
         directory = os.path.join(root, f"{CREATING_PREFIX}{id}-{os.getpid()}-{os.urandom(4).hex()}")
+        keep_debris: list[str] = []  # why the .creating dir must stay for the sweep, if it must
+
+        def remove_debris() -> None:
+            if not keep_debris:
+                shutil.rmtree(directory, ignore_errors=True)
+
         with contextlib.ExitStack() as undo:
             os.mkdir(directory, 0o711)
-            undo.callback(shutil.rmtree, directory, ignore_errors=True)
+            undo.callback(remove_debris)
             os.chmod(directory, 0o711)
             container, child, io = cls._setup(
-                root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root, cgroup_root
+                root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, keep_debris
             )
             try:
                 os.rename(directory, final)
@@ -450,6 +487,7 @@ class Container(ProcessHandle):
         pass_fds: Sequence[int | IO[Any]],
         data_root: str | None,
         cgroup_root: str | None,
+        keep_debris: list[str],
     ) -> tuple[Container, _spawn.Child, Any]:
         hostname = config.hostname or cid[:12]
         lower = lower_base = None
@@ -500,10 +538,22 @@ class Container(ProcessHandle):
         if config.cgroups:
             manager = _cgroups.new_manager(_layout(cg_root), config.cgroups_path, cid)
             manager.create_dirs()
-            undo.callback(manager.destroy)
+            mgr = manager
+
+            def undo_cgroup() -> None:
+                try:
+                    mgr.destroy()
+                except PyContainerError as e:
+                    # Keep the .creating dir (cgroup.json names the cgroup): the
+                    # sweep of a later list() retries.  The original error goes on.
+                    keep_debris.append(str(e))
+                    warnings.warn(f"container {cid!r}: its cgroup stays for now: {e}", stacklevel=2)
+
+            undo.callback(undo_cgroup)
             # For the debris sweep, should this process die before the rename.
-            cg_state = {"cgroup": manager.to_json(), "cgroup_root": cg_root}
-            _write_file(os.path.join(directory, "cgroup.json"), json.dumps(cg_state), 0o600)
+            cg_json = os.path.join(directory, "cgroup.json")
+            _write_file(cg_json + ".new", json.dumps({"cgroup": manager.to_json(), "cgroup_root": cg_root}), 0o600)
+            os.replace(cg_json + ".new", cg_json)
             manager.create(config.resources)
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
@@ -765,7 +815,8 @@ class Container(ProcessHandle):
         except ProcessLookupError:
             raise InvalidStateTransition(self.id, Status.STOPPED.value, Status.STOPPED.value, "kill") from None
         if status is Status.PAUSED and sig == _signal.SIGKILL and self.cgroup is not None:
-            with _locked(self.dir, self._data.get("instance", "")):
+            # The signal has landed: a concurrent delete may have done the rest.
+            with contextlib.suppress(ContainerNotFound, CgroupError), _locked(self.dir, self._data.get("instance", "")):
                 self.cgroup.thaw()
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.dir, "paused"))
@@ -824,10 +875,12 @@ class Container(ProcessHandle):
             os.unlink(os.path.join(self.dir, "paused"))
 
     def update(self, resources: Resources) -> None:
-        """Change the limits of a live container (all of ``resources`` is applied)."""
+        """Change the limits of a live container.  Fields of ``resources`` left
+        at their defaults keep their current values (as ``docker update``);
+        the others replace them.  If a write fails, what was in force is put
+        back (limits that were unset go back to unlimited)."""
         if not isinstance(resources, Resources):
             raise TypeError(f"resources must be a Resources, not {type(resources).__name__}")
-        check_resources(attrs.evolve(self.config, resources=resources))
         with _locked(self.dir, self._data.get("instance", "")):
             mgr = self._manager("update")
             self._require("update")
@@ -837,15 +890,15 @@ class Container(ProcessHandle):
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
             current = _config_from_json(data["config"])
+            merged = _merge_resources(current.resources, resources)
+            check_resources(attrs.evolve(current, resources=merged))
             try:
-                mgr.update(resources, old=current.resources)
+                mgr.update(merged, old=current.resources)
             except BaseException:
-                # Put back what was in force: a half-applied update would leave
-                # the kernel's limits and state.json disagreeing.
                 with contextlib.suppress(PyContainerError):
-                    mgr.update(current.resources, old=resources)
+                    mgr.update(_rollback_resources(current.resources, merged), old=merged)
                 raise
-            new = attrs.evolve(current, resources=resources)
+            new = attrs.evolve(current, resources=merged)
             data["config"] = _config_to_json(new)
             _write_file(path + ".new", json.dumps(data, separators=(",", ":")), 0o600)
             os.replace(path + ".new", path)

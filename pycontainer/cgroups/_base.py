@@ -116,9 +116,9 @@ def kill_pids(pids: list[int]) -> None:
 
 # ---- the shared parents ----------------------------------------------------------
 
-# Shared parents (pycontainer/) this process has put containers under.  They
-# stay while it runs (making and removing them with every container doubled
-# the cost of a cgroup) and go when it exits, if nothing else uses them then.
+# Shared parents (pycontainer/) this process made.  They stay while it runs
+# (making and removing them with every container doubled the cost of a
+# cgroup) and go when it exits, if nothing else uses them then.
 _shared_used: set[str] = set()
 
 
@@ -398,7 +398,6 @@ class Manager:
         The last component must not exist yet: a manager never adopts (and so
         never removes) a cgroup someone else made."""
         leaf = f"{top}/{rel.strip('/')}"
-        _shared_used.update(self._shared)
         for attempt in range(5):
             try:
                 self._mkdir(leaf)  # the common case: the parents are there
@@ -429,7 +428,9 @@ class Manager:
                 return  # a parent vanished under us: the caller goes again
             except OSError as e:
                 raise CgroupError(f"cannot create cgroup {path}: {os.strerror(e.errno or 0)}") from None
-            if path not in self._parents and path not in self._shared:
+            if path in self._shared:
+                _shared_used.add(path)  # ours to try to remove at exit: we made it
+            elif path not in self._parents:
                 self._parents.append(path)
             if init is not None:
                 init(path)

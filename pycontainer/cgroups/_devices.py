@@ -28,6 +28,18 @@ def v1_writes(rules: tuple[DeviceRule, ...]) -> list[tuple[str, str]]:
     is not expressible in v1 ("a" always means every device, every access):
     it becomes a "c" and a "b" rule, as runc does."""
     out: list[tuple[str, str]] = []
+    first = rules[0] if rules else None
+    full_a = (
+        first is not None
+        and first.type == "a"
+        and first.major is None
+        and first.minor is None
+        and set(first.access) == set("rwm")
+    )
+    if not full_a:
+        # Start from allow-all, as OCI's "no rule: allowed" and our model of
+        # v1 assume, whatever the cgroup held before (its parent's rules).
+        out.append(("devices.allow", "a"))
     for r in rules:
         file = "devices.allow" if r.allow else "devices.deny"
         if r.type == "a" and r.major is None and r.minor is None and set(r.access) == set("rwm"):
@@ -79,6 +91,38 @@ def v1_state(writes: list[tuple[str, str]]) -> tuple[bool, list[Exception]]:
             else:
                 del exceptions[same[0]]
     return allow_default, exceptions
+
+
+def _line(key: tuple[str, int | None, int | None], access: int) -> str:
+    kind, major, minor = key
+    acc = "".join(ch for ch, bit in (("r", 2), ("w", 4), ("m", 1)) if access & bit)
+    return f"{kind} {_num(major)}:{_num(minor)} {acc}"
+
+
+def v1_update_writes(old: tuple[DeviceRule, ...], new: tuple[DeviceRule, ...]) -> list[tuple[str, str]]:
+    """The writes that take a cgroup from ``old``'s rules to ``new``'s
+    without a moment of denying what both allow: exceptions are added and
+    trimmed in place when both lists have the same default; only a change of
+    default resets the cgroup (through ``v1_writes(new)``)."""
+    old_state = v1_state(v1_writes(old))
+    new_state = v1_state(v1_writes(new))
+    if old_state[0] != new_state[0]:
+        return v1_writes(new)
+    allow_default = new_state[0]
+    add_file, trim_file = ("devices.deny", "devices.allow") if allow_default else ("devices.allow", "devices.deny")
+    old_ex = {e[:3]: e[3] for e in old_state[1]}
+    new_ex = {e[:3]: e[3] for e in new_state[1]}
+    writes = []
+    for key, acc in new_ex.items():
+        if acc & ~old_ex.get(key, 0):
+            writes.append((add_file, _line(key, acc & ~old_ex.get(key, 0))))
+    for key, acc in old_ex.items():
+        if acc & ~new_ex.get(key, 0):
+            writes.append((trim_file, _line(key, acc & ~new_ex.get(key, 0))))
+    got = v1_state(v1_writes(old) + writes)
+    if got[0] != new_state[0] or sorted(got[1], key=repr) != sorted(new_state[1], key=repr):
+        return v1_writes(new)  # pragma: no cover - the model says this cannot happen
+    return writes
 
 
 def v1_allows(state: tuple[bool, list[Exception]], kind: str, major: int, minor: int, access: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 from ..config import DeviceRule, Resources
 from ..errors import CgroupError
@@ -65,7 +66,7 @@ class V1Manager(Manager):
             if path in done:
                 continue
             done.add(path)
-            self._mkdirs(top, rel, init=_cpuset_init if name == "cpuset" else None)
+            self._mkdirs(top, rel, init=self._cpuset_init if name == "cpuset" else None)
             if name == "unified":  # hand its controllers (hugetlb, on some hosts) down our parents
                 for parent in self._our_ancestors(top, rel):
                     _v2.enable_controllers(parent)
@@ -76,6 +77,9 @@ class V1Manager(Manager):
         # a single thread moving itself): ~10 us per hierarchy here, against
         # ~1.3 ms for writing a pid to cgroup.procs from the parent.
         return [f"{d}/tasks" for d in self._v1_dirs()]
+
+    def _cpuset_init(self, path: str) -> None:
+        _cpuset_init(path, lambda p: p in self._shared or p in self._parents)
 
     def _v1_dirs(self) -> list[str]:
         out: list[str] = []
@@ -104,8 +108,8 @@ class V1Manager(Manager):
             write(f"{self._need('pids', 'pids_limit')}/pids.max", "max" if r.pids_limit <= 0 else str(r.pids_limit))
         self._blkio(r)
         self._hugetlb(r)
-        if old is None or old.devices != r.devices:
-            self._devices(r.devices)
+        if old is None or old.device_rules() != r.device_rules():
+            self._devices(r.device_rules(), None if old is None else old.device_rules())
 
     def _memory(self, r: Resources) -> None:
         wanted = (r.memory, r.memory_reservation, r.memory_swap, r.memory_swappiness)
@@ -190,7 +194,7 @@ class V1Manager(Manager):
             else:
                 raise CgroupError("hugepage_limits need the hugetlb controller, which this host has not mounted")
 
-    def _devices(self, rules: tuple[DeviceRule, ...]) -> None:
+    def _devices(self, rules: tuple[DeviceRule, ...], old: tuple[DeviceRule, ...] | None = None) -> None:
         d = self._dir("devices")
         if d is None:
             if rules:
@@ -200,7 +204,8 @@ class V1Manager(Manager):
         # One open fd per file, one write per rule (each write is one rule to the kernel).
         fds: dict[str, int] = {}
         try:
-            for file, line in _devices.v1_writes(rules):
+            writes = _devices.v1_writes(rules) if old is None else _devices.v1_update_writes(tuple(old), tuple(rules))
+            for file, line in writes:
                 if file not in fds:
                     try:
                         fds[file] = os.open(f"{d}/{file}", os.O_WRONLY | os.O_CLOEXEC)
@@ -331,11 +336,12 @@ class V1Manager(Manager):
 _cpuset_ready: set[str] = set()
 
 
-def _cpuset_init(path: str) -> None:
+def _cpuset_init(path: str, ours: Any = lambda p: False) -> None:
     """A new v1 cpuset is empty and takes no tasks: copy the parent's CPUs and
-    nodes (first the parent's own, should its maker not have got to them
-    yet), and set clone_children so that what we make below it inherits
-    them from the kernel at mkdir."""
+    nodes, and set clone_children so that what we make below it inherits
+    them from the kernel at mkdir.  A parent that is ours but still empty
+    (its maker, perhaps another process, has not got to it yet) is waited
+    for, then initialised; one that is not ours is never written to."""
     _cpuset_ready.discard(path)  # made anew: what we knew of an earlier one is void
     parent = os.path.dirname(path)
     if parent in _cpuset_ready:
@@ -352,9 +358,14 @@ def _cpuset_init(path: str) -> None:
         except CgroupError:
             continue
         value = read(f"{parent}/{name}").strip()
-        if not value:
-            _cpuset_init(parent)
+        if not value and ours(parent):
+            try:
+                wait_for(lambda f=f"{parent}/{name}": bool(read(f).strip()), f"{parent}/{name}", timeout=0.5)
+            except CgroupError:
+                _cpuset_init(parent, ours)
             value = read(f"{parent}/{name}").strip()
+        if not value:
+            raise CgroupError(f"cannot place a cpuset under {parent}: its {name} is empty")
         write(f"{path}/{name}", value)
     try:
         write(f"{path}/cgroup.clone_children", "1")

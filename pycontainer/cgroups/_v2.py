@@ -107,10 +107,10 @@ class V2Manager(Manager):
         for h in r.hugepage_limits:
             self._has("hugetlb", "hugepage_limits")
             write(self._f(f"hugetlb.{h.page_size}.max"), str(h.limit))
-        if old is None and r.devices:
-            _devices.attach(self.dir, r.devices, fresh=True)
-        elif old is not None and old.devices != r.devices:
-            _devices.attach(self.dir, r.devices)
+        if old is None and r.device_rules():
+            _devices.attach(self.dir, r.device_rules(), fresh=True)
+        elif old is not None and old.device_rules() != r.device_rules():
+            _devices.attach(self.dir, r.device_rules())
 
     def _memory(self, r: Resources) -> None:
         if r.memory is None and r.memory_reservation is None and r.memory_swap is None:
