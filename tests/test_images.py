@@ -321,7 +321,7 @@ def test_import_get_tag_untag(store, tmp_path):
     assert image.digest == digest and image.refs == ("example.com:5000/team/app:1.0",)
     assert store.get(digest) == image and store.get(image.id) == image
     store.tag("example.com:5000/team/app:1.0", "app")
-    assert store.get("app:latest").digest == digest
+    assert store.get("app:latest").digest == digest == store.get("docker.io/library/app").digest
     store.untag("app")
     with pytest.raises(ImageError, match="no image"):
         store.get("app")
@@ -333,7 +333,7 @@ def test_a_layout_whose_ref_is_a_bare_tag_needs_a_name(store, tmp_path):
     with pytest.raises(ImageError, match="no name"):
         store.import_oci_layout(str(tmp_path / "lay"))
     (image,) = store.import_oci_layout(str(tmp_path / "lay"), ref="named")
-    assert image.refs == ("named:latest",)
+    assert image.refs == ("docker.io/library/named:latest",)
 
 
 def test_a_corrupt_blob_is_caught_on_read(store, tmp_path):
@@ -363,8 +363,10 @@ def test_bad_references(store):
     for ref in ("UPPER", "a b", "x:", "x:-bad", ""):
         with pytest.raises(ImageError):
             normalize_ref(ref)
-    assert normalize_ref("busybox") == "busybox:latest"
+    assert normalize_ref("busybox") == "docker.io/library/busybox:latest"
+    assert normalize_ref("me/app:1") == "docker.io/me/app:1"
     assert normalize_ref("localhost:5000/a/b") == "localhost:5000/a/b:latest"
+    assert normalize_ref("localhost/x") == "localhost/x:latest"
 
 
 def test_layers_are_unpacked_once_and_shared(store, tmp_path):
@@ -404,7 +406,7 @@ def images(tmp_path, rootfs):
     base = busybox_layer(rootfs) + BASE
     upper = [E("etc/.wh.shadow"), E("data", "dir"), E("data/.wh..wh..opq"), E("data/new", data=b"new"),
              E("home", "dir"), E("home/app", "dir", uid=1000, gid=1000)]  # fmt: skip
-    make_layout(lay, [base, upper], ref="local/app:1", compression="zstd",
+    make_layout(lay, [base, upper], ref="localhost/app:1", compression="zstd",
                 config={"Cmd": ["sh", "-c", "echo cmd $GREETING"], "Env": ["PATH=/bin", "GREETING=hi"],
                         "WorkingDir": "/data", "User": "app"})  # fmt: skip
     store.import_oci_layout(lay)
@@ -412,7 +414,7 @@ def images(tmp_path, rootfs):
 
 
 def run_image(root, data, *args, **fields):
-    cfg = ContainerConfig(process=Process(args=args, **fields.pop("process", {})), image="local/app:1", **fields)
+    cfg = ContainerConfig(process=Process(args=args, **fields.pop("process", {})), image="localhost/app:1", **fields)
     c = Container.run(root, "img", cfg, stdout=PIPE, stderr=PIPE, data_root=data)
     try:
         out, err = c.communicate(timeout=30)
@@ -449,7 +451,9 @@ def test_writes_go_to_the_containers_own_layer(root, images):
     data, store = images
     run_image(root, data, "sh", "-c", "echo changed > /data/new; rm /bin/sh.not-there 2>/dev/null; true",
               process={"user": "root"})  # fmt: skip
-    (lower_new,) = [p for p in (os.path.join(d, "data/new") for d in store.unpack("local/app:1")) if os.path.exists(p)]
+    (lower_new,) = [
+        p for p in (os.path.join(d, "data/new") for d in store.unpack("localhost/app:1")) if os.path.exists(p)
+    ]
     assert open(lower_new).read() == "new"
 
 
@@ -457,9 +461,9 @@ def test_an_image_with_fifty_layers_runs(root, tmp_path, rootfs):
     data = str(tmp_path / "data")
     store = ImageStore(data)
     layers = [busybox_layer(rootfs) + BASE] + [[E(f"l{i}", data=str(i).encode())] for i in range(49)]
-    make_layout(str(tmp_path / "lay"), layers, ref="local/many:1", config={"Cmd": ["sh", "-c", "cat /l0 /l48"]})
+    make_layout(str(tmp_path / "lay"), layers, ref="localhost/many:1", config={"Cmd": ["sh", "-c", "cat /l0 /l48"]})
     store.import_oci_layout(str(tmp_path / "lay"))
-    cfg = ContainerConfig(process=Process(args=[]), image="local/many:1")
+    cfg = ContainerConfig(process=Process(args=[]), image="localhost/many:1")
     c = Container.run(root, "many", cfg, stdout=PIPE, stderr=PIPE, data_root=data)
     try:
         out, err = c.communicate(timeout=30)
@@ -483,3 +487,58 @@ def test_tarfile_roundtrip_helper_sanity():
     # the test helper writes what tarfile reads back (guards the tests above)
     names = [m.name for m in tarfile.open(fileobj=io.BytesIO(tar_bytes(BASE)))]
     assert names[:2] == ["bin", "etc"]
+
+
+# ---- archives, and skopeo both ways ------------------------------------------------------
+
+
+def skopeo(*args):
+    r = subprocess.run(["skopeo", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_docker_archive_round_trip_and_skopeo_reads_it(store, tmp_path):
+    import json
+
+    make_layout(str(tmp_path / "lay"), [BASE, [E("x", data=b"1")]], ref="localhost/two:1")
+    (image,) = store.import_oci_layout(str(tmp_path / "lay"))
+    store.export_docker_archive("localhost/two:1", str(tmp_path / "d.tar"))
+    info = json.loads(skopeo("inspect", "--raw", "--config", f"docker-archive:{tmp_path}/d.tar"))
+    assert info["rootfs"]["diff_ids"] == image.diff_ids
+    other = ImageStore(str(tmp_path / "other"))
+    (back,) = other.import_docker_archive(str(tmp_path / "d.tar"))
+    assert back.config_digest == image.config_digest and back.refs == ("localhost/two:1",)
+    assert len(other.unpack(back)) == 2
+
+
+def test_oci_exports_and_the_store_itself_read_by_skopeo(store, tmp_path):
+    import json
+
+    digest = make_layout(str(tmp_path / "lay"), [BASE], ref="localhost/one:1")
+    store.import_oci_layout(str(tmp_path / "lay"))
+    store.export_oci_layout("localhost/one:1", str(tmp_path / "out"))
+    store.export_oci_layout("localhost/one:1", str(tmp_path / "out.tar"))
+    for where in (f"oci:{tmp_path}/out:localhost/one:1", f"oci-archive:{tmp_path}/out.tar:localhost/one:1",
+                  f"oci:{store.layout}:localhost/one:1"):  # fmt: skip
+        assert json.loads(skopeo("inspect", where))["Digest"] == digest
+
+
+def test_skopeo_archives_import(store, tmp_path):
+    make_layout(str(tmp_path / "lay"), [BASE], ref="latest")
+    skopeo("copy", f"oci:{tmp_path}/lay:latest", f"docker-archive:{tmp_path}/sk.tar:sk/img:2")
+    skopeo("copy", f"oci:{tmp_path}/lay:latest", f"oci-archive:{tmp_path}/ska.tar:latest")
+    (a,) = store.import_docker_archive(str(tmp_path / "sk.tar"))
+    (b,) = store.import_oci_layout(str(tmp_path / "ska.tar"), ref="sk/img:3")
+    assert store.get("sk/img:2") == a and a.refs == ("docker.io/sk/img:2",)
+    assert a.diff_ids == b.diff_ids and store.unpack(a) == store.unpack(b)
+
+
+def test_a_docker_archive_that_points_outside_is_refused(store, tmp_path):
+    import json
+
+    d = tmp_path / "arch"
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps([{"Config": "../../etc/passwd", "Layers": []}]))
+    with pytest.raises(ImageError, match="outside"):
+        store.import_docker_archive(str(d))

@@ -2,7 +2,7 @@
 overlay snapshots containers run on.  See docs/images.md."""
 
 from ._apply import apply_image, merge_env
-from ._store import Image, ImageConfig, ImageStore, host_platform, normalize_ref
+from ._store import Image, ImageConfig, ImageStore, host_platform, local_ref, normalize_ref
 from ._unpack import LayerLimits, UnpackResult, unpack_layer
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "LayerLimits",
     "UnpackResult",
     "host_platform",
+    "local_ref",
     "normalize_ref",
     "unpack_layer",
 ]

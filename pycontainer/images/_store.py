@@ -50,20 +50,38 @@ _NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
+def _split(ref: str) -> tuple[str, str, bool]:
+    """(name, tag, whether the name named a registry host)."""
+    name, tag = ref, "latest"
+    if ":" in ref.rsplit("/", 1)[-1]:
+        name, tag = ref.rsplit(":", 1)
+    first = name.split("/", 1)[0]
+    has_domain = "/" in name and ("." in first or ":" in first or first == "localhost")
+    return name, tag, has_domain
+
+
 def normalize_ref(ref: str) -> str:
-    """``name[:tag]`` -> ``name:tag`` (tag ``latest`` by default); registry
-    hosts and ports stay part of the name.  ImageError for a malformed one."""
+    """A reference in Docker's full form: ``busybox`` is
+    ``docker.io/library/busybox:latest``, ``me/app:1`` is
+    ``docker.io/me/app:1``; a name with a registry host (``localhost/x``,
+    ``registry:5000/x``) keeps it.  ImageError for a malformed one."""
     if _DIGEST_RE.match(ref):
         return ref
-    name, tag = ref, "latest"
-    last = ref.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, tag = ref.rsplit(":", 1)
-    host, _, rest = name.partition("/")
-    check = rest if rest and ("." in host or ":" in host or host == "localhost") else name
-    if not _NAME_RE.match(check) or not _TAG_RE.match(tag):
+    name, tag, has_domain = _split(ref)
+    if has_domain:
+        domain, path = name.split("/", 1)
+    else:
+        domain, path = "docker.io", name if "/" in name else f"library/{name}"
+    if not _NAME_RE.match(path) or not _TAG_RE.match(tag) or not domain:
         raise ImageError(f"{ref!r} is not an image reference (name[:tag], lower case)")
-    return f"{name}:{tag}"
+    return f"{domain}/{path}:{tag}"
+
+
+def local_ref(ref: str) -> str | None:
+    """Where a short name may also live: ``localhost/<name>`` (podman's home
+    for images made here, such as the built-in ``localhost/busybox``)."""
+    name, tag, has_domain = _split(ref)
+    return None if has_domain or _DIGEST_RE.match(ref) else normalize_ref(f"localhost/{name}:{tag}")
 
 
 def host_platform() -> tuple[str, str]:
@@ -355,7 +373,10 @@ class ImageStore:
         else:
             norm = normalize_ref(ref)
             if norm not in refs:
-                raise ImageError(f"no image {norm!r} in the store")
+                local = local_ref(ref)
+                if local is None or local not in refs:
+                    raise ImageError(f"no image {ref!r} ({norm}) in the store")
+                norm = local
             digest = refs[norm]
         manifest = self.read_json(digest)
         if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
@@ -459,6 +480,24 @@ class ImageStore:
                 self._set_ref(norm, digest, desc.get("mediaType") or OCI_MANIFEST, int(desc.get("size") or 0))
             images.append(self.get(norm))
         return images
+
+    def import_docker_archive(self, path: str) -> list[Image]:
+        """Import every image of a ``docker save`` archive (tar or directory)."""
+        from ._archive import import_docker_archive
+
+        return import_docker_archive(self, path)
+
+    def export_oci_layout(self, refs: str | list[str], dest: str) -> None:
+        """Write images to an OCI layout (a directory, or a tar when ``dest`` ends in .tar)."""
+        from ._archive import export_oci_layout
+
+        export_oci_layout(self, [refs] if isinstance(refs, str) else refs, dest)
+
+    def export_docker_archive(self, refs: str | list[str], dest: str) -> None:
+        """Write images as a ``docker save`` archive."""
+        from ._archive import export_docker_archive
+
+        export_docker_archive(self, [refs] if isinstance(refs, str) else refs, dest)
 
     # ---- layers ----------------------------------------------------------------------
 

@@ -187,6 +187,11 @@ def _remove(dir_fd: int, name: str) -> None:
         os.unlink(name, dir_fd=dir_fd)
 
 
+def _ns(t: float) -> int:
+    """A tar mtime (an int, or a float from a pax header) in nanoseconds."""
+    return round(t * 10**9) if isinstance(t, float) else int(t) * 10**9
+
+
 def _forget(tree: _Tree, dir_times: dict[tuple[str, ...], tuple[int, int]], parts: list[str]) -> None:
     """An entry is going away: drop its cached fds and the times its subtree
     was to get."""
@@ -261,7 +266,7 @@ def _entry(
         if m.isdir():
             os.chmod(tree.root, m.mode & 0o7777)
             os.chown(tree.root, m.uid, m.gid)
-            dir_times[()] = (m.mtime * 10**9, m.mtime * 10**9)
+            dir_times[()] = (_ns(m.mtime), _ns(m.mtime))
         return
     *parent_parts, name = parts
     parent = tree.dir(parent_parts, make=True, entry=m.name)
@@ -306,7 +311,7 @@ def _entry(
         os.chmod(fd, m.mode & 0o7777)
         for key, value in _xattrs(m):
             os.setxattr(fd, key, value)
-        dir_times[tuple(parts)] = (m.mtime * 10**9, m.mtime * 10**9)
+        dir_times[tuple(parts)] = (_ns(m.mtime), _ns(m.mtime))
         return
     if m.isreg():
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
@@ -323,7 +328,7 @@ def _entry(
             os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears setuid bits
             for key, value in _xattrs(m):
                 os.setxattr(fd, key, value)
-            os.utime(fd, ns=(m.mtime * 10**9, m.mtime * 10**9))
+            os.utime(fd, ns=(_ns(m.mtime), _ns(m.mtime)))
         finally:
             os.close(fd)
         return
@@ -356,4 +361,4 @@ def _entry(
         # no setxattr with a dir fd: through our fd of the directory, the
         # last component not followed
         os.setxattr(f"/proc/self/fd/{parent}/{name}", key, value, follow_symlinks=False)
-    os.utime(name, ns=(m.mtime * 10**9, m.mtime * 10**9), dir_fd=parent, follow_symlinks=False)
+    os.utime(name, ns=(_ns(m.mtime), _ns(m.mtime)), dir_fd=parent, follow_symlinks=False)

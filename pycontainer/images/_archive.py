@@ -1,0 +1,188 @@
+"""Image archives: ``docker save`` archives in and out, OCI layouts out.
+
+A docker archive holds ``manifest.json`` (``[{"Config": ..., "RepoTags": [...],
+"Layers": [...]}]``), the image config, and each layer as an uncompressed tar.
+Imported, its layers are stored as they are (uncompressed OCI layers, whose
+digest is their DiffID) under an OCI manifest the store writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ImageError
+from ._store import OCI_CONFIG, OCI_MANIFEST, REF_ANNOTATION, Image, _check_digest, _safe_extract_tar, normalize_ref
+from ._unpack import open_layer_stream
+
+if TYPE_CHECKING:
+    from ._store import ImageStore
+
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def _inside(base: str, rel: str) -> str:
+    path = os.path.realpath(os.path.join(base, rel))
+    if not path.startswith(os.path.realpath(base) + os.sep):
+        raise ImageError(f"the archive names {rel!r}, which lies outside it")
+    return path
+
+
+def import_docker_archive(store: ImageStore, path: str) -> list[Image]:
+    """Import every image of a ``docker save`` archive (a tar or its extracted directory)."""
+    if not os.path.isdir(path):
+        with tempfile.TemporaryDirectory(dir=store.root, prefix=".import-") as tmp:
+            _safe_extract_tar(path, tmp, store.limits)
+            return import_docker_archive(store, tmp)
+    try:
+        with open(os.path.join(path, "manifest.json"), encoding="utf-8") as f:
+            entries = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"{path} is not a docker archive (manifest.json: {e})") from None
+    if not isinstance(entries, list) or not entries:
+        raise ImageError(f"{path}: manifest.json lists no image")
+    images = []
+    for entry in entries:
+        try:
+            config_name, layer_names = entry["Config"], entry["Layers"]
+            tags = entry.get("RepoTags") or []
+        except (KeyError, TypeError):
+            raise ImageError(f"{path}: a manifest.json entry lacks Config or Layers") from None
+        with open(_inside(path, config_name), "rb") as f:
+            config_raw = f.read()
+        config_digest = store.put_blob(config_raw)
+        config = json.loads(config_raw)
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        if len(diff_ids) != len(layer_names):
+            raise ImageError(f"{path}: {len(layer_names)} layers but {len(diff_ids)} diff_ids in the config")
+        layers = []
+        for name, diff_id in zip(layer_names, diff_ids, strict=True):
+            with open(_inside(path, name), "rb") as f:
+                head = f.read(4)
+                f.seek(0)
+                if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd":
+                    # a compressed layer (newer docker saves): its DiffID is the tar's
+                    digest = store.put_blob(f)
+                    media = OCI_LAYER + ("+gzip" if head[:2] == b"\x1f\x8b" else "+zstd")
+                else:
+                    digest = store.put_blob(f, _check_digest(diff_id))
+                    media = OCI_LAYER
+            layers.append({"mediaType": media, "digest": digest, "size": os.path.getsize(store.blob_path(digest))})
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_raw)},
+            "layers": layers,
+        }
+        raw = json.dumps(manifest).encode()
+        mdigest = store.put_blob(raw)
+        names = [normalize_ref(t) for t in tags] or [f"sha256:{config_digest.split(':')[1]}"]
+        with store._locked():
+            for ref in names:
+                if not ref.startswith("sha256:"):
+                    store._set_ref(ref, mdigest, OCI_MANIFEST, len(raw))
+        images.append(store.get(mdigest))
+    return images
+
+
+def export_oci_layout(store: ImageStore, refs: list[str], dest: str) -> None:
+    """Write the images to an OCI image layout: a directory, or a tar
+    archive when ``dest`` ends in .tar.  The ref.name annotation holds the
+    whole name:tag (skopeo: ``oci:DEST:name:tag``)."""
+    as_tar = dest.endswith(".tar")
+    out = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(dest)) or ".", prefix=".export-")
+    try:
+        blobs = os.path.join(out, "blobs", "sha256")
+        os.makedirs(blobs)
+        manifests = []
+        for ref in refs:
+            image = store.get(ref)
+            for digest in [image.digest, image.config_digest, *(layer["digest"] for layer in image.layers)]:
+                target = os.path.join(blobs, digest.split(":")[1])
+                if not os.path.exists(target):
+                    shutil.copyfile(store.blob_path(digest), target)
+            name = normalize_ref(ref) if not ref.startswith("sha256:") else None
+            desc: dict[str, Any] = {
+                "mediaType": image.manifest.get("mediaType") or OCI_MANIFEST,
+                "digest": image.digest,
+                "size": os.path.getsize(store.blob_path(image.digest)),
+            }
+            if name:
+                desc["annotations"] = {REF_ANNOTATION: name}
+            manifests.append(desc)
+        with open(os.path.join(out, "oci-layout"), "w") as f:
+            f.write('{"imageLayoutVersion": "1.0.0"}')
+        with open(os.path.join(out, "index.json"), "w") as f:
+            json.dump(
+                {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}, f
+            )
+        if as_tar:
+            _tar_dir(out, dest)
+        else:
+            if os.path.exists(dest) and os.listdir(dest):
+                raise ImageError(f"{dest} exists and is not empty")
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(dest)
+            os.rename(out, dest)
+            out = ""
+    finally:
+        if out:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def export_docker_archive(store: ImageStore, refs: list[str], dest: str) -> None:
+    """Write the images as a ``docker save`` archive (tar), which ``docker
+    load``, podman and skopeo (docker-archive:) read."""
+    entries = []
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(dest)) or ".", prefix=".export-")
+    try:
+        for ref in refs:
+            image = store.get(ref)
+            config_hex = image.config_digest.split(":")[1]
+            shutil.copyfile(store.blob_path(image.config_digest), os.path.join(tmp, f"{config_hex}.json"))
+            layer_names = []
+            for layer, diff_id in zip(image.layers, image.diff_ids, strict=True):
+                name = f"{diff_id.split(':')[1]}/layer.tar"
+                target = os.path.join(tmp, name)
+                if not os.path.exists(target):
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    sha = hashlib.sha256()
+                    with store.open_blob(layer["digest"]) as src, open(target, "wb") as dst:
+                        stream = open_layer_stream(src)
+                        while chunk := stream.read(1 << 20):
+                            sha.update(chunk)
+                            dst.write(chunk)
+                        src.read()  # the blob's end: its digest is checked there
+                    if f"sha256:{sha.hexdigest()}" != diff_id:
+                        raise ImageError(f"layer {layer['digest']} does not decompress to its DiffID {diff_id}")
+                layer_names.append(name)
+            tags = [normalize_ref(ref)] if not ref.startswith("sha256:") else []
+            entries.append({"Config": f"{config_hex}.json", "RepoTags": tags, "Layers": layer_names})
+        with open(os.path.join(tmp, "manifest.json"), "w") as f:
+            json.dump(entries, f)
+        _tar_dir(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tar_dir(src: str, dest: str) -> None:
+    part = dest + ".part"
+    with tarfile.open(part, "w", format=tarfile.PAX_FORMAT) as t:
+        for name in sorted(os.listdir(src)):
+            t.add(os.path.join(src, name), arcname=name, filter=_plain)
+    os.replace(part, dest)
+
+
+def _plain(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+    ti.uid = ti.gid = 0
+    ti.uname = ti.gname = ""
+    return ti
+
+
+__all__ = ["export_docker_archive", "export_oci_layout", "import_docker_archive"]
