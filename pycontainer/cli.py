@@ -1,6 +1,6 @@
 """A first command line over the library: run, list, state, kill, delete.
 
-    python -m pycontainer run [--rootfs DIR] [-e K=V] [-v SRC:DST[:ro]] [--hostname H]
+    python -m pycontainer run [--rootfs DIR | --image REF] [-e K=V] [-v SRC:DST[:ro]] [--hostname H]
                               [--workdir D] [--user U] [--init] [-t] [--name ID] -- CMD...
     python -m pycontainer list | state ID | kill ID [SIGNAL] | delete [-f] ID
 
@@ -21,8 +21,7 @@ import tty
 import uuid
 from collections.abc import Sequence
 
-from . import Container, ContainerConfig, Mount, Process, _sys
-from .config import DEFAULT_ENV
+from . import Container, ContainerConfig, Mount, Process, User, _sys
 from .errors import ConfigError, ContainerNotFound, InitError, InvalidStateTransition, PyContainerError
 
 
@@ -56,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a command in a new container and wait for it")
-    run.add_argument("--rootfs", help="a directory to use as / (default: the built-in busybox rootfs)")
+    run.add_argument("--rootfs", help="a directory to use as / (default: the built-in localhost/busybox image)")
+    run.add_argument("--image", help="an image in the store (see pycontainer.images) to run")
+    run.add_argument("--data-root", help="images and layers (default $PYCONTAINER_DATA_ROOT or /var/lib/pycontainer)")
     run.add_argument("--name", help="container id (default: a random one)")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     run.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]")
@@ -84,9 +85,9 @@ def _config(args: argparse.Namespace) -> ContainerConfig:
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
-    if not cmd:
+    if not cmd and not args.image:
         raise ConfigError("cmd", "no command given (run ... -- CMD [ARG...])")
-    env = list(DEFAULT_ENV)
+    env: list[str] = []  # our PATH (or the image's Env) comes in when it is not given
     for item in args.env:
         if "=" not in item:
             item = f"{item}={os.environ.get(item, '')}"
@@ -97,10 +98,11 @@ def _config(args: argparse.Namespace) -> ContainerConfig:
             args=cmd,
             env=env,
             cwd=args.workdir,
-            user=args.user or "0",
+            user=args.user or User(),
             terminal=args.tty,
         ),
         rootfs=os.path.abspath(args.rootfs) if args.rootfs else None,
+        image=args.image,
         hostname=args.hostname,
         mounts=[_parse_volume(v) for v in args.volume],
         init=args.init,
@@ -148,7 +150,7 @@ def _relay_pty(master: int, container: Container) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     cid = args.name or uuid.uuid4().hex[:16]
-    container = Container.create(args.root, cid, cfg)
+    container = Container.create(args.root, cid, cfg, data_root=args.data_root)
     try:
         # Forward the signals a user sends us to the container's init.
         forward = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)

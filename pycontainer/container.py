@@ -362,18 +362,16 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     return tuple(env)
 
 
-_default_rootfs_cache: dict[str, str] = {}
+_builtin_cache: dict[str, _images.Image] = {}
 
 
-def _builtin_rootfs(data_root: str | None) -> str:
-    key = _rootfs.data_root(data_root)
-    if key not in _default_rootfs_cache:
-        _default_rootfs_cache[key] = _rootfs.default_rootfs(data_root)
-    path = _default_rootfs_cache[key]
-    if not os.path.isdir(path):
-        _default_rootfs_cache.pop(key)
-        return _builtin_rootfs(data_root)
-    return path
+def _builtin_image(store: _images.ImageStore) -> _images.Image:
+    """The built-in image of ``store``, made on first use (hashing the host's
+    busybox each time would cost a create ~2 ms: once per process)."""
+    image = _builtin_cache.get(store.root)
+    if image is None or not all(os.path.isdir(store.layer_dir(d)) for d in image.diff_ids):
+        image = _builtin_cache[store.root] = _images.builtin_image(store)
+    return image
 
 
 class Container(ProcessHandle):
@@ -492,9 +490,9 @@ class Container(ProcessHandle):
         hostname = config.hostname or cid[:12]
         lower = lower_base = None
         extra: dict[str, Any] = {}
-        if config.image is not None:
+        if config.image is not None or config.rootfs is None:
             store = _images.ImageStore(data_root)
-            image = store.get(config.image)
+            image = store.get(config.image) if config.image is not None else _builtin_image(store)
             config = _images.apply_image(config, image)
             check_process(config)
             layers = tuple(reversed(store.unpack(image)))  # top first, as overlay's lowerdir
@@ -503,9 +501,6 @@ class Container(ProcessHandle):
             extra["image"] = image.digest
             user, home = _rootfs.lookup_user(layers, config.process.user)
             etc_base: str | tuple[str, ...] = layers
-        elif config.rootfs is None:
-            lower = etc_base = _builtin_rootfs(data_root)
-            user, home = _rootfs.lookup_user(lower, config.process.user)
         if lower is not None:
             rootfs = os.path.join(directory, "rootfs")
             for d in ("rootfs", "upper", "work"):
