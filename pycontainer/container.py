@@ -499,6 +499,7 @@ class Container(ProcessHandle):
             lower = ":".join(store.short_link(d) for d in layers)
             lower_base = store.root
             extra["image"] = image.digest
+            extra["data_root"] = store.root
             user, home = _rootfs.lookup_user(layers, config.process.user)
             etc_base: str | tuple[str, ...] = layers
         if lower is not None:
@@ -903,6 +904,38 @@ class Container(ProcessHandle):
     def stats(self) -> _cgroups.Stats:
         """Resource use: memory, CPU, pids, I/O and OOM kills (see cgroups.Stats)."""
         return self._manager("read the stats of").stats()
+
+    # ---- images -----------------------------------------------------------------
+
+    def _image_parts(self) -> tuple[_images.ImageStore, _images.Image, str]:
+        if not self._data.get("image"):
+            raise PyContainerError(f"container {self.id!r} runs on a plain rootfs: it has no image layers")
+        store = _images.ImageStore(self._data.get("data_root"))
+        return store, store.get(self._data["image"]), os.path.join(self.dir, "upper")
+
+    def changes(self) -> list[tuple[str, str]]:
+        """What the container changed in its image, as ``docker diff``:
+        ``[("A" | "C" | "D", "/path"), ...]``."""
+        store, image, upper = self._image_parts()
+        return _images.changes(upper, list(reversed(store.unpack(image))))
+
+    def commit(
+        self, ref: str | None = None, *, comment: str = "", config: dict[str, Any] | None = None, pause: bool = True
+    ) -> _images.Image:
+        """A new image: the container's image plus its changes as one layer
+        (deletions as whiteouts), tagged ``ref``.  ``config`` updates the
+        image's config (Cmd, Env, ...).  A running container is paused
+        meanwhile, as ``docker commit`` does, for a consistent layer."""
+        store, image, upper = self._image_parts()
+        paused = False
+        if pause and self.cgroup is not None and self.status is Status.RUNNING:
+            self.pause()
+            paused = True
+        try:
+            return _images.commit(store, image, upper, ref, comment=comment, config=config)
+        finally:
+            if paused:
+                self.resume()
 
     def oom_watcher(self) -> _cgroups.OOMWatcher:
         """Watch the container's cgroup for OOM kills (close it when done).

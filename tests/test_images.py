@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pycontainer import PIPE, ConfigError, Container, ContainerConfig, ImageError, Process
+from pycontainer import PIPE, ConfigError, Container, ContainerConfig, ImageError, Process, PyContainerError
 from pycontainer.images import ImageStore, LayerLimits, normalize_ref, unpack_layer
 
 from .imagetools import E, compress, make_layout, tar_bytes
@@ -542,3 +542,59 @@ def test_a_docker_archive_that_points_outside_is_refused(store, tmp_path):
     (d / "manifest.json").write_text(json.dumps([{"Config": "../../etc/passwd", "Layers": []}]))
     with pytest.raises(ImageError, match="outside"):
         store.import_docker_archive(str(d))
+
+
+# ---- changes and commit -----------------------------------------------------------------
+
+
+def test_changes_and_commit_make_an_image_that_runs(root, images):
+    data, store = images
+    cfg = ContainerConfig(process=Process(args=["sleep", "100"], user="root"), image="localhost/app:1")
+    c = Container.run(root, "chg", cfg, data_root=data)
+    try:
+        script = "echo added > /added; echo changed > /etc/group; rm /etc/passwd; rm -r /data; mkdir -p /data/fresh"
+        p = c.exec(["sh", "-c", script], stdout=PIPE, stderr=PIPE)
+        assert p.wait().code == 0, p.communicate()
+        got = dict((path, kind) for kind, path in c.changes())
+        assert got["/added"] == "A" and got["/etc/group"] == "C" and got["/etc/passwd"] == "D"
+        assert got["/etc"] == "C" and got["/data"] == "C"  # re-made over a deleted dir: opaque
+        image = c.commit("localhost/app:2", comment="test", config={"Cmd": ["cat", "/added"]})
+        assert c.status.value == "running"  # paused and resumed around the commit
+    finally:
+        c.delete(force=True)
+    assert image.refs == ("localhost/app:2",) and len(image.layers) == 3
+    assert image.config.cmd == ("cat", "/added")
+    check = ContainerConfig(
+        process=Process(
+            args=["sh", "-c", "cat /added /etc/group; test -e /etc/passwd || echo gone; ls /data"], user="0"
+        ),
+        image="localhost/app:2",
+    )
+    c = Container.run(root, "chk", check, stdout=PIPE, stderr=PIPE, data_root=data)
+    try:
+        out, err = c.communicate(timeout=30)
+        assert out.decode().split() == ["added", "changed", "gone", "fresh"], err
+    finally:
+        c.delete()
+
+
+def test_an_untagged_commit_stays_as_a_dangling_image(root, images):
+    data, store = images
+    c = Container.run(root, "dang", ContainerConfig(process=Process(args=["touch", "/x"], user="root"), image="localhost/app:1"),
+                      data_root=data)  # fmt: skip
+    try:
+        c.wait()
+        image = c.commit()
+    finally:
+        c.delete()
+    assert image.refs == () and image.digest in [i.digest for i in store.list()]
+
+
+def test_a_plain_rootfs_has_no_changes_to_list(root, config):
+    c = Container.run(root, "plain", config("true"))
+    try:
+        c.wait()
+        with pytest.raises(PyContainerError, match="plain rootfs"):
+            c.changes()
+    finally:
+        c.delete()

@@ -3,12 +3,15 @@ overlay snapshots containers run on.  See docs/images.md."""
 
 from ._apply import apply_image, merge_env
 from ._builtin import BUILTIN, builtin_image
+from ._changes import changes, commit
 from ._store import Image, ImageConfig, ImageStore, host_platform, local_ref, normalize_ref
 from ._unpack import LayerLimits, UnpackResult, unpack_layer
 
 __all__ = [
     "BUILTIN",
     "builtin_image",
+    "changes",
+    "commit",
     "apply_image",
     "merge_env",
     "Image",

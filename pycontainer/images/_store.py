@@ -326,6 +326,15 @@ class ImageStore:
         index["manifests"] = entries
         self._write_index(index)
 
+    def keep(self, digest: str, size: int, media_type: str = OCI_MANIFEST) -> None:
+        """Record an untagged manifest in the index, so that it stays (as a
+        dangling image) until removed."""
+        with self._locked():
+            index = self._read_index()
+            if not any(m["digest"] == digest and not m.get("annotations") for m in index["manifests"]):
+                index["manifests"].append({"mediaType": media_type, "digest": digest, "size": size})
+                self._write_index(index)
+
     def refs(self) -> dict[str, str]:
         """name:tag -> manifest digest."""
         out = {}
@@ -367,7 +376,7 @@ class ImageStore:
             if not digest:
                 digest = next((d for d in refs.values() if self._config_digest(d) == ref), "")
             if not digest and self.has_blob(ref) and "config" in self.read_json(ref):
-                digest = ref  # an untagged manifest still in the store
+                digest = ref  # an untagged (dangling) image
             if not digest:
                 raise ImageError(f"no image {ref} in the store")
         else:
@@ -401,6 +410,7 @@ class ImageStore:
         raise ImageError(f"the image index has no manifest for {os_}/{arch}")
 
     def list(self) -> list[Image]:
+        """Every image, tagged or not."""
         out = []
         seen = set()
         for ref in sorted(self.refs()):
@@ -408,6 +418,10 @@ class ImageStore:
             if image.digest not in seen:
                 seen.add(image.digest)
                 out.append(image)
+        for m in self._read_index()["manifests"]:
+            if not m.get("annotations") and m["digest"] not in seen:
+                seen.add(m["digest"])
+                out.append(self.get(m["digest"]))
         return out
 
     # ---- import ---------------------------------------------------------------------
