@@ -500,6 +500,10 @@ class Container(ProcessHandle):
             lower_base = store.root
             extra["image"] = image.digest
             extra["data_root"] = store.root
+            # The final dir is where the container will live; the hold goes with delete.
+            holder = store.hold(image.digest, os.path.join(root, cid))
+            extra["image_holder"] = holder
+            undo.callback(store.release, holder)
             user, home = _rootfs.lookup_user(layers, config.process.user)
             etc_base: str | tuple[str, ...] = layers
         if lower is not None:
@@ -840,6 +844,8 @@ class Container(ProcessHandle):
                 # With a pid namespace of its own, the init's death took them all.
                 self.cgroup.destroy(empty=own_pidns)
             shutil.rmtree(self.dir, ignore_errors=True)
+            if self._data.get("image_holder"):
+                _images.ImageStore.release(self._data["image_holder"])
 
     # ---- cgroups ----------------------------------------------------------------
 

@@ -598,3 +598,33 @@ def test_a_plain_rootfs_has_no_changes_to_list(root, config):
             c.changes()
     finally:
         c.delete()
+
+
+# ---- removal and garbage collection --------------------------------------------------------
+
+
+def test_an_image_in_use_cannot_lose_its_last_name_and_gc_keeps_what_is_needed(root, images):
+    data, store = images
+    store.tag("localhost/app:1", "localhost/app:other")
+    c = Container.create(root, "held", ContainerConfig(process=Process(args=["true"]), image="localhost/app:1"),
+                         data_root=data)  # fmt: skip
+    try:
+        store.remove("localhost/app:other")  # another name remains: fine
+        with pytest.raises(ImageError, match="in use by container 'held'"):
+            store.remove("localhost/app:1")
+        assert store.gc(grace=0) == {"blobs": 0, "bytes": 0, "layers": 0, "links": 0}
+    finally:
+        c.delete()
+    layers = store.unpack("localhost/app:1")
+    store.remove("localhost/app:1")
+    removed = store.gc(grace=0)
+    assert removed == {"blobs": 4, "bytes": removed["bytes"], "layers": 2, "links": 2} and removed["bytes"] > 0
+    assert not any(os.path.exists(d) for d in layers) and os.listdir(store.blobs) == []
+    with pytest.raises(ImageError):
+        store.get("localhost/app:1")
+
+
+def test_gc_spares_young_blobs_an_import_may_still_name(store):
+    digest = store.put_blob(b"fresh")
+    assert store.gc()["blobs"] == 0 and store.has_blob(digest)
+    assert store.gc(grace=0)["blobs"] == 1 and not store.has_blob(digest)

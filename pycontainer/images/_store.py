@@ -27,6 +27,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -512,6 +513,129 @@ class ImageStore:
         from ._archive import export_docker_archive
 
         export_docker_archive(self, [refs] if isinstance(refs, str) else refs, dest)
+
+    # ---- holders, removal, garbage collection ---------------------------------------
+
+    def _holders_dir(self, digest: str) -> str:
+        return os.path.join(self.root, "holders", _check_digest(digest)[len("sha256:") :])
+
+    def hold(self, digest: str, container_dir: str) -> str:
+        """Record that the container at ``container_dir`` runs on the image
+        (``digest``): removal refuses it, GC keeps it.  Returns the holder file."""
+        d = self._holders_dir(digest)
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        path = os.path.join(d, hashlib.sha256(container_dir.encode()).hexdigest()[:32])
+        self._write_atomic(path, container_dir.encode())
+        return path
+
+    @staticmethod
+    def release(holder: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(holder)
+
+    def holders(self, digest: str) -> list[str]:
+        """State directories of the containers that hold the image (stale
+        records, whose container is gone, are dropped on the way)."""
+        d = self._holders_dir(digest)
+        out = []
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            path = os.path.join(d, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    cdir = f.read()
+                age = time.time() - os.stat(path).st_mtime
+            except FileNotFoundError:
+                continue
+            # a container being created has no state.json yet: a young record counts
+            if os.path.exists(os.path.join(cdir, "state.json")) or age < 60:
+                out.append(cdir)
+                continue
+            self.release(path)
+        return out
+
+    def remove(self, ref: str) -> None:
+        """Remove a name, or (by digest) an image with all its names.  As
+        ``docker rmi``: refused when it would leave nameless an image a
+        container runs on (or was made from and not yet deleted).  Blobs
+        and layers go at the next ``gc``."""
+        image = self.get(ref)
+        with self._locked():
+            index = self._read_index()
+            if _DIGEST_RE.match(ref):
+                drop = [m for m in index["manifests"] if m["digest"] == image.digest]
+            else:
+                names = self.refs()
+                name = normalize_ref(ref)
+                if name not in names:
+                    name = local_ref(ref) or name
+                drop = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_ANNOTATION) == name]
+            left = [m for m in index["manifests"] if m not in drop and m["digest"] == image.digest]
+            users = self.holders(image.digest)
+            if users and not left:
+                raise ImageError(f"image {ref!r} is in use by container {os.path.basename(users[0])!r} ({users[0]})")
+            index["manifests"] = [m for m in index["manifests"] if m not in drop]
+            self._write_index(index)
+
+    def gc(self, grace: float = 600.0) -> dict[str, int]:
+        """Remove blobs, unpacked layers and short links no image in the
+        index (tagged or dangling) nor any container holding one needs.
+        Blobs younger than ``grace`` seconds stay: an import may be writing
+        them before it names them.  Returns what was removed."""
+        with self._locked():
+            manifests = {m["digest"] for m in self._read_index()["manifests"]}
+            holders_root = os.path.join(self.root, "holders")
+            for hexd in os.listdir(holders_root) if os.path.isdir(holders_root) else []:
+                if self.holders(f"sha256:{hexd}"):
+                    manifests.add(f"sha256:{hexd}")
+                else:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.join(holders_root, hexd))
+            blobs: set[str] = set()
+            layers: set[str] = set()
+            for digest in manifests:
+                try:
+                    doc = self.read_json(digest)
+                except ImageError:
+                    continue
+                todo = [doc]
+                blobs.add(digest)
+                if "manifests" in doc:
+                    todo = []
+                    for sub in doc.get("manifests") or []:
+                        blobs.add(sub["digest"])
+                        with contextlib.suppress(ImageError):
+                            todo.append(self.read_json(sub["digest"]))
+                for mf in todo:
+                    if "config" not in mf:
+                        continue
+                    blobs.add(mf["config"]["digest"])
+                    blobs.update(layer["digest"] for layer in mf.get("layers") or [])
+                    with contextlib.suppress(ImageError):
+                        cfg = self.read_json(mf["config"]["digest"])
+                        layers.update(d.split(":")[1] for d in (cfg.get("rootfs") or {}).get("diff_ids") or [])
+            removed = {"blobs": 0, "bytes": 0, "layers": 0, "links": 0}
+            now = time.time()
+            for name in os.listdir(self.blobs):
+                path = os.path.join(self.blobs, name)
+                if f"sha256:{name}" in blobs:
+                    continue
+                st = os.lstat(path)
+                if now - st.st_mtime < grace:
+                    continue
+                os.unlink(path)
+                removed["blobs"] += 1
+                removed["bytes"] += st.st_size
+            for name in os.listdir(self.layers_dir):
+                if name in layers or (name.startswith(".tmp-") and now - os.lstat(os.path.join(self.layers_dir, name)).st_mtime < grace):
+                    continue
+                shutil.rmtree(os.path.join(self.layers_dir, name), ignore_errors=True)
+                removed["layers"] += 1
+            for name in os.listdir(self.links):
+                link = os.path.join(self.links, name)
+                if not os.path.exists(link):
+                    os.unlink(link)
+                    removed["links"] += 1
+            return removed
 
     # ---- layers ----------------------------------------------------------------------
 
