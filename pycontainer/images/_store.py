@@ -157,6 +157,16 @@ class Image:
         return self.config_digest
 
 
+# Parsed JSON blobs by digest, shared by every store object (content-addressed:
+# a digest's content never changes; callers must not mutate what they get).
+_json_cache: dict[str, dict[str, Any]] = {}
+# Unpacked layer dirs and their short links, known to exist (layers are
+# immutable; gc removes only what no image or container needs).
+_known_layers: set[str] = set()
+_known_links: dict[str, str] = {}
+_image_layers: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
 def _check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
         raise ImageError(f"{digest!r} is not a sha256 digest")
@@ -207,6 +217,8 @@ class ImageStore:
         self.blobs = os.path.join(self.layout, "blobs", "sha256")
         self.layers_dir = os.path.join(self.root, "layers", "sha256")
         self.links = os.path.join(self.root, "l")
+        if os.path.exists(os.path.join(self.layout, "index.json")) and os.path.isdir(self.links):
+            return  # made before
         for d in (self.blobs, self.layers_dir, self.links):
             os.makedirs(d, mode=0o711, exist_ok=True)
         oci_layout = os.path.join(self.layout, "oci-layout")
@@ -300,12 +312,20 @@ class ImageStore:
             return f.read()
 
     def read_json(self, digest: str) -> dict[str, Any]:
+        """A JSON blob (manifest, index, config), parsed; cached by digest (its
+        content cannot change), verified on first read."""
+        cached = _json_cache.get(digest)
+        if cached is not None and os.path.exists(self.blob_path(digest)):
+            return cached
         try:
             data = json.loads(self.read_blob(digest))
         except ValueError as e:
             raise ImageError(f"blob {digest} is not JSON: {e}") from None
         if not isinstance(data, dict):
             raise ImageError(f"blob {digest} is not a JSON object")
+        if len(_json_cache) > 1024:
+            _json_cache.clear()
+        _json_cache[digest] = data
         return data
 
     # ---- the index -------------------------------------------------------------------
@@ -629,12 +649,16 @@ class ImageStore:
                 if name in layers or (name.startswith(".tmp-") and now - os.lstat(os.path.join(self.layers_dir, name)).st_mtime < grace):
                     continue
                 shutil.rmtree(os.path.join(self.layers_dir, name), ignore_errors=True)
+                _known_layers.discard(os.path.join(self.layers_dir, name))
+                _known_links.pop(os.path.join(self.layers_dir, name), None)
                 removed["layers"] += 1
             for name in os.listdir(self.links):
                 link = os.path.join(self.links, name)
                 if not os.path.exists(link):
                     os.unlink(link)
                     removed["links"] += 1
+            for layer in [k for k, v in _known_links.items() if not os.path.exists(os.path.join(self.root, v))]:
+                del _known_links[layer]
             return removed
 
     # ---- layers ----------------------------------------------------------------------
@@ -646,6 +670,9 @@ class ImageStore:
         """Unpack the image's layers (each once, shared by every image using
         it) and return their directories, bottom layer first."""
         image = self.get(ref)
+        cached = _image_layers.get((self.root, image.digest))
+        if cached is not None and all(d in _known_layers for d in cached):
+            return list(cached)
         layers = image.layers
         diff_ids = image.diff_ids
         if len(diff_ids) != len(layers):
@@ -653,11 +680,13 @@ class ImageStore:
         dirs = []
         for desc, diff_id in zip(layers, diff_ids, strict=True):
             dirs.append(self._unpack_layer(_check_digest(desc["digest"]), _check_digest(diff_id)))
+        _image_layers[(self.root, image.digest)] = tuple(dirs)
         return dirs
 
     def _unpack_layer(self, blob: str, diff_id: str) -> str:
         final = self.layer_dir(diff_id)
-        if os.path.isdir(final):
+        if final in _known_layers or os.path.isdir(final):
+            _known_layers.add(final)
             return final
         tmp = tempfile.mkdtemp(dir=self.layers_dir, prefix=".tmp-")
         try:
@@ -680,11 +709,15 @@ class ImageStore:
     def short_link(self, layer: str) -> str:
         """``l/<16 hex>``, a short path to a layer directory (relative to the
         store root), so that many layers fit in overlay's mount options."""
+        known = _known_links.get(layer)
+        if known is not None:
+            return known
         name = os.path.basename(layer)[:16]
         link = os.path.join(self.links, name)
         if not os.path.islink(link):
             with contextlib.suppress(FileExistsError):
                 os.symlink(os.path.relpath(layer, self.links), link)
+        _known_links[layer] = f"l/{name}"
         return f"l/{name}"
 
 
