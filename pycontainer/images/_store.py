@@ -534,6 +534,20 @@ class ImageStore:
 
         export_docker_archive(self, [refs] if isinstance(refs, str) else refs, dest)
 
+    def pull(self, ref: str, **kwargs: Any) -> Image:
+        """Pull from a registry (see images._registry.pull for the options:
+        username, password, insecure, platform, progress)."""
+        from ._registry import pull
+
+        return pull(self, ref, **kwargs)
+
+    def push(self, ref: str, dest: str | None = None, **kwargs: Any) -> str:
+        """Push to a registry (see images._registry.push: username, password,
+        insecure, chunk_size, progress); returns the manifest digest."""
+        from ._registry import push
+
+        return push(self, ref, dest, **kwargs)
+
     # ---- holders, removal, garbage collection ---------------------------------------
 
     def _holders_dir(self, digest: str) -> str:
@@ -646,7 +660,9 @@ class ImageStore:
                 removed["blobs"] += 1
                 removed["bytes"] += st.st_size
             for name in os.listdir(self.layers_dir):
-                if name in layers or (name.startswith(".tmp-") and now - os.lstat(os.path.join(self.layers_dir, name)).st_mtime < grace):
+                if name in layers or (
+                    name.startswith(".tmp-") and now - os.lstat(os.path.join(self.layers_dir, name)).st_mtime < grace
+                ):
                     continue
                 shutil.rmtree(os.path.join(self.layers_dir, name), ignore_errors=True)
                 _known_layers.discard(os.path.join(self.layers_dir, name))

@@ -1,0 +1,349 @@
+"""A client for the OCI distribution API v2: pull and push.
+
+Manifests (OCI and Docker schema2, image indexes and manifest lists with
+platform selection) and blobs are checked against their digests; blobs the
+store (pull) or the registry (push) already has are skipped; blobs go up in
+one PUT or in chunks (PATCH with Content-Range).  Authentication: a
+registry's 401 says how (``WWW-Authenticate``): Basic with the credentials,
+or Bearer with a token from the named realm (anonymous, or with the
+credentials), cached per scope.
+
+Registries on localhost are spoken to over plain HTTP; others over HTTPS
+unless ``insecure=True``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import sys
+import urllib.parse
+from typing import IO, TYPE_CHECKING, Any
+
+from ..errors import ImageError
+from ._store import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Image,
+    _check_digest,
+    host_platform,
+    normalize_ref,
+)
+
+if TYPE_CHECKING:
+    from ._store import ImageStore
+
+ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
+_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """(registry host, repository, tag or digest) of a reference; Docker Hub's
+    docker.io is registry-1.docker.io."""
+    if "@" in ref:
+        name, _, digest = ref.partition("@")
+        host, _, repo = normalize_ref(name).rpartition(":")[0].partition("/")
+        return ("registry-1.docker.io" if host == "docker.io" else host), repo, _check_digest(digest)
+    full = normalize_ref(ref)
+    name, _, tag = full.rpartition(":")
+    host, _, repo = name.partition("/")
+    return ("registry-1.docker.io" if host == "docker.io" else host), repo, tag
+
+
+class _Progress:
+    """One line per blob on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool | None) -> None:
+        self.on = sys.stderr.isatty() if enabled is None else enabled
+
+    def show(self, what: str, done: int, total: int) -> None:
+        if self.on:
+            pct = f"{100 * done // total:3d}%" if total else "    "
+            sys.stderr.write(f"\r{what[:40]:40} {pct} {done / 1e6:8.1f}/{total / 1e6:.1f} MB")
+            sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.on:
+            sys.stderr.write("\n")
+
+
+class Registry:
+    """One registry host: requests with the authentication it asks for."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        insecure: bool | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.host = host
+        hostname = host.rsplit(":", 1)[0].strip("[]")
+        if insecure is None:
+            insecure = hostname in ("localhost", "127.0.0.1", "::1")
+        self.scheme = "http" if insecure else "https"
+        self.creds = (username, password) if username is not None else None
+        self.timeout = timeout
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+
+    # ---- HTTP ------------------------------------------------------------------------
+
+    def _conn(self, netloc: str, scheme: str) -> http.client.HTTPConnection:
+        if scheme == "https":
+            return http.client.HTTPSConnection(netloc, timeout=self.timeout)
+        return http.client.HTTPConnection(netloc, timeout=self.timeout)
+
+    def _auth_header(self, scope: str) -> dict[str, str]:
+        if scope in self._tokens:
+            return {"Authorization": f"Bearer {self._tokens[scope]}"}
+        if self._basic and self.creds:
+            raw = f"{self.creds[0]}:{self.creds[1]}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        return {}
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        scope: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | IO[bytes] | None = None,
+        ok: tuple[int, ...] = (200,),
+        stream: bool = False,
+    ) -> http.client.HTTPResponse:
+        """``url`` is a path (/v2/...) or an absolute URL (a Location).  On 401
+        the challenge is answered once; redirects are followed (blobs are
+        often served from elsewhere)."""
+        for attempt in range(2):
+            target = url
+            for _hop in range(5):
+                parts = urllib.parse.urlsplit(target)
+                scheme = parts.scheme or self.scheme
+                netloc = parts.netloc or self.host
+                path = urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
+                h = dict(headers or {})
+                if netloc == self.host:
+                    h.update(self._auth_header(scope))
+                conn = self._conn(netloc, scheme)
+                try:
+                    if hasattr(body, "seek"):
+                        body.seek(0)  # type: ignore[union-attr]
+                    conn.request(method, path, body=body, headers=h)
+                    resp = conn.getresponse()
+                except OSError as e:
+                    conn.close()
+                    raise ImageError(f"{method} {scheme}://{netloc}{parts.path}: {e}") from None
+                if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
+                    target = urllib.parse.urljoin(f"{scheme}://{netloc}{parts.path}", resp.getheader("Location", ""))
+                    resp.read()
+                    conn.close()
+                    continue
+                break
+            if resp.status == 401 and attempt == 0:
+                challenge = resp.getheader("WWW-Authenticate", "")
+                resp.read()
+                conn.close()
+                self._answer(challenge, scope)
+                continue
+            if resp.status not in ok:
+                detail = resp.read(4096).decode(errors="replace").strip()
+                conn.close()
+                raise ImageError(f"{method} {self.host}{parts.path}: HTTP {resp.status} {resp.reason}: {detail[:300]}")
+            if not stream:
+                data = resp.read()
+                conn.close()
+                resp._pyc_body = data  # type: ignore[attr-defined]
+            return resp
+        raise ImageError(f"{self.host}: authentication failed for {scope}")
+
+    def _answer(self, challenge: str, scope: str) -> None:
+        kind, _, params = challenge.partition(" ")
+        fields = dict(_CHALLENGE_RE.findall(params))
+        if kind.lower() == "basic":
+            if not self.creds:
+                raise ImageError(f"{self.host} wants a user name and password")
+            self._basic = True
+            return
+        if kind.lower() != "bearer" or "realm" not in fields:
+            raise ImageError(f"{self.host}: an authentication this client does not speak: {challenge!r}")
+        query = {"service": fields.get("service", ""), "scope": fields.get("scope", scope)}
+        url = fields["realm"] + "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
+        parts = urllib.parse.urlsplit(url)
+        conn = self._conn(parts.netloc, parts.scheme)
+        h = {}
+        if self.creds:
+            raw = f"{self.creds[0]}:{self.creds[1]}".encode()
+            h["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        try:
+            conn.request("GET", urllib.parse.urlunsplit(("", "", parts.path, parts.query, "")), headers=h)
+            resp = conn.getresponse()
+            data = resp.read()
+        except OSError as e:
+            raise ImageError(f"token from {fields['realm']}: {e}") from None
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise ImageError(f"token from {fields['realm']}: HTTP {resp.status} (wrong credentials?)")
+        try:
+            doc = json.loads(data)
+            token = doc.get("token") or doc["access_token"]
+        except (ValueError, KeyError):
+            raise ImageError(f"token from {fields['realm']}: no token in the answer") from None
+        self._tokens[scope] = token
+
+
+def _body(resp: http.client.HTTPResponse) -> bytes:
+    return resp._pyc_body  # type: ignore[attr-defined, no-any-return]
+
+
+def _digest_of(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def pull(
+    store: ImageStore,
+    ref: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    insecure: bool | None = None,
+    platform: tuple[str, str] | None = None,
+    progress: bool | None = None,
+) -> Image:
+    """Pull ``ref`` into the store under its name; returns the image."""
+    host, repo, tag = split_ref(ref)
+    reg = Registry(host, username=username, password=password, insecure=insecure)
+    scope = f"repository:{repo}:pull"
+    show = _Progress(progress)
+    raw, media, digest = _get_manifest(reg, repo, tag, scope)
+    doc = json.loads(raw)
+    if media in INDEX_TYPES or "manifests" in doc:
+        os_, arch = platform or host_platform()
+        pick = next(
+            (m for m in doc.get("manifests") or [] if (m.get("platform") or {}).get("os") == os_
+             and (m.get("platform") or {}).get("architecture") == arch),
+            None,
+        )  # fmt: skip
+        if pick is None:
+            raise ImageError(f"{ref}: the image index has no manifest for {os_}/{arch}")
+        raw, media, digest = _get_manifest(reg, repo, _check_digest(pick["digest"]), scope)
+        doc = json.loads(raw)
+    if "config" not in doc:
+        raise ImageError(f"{ref}: the registry's manifest ({media}) is not an image manifest")
+    for desc in [doc["config"], *(doc.get("layers") or [])]:
+        d = _check_digest(desc["digest"])
+        if store.has_blob(d):
+            continue
+        resp = reg.request("GET", f"/v2/{repo}/blobs/{d}", scope=scope, stream=True)
+        total = int(resp.getheader("Content-Length") or desc.get("size") or 0)
+        store.put_blob(_Counting(resp, lambda n, d=d, total=total: show.show(d[7:19], n, total)), d)
+        show.end()
+    store.put_blob(raw, digest)
+    name = normalize_ref(ref.partition("@")[0])
+    with store._locked():
+        store._set_ref(name, digest, media or OCI_MANIFEST, len(raw))
+    return store.get(name)
+
+
+class _Counting:
+    """Reads through, telling how far it got."""
+
+    def __init__(self, f: Any, tell: Any) -> None:
+        self._f = f
+        self._tell = tell
+        self._n = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._n += len(data)
+        self._tell(self._n)
+        return data  # type: ignore[no-any-return]
+
+
+def _get_manifest(reg: Registry, repo: str, ref: str, scope: str) -> tuple[bytes, str, str]:
+    resp = reg.request("GET", f"/v2/{repo}/manifests/{ref}", scope=scope, headers={"Accept": ACCEPT})
+    raw = _body(resp)
+    digest = _digest_of(raw)
+    claimed = resp.getheader("Docker-Content-Digest")
+    if ref.startswith("sha256:") and digest != ref:
+        raise ImageError(f"manifest {ref} from {reg.host} hashes to {digest}")
+    if claimed and claimed != digest:
+        raise ImageError(f"manifest {repo}:{ref} from {reg.host} hashes to {digest}, not the {claimed} it claims")
+    media = (resp.getheader("Content-Type") or "").split(";")[0].strip()
+    try:
+        media = json.loads(raw).get("mediaType") or media
+    except ValueError:
+        raise ImageError(f"manifest {repo}:{ref} from {reg.host} is not JSON") from None
+    return raw, media, digest
+
+
+def push(
+    store: ImageStore,
+    ref: str,
+    dest: str | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    insecure: bool | None = None,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+) -> str:
+    """Push the image ``ref`` to ``dest`` (default: ``ref`` itself, whose
+    name says the registry).  Blobs go in one PUT, or in ``chunk_size``
+    chunks.  Returns the manifest's digest."""
+    image = store.get(ref)
+    host, repo, tag = split_ref(dest or ref)
+    reg = Registry(host, username=username, password=password, insecure=insecure)
+    scope = f"repository:{repo}:pull,push"
+    show = _Progress(progress)
+    for desc in [image.manifest["config"], *image.layers]:
+        d = _check_digest(desc["digest"])
+        have = reg.request("HEAD", f"/v2/{repo}/blobs/{d}", scope=scope, ok=(200, 404))
+        if have.status == 200:
+            continue
+        start = reg.request("POST", f"/v2/{repo}/blobs/uploads/", scope=scope, ok=(202,))
+        location = start.getheader("Location") or ""
+        size = os.path.getsize(store.blob_path(d))
+        with store.open_blob(d) as f:
+            if chunk_size is None:
+                data = f.read()
+                show.show(d[7:19], size, size)
+                reg.request("PUT", _with_digest(location, d), scope=scope, body=data, ok=(201,),
+                            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))})  # fmt: skip
+            else:
+                offset = 0
+                while chunk := f.read(chunk_size):
+                    r = reg.request("PATCH", location, scope=scope, body=chunk, ok=(202,), headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(len(chunk)),
+                        "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                    })  # fmt: skip
+                    location = r.getheader("Location") or location
+                    offset += len(chunk)
+                    show.show(d[7:19], offset, size)
+                reg.request("PUT", _with_digest(location, d), scope=scope, body=b"", ok=(201,),
+                            headers={"Content-Length": "0"})  # fmt: skip
+        show.end()
+    raw = store.read_blob(image.digest)
+    media = image.manifest.get("mediaType") or OCI_MANIFEST
+    resp = reg.request("PUT", f"/v2/{repo}/manifests/{tag}", scope=scope, body=raw, ok=(201,),
+                       headers={"Content-Type": media, "Content-Length": str(len(raw))})  # fmt: skip
+    claimed = resp.getheader("Docker-Content-Digest")
+    if claimed and claimed != image.digest:
+        raise ImageError(f"{host} stored the manifest as {claimed}, not {image.digest}")
+    return image.digest
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return location + ("&" if "?" in location else "?") + urllib.parse.urlencode({"digest": digest})
