@@ -5,6 +5,10 @@
   layer removed between runs; the blobs are already in the store, as they
   are in umoci's layout) against ``umoci unpack`` of the same OCI layout
   (into a fresh bundle each run).
+* pull: the same image from a local registry (Debian's docker-registry on
+  127.0.0.1, filesystem storage on /dev/shm) into an empty store, against
+  ``skopeo copy docker://... oci:DIR`` into an empty directory.  Target: at
+  least as fast as skopeo.
 * prepare: a cached image of 50 layers made ready for a container: resolve
   the reference, find the unpacked layers, their short links and the
   overlay options, then mount the overlay (in a private mount namespace)
@@ -93,6 +97,48 @@ def bench_unpack(tmp: str, n: int) -> dict[str, list[float]]:
     return times
 
 
+def bench_pull(tmp: str, n: int) -> dict[str, list[float]]:
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    cfg = os.path.join(tmp, "registry.yml")
+    with open(cfg, "w") as f:
+        f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp}/reg\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times: dict[str, list[float]] = {"pycontainer pull": [], "skopeo copy": []}
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        ref = f"127.0.0.1:{port}/bench/big:1"
+        store = ImageStore(os.path.join(tmp, "data"))
+        store.tag("localhost/bench:1", ref)
+        store.push(ref, progress=False)
+        for i in range(n):
+            t = time.perf_counter()
+            ImageStore(os.path.join(tmp, f"pull{i}")).pull(ref, progress=False)
+            times["pycontainer pull"].append(time.perf_counter() - t)
+            shutil.rmtree(os.path.join(tmp, f"pull{i}"))
+            t = time.perf_counter()
+            subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp}/sk{i}:x"],
+                           check=True, capture_output=True)  # fmt: skip
+            times["skopeo copy"].append(time.perf_counter() - t)
+            shutil.rmtree(os.path.join(tmp, f"sk{i}"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return times
+
+
 def bench_prepare(tmp: str, n: int) -> dict[str, list[float]]:
     lay = os.path.join(tmp, "many")
     make_layout(lay, [[E(f"f{i}", data=str(i).encode())] for i in range(50)], ref="many")
@@ -135,12 +181,16 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="pyc-bench-img-", dir="/dev/shm")
     try:
         unpack = bench_unpack(tmp, args.n)
+        pull = bench_pull(tmp, args.n)
         prepare = bench_prepare(tmp, args.prepare_n)  # last: it leaves us in a private mount namespace
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'what':36} {'median ms':>10} {'min ms':>8} {'x umoci':>8}")
+    print(f"{'what':36} {'median ms':>10} {'min ms':>8} {'x base':>8}")
     base = statistics.median(unpack["umoci unpack"])
     for name, ts in unpack.items():
+        print(f"{name:36} {statistics.median(ts) * 1000:10.1f} {min(ts) * 1000:8.1f} {statistics.median(ts) / base:8.2f}")
+    base = statistics.median(pull["skopeo copy"])
+    for name, ts in pull.items():
         print(f"{name:36} {statistics.median(ts) * 1000:10.1f} {min(ts) * 1000:8.1f} {statistics.median(ts) / base:8.2f}")
     for name, ts in prepare.items():
         print(f"{name:36} {statistics.median(ts) * 1000:10.3f} {min(ts) * 1000:8.3f}")

@@ -15,12 +15,14 @@ unless ``insecure=True``.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import http.client
 import json
 import os
 import re
 import sys
+import threading
 import urllib.parse
 from typing import IO, TYPE_CHECKING, Any
 
@@ -241,13 +243,33 @@ def pull(
         doc = json.loads(raw)
     if "config" not in doc:
         raise ImageError(f"{ref}: the registry's manifest ({media}) is not an image manifest")
-    for desc in [doc["config"], *(doc.get("layers") or [])]:
-        d = _check_digest(desc["digest"])
-        if store.has_blob(d):
-            continue
+    wanted = [
+        desc
+        for desc in [doc["config"], *(doc.get("layers") or [])]
+        if not store.has_blob(_check_digest(desc["digest"]))
+    ]
+    total = sum(int(desc.get("size") or 0) for desc in wanted)
+    done = [0]
+    lock = threading.Lock()
+
+    def fetch(desc: dict[str, Any]) -> None:
+        d = desc["digest"]
         resp = reg.request("GET", f"/v2/{repo}/blobs/{d}", scope=scope, stream=True)
-        total = int(resp.getheader("Content-Length") or desc.get("size") or 0)
-        store.put_blob(_Counting(resp, lambda n, d=d, total=total: show.show(d[7:19], n, total)), d)
+
+        def tell(n: int, last: list[int] = [0]) -> None:  # noqa: B006 - one per blob
+            with lock:
+                done[0] += n - last[0]
+                last[0] = n
+                show.show(f"pulling {repo}", done[0], total)
+
+        store.put_blob(_Counting(resp, tell), d)
+
+    # Blobs in parallel, as skopeo does: the socket reads and the hashing
+    # let go of the GIL.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        for fut in [pool.submit(fetch, desc) for desc in wanted]:
+            fut.result()
+    if wanted:
         show.end()
     store.put_blob(raw, digest)
     name = normalize_ref(ref.partition("@")[0])
