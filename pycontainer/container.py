@@ -46,6 +46,7 @@ from .config import (
 )
 from .errors import (
     CgroupError,
+    ConfigError,
     ContainerExists,
     ContainerNotFound,
     InvalidStateTransition,
@@ -362,6 +363,11 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     return tuple(env)
 
 
+@functools.lru_cache(maxsize=1)
+def _overlay_ok() -> bool:
+    return _images.overlay_supported()
+
+
 _builtin_cache: dict[str, _images.Image] = {}
 
 
@@ -424,13 +430,17 @@ class Container(ProcessHandle):
         pass_fds: Sequence[int | IO[Any]] = (),
         data_root: str | None = None,
         cgroup_root: str | None = None,
+        snapshotter: str = "auto",
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
         Stdio arguments work as subprocess's (None inherits ours, ``PIPE``,
         ``DEVNULL``, an fd or a file); ``pass_fds`` become fds 3, 4, ... inside.
         ``cgroup_root`` is where the cgroup hierarchies are mounted
-        (/sys/fs/cgroup).  On any failure every step done so far is undone."""
+        (/sys/fs/cgroup).  ``snapshotter`` makes an image's rootfs:
+        ``overlay``, ``copy`` (a plain copy of the layers, where overlayfs is
+        missing), or ``auto`` (overlay if the kernel has it).  On any failure
+        every step done so far is undone."""
         root = state_root(root)
         container_id(id)
         if not isinstance(config, ContainerConfig):
@@ -458,7 +468,19 @@ class Container(ProcessHandle):
             undo.callback(remove_debris)
             os.chmod(directory, 0o711)
             container, child, io = cls._setup(
-                root, id, directory, config, undo, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, keep_debris
+                root,
+                id,
+                directory,
+                config,
+                undo,
+                stdin,
+                stdout,
+                stderr,
+                pass_fds,
+                data_root,
+                cgroup_root,
+                keep_debris,
+                snapshotter,
             )
             try:
                 os.rename(directory, final)
@@ -486,6 +508,7 @@ class Container(ProcessHandle):
         data_root: str | None,
         cgroup_root: str | None,
         keep_debris: list[str],
+        snapshotter: str,
     ) -> tuple[Container, _spawn.Child, Any]:
         hostname = config.hostname or cid[:12]
         lower = lower_base = None
@@ -496,8 +519,19 @@ class Container(ProcessHandle):
             config = _images.apply_image(config, image)
             check_process(config)
             layers = tuple(reversed(store.unpack(image)))  # top first, as overlay's lowerdir
-            lower = ":".join(store.short_link(d) for d in layers)
-            lower_base = store.root
+            if snapshotter == "auto":
+                snapshotter = "overlay" if _overlay_ok() else "copy"
+            if snapshotter == "overlay":
+                lower = ":".join(store.short_link(d) for d in layers)
+                lower_base = store.root
+            elif snapshotter == "copy":
+                copied = os.path.join(directory, "rootfs")
+                os.mkdir(copied, 0o755)
+                _images.copy_layers(list(reversed(layers)), copied)
+                rootfs = copied
+            else:
+                raise ConfigError("snapshotter", f"{snapshotter!r} is not auto, overlay or copy")
+            extra["snapshotter"] = snapshotter
             extra["image"] = image.digest
             extra["data_root"] = store.root
             # The final dir is where the container will live; the hold goes with delete.
@@ -511,12 +545,14 @@ class Container(ProcessHandle):
             for d in ("rootfs", "upper", "work"):
                 os.mkdir(os.path.join(directory, d), 0o755)
                 os.chmod(os.path.join(directory, d), 0o755)
-        else:
+        elif extra.get("snapshotter") != "copy":
             rootfs = etc_base = config.rootfs
             user, home = _rootfs.lookup_user(rootfs, config.process.user)
         env = _process_env(config.process, hostname, home)
         # the rootfs as it will be named once the directory is renamed into place
-        state_rootfs = os.path.join(root, cid, "rootfs") if lower is not None else rootfs
+        state_rootfs = (
+            os.path.join(root, cid, "rootfs") if lower is not None or extra.get("snapshotter") == "copy" else rootfs
+        )
         own_net = config.new_namespace(NamespaceType.NETWORK)
         _write_file(os.path.join(directory, "hostname"), hostname + "\n")
         _write_file(os.path.join(directory, "hosts"), _rootfs.hosts_file(hostname))
@@ -916,6 +952,8 @@ class Container(ProcessHandle):
     def _image_parts(self) -> tuple[_images.ImageStore, _images.Image, str]:
         if not self._data.get("image"):
             raise PyContainerError(f"container {self.id!r} runs on a plain rootfs: it has no image layers")
+        if self._data.get("snapshotter") == "copy":
+            raise PyContainerError(f"container {self.id!r} runs on a copied rootfs: its changes are not kept apart")
         store = _images.ImageStore(self._data.get("data_root"))
         return store, store.get(self._data["image"]), os.path.join(self.dir, "upper")
 

@@ -628,3 +628,25 @@ def test_gc_spares_young_blobs_an_import_may_still_name(store):
     digest = store.put_blob(b"fresh")
     assert store.gc()["blobs"] == 0 and store.has_blob(digest)
     assert store.gc(grace=0)["blobs"] == 1 and not store.has_blob(digest)
+
+
+def test_the_copy_snapshotter_gives_the_same_rootfs(root, images):
+    data, store = images
+    cfg = ContainerConfig(
+        process=Process(
+            args=["sh", "-c", "ls /data; test -e /etc/shadow && echo shadow; id -u; echo x > /new"], user="0"
+        ),
+        image="localhost/app:1",
+    )
+    c = Container.run(root, "copy", cfg, stdout=PIPE, stderr=PIPE, data_root=data, snapshotter="copy")
+    try:
+        out, err = c.communicate(timeout=30)
+        assert out.decode().split() == ["new", "0"], err
+        with pytest.raises(PyContainerError, match="copied rootfs"):
+            c.changes()
+    finally:
+        c.delete()
+    assert all(not os.path.exists(os.path.join(d, "new")) for d in store.unpack("localhost/app:1"))
+    with pytest.raises(ConfigError, match="snapshotter"):
+        Container.create(root, "bad", cfg, data_root=data, snapshotter="zfs")
+    assert os.listdir(root) == []

@@ -4,6 +4,7 @@ overlay snapshots containers run on.  See docs/images.md."""
 from ._apply import apply_image, merge_env
 from ._builtin import BUILTIN, builtin_image
 from ._changes import changes, commit
+from ._copy import copy_layers, overlay_supported
 from ._store import Image, ImageConfig, ImageStore, host_platform, local_ref, normalize_ref
 from ._unpack import LayerLimits, UnpackResult, unpack_layer
 
@@ -12,6 +13,8 @@ __all__ = [
     "builtin_image",
     "changes",
     "commit",
+    "copy_layers",
+    "overlay_supported",
     "apply_image",
     "merge_env",
     "Image",
