@@ -363,6 +363,30 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     return tuple(env)
 
 
+def _anonymous_volumes(
+    config: ContainerConfig, image: _images.Image, layers: tuple[str, ...], directory: str
+) -> ContainerConfig:
+    """The image's Volumes the config does not mount itself become anonymous
+    volumes, as Docker makes them: a directory of the container's own (gone
+    with it), filled with what the image holds there, bound over the path."""
+    taken = {os.path.normpath(m.destination) for m in config.mounts}
+    wanted = [v for v in image.config.volumes if v.startswith("/") and os.path.normpath(v) not in taken]
+    if not wanted:
+        return config
+    os.mkdir(os.path.join(directory, "volumes"), 0o711)
+    mounts = list(config.mounts)
+    for i, path in enumerate(wanted):
+        src = os.path.join(directory, "volumes", str(i))
+        os.mkdir(src, 0o755)
+        sub = os.path.normpath(path).strip("/")
+        # the layers' content there, bottom first (a path that is no directory in a layer is skipped)
+        parts = [os.path.join(layer, sub) for layer in reversed(layers)]
+        _images.copy_layers([p for p in parts if os.path.isdir(p) and not os.path.islink(p)], src)
+        # (a path in the .creating dir: the child mounts it before the rename)
+        mounts.append(Mount(destination=path, source=src, options=["rbind"]))
+    return attrs.evolve(config, mounts=mounts)
+
+
 @functools.lru_cache(maxsize=1)
 def _overlay_ok() -> bool:
     return _images.overlay_supported()
@@ -532,6 +556,13 @@ class Container(ProcessHandle):
             else:
                 raise ConfigError("snapshotter", f"{snapshotter!r} is not auto, overlay or copy")
             extra["snapshotter"] = snapshotter
+            config = _anonymous_volumes(config, image, layers, directory)
+            ic = image.config
+            extra["image_config"] = {
+                "stop_signal": ic.stop_signal,
+                "exposed_ports": list(ic.exposed_ports),
+                "volumes": list(ic.volumes),
+            }
             extra["image"] = image.digest
             extra["data_root"] = store.root
             # The final dir is where the container will live; the hold goes with delete.
@@ -956,6 +987,13 @@ class Container(ProcessHandle):
             raise PyContainerError(f"container {self.id!r} runs on a copied rootfs: its changes are not kept apart")
         store = _images.ImageStore(self._data.get("data_root"))
         return store, store.get(self._data["image"]), os.path.join(self.dir, "upper")
+
+    @property
+    def image_config(self) -> dict[str, Any] | None:
+        """What the image said that the runtime does not apply itself:
+        ``stop_signal``, ``exposed_ports``, ``volumes`` (None without an image)."""
+        data: dict[str, Any] | None = self._data.get("image_config")
+        return data
 
     def changes(self) -> list[tuple[str, str]]:
         """What the container changed in its image, as ``docker diff``:

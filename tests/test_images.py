@@ -650,3 +650,47 @@ def test_the_copy_snapshotter_gives_the_same_rootfs(root, images):
     with pytest.raises(ConfigError, match="snapshotter"):
         Container.create(root, "bad", cfg, data_root=data, snapshotter="zfs")
     assert os.listdir(root) == []
+
+
+def test_image_volumes_become_anonymous_volumes(root, tmp_path, rootfs):
+    data = str(tmp_path / "data")
+    store = ImageStore(data)
+    layer = busybox_layer(rootfs) + BASE
+    make_layout(str(tmp_path / "lay"), [layer], ref="localhost/vol:1",
+                config={"Volumes": {"/data": {}}, "StopSignal": "SIGQUIT", "ExposedPorts": {"80/tcp": {}}})  # fmt: skip
+    store.import_oci_layout(str(tmp_path / "lay"))
+    cfg = ContainerConfig(
+        process=Process(args=["sh", "-c", "cat /data/old; echo new > /data/added"]), image="localhost/vol:1"
+    )
+    c = Container.run(root, "vol", cfg, stdout=PIPE, stderr=PIPE, data_root=data)
+    try:
+        out, err = c.communicate(timeout=30)
+        assert out == b"old", err
+        assert ("A", "/data/added") not in c.changes()  # written to the volume, not the container's layer
+        assert c.image_config == {"stop_signal": "SIGQUIT", "exposed_ports": ["80/tcp"], "volumes": ["/data"]}
+        assert open(os.path.join(c.dir, "volumes", "0", "added")).read() == "new\n"
+    finally:
+        c.delete()
+    assert not os.path.exists(c.dir)
+
+
+def test_several_processes_share_one_store(tmp_path):
+    """Four processes import and unpack the same layout under different
+    names at once: every name lands, each layer is unpacked once."""
+    import sys
+
+    make_layout(str(tmp_path / "lay"), [BASE, [E("x", data=b"1")]], ref="latest")
+    data = str(tmp_path / "data")
+    script = (
+        "import sys\n"
+        "from pycontainer.images import ImageStore\n"
+        "s = ImageStore(sys.argv[1])\n"
+        "for i in range(5):\n"
+        "    s.import_oci_layout(sys.argv[2], ref=f'localhost/p{sys.argv[3]}:{i}')\n"
+        "    s.unpack(f'localhost/p{sys.argv[3]}:{i}')\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, data, str(tmp_path / "lay"), str(n)]) for n in range(4)]
+    assert [p.wait(60) for p in procs] == [0, 0, 0, 0]
+    store = ImageStore(data)
+    assert len(store.refs()) == 20 and len(os.listdir(store.layers_dir)) == 2
+    assert not [n for n in os.listdir(store.blobs) if n.startswith(".tmp-")]
