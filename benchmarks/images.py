@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from imagetools import E, make_layout  # noqa: E402
+from imagetools import E, isolated, make_layout  # noqa: E402
 
 from pycontainer.images import ImageStore  # noqa: E402
 
@@ -129,7 +129,9 @@ def bench_pull(tmp: str, n: int) -> dict[str, list[float]]:
             times["pycontainer pull"].append(time.perf_counter() - t)
             shutil.rmtree(os.path.join(tmp, f"pull{i}"))
             t = time.perf_counter()
-            subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp}/sk{i}:x"],
+            # in a private mount namespace, as the tests run it (skopeo's cache
+            # under /var/lib/containers must not outlive us): both rows pay a fork
+            subprocess.run(isolated("skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp}/sk{i}:x"),
                            check=True, capture_output=True)  # fmt: skip
             times["skopeo copy"].append(time.perf_counter() - t)
             shutil.rmtree(os.path.join(tmp, f"sk{i}"))

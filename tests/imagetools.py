@@ -125,3 +125,11 @@ def make_layout(
     with open(os.path.join(path, "index.json"), "w") as f:
         json.dump({"schemaVersion": 2, "manifests": [entry]}, f)
     return str(mdesc["digest"])
+
+
+def isolated(*cmd: str) -> list[str]:
+    """``cmd`` in a private mount namespace with fresh tmpfs over /var/lib
+    and /run: skopeo and podman keep caches and locks there
+    (/var/lib/containers/cache, /run/libpod), which must not outlive a test."""
+    script = 'mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/containers && mount -t tmpfs tmpfs /run && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]

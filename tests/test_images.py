@@ -7,6 +7,7 @@ import io
 import os
 import stat
 import subprocess
+import shutil
 import tarfile
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from pycontainer import PIPE, ConfigError, Container, ContainerConfig, ImageError, Process, PyContainerError
 from pycontainer.images import ImageStore, LayerLimits, normalize_ref, unpack_layer
 
-from .imagetools import E, compress, make_layout, tar_bytes
+from .imagetools import E, compress, isolated, make_layout, tar_bytes
 
 
 def unpack(tmp_path, entries, limits=None, how="none"):
@@ -493,7 +494,7 @@ def test_tarfile_roundtrip_helper_sanity():
 
 
 def skopeo(*args):
-    r = subprocess.run(["skopeo", *args], capture_output=True, text=True)
+    r = subprocess.run(isolated("skopeo", *args), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -694,3 +695,16 @@ def test_several_processes_share_one_store(tmp_path):
     store = ImageStore(data)
     assert len(store.refs()) == 20 and len(os.listdir(store.layers_dir)) == 2
     assert not [n for n in os.listdir(store.blobs) if n.startswith(".tmp-")]
+
+
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
+def test_podman_loads_our_archives(store, tmp_path):
+    make_layout(str(tmp_path / "lay"), [BASE], ref="localhost/forpodman:1")
+    store.import_oci_layout(str(tmp_path / "lay"))
+    store.export_docker_archive("localhost/forpodman:1", str(tmp_path / "d.tar"))
+    store.export_oci_layout("localhost/forpodman:1", str(tmp_path / "o.tar"))
+    podman = ["podman", "--root", str(tmp_path / "storage"), "--runroot", "/run/podman",  # on the private /run
+              "--storage-driver", "vfs", "--events-backend", "none"]  # fmt: skip
+    for archive in ("d.tar", "o.tar"):
+        r = subprocess.run(isolated(*podman, "load", "-i", str(tmp_path / archive)), capture_output=True, text=True)
+        assert r.returncode == 0 and "localhost/forpodman:1" in r.stdout + r.stderr, r.stderr

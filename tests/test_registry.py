@@ -20,7 +20,7 @@ import pytest
 from pycontainer import ImageError
 from pycontainer.images import ImageStore
 
-from .imagetools import E, make_layout
+from .imagetools import E, isolated, make_layout
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed")
 
@@ -73,7 +73,7 @@ def _creds(creds):
 
 
 def skopeo(*args):
-    r = subprocess.run(["skopeo", *args], capture_output=True, text=True)
+    r = subprocess.run(isolated("skopeo", *args), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return r.stdout
 
