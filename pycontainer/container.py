@@ -378,10 +378,15 @@ def _anonymous_volumes(
     for i, path in enumerate(wanted):
         src = os.path.join(directory, "volumes", str(i))
         os.mkdir(src, 0o755)
-        sub = os.path.normpath(path).strip("/")
-        # the layers' content there, bottom first (a path that is no directory in a layer is skipped)
-        parts = [os.path.join(layer, sub) for layer in reversed(layers)]
-        _images.copy_layers([p for p in parts if os.path.isdir(p) and not os.path.islink(p)], src)
+        parts = [p for p in os.path.normpath(path).split("/") if p]
+        # the layers' content there, bottom first, each walked without following
+        # symlinks (a layer's "a -> /etc" must not copy the host's /etc in)
+        fds = [fd for fd in (_rootfs.walk_in_layer(layer, parts) for layer in reversed(layers)) if fd is not None]
+        try:
+            _images.copy_layers([f"/proc/self/fd/{fd}" for fd in fds], src)
+        finally:
+            for fd in fds:
+                os.close(fd)
         # (a path in the .creating dir: the child mounts it before the rename)
         mounts.append(Mount(destination=path, source=src, options=["rbind"]))
     return attrs.evolve(config, mounts=mounts)

@@ -81,31 +81,56 @@ def is_file_in_root(root: str, path: str) -> bool:
     return True
 
 
-def _read_in_layers(layers: tuple[str, ...], path: str) -> list[str]:
-    """``path`` as the overlay of ``layers`` (top first) shows it: from the
-    top-most layer that has it; a whiteout (0/0 char device) hides it."""
-    for layer in layers:
+def walk_in_layer(layer: str, parts: list[str]) -> int | None:
+    """An O_PATH fd of the directory ``layer/parts...``, walked one component
+    at a time without following symlinks (a layer's symlinks point into the
+    container, never at the host); None where a component is missing or no
+    directory."""
+    fd = os.open(layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    for comp in parts:
         try:
-            st = os.lstat(os.path.join(layer, path.lstrip("/")))
+            nfd = os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = nfd
+    return fd
+
+
+def layer_lookup(layers: tuple[str, ...], path: str) -> tuple[str, os.stat_result] | None:
+    """The top-most of ``layers`` (top first) that holds ``path``, and the
+    entry's lstat: what the overlay of the layers shows there.  None when no
+    layer holds it or a whiteout (0/0 character device) hides it."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    if not parts:
+        return None
+    for layer in layers:
+        fd = walk_in_layer(layer, parts[:-1])
+        if fd is None:
+            continue
+        try:
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             continue
+        finally:
+            os.close(fd)
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return []
-        return _read_in_root(layer, path)
-    return []
+            return None
+        return layer, st
+    return None
+
+
+def _read_in_layers(layers: tuple[str, ...], path: str) -> list[str]:
+    """``path`` as the overlay of ``layers`` (top first) shows it."""
+    hit = layer_lookup(layers, path)
+    return _read_in_root(hit[0], path) if hit else []
 
 
 def is_file_in_layers(layers: tuple[str, ...], path: str) -> bool:
     """Is ``path`` a regular file in the overlay of ``layers`` (top first)?"""
-    for layer in layers:
-        try:
-            st = os.lstat(os.path.join(layer, path.lstrip("/")))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return False  # a whiteout
-        return is_file_in_root(layer, path)
-    return False
+    hit = layer_lookup(layers, path)
+    return hit is not None and is_file_in_root(hit[0], path)
 
 
 def _read_in_root(root: str, path: str) -> list[str]:

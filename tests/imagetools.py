@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import tarfile
 from collections.abc import Iterable
 from typing import Any
@@ -133,3 +134,35 @@ def isolated(*cmd: str) -> list[str]:
     (/var/lib/containers/cache, /run/libpod), which must not outlive a test."""
     script = 'mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/containers && mount -t tmpfs tmpfs /run && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
+
+
+def start_registry(directory: str, auth: str = "") -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's docker-registry on a free 127.0.0.1 port, storage under
+    ``directory``; ``auth`` is YAML for its ``auth:`` section.  Returns the
+    process (terminate and wait for it) and host:port once it accepts."""
+    import socket
+    import time
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    config = os.path.join(directory, "registry.yml")
+    with open(config, "w") as f:
+        f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {directory}/reg\n"
+                f"http:\n  addr: 127.0.0.1:{port}\n{auth}")  # fmt: skip
+    log = open(os.path.join(directory, "registry.log"), "wb")  # noqa: SIM115 - the process keeps it
+    proc = subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log)
+    log.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                with open(os.path.join(directory, "registry.log")) as f:
+                    raise RuntimeError(f"docker-registry did not start: {f.read()[-500:]}") from None
+            time.sleep(0.05)

@@ -708,3 +708,27 @@ def test_podman_loads_our_archives(store, tmp_path):
     for archive in ("d.tar", "o.tar"):
         r = subprocess.run(isolated(*podman, "load", "-i", str(tmp_path / archive)), capture_output=True, text=True)
         assert r.returncode == 0 and "localhost/forpodman:1" in r.stdout + r.stderr, r.stderr
+
+
+def test_layer_symlinks_never_reach_the_host(root, tmp_path, rootfs):
+    """A layer whose /etc points at the host's /etc: its /etc/passwd is not
+    read; one whose /a does: the volume over /a/ssl starts empty."""
+    data = str(tmp_path / "data")
+    store = ImageStore(data)
+    base = [e for e in busybox_layer(rootfs) if not e.name.startswith("etc")]
+    make_layout(str(tmp_path / "user"), [base + [E("etc", "symlink", target="/etc")]], ref="localhost/evil:user")
+    make_layout(str(tmp_path / "vol"), [busybox_layer(rootfs) + [E("a", "symlink", target="/etc")]], ref="localhost/evil:vol",
+                config={"Volumes": {"/a/ssl": {}}})  # fmt: skip
+    store.import_oci_layout(str(tmp_path / "user"))
+    store.import_oci_layout(str(tmp_path / "vol"))
+    assert os.path.isdir("/etc/ssl") and os.listdir("/etc/ssl")  # the host has what the image aims at
+    with pytest.raises(ConfigError, match="no user 'root'"):
+        Container.create(root, "evil", ContainerConfig(process=Process(args=["true"], user="root"), image="localhost/evil:user"),
+                         data_root=data)  # fmt: skip
+    assert os.listdir(root) == []
+    c = Container.create(root, "evil", ContainerConfig(process=Process(args=["true"]), image="localhost/evil:vol"),
+                         data_root=data)  # fmt: skip
+    try:
+        assert os.listdir(os.path.join(c.dir, "volumes", "0")) == []
+    finally:
+        c.delete()

@@ -10,34 +10,23 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
 from pycontainer import ImageError
 from pycontainer.images import ImageStore
 
-from .imagetools import E, isolated, make_layout
+from .imagetools import E, isolated, make_layout, start_registry
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed")
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(params=["open", "htpasswd"])
 def registry(request, tmp_path):
     """A docker-registry on 127.0.0.1 with filesystem storage in tmp_path:
     (host:port, credentials or None)."""
-    port = _free_port()
     auth = ""
     creds = None
     if request.param == "htpasswd":
@@ -46,26 +35,12 @@ def registry(request, tmp_path):
         (tmp_path / "htpasswd").write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(5)).decode() + "\n")
         auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {tmp_path}/htpasswd\n"
         creds = ("alice", "s3cret")
-    (tmp_path / "config.yml").write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/reg\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n{auth}"
-    )
-    log = open(tmp_path / "registry.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(["docker-registry", "serve", str(tmp_path / "config.yml")], stdout=log, stderr=log)
+    proc, host = start_registry(str(tmp_path), auth)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "registry.log").read_text()
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}", creds
+        yield host, creds
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()
 
 
 def _creds(creds):

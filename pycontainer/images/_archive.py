@@ -18,7 +18,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageError
-from ._store import OCI_CONFIG, OCI_MANIFEST, REF_ANNOTATION, Image, _check_digest, _safe_extract_tar, normalize_ref
+from ._store import OCI_MANIFEST, REF_ANNOTATION, Image, _check_digest, _safe_extract_tar, normalize_ref
 from ._unpack import open_layer_stream
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ def import_docker_archive(store: ImageStore, path: str) -> list[Image]:
             raise ImageError(f"{path}: a manifest.json entry lacks Config or Layers") from None
         with open(_inside(path, config_name), "rb") as f:
             config_raw = f.read()
-        config_digest = store.put_blob(config_raw)
         config = json.loads(config_raw)
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
         if len(diff_ids) != len(layer_names):
@@ -73,21 +72,12 @@ def import_docker_archive(store: ImageStore, path: str) -> list[Image]:
                 else:
                     digest = store.put_blob(f, _check_digest(diff_id))
                     media = OCI_LAYER
-            layers.append({"mediaType": media, "digest": digest, "size": os.path.getsize(store.blob_path(digest))})
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_raw)},
-            "layers": layers,
-        }
-        raw = json.dumps(manifest).encode()
-        mdigest = store.put_blob(raw)
-        names = [normalize_ref(t) for t in tags] or [f"sha256:{config_digest.split(':')[1]}"]
-        with store._locked():
-            for ref in names:
-                if not ref.startswith("sha256:"):
-                    store._set_ref(ref, mdigest, OCI_MANIFEST, len(raw))
-        images.append(store.get(mdigest))
+            layers.append(store.layer_descriptor(digest, media))
+        tags = [normalize_ref(t) for t in tags]
+        image = store.add_image(config_raw, layers, tags[0] if tags else None)
+        for extra in tags[1:]:
+            store.tag(image.digest, extra)
+        images.append(store.get(image.digest))
     return images
 
 

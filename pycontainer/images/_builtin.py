@@ -4,12 +4,11 @@ its applets as a one-layer image, made in the store with no download."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tarfile
 import tempfile
 
-from ._store import OCI_CONFIG, OCI_MANIFEST, Image, ImageStore, host_platform
+from ._store import Image, ImageStore, host_platform
 
 BUILTIN = "localhost/busybox:latest"
 LABEL = "org.pycontainer.busybox.sha256"
@@ -50,24 +49,7 @@ def builtin_image(store: ImageStore) -> Image:
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "pycontainer: the host's static busybox", "comment": "built in"}],
     }
-    raw_config = json.dumps(config, sort_keys=True).encode()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": store.put_blob(raw_config), "size": len(raw_config)},
-        "layers": [
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": layer_digest,
-                "size": os.path.getsize(store.blob_path(layer_digest)),
-            }
-        ],
-    }
-    raw = json.dumps(manifest, sort_keys=True).encode()
-    mdigest = store.put_blob(raw)
-    with store._locked():
-        store._set_ref(BUILTIN, mdigest, OCI_MANIFEST, len(raw))
-    return store.get(BUILTIN)
+    return store.add_image(config, [store.layer_descriptor(layer_digest)], BUILTIN)
 
 
 def _path() -> str:

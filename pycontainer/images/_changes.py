@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ImageError
-from ._store import OCI_CONFIG, OCI_MANIFEST, Image, ImageStore, normalize_ref
+from ._store import Image, ImageStore
 from ._unpack import OPAQUE, OPAQUE_XATTR, WHITEOUT_PREFIX
 
 
@@ -50,13 +50,9 @@ def _walk(upper: str, rel: str = "") -> Iterator[tuple[str, str, os.stat_result]
 
 def _in_layers(layers: list[str], path: str) -> bool:
     """Does the overlay of ``layers`` (top first) show ``path``?"""
-    for layer in layers:
-        try:
-            st = os.lstat(os.path.join(layer, path))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        return not _is_whiteout(st)
-    return False
+    from ..rootfs import layer_lookup
+
+    return layer_lookup(tuple(layers), path) is not None
 
 
 def changes(upper: str, layers: list[str]) -> list[tuple[str, str]]:
@@ -129,25 +125,4 @@ def commit(
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cfg["created"] = created
     cfg.setdefault("history", []).append({"created": created, "created_by": "pycontainer commit", "comment": comment})
-    raw_cfg = json.dumps(cfg).encode()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": store.put_blob(raw_cfg), "size": len(raw_cfg)},
-        "layers": [
-            *base.layers,
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": layer_digest,
-                "size": os.path.getsize(store.blob_path(layer_digest)),
-            },
-        ],
-    }
-    raw = json.dumps(manifest).encode()
-    digest = store.put_blob(raw)
-    if ref is not None:
-        with store._locked():
-            store._set_ref(normalize_ref(ref), digest, OCI_MANIFEST, len(raw))
-    else:
-        store.keep(digest, len(raw))
-    return store.get(digest)
+    return store.add_image(cfg, [*base.layers, store.layer_descriptor(layer_digest)], ref)

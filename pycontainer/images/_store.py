@@ -347,6 +347,31 @@ class ImageStore:
         index["manifests"] = entries
         self._write_index(index)
 
+    def add_image(self, config: dict[str, Any] | bytes, layers: list[dict[str, Any]], ref: str | None) -> Image:
+        """Store an image made here: its config (JSON, or its exact bytes),
+        an OCI manifest over ``layers`` (descriptors of blobs already in the
+        store), named ``ref``, or kept untagged (dangling) without one."""
+        raw_config = config if isinstance(config, bytes) else json.dumps(config, sort_keys=True).encode()
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": self.put_blob(raw_config), "size": len(raw_config)},
+            "layers": layers,
+        }
+        raw = json.dumps(manifest, sort_keys=True).encode()
+        digest = self.put_blob(raw)
+        if ref is None:
+            self.keep(digest, len(raw))
+        else:
+            with self._locked():
+                self._set_ref(normalize_ref(ref), digest, OCI_MANIFEST, len(raw))
+        return self.get(digest)
+
+    def layer_descriptor(
+        self, digest: str, media_type: str = "application/vnd.oci.image.layer.v1.tar"
+    ) -> dict[str, Any]:
+        return {"mediaType": media_type, "digest": digest, "size": os.path.getsize(self.blob_path(digest))}
+
     def keep(self, digest: str, size: int, media_type: str = OCI_MANIFEST) -> None:
         """Record an untagged manifest in the index, so that it stays (as a
         dangling image) until removed."""
