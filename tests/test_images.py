@@ -732,3 +732,87 @@ def test_layer_symlinks_never_reach_the_host(root, tmp_path, rootfs):
         assert os.listdir(os.path.join(c.dir, "volumes", "0")) == []
     finally:
         c.delete()
+
+
+# ---- hostile archives and images (from review) ------------------------------------------
+
+
+def _tar_of(tmp_path, name, entries):
+    path = tmp_path / name
+    path.write_bytes(tar_bytes(entries))
+    return str(path)
+
+
+def test_an_archive_cannot_send_the_import_to_host_files(store, tmp_path):
+    # a planted layout elsewhere on the host, with a secret
+    make_layout(str(tmp_path / "elsewhere"), [[E("secret", data=b"host secret")]], ref="localhost/x:1")
+    index = (tmp_path / "elsewhere" / "index.json").read_bytes()
+    evil = _tar_of(tmp_path, "evil.tar", [
+        E("oci-layout", data=b'{"imageLayoutVersion": "1.0.0"}'),
+        E("index.json", data=index),
+        E("blobs", "symlink", target=str(tmp_path / "elsewhere" / "blobs")),
+    ])  # fmt: skip
+    with pytest.raises(ImageError):
+        store.import_oci_layout(evil)
+    assert store.refs() == {}
+    for target in ("/dev/zero", "/etc/passwd"):
+        bad = _tar_of(tmp_path, "d.tar", [E("manifest.json", "symlink", target=target)])
+        with pytest.raises(ImageError):
+            store.import_docker_archive(bad)
+    dev = _tar_of(tmp_path, "dev.tar", [E("manifest.json", "char", dev=(1, 5))])
+    with pytest.raises(ImageError, match="device"):
+        store.import_docker_archive(dev)
+
+
+def test_diff_ids_that_are_no_digests_are_refused(store, tmp_path):
+    import json
+
+    make_layout(str(tmp_path / "lay"), [BASE], ref="localhost/bad:1")
+    # rewrite the config's diff_ids into a path, and re-point the manifest and index
+    blobs = tmp_path / "lay" / "blobs" / "sha256"
+    index = json.loads((tmp_path / "lay" / "index.json").read_text())
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
+    config = json.loads((blobs / manifest["config"]["digest"][7:]).read_text())
+    config["rootfs"]["diff_ids"] = [f"sha256:{tmp_path}/escaped/x"]
+    raw = json.dumps(config).encode()
+    import hashlib as h
+
+    (blobs / h.sha256(raw).hexdigest()).write_bytes(raw)
+    manifest["config"]["digest"] = "sha256:" + h.sha256(raw).hexdigest()
+    raw_m = json.dumps(manifest).encode()
+    (blobs / h.sha256(raw_m).hexdigest()).write_bytes(raw_m)
+    index["manifests"][0]["digest"] = "sha256:" + h.sha256(raw_m).hexdigest()
+    (tmp_path / "lay" / "index.json").write_text(json.dumps(index))
+    (image,) = store.import_oci_layout(str(tmp_path / "lay"))
+    for act in (
+        lambda: store.unpack(image),
+        lambda: store.export_docker_archive("localhost/bad:1", str(tmp_path / "o.tar")),
+    ):
+        with pytest.raises(ImageError, match="not a sha256 digest"):
+            act()
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_header_bombs_and_deep_trees_are_image_errors(tmp_path):
+    big = tarfile.TarInfo("x")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        big.pax_headers = {"comment": "a" * 300_000}
+        t.addfile(big, io.BytesIO(b""))
+    dest = tmp_path / "l1"
+    dest.mkdir()
+    with pytest.raises(ImageError, match="header"):
+        unpack_layer(io.BytesIO(buf.getvalue()), str(dest), LayerLimits(max_header=64 << 10))
+    deep = "/".join(["d"] * 1200)
+    with pytest.raises(ImageError):
+        unpack(tmp_path, [E(deep, "dir"), E(".wh.d")])
+    assert outside_untouched(tmp_path)
+
+
+def test_many_directories_stay_within_the_fd_limit(tmp_path):
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = soft + 200
+    d = unpack(tmp_path, [E(f"d{i}", "dir") for i in range(n)] + [E(f"d{i}/f", data=b"x") for i in range(0, n, 97)])
+    assert len(os.listdir(d)) == n

@@ -243,3 +243,55 @@ def test_lies_are_caught(tmp_path, fake):
         store.pull(f"127.0.0.1:{fake.port}/lib/img:1")
     assert not store.has_blob(layer) and store.refs() == {}
     assert hashlib.sha256(data).hexdigest() == layer.split(":")[1]
+
+
+def test_credentials_never_leave_the_registry(tmp_path, fake):
+    """A blob redirected to another server gets no Authorization header; a
+    token realm on plain http elsewhere is refused."""
+    make_layout(str(tmp_path / "lay"), LAYERS, ref="x")
+    fake.serve_layout(str(tmp_path / "lay"), "lib/img", "1")
+    other = FakeRegistry()
+    try:
+        seen = []
+        blob_path, (status, headers, data) = next((p, r) for p, r in fake.routes.items() if "/blobs/" in p)
+        other.routes[blob_path] = (200, {}, data)
+        fake.routes[blob_path] = (307, {"Location": f"http://localhost:{other.port}{blob_path}"}, b"")
+        orig = other.server.RequestHandlerClass.do_GET
+
+        def spy(handler):
+            seen.append(handler.headers.get("Authorization"))
+            if handler.path.startswith("/v2/"):
+                handler.headers.replace_header("Authorization", "Bearer tok123") if handler.headers.get(
+                    "Authorization"
+                ) else handler.headers.add_header("Authorization", "Bearer tok123")
+            return orig(handler)
+
+        other.server.RequestHandlerClass.do_GET = spy
+        ImageStore(str(tmp_path / "s")).pull(f"127.0.0.1:{fake.port}/lib/img:1", username="u", password="p")
+        assert seen and all(a is None for a in seen)
+    finally:
+        other.close()
+
+
+def test_a_token_realm_on_plain_http_elsewhere_is_refused(tmp_path, fake):
+    fake.routes["/v2/lib/img/manifests/1"] = (200, {}, b"{}")
+    handler = fake.server.RequestHandlerClass
+    orig = handler.do_GET
+
+    def challenge(h):
+        if h.path.startswith("/v2/"):
+            h._send(401, {"WWW-Authenticate": 'Bearer realm="http://example.invalid/token",service="x"'}, b"")
+        else:
+            orig(h)
+
+    handler.do_GET = challenge
+    with pytest.raises(ImageError, match="only https"):
+        ImageStore(str(tmp_path / "s")).pull(f"127.0.0.1:{fake.port}/lib/img:1", username="u", password="p")
+
+
+def test_pull_by_digest_moves_no_tag(tmp_path, fake):
+    digest = make_layout(str(tmp_path / "lay"), LAYERS, ref="x")
+    fake.serve_layout(str(tmp_path / "lay"), "lib/img", "1")
+    store = ImageStore(str(tmp_path / "s"))
+    image = store.pull(f"127.0.0.1:{fake.port}/lib/img@{digest}")
+    assert image.digest == digest and store.refs() == {} and image in store.list()

@@ -18,7 +18,17 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageError
-from ._store import OCI_MANIFEST, REF_ANNOTATION, Image, _check_digest, _safe_extract_tar, normalize_ref
+from ._store import (
+    MAX_JSON,
+    OCI_MANIFEST,
+    REF_ANNOTATION,
+    Image,
+    _check_digest,
+    _safe_extract_tar,
+    normalize_ref,
+    open_in,
+    read_json_in,
+)
 from ._unpack import open_layer_stream
 
 if TYPE_CHECKING:
@@ -28,10 +38,10 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 
 
 def _inside(base: str, rel: str) -> str:
-    path = os.path.realpath(os.path.join(base, rel))
-    if not path.startswith(os.path.realpath(base) + os.sep):
+    """``rel`` checked to stay inside the archive (open_in refuses symlinks on the way)."""
+    if not isinstance(rel, str) or rel.startswith("/") or ".." in rel.split("/"):
         raise ImageError(f"the archive names {rel!r}, which lies outside it")
-    return path
+    return rel
 
 
 def import_docker_archive(store: ImageStore, path: str) -> list[Image]:
@@ -40,11 +50,7 @@ def import_docker_archive(store: ImageStore, path: str) -> list[Image]:
         with tempfile.TemporaryDirectory(dir=store.root, prefix=".import-") as tmp:
             _safe_extract_tar(path, tmp, store.limits)
             return import_docker_archive(store, tmp)
-    try:
-        with open(os.path.join(path, "manifest.json"), encoding="utf-8") as f:
-            entries = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ImageError(f"{path} is not a docker archive (manifest.json: {e})") from None
+    entries = read_json_in(path, "manifest.json")
     if not isinstance(entries, list) or not entries:
         raise ImageError(f"{path}: manifest.json lists no image")
     images = []
@@ -54,7 +60,7 @@ def import_docker_archive(store: ImageStore, path: str) -> list[Image]:
             tags = entry.get("RepoTags") or []
         except (KeyError, TypeError):
             raise ImageError(f"{path}: a manifest.json entry lacks Config or Layers") from None
-        with open(_inside(path, config_name), "rb") as f:
+        with open_in(path, _inside(path, config_name), MAX_JSON) as f:
             config_raw = f.read()
         config = json.loads(config_raw)
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
@@ -62,7 +68,7 @@ def import_docker_archive(store: ImageStore, path: str) -> list[Image]:
             raise ImageError(f"{path}: {len(layer_names)} layers but {len(diff_ids)} diff_ids in the config")
         layers = []
         for name, diff_id in zip(layer_names, diff_ids, strict=True):
-            with open(_inside(path, name), "rb") as f:
+            with open_in(path, _inside(path, name)) as f:
                 head = f.read(4)
                 f.seek(0)
                 if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd":

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._store import ImageStore
 
 ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
+MAX_DOCUMENT = 4 << 20  # manifests, indexes, tokens, error bodies: read no more
 _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -135,7 +136,7 @@ class Registry:
                 netloc = parts.netloc or self.host
                 path = urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
                 h = dict(headers or {})
-                if netloc == self.host:
+                if netloc == self.host and scheme == self.scheme:  # credentials never leave the registry
                     h.update(self._auth_header(scope))
                 conn = self._conn(netloc, scheme)
                 try:
@@ -152,7 +153,7 @@ class Registry:
                     conn.close()
                     continue
                 break
-            if resp.status == 401 and attempt == 0:
+            if resp.status == 401 and attempt == 0 and netloc == self.host:
                 challenge = resp.getheader("WWW-Authenticate", "")
                 resp.read()
                 conn.close()
@@ -163,8 +164,12 @@ class Registry:
                 conn.close()
                 raise ImageError(f"{method} {self.host}{parts.path}: HTTP {resp.status} {resp.reason}: {detail[:300]}")
             if not stream:
-                data = resp.read()
+                data = resp.read(MAX_DOCUMENT + 1)
                 conn.close()
+                if len(data) > MAX_DOCUMENT:
+                    raise ImageError(
+                        f"{method} {self.host}{parts.path}: the answer is larger than {MAX_DOCUMENT} bytes"
+                    )
                 resp._pyc_body = data  # type: ignore[attr-defined]
             return resp
         raise ImageError(f"{self.host}: authentication failed for {scope}")
@@ -182,6 +187,11 @@ class Registry:
         query = {"service": fields.get("service", ""), "scope": fields.get("scope", scope)}
         url = fields["realm"] + "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
         parts = urllib.parse.urlsplit(url)
+        same_host = parts.hostname == self.host.rsplit(":", 1)[0].strip("[]")
+        if parts.scheme != "https" and not (parts.scheme == "http" and same_host):
+            raise ImageError(
+                f"{self.host} sends us for a token to {fields['realm']!r}: only https (or the registry itself)"
+            )
         conn = self._conn(parts.netloc, parts.scheme)
         h = {}
         if self.creds:
@@ -190,7 +200,7 @@ class Registry:
         try:
             conn.request("GET", urllib.parse.urlunsplit(("", "", parts.path, parts.query, "")), headers=h)
             resp = conn.getresponse()
-            data = resp.read()
+            data = resp.read(MAX_DOCUMENT + 1)
         except OSError as e:
             raise ImageError(f"token from {fields['realm']}: {e}") from None
         finally:
@@ -262,7 +272,7 @@ def pull(
                 last[0] = n
                 show.show(f"pulling {repo}", done[0], total)
 
-        store.put_blob(_Counting(resp, tell), d)
+        store.put_blob(_Counting(resp, tell, int(desc.get("size") or 0), d), d)
 
     # Blobs in parallel, as skopeo does: the socket reads and the hashing
     # let go of the GIL.
@@ -272,23 +282,31 @@ def pull(
     if wanted:
         show.end()
     store.put_blob(raw, digest)
-    name = normalize_ref(ref.partition("@")[0])
+    if "@" in ref:  # by digest: no tag moves; the image stays, untagged
+        store.keep(digest, len(raw), media or OCI_MANIFEST)
+        return store.get(digest)
+    name = normalize_ref(ref)
     with store._locked():
         store._set_ref(name, digest, media or OCI_MANIFEST, len(raw))
     return store.get(name)
 
 
 class _Counting:
-    """Reads through, telling how far it got."""
+    """Reads through, telling how far it got; no further than the size the
+    manifest gave (a registry cannot fill the disk with one blob)."""
 
-    def __init__(self, f: Any, tell: Any) -> None:
+    def __init__(self, f: Any, tell: Any, size: int, what: str) -> None:
         self._f = f
         self._tell = tell
         self._n = 0
+        self._size = size
+        self._what = what
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
         self._n += len(data)
+        if self._size and self._n > self._size:
+            raise ImageError(f"blob {self._what} is longer than the {self._size} bytes its manifest says")
         self._tell(self._n)
         return data  # type: ignore[no-any-return]
 

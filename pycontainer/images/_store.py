@@ -149,7 +149,9 @@ class Image:
 
     @property
     def diff_ids(self) -> list[str]:
-        return list((self.config_json.get("rootfs") or {}).get("diff_ids") or [])
+        """The layers' DiffIDs, each checked to be a sha256 digest (they name
+        directories and files: nothing else may pass)."""
+        return [_check_digest(d) for d in (self.config_json.get("rootfs") or {}).get("diff_ids") or []]
 
     @property
     def id(self) -> str:
@@ -160,11 +162,16 @@ class Image:
 # Parsed JSON blobs by digest, shared by every store object (content-addressed:
 # a digest's content never changes; callers must not mutate what they get).
 _json_cache: dict[str, dict[str, Any]] = {}
-# Unpacked layer dirs and their short links, known to exist (layers are
-# immutable; gc removes only what no image or container needs).
-_known_layers: set[str] = set()
+# Short links of layer dirs (a layer's link never changes; gc forgets what it
+# removes, and the layer dirs themselves are checked on every use).
 _known_links: dict[str, str] = {}
 _image_layers: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _is_manifest(doc: dict[str, Any]) -> bool:
+    """An image manifest (or index), not a config (which has a "config" object too)."""
+    cfg = doc.get("config")
+    return ("layers" in doc and isinstance(cfg, dict) and "digest" in cfg) or "manifests" in doc
 
 
 def _check_digest(digest: str) -> str:
@@ -262,6 +269,12 @@ class ImageStore:
     def has_blob(self, digest: str) -> bool:
         return os.path.exists(self.blob_path(digest))
 
+    def touch(self, digest: str) -> None:
+        """Mark a blob as just used: gc spares blobs younger than its grace,
+        so one an import reuses cannot go before the import names it."""
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.blob_path(digest))
+
     def put_blob(self, data: bytes | IO[bytes], digest: str | None = None) -> str:
         """Store a blob (bytes or a stream); verified against ``digest`` when
         given.  Returns its digest.  Idempotent."""
@@ -269,6 +282,7 @@ class ImageStore:
             if not isinstance(data, (bytes, bytearray)):
                 while data.read(1 << 20):  # consume the stream as a copy would
                     pass
+            self.touch(digest)
             return digest
         fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".tmp-")
         sha = hashlib.sha256()
@@ -284,7 +298,8 @@ class ImageStore:
                             break
                         sha.update(chunk)
                         os.write(fd, chunk)
-                os.fchmod(fd, 0o644)
+                os.fchmod(fd, 0o600)
+                os.fsync(fd)  # the rename below is the commit point: the data first
             finally:
                 os.close(fd)
             got = f"sha256:{sha.hexdigest()}"
@@ -421,7 +436,7 @@ class ImageStore:
             digest = ref if ref in refs.values() else ""
             if not digest:
                 digest = next((d for d in refs.values() if self._config_digest(d) == ref), "")
-            if not digest and self.has_blob(ref) and "config" in self.read_json(ref):
+            if not digest and self.has_blob(ref) and _is_manifest(self.read_json(ref)):
                 digest = ref  # an untagged (dangling) image
             if not digest:
                 raise ImageError(f"no image {ref} in the store")
@@ -483,23 +498,12 @@ class ImageStore:
             return self._import_layout_dir(tmp, ref)
 
     def _import_layout_dir(self, path: str, ref: str | None) -> list[Image]:
-        try:
-            with open(os.path.join(path, "index.json"), encoding="utf-8") as f:
-                index = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ImageError(f"{path} is not an OCI image layout: {e}") from None
-        blobs = os.path.join(path, "blobs")
+        index = read_json_in(path, "index.json")
 
         def copy(digest: str) -> None:
             algo, _, hexd = _check_digest(digest).partition(":")
-            src = os.path.join(blobs, algo, hexd)
-            if not os.path.realpath(src).startswith(os.path.realpath(blobs) + "/"):
-                raise ImageError(f"blob {digest} lies outside {blobs}")
-            try:
-                with open(src, "rb") as f:
-                    self.put_blob(f, digest)
-            except FileNotFoundError:
-                raise ImageError(f"the layout at {path} lacks blob {digest}") from None
+            with open_in(path, f"blobs/{algo}/{hexd}") as f:
+                self.put_blob(f, digest)
 
         found: list[tuple[str | None, dict[str, Any]]] = []
         for m in index.get("manifests") or []:
@@ -690,7 +694,6 @@ class ImageStore:
                 ):
                     continue
                 shutil.rmtree(os.path.join(self.layers_dir, name), ignore_errors=True)
-                _known_layers.discard(os.path.join(self.layers_dir, name))
                 _known_links.pop(os.path.join(self.layers_dir, name), None)
                 removed["layers"] += 1
             for name in os.listdir(self.links):
@@ -712,22 +715,33 @@ class ImageStore:
         it) and return their directories, bottom layer first."""
         image = self.get(ref)
         cached = _image_layers.get((self.root, image.digest))
-        if cached is not None and all(d in _known_layers for d in cached):
+        if cached is not None and all(os.path.isdir(d) for d in cached):  # another process's gc
             return list(cached)
         layers = image.layers
         diff_ids = image.diff_ids
         if len(diff_ids) != len(layers):
             raise ImageError(f"image {image.digest}: {len(layers)} layers but {len(diff_ids)} diff_ids")
-        dirs = []
-        for desc, diff_id in zip(layers, diff_ids, strict=True):
-            dirs.append(self._unpack_layer(_check_digest(desc["digest"]), _check_digest(diff_id)))
+        pairs = [
+            (_check_digest(desc["digest"]), _check_digest(diff_id))
+            for desc, diff_id in zip(layers, diff_ids, strict=True)
+        ]
+        missing = [p for p in pairs if not os.path.isdir(self.layer_dir(p[1]))]
+        if len(missing) > 1:
+            # Layers are independent: unpack them at once (zlib, zstd and
+            # sha256 let go of the GIL; the disk works meanwhile).
+            import concurrent.futures
+
+            workers = min(4, os.cpu_count() or 1, len(missing))
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                for fut in [pool.submit(self._unpack_layer, blob, diff_id) for blob, diff_id in missing]:
+                    fut.result()
+        dirs = [self._unpack_layer(blob, diff_id) for blob, diff_id in pairs]
         _image_layers[(self.root, image.digest)] = tuple(dirs)
         return dirs
 
     def _unpack_layer(self, blob: str, diff_id: str) -> str:
         final = self.layer_dir(diff_id)
-        if final in _known_layers or os.path.isdir(final):
-            _known_layers.add(final)
+        if os.path.isdir(final):
             return final
         tmp = tempfile.mkdtemp(dir=self.layers_dir, prefix=".tmp-")
         try:
@@ -762,12 +776,44 @@ class ImageStore:
         return f"l/{name}"
 
 
+def open_in(base: str, rel: str, limit: int | None = None) -> IO[bytes]:
+    """A regular file at ``base/rel``: symlinks on the way are followed by
+    hand and never leave ``base`` (an archive names its own files, never the
+    host's), fifos and devices are refused; read no further than ``limit``
+    bytes when given."""
+    from ..rootfs import open_in_root
+
+    if ".." in rel.split("/"):
+        raise ImageError(f"{rel!r} is not a path inside {base}")
+    try:
+        fd = open_in_root(base, rel)
+    except OSError as e:
+        raise ImageError(f"{base}/{rel}: {e.strerror or e}") from None
+    os.set_blocking(fd, True)
+    f = os.fdopen(fd, "rb")
+    if limit is not None and os.fstat(fd).st_size > limit:
+        f.close()
+        raise ImageError(f"{base}/{rel} is larger than {limit} bytes")
+    return f
+
+
+MAX_JSON = 4 << 20
+
+
+def read_json_in(base: str, rel: str) -> Any:
+    with open_in(base, rel, MAX_JSON) as f:
+        try:
+            return json.loads(f.read())
+        except ValueError as e:
+            raise ImageError(f"{base}/{rel} is not JSON: {e}") from None
+
+
 def _safe_extract_tar(path: str, dest: str, limits: LayerLimits) -> None:
     """Extract an archive of an image layout (or a docker save) safely: the
-    layer unpacker's rules (no '..', no absolute paths, no links out)."""
+    layer unpacker's rules, and no devices or fifos."""
     try:
         with open(path, "rb") as f:
-            unpack_layer(f, dest, limits)
+            unpack_layer(f, dest, limits, archive=True)
     except OSError as e:
         raise ImageError(f"cannot read {path}: {os.strerror(e.errno or 0)}") from None
     except tarfile.TarError as e:

@@ -41,6 +41,7 @@ class LayerLimits:
     max_entries: int = 1_000_000
     max_bytes: int = 64 << 30  # sum of regular files' sizes
     max_path: int = 4096  # bytes in one entry's path
+    max_header: int = 1 << 20  # bytes of one pax or GNU long-name header (read whole by tarfile)
 
 
 @attrs.frozen
@@ -53,9 +54,10 @@ class UnpackResult:
 class _HashingReader(io.RawIOBase):
     """Passes a stream through, hashing what is read (the layer's DiffID)."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], max_header: int = 1 << 20) -> None:
         self._raw = raw
         self.sha = hashlib.sha256()
+        self.max_header = max_header
 
     def readable(self) -> bool:
         return True
@@ -108,6 +110,20 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+def _limited_tarinfo(max_header: int) -> type[tarfile.TarInfo]:
+    """A TarInfo that refuses pax and GNU long-name headers bigger than
+    ``max_header`` before tarfile reads them whole into memory."""
+
+    class Limited(tarfile.TarInfo):
+        def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+            if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                             tarfile.GNUTYPE_LONGLINK) and self.size > max_header:  # fmt: skip
+                raise ImageError(f"a layer header of {self.size} bytes, more than {max_header}")
+            return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
+
+    return Limited
+
+
 def _parts(name: str, limits: LayerLimits) -> list[str]:
     """The entry's path as components; ImageError for one outside the layer."""
     if len(name.encode()) > limits.max_path:
@@ -129,6 +145,7 @@ class _Tree:
     def __init__(self, root_fd: int) -> None:
         self.root = root_fd
         self._fds: dict[tuple[str, ...], int] = {(): root_fd}
+        self._loose: list[int] = []  # fds of a deep path beyond the cache, closed by trim
 
     def dir(self, parts: list[str], make: bool, entry: str) -> int:
         key: tuple[str, ...] = ()
@@ -148,13 +165,24 @@ class _Tree:
                 new = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise ImageError(
-                        f"layer entry {entry!r} runs through {'/'.join(key)!r}, which is not a directory"
-                    ) from None
+                    raise ImageError(f"layer entry {entry!r} runs through {'/'.join(key)!r}, which is not a directory") from None
                 raise
-            self._fds[key] = new
+            if len(self._fds) < 512:
+                self._fds[key] = new
+            else:  # a deep path: hold no more than the step before, until the entry is done
+                if self._loose and self._loose[-1] == fd:
+                    os.close(self._loose.pop())
+                self._loose.append(new)
             fd = new
         return fd
+
+    def trim(self, most: int = 256) -> None:
+        """Between entries (no fd of the cache in use): keep it bounded, fds are few."""
+        for fd in self._loose:
+            os.close(fd)
+        self._loose = []
+        if len(self._fds) > most:
+            self.close()
 
     def forget(self, parts: list[str]) -> None:
         """Drop cached fds at and below ``parts`` (the entry is being replaced)."""
@@ -167,6 +195,9 @@ class _Tree:
             if k:
                 os.close(fd)
         self._fds = {(): self.root}
+        for fd in self._loose:
+            os.close(fd)
+        self._loose = []
 
 
 def _remove(dir_fd: int, name: str) -> None:
@@ -203,18 +234,22 @@ def _forget(tree: _Tree, dir_times: dict[tuple[str, ...], tuple[int, int]], part
 
 def _xattrs(member: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
     for key, value in member.pax_headers.items():
-        if key.startswith("SCHILY.xattr."):
+        # overlay's own attributes (opaque, redirect, metacopy) come only from whiteouts
+        if key.startswith("SCHILY.xattr.") and not key.startswith("SCHILY.xattr.trusted.overlay."):
             raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
             yield key[len("SCHILY.xattr.") :], raw
 
 
-def unpack_layer(f: IO[bytes], dest: str, limits: LayerLimits = LayerLimits()) -> UnpackResult:
+def unpack_layer(f: IO[bytes], dest: str, limits: LayerLimits | None = None, archive: bool = False) -> UnpackResult:
     """Unpack the layer read from ``f`` into the existing, empty directory ``dest``.
 
     The caller unpacks into a temporary directory and renames it into place
     (a crash never leaves a half layer that looks whole) and removes it on
-    ImageError."""
-    stream = _HashingReader(open_layer_stream(f))
+    ImageError.  ``archive``: an image archive (OCI layout, docker save),
+    not a layer: no devices, fifos or whiteouts (its files are then opened
+    with symlinks followed by hand inside it: see ``open_in``)."""
+    limits = limits or LayerLimits()
+    stream = _HashingReader(open_layer_stream(f), limits.max_header)
     buffered = io.BufferedReader(stream, 1 << 20)
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     tree = _Tree(root_fd)
@@ -222,7 +257,7 @@ def unpack_layer(f: IO[bytes], dest: str, limits: LayerLimits = LayerLimits()) -
     entries = total = 0
     try:
         try:
-            tar = tarfile.open(fileobj=buffered, mode="r|", errorlevel=2)
+            tar = tarfile.open(fileobj=buffered, mode="r|", errorlevel=2, tarinfo=_limited_tarinfo(limits.max_header))
             for member in tar:
                 entries += 1
                 if entries > limits.max_entries:
@@ -231,15 +266,23 @@ def unpack_layer(f: IO[bytes], dest: str, limits: LayerLimits = LayerLimits()) -
                     total += member.size
                     if total > limits.max_bytes:
                         raise ImageError(f"layer holds more than {limits.max_bytes} bytes of files")
+                tree.trim()
+                if archive and (member.ischr() or member.isblk() or member.isfifo()):
+                    raise ImageError(f"the archive holds {member.name!r}, a device or fifo")
+                if archive and member.name.rsplit("/", 1)[-1].startswith(WHITEOUT_PREFIX):
+                    raise ImageError(f"the archive holds {member.name!r}, a whiteout")
                 _entry(tar, member, tree, limits, dir_times)
             tar.close()
+        except RecursionError:
+            raise ImageError("the layer's tree is too deep") from None
         except (tarfile.TarError, EOFError, OSError, ValueError) as e:
             if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise ImageError(f"no space left unpacking the layer into {dest}") from e
             if isinstance(e, ImageError):
                 raise
             raise ImageError(f"the layer is not a valid tar archive: {e}") from e
-        buffered.read()  # to the end: the DiffID covers the whole stream
+        while buffered.read(1 << 20):  # to the end: the DiffID covers the whole stream
+            pass
         stream.drain()
         # Directories' times last: creating entries in them moved them.
         for parts, (atime, mtime) in sorted(dir_times.items(), key=lambda kv: -len(kv[0])):
