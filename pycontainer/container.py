@@ -548,8 +548,13 @@ class Container(ProcessHandle):
             config = _images.apply_image(config, image)
             check_process(config)
             layers = tuple(reversed(store.unpack(image)))  # top first, as overlay's lowerdir
+            userns = config.new_namespace(NamespaceType.USER)
             if snapshotter == "auto":
-                snapshotter = "overlay" if _overlay_ok() else "copy"
+                # A user namespace's root mounts the overlay with its own
+                # credentials, which cannot reach the store (root's alone): copy.
+                snapshotter = "overlay" if _overlay_ok() and not userns else "copy"
+            elif snapshotter == "overlay" and userns:
+                raise ConfigError("snapshotter", "overlay cannot reach the image store from a user namespace: use copy")
             if snapshotter == "overlay":
                 lower = ":".join(store.short_link(d) for d in layers)
                 lower_base = store.root
@@ -557,6 +562,9 @@ class Container(ProcessHandle):
                 copied = os.path.join(directory, "rootfs")
                 os.mkdir(copied, 0o755)
                 _images.copy_layers(list(reversed(layers)), copied)
+                if userns:  # the image's owners, as the user namespace maps them
+                    _images.shift_ownership(copied, lambda u: _host_id(config.uid_mappings, u),
+                                            lambda g: _host_id(config.gid_mappings, g))  # fmt: skip
                 rootfs = copied
             else:
                 raise ConfigError("snapshotter", f"{snapshotter!r} is not auto, overlay or copy")

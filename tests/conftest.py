@@ -181,3 +181,16 @@ def config(rootfs: str):
         return ContainerConfig(process=Process(args=args, **(process or {})), rootfs=rootfs, **fields)
 
     return make
+
+
+@pytest.fixture
+def public_dir():
+    """A directory the mapped root of a user namespace can traverse (pytest's
+    tmp dirs are 0700 root), removed at the end."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="pyc-test-", dir="/tmp")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)

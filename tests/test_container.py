@@ -156,19 +156,6 @@ def test_bind_mounts_ro_rw_and_tmpfs(root, config, tmp_path):
     assert not (tmp_path / "ro" / "nope").exists()
 
 
-@pytest.fixture
-def public_dir():
-    """A directory the mapped root of a user namespace can traverse (pytest's
-    tmp dirs are 0700 root), removed at the end."""
-    import shutil
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="pyc-test-", dir="/tmp")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path)
-
-
 def test_user_namespace_maps_root_to_an_unprivileged_host_uid(public_dir, rootfs):
     import pathlib
     import shutil

@@ -816,3 +816,29 @@ def test_many_directories_stay_within_the_fd_limit(tmp_path):
     n = soft + 200
     d = unpack(tmp_path, [E(f"d{i}", "dir") for i in range(n)] + [E(f"d{i}/f", data=b"x") for i in range(0, n, 97)])
     assert len(os.listdir(d)) == n
+
+
+def test_the_store_is_private_and_user_namespaces_get_a_shifted_copy(root, images, public_dir):
+    from pycontainer import IDMap, NamespaceType
+    from pycontainer.config import DEFAULT_NAMESPACES
+
+    data, store = images
+    for d in (store.layout, store.blobs, store.layers_dir, store.links):
+        assert os.stat(d).st_mode & 0o077 == 0, d
+    cfg = ContainerConfig(
+        process=Process(args=["sh", "-c", "stat -c '%u %g' /etc/passwd /home/app; id -u"], user="0"),
+        image="localhost/app:1",
+        namespaces=[*DEFAULT_NAMESPACES, NamespaceType.USER],
+        uid_mappings=[IDMap(0, 100000, 65536)],
+        gid_mappings=[IDMap(0, 100000, 65536)],
+    )
+    c = Container.run(public_dir, "userns", cfg, stdout=PIPE, stderr=PIPE, data_root=data)
+    try:
+        out, err = c.communicate(timeout=30)
+        assert out.decode().split() == ["0", "0", "1000", "1000", "0"], err
+        st = os.stat(os.path.join(c.dir, "rootfs", "home", "app"))
+        assert (st.st_uid, st.st_gid) == (101000, 101000)  # as the namespace maps them
+    finally:
+        c.delete()
+    with pytest.raises(ConfigError, match="snapshotter"):
+        Container.create(public_dir, "x", cfg, data_root=data, snapshotter="overlay")

@@ -253,7 +253,9 @@ def test_credentials_never_leave_the_registry(tmp_path, fake):
     other = FakeRegistry()
     try:
         seen = []
-        blob_path, (status, headers, data) = next((p, r) for p, r in fake.routes.items() if "/blobs/" in p)
+        manifest = json.loads(fake.routes["/v2/lib/img/manifests/1"][2])
+        blob_path = f"/v2/lib/img/blobs/{manifest['layers'][0]['digest']}"
+        data = fake.routes[blob_path][2]
         other.routes[blob_path] = (200, {}, data)
         fake.routes[blob_path] = (307, {"Location": f"http://localhost:{other.port}{blob_path}"}, b"")
         orig = other.server.RequestHandlerClass.do_GET

@@ -4,7 +4,7 @@ overlay snapshots containers run on.  See docs/images.md."""
 from ._apply import apply_image, merge_env
 from ._builtin import BUILTIN, builtin_image
 from ._changes import changes, commit
-from ._copy import copy_layers, overlay_supported
+from ._copy import copy_layers, overlay_supported, shift_ownership
 from ._store import Image, ImageConfig, ImageStore, host_platform, local_ref, normalize_ref
 from ._unpack import LayerLimits, UnpackResult, unpack_layer
 
@@ -15,6 +15,7 @@ __all__ = [
     "commit",
     "copy_layers",
     "overlay_supported",
+    "shift_ownership",
     "apply_image",
     "merge_env",
     "Image",

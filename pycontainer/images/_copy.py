@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from typing import Any
 
 from ..errors import ImageError
 from ._unpack import OPAQUE_XATTR
@@ -91,3 +92,20 @@ def _opaque(path: str) -> bool:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
+
+
+def shift_ownership(root: str, uid: Any, gid: Any) -> None:
+    """chown everything under ``root`` (itself too) to ``uid(owner)``,
+    ``gid(group)``: an image's owners as a user namespace maps them.  Modes
+    are put back after (chown clears setuid and setgid bits)."""
+
+    def shift(name: str) -> None:
+        st = os.lstat(name)
+        os.chown(name, uid(st.st_uid), gid(st.st_gid), follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(name, stat.S_IMODE(st.st_mode))
+
+    shift(root)
+    for dirpath, dirnames, filenames in os.walk(root):  # each entry once: as a child of its directory
+        for n in dirnames + filenames:
+            shift(os.path.join(dirpath, n))

@@ -225,9 +225,22 @@ class ImageStore:
         self.layers_dir = os.path.join(self.root, "layers", "sha256")
         self.links = os.path.join(self.root, "l")
         if os.path.exists(os.path.join(self.layout, "index.json")) and os.path.isdir(self.links):
-            return  # made before
-        for d in (self.blobs, self.layers_dir, self.links):
-            os.makedirs(d, mode=0o711, exist_ok=True)
+            if not os.stat(self.layout).st_mode & 0o077:
+                return  # made before, private
+        # Private to root: layers keep their setuid files and device nodes, and
+        # blobs may be private images.  (A user namespace's root cannot reach
+        # them: its containers get a copied rootfs, see Container.create.)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        for d in (
+            self.layout,
+            os.path.dirname(self.blobs),
+            self.blobs,
+            os.path.dirname(self.layers_dir),
+            self.layers_dir,
+            self.links,
+        ):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            os.chmod(d, 0o700)
         oci_layout = os.path.join(self.layout, "oci-layout")
         if not os.path.exists(oci_layout):
             self._write_atomic(oci_layout, b'{"imageLayoutVersion": "1.0.0"}')

@@ -165,7 +165,9 @@ class _Tree:
                 new = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise ImageError(f"layer entry {entry!r} runs through {'/'.join(key)!r}, which is not a directory") from None
+                    raise ImageError(
+                        f"layer entry {entry!r} runs through {'/'.join(key)!r}, which is not a directory"
+                    ) from None
                 raise
             if len(self._fds) < 512:
                 self._fds[key] = new
