@@ -101,23 +101,38 @@ def walk_in_layer(layer: str, parts: list[str]) -> int | None:
 def layer_lookup(layers: tuple[str, ...], path: str) -> tuple[str, os.stat_result] | None:
     """The top-most of ``layers`` (top first) that holds ``path``, and the
     entry's lstat: what the overlay of the layers shows there.  None when no
-    layer holds it or a whiteout (0/0 character device) hides it."""
+    layer holds it, or a layer hides it from the ones below: a whiteout at
+    it or above it, a file or symlink above it (symlinks are never followed:
+    they point into the container), or an opaque directory above it."""
     parts = [p for p in path.split("/") if p and p != "."]
     if not parts:
         return None
     for layer in layers:
-        fd = walk_in_layer(layer, parts[:-1])
-        if fd is None:
-            continue
+        fd = os.open(layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        opaque = False
         try:
-            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+            for i, comp in enumerate(parts):
+                try:
+                    st = os.stat(comp, dir_fd=fd, follow_symlinks=False)
+                except (FileNotFoundError, NotADirectoryError):
+                    break  # not in this layer: maybe in a lower one
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    return None  # deleted here
+                if i == len(parts) - 1:
+                    return layer, st
+                if not stat.S_ISDIR(st.st_mode):
+                    return None  # a file or a symlink over the path
+                nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+                try:
+                    opaque = opaque or os.getxattr(fd, "trusted.overlay.opaque") == b"y"
+                except OSError:
+                    pass
         finally:
             os.close(fd)
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return None
-        return layer, st
+        if opaque:
+            return None  # an opaque directory above it hides the layers below
     return None
 
 

@@ -100,9 +100,9 @@ def export_oci_layout(store: ImageStore, refs: list[str], dest: str) -> None:
         for ref in refs:
             image = store.get(ref)
             for digest in [image.digest, image.config_digest, *(layer["digest"] for layer in image.layers)]:
-                target = os.path.join(blobs, digest.split(":")[1])
+                target = os.path.join(blobs, _check_digest(digest).split(":")[1])
                 if not os.path.exists(target):
-                    shutil.copyfile(store.blob_path(digest), target)
+                    _copy_verified(store, digest, target)
             name = normalize_ref(ref) if not ref.startswith("sha256:") else None
             desc: dict[str, Any] = {
                 "mediaType": image.manifest.get("mediaType") or OCI_MANIFEST,
@@ -140,8 +140,8 @@ def export_docker_archive(store: ImageStore, refs: list[str], dest: str) -> None
     try:
         for ref in refs:
             image = store.get(ref)
-            config_hex = image.config_digest.split(":")[1]
-            shutil.copyfile(store.blob_path(image.config_digest), os.path.join(tmp, f"{config_hex}.json"))
+            config_hex = _check_digest(image.config_digest).split(":")[1]
+            _copy_verified(store, image.config_digest, os.path.join(tmp, f"{config_hex}.json"))
             layer_names = []
             for layer, diff_id in zip(image.layers, image.diff_ids, strict=True):
                 name = f"{diff_id.split(':')[1]}/layer.tar"
@@ -167,12 +167,26 @@ def export_docker_archive(store: ImageStore, refs: list[str], dest: str) -> None
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _copy_verified(store: ImageStore, digest: str, target: str) -> None:
+    """Copy a blob out, checked against its digest as it is read."""
+    with store.open_blob(digest) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
 def _tar_dir(src: str, dest: str) -> None:
-    part = dest + ".part"
-    with tarfile.open(part, "w", format=tarfile.PAX_FORMAT) as t:
-        for name in sorted(os.listdir(src)):
-            t.add(os.path.join(src, name), arcname=name, filter=_plain)
-    os.replace(part, dest)
+    """Tar ``src`` to ``dest`` through a temporary file of our own beside it
+    (a name made with O_EXCL: nothing planted there is followed)."""
+    fd, part = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dest)) or ".", prefix=".export-", suffix=".tar")
+    try:
+        with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as t:
+            for name in sorted(os.listdir(src)):
+                t.add(os.path.join(src, name), arcname=name, filter=_plain)
+        os.chmod(part, 0o644)
+        os.replace(part, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+        raise
 
 
 def _plain(ti: tarfile.TarInfo) -> tarfile.TarInfo:
