@@ -6,7 +6,7 @@ from ._builtin import BUILTIN, builtin_image
 from ._changes import changes, commit
 from ._copy import copy_layers, overlay_supported, shift_ownership
 from ._store import Image, ImageConfig, ImageStore, host_platform, local_ref, normalize_ref
-from ._unpack import LayerLimits, UnpackResult, unpack_layer
+from ._unpack import LayerLimits, UnpackResult, remove_tree, unpack_layer
 
 __all__ = [
     "BUILTIN",
@@ -26,5 +26,6 @@ __all__ = [
     "host_platform",
     "local_ref",
     "normalize_ref",
+    "remove_tree",
     "unpack_layer",
 ]

@@ -28,6 +28,7 @@ from ._store import (
     normalize_ref,
     open_in,
     read_json_in,
+    scratch_dir,
 )
 from ._unpack import open_layer_stream
 
@@ -47,7 +48,7 @@ def _inside(base: str, rel: str) -> str:
 def import_docker_archive(store: ImageStore, path: str) -> list[Image]:
     """Import every image of a ``docker save`` archive (a tar or its extracted directory)."""
     if not os.path.isdir(path):
-        with tempfile.TemporaryDirectory(dir=store.root, prefix=".import-") as tmp:
+        with scratch_dir(store.root) as tmp:
             _safe_extract_tar(path, tmp, store.limits)
             return import_docker_archive(store, tmp)
     entries = read_json_in(path, "manifest.json")

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import tarfile
 import tempfile
 import time
@@ -34,7 +33,7 @@ from typing import IO, Any
 import attrs
 
 from ..errors import ImageError
-from ._unpack import LayerLimits, unpack_layer
+from ._unpack import LayerLimits, remove_tree, unpack_layer
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -506,7 +505,7 @@ class ImageStore:
         untagged image (or renames a single tagged one)."""
         if os.path.isdir(path):
             return self._import_layout_dir(path, ref)
-        with tempfile.TemporaryDirectory(dir=self.root, prefix=".import-") as tmp:
+        with scratch_dir(self.root) as tmp:
             _safe_extract_tar(path, tmp, self.limits)
             return self._import_layout_dir(tmp, ref)
 
@@ -706,7 +705,7 @@ class ImageStore:
                     name.startswith(".tmp-") and now - os.lstat(os.path.join(self.layers_dir, name)).st_mtime < grace
                 ):
                     continue
-                shutil.rmtree(os.path.join(self.layers_dir, name), ignore_errors=True)
+                remove_tree(os.path.join(self.layers_dir, name))
                 _known_links.pop(os.path.join(self.layers_dir, name), None)
                 removed["layers"] += 1
             for name in os.listdir(self.links):
@@ -771,7 +770,7 @@ class ImageStore:
                     raise
         finally:
             if os.path.exists(tmp):
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
         return final
 
     def short_link(self, layer: str) -> str:
@@ -787,6 +786,16 @@ class ImageStore:
                 os.symlink(os.path.relpath(layer, self.links), link)
         _known_links[layer] = f"l/{name}"
         return f"l/{name}"
+
+
+@contextlib.contextmanager
+def scratch_dir(where: str) -> Iterator[str]:
+    """A temporary directory under ``where``, removed however deep its tree."""
+    tmp = tempfile.mkdtemp(dir=where, prefix=".import-")
+    try:
+        yield tmp
+    finally:
+        remove_tree(tmp)
 
 
 def open_in(base: str, rel: str, limit: int | None = None) -> IO[bytes]:

@@ -203,21 +203,51 @@ class _Tree:
 
 
 def _remove(dir_fd: int, name: str) -> None:
-    """Remove what is at ``name`` (a tree too), never following symlinks."""
+    """Remove what is at ``name`` (a tree too, however deep: no recursion),
+    never following symlinks."""
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(st.st_mode):
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-        try:
-            for child in os.listdir(fd):
-                _remove(fd, child)
-        finally:
-            os.close(fd)
-        os.rmdir(name, dir_fd=dir_fd)
-    else:
+    if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=dir_fd)
+        return
+    # a stack of (parent fd, name, fd of the dir or -1): empty a directory,
+    # then remove it from its parent
+    stack: list[tuple[int, str, int]] = [(dir_fd, name, -1)]
+    try:
+        while stack:
+            parent, n, fd = stack[-1]
+            if fd < 0:
+                fd = os.open(n, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+                stack[-1] = (parent, n, fd)
+            sub = None
+            for child in os.listdir(fd):
+                cst = os.stat(child, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISDIR(cst.st_mode):
+                    sub = child
+                    break
+                os.unlink(child, dir_fd=fd)
+            if sub is not None:
+                stack.append((fd, sub, -1))
+                continue
+            stack.pop()
+            os.close(fd)
+            os.rmdir(n, dir_fd=parent)
+    finally:
+        for _, _, fd in stack:
+            if fd >= 0:
+                os.close(fd)
+
+
+def remove_tree(path: str) -> None:
+    """``shutil.rmtree`` for trees of any depth (a hostile layer's may be
+    thousands of levels deep, past Python's recursion limit)."""
+    parent = os.open(os.path.dirname(os.path.abspath(path)) or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _remove(parent, os.path.basename(os.path.abspath(path)))
+    finally:
+        os.close(parent)
 
 
 def _ns(t: float) -> int:
