@@ -460,6 +460,7 @@ class Container(ProcessHandle):
         data_root: str | None = None,
         cgroup_root: str | None = None,
         snapshotter: str = "auto",
+        image: str | None = None,
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
@@ -468,12 +469,15 @@ class Container(ProcessHandle):
         ``cgroup_root`` is where the cgroup hierarchies are mounted
         (/sys/fs/cgroup).  ``snapshotter`` makes an image's rootfs:
         ``overlay``, ``copy`` (a plain copy of the layers, where overlayfs is
-        missing), or ``auto`` (overlay if the kernel has it).  On any failure
-        every step done so far is undone."""
+        missing), or ``auto`` (overlay if the kernel has it).  ``image``
+        is ``config.image`` given here instead (it replaces a ``rootfs``).
+        On any failure every step done so far is undone."""
         root = state_root(root)
         container_id(id)
         if not isinstance(config, ContainerConfig):
             raise TypeError(f"config must be a ContainerConfig, not {type(config).__name__}")
+        if image is not None:
+            config = attrs.evolve(config, image=image, rootfs=None)
         check_config(config)
         if not os.path.isdir(root):
             os.makedirs(root, mode=0o711, exist_ok=True)

@@ -432,6 +432,16 @@ def test_a_container_runs_the_images_cmd_as_its_user_in_its_workdir(root, images
     assert out.split() == ["1000", "/data", "hi", "/home/app"]
 
 
+def test_create_takes_the_image_as_an_argument_too(root, images):
+    data, _ = images
+    plain = ContainerConfig(process=Process(args=["sh", "-c", "pwd"]))
+    c = Container.run(root, "arg", plain, image="localhost/app:1", stdout=PIPE, data_root=data)
+    try:
+        assert c.communicate(timeout=30)[0] == b"/data\n" and c.config.image == "localhost/app:1"
+    finally:
+        c.delete()
+
+
 def test_explicit_settings_override_the_image(root, images):
     data, _ = images
     _, out, _ = run_image(root, data, "sh", "-c", "id -u; pwd; echo $GREETING",
