@@ -33,7 +33,7 @@ from typing import IO, Any
 import attrs
 
 from ..errors import ImageError
-from ._unpack import LayerLimits, remove_tree, unpack_layer
+from ._unpack import HashingReader, LayerLimits, remove_tree, unpack_layer
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -179,38 +179,6 @@ def _check_digest(digest: str) -> str:
     return digest
 
 
-class _VerifyingReader(io.RawIOBase):
-    """Reads a blob and raises ImageError at its end if its digest is wrong."""
-
-    def __init__(self, f: IO[bytes], digest: str, path: str) -> None:
-        self._f = f
-        self._digest = digest
-        self._path = path
-        self._sha = hashlib.sha256()
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        data = self._f.read(len(b))
-        if data:
-            self._sha.update(data)
-        elif not self._done:
-            self._done = True
-            if f"sha256:{self._sha.hexdigest()}" != self._digest:
-                raise ImageError(
-                    f"blob {self._digest} is corrupt: its content hashes to sha256:{self._sha.hexdigest()}"
-                )
-        n = len(data)
-        b[:n] = data
-        return n
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
 class ImageStore:
     """Images under ``root`` (default: ``$PYCONTAINER_DATA_ROOT`` or /var/lib/pycontainer)."""
 
@@ -332,7 +300,7 @@ class ImageStore:
             f = open(path, "rb")  # noqa: SIM115 - handed to the caller
         except FileNotFoundError:
             raise ImageError(f"blob {digest} is not in the store") from None
-        return io.BufferedReader(_VerifyingReader(f, digest, path), 1 << 20)
+        return io.BufferedReader(HashingReader(f, digest), 1 << 20)
 
     def read_blob(self, digest: str) -> bytes:
         with self.open_blob(digest) as f:

@@ -51,13 +51,15 @@ class UnpackResult:
     bytes: int
 
 
-class _HashingReader(io.RawIOBase):
-    """Passes a stream through, hashing what is read (the layer's DiffID)."""
+class HashingReader(io.RawIOBase):
+    """Passes a stream through, hashing what is read (a layer's DiffID, a
+    blob's digest); with ``expect``, raises ImageError at the end of the
+    stream if the content hashes to something else."""
 
-    def __init__(self, raw: IO[bytes], max_header: int = 1 << 20) -> None:
+    def __init__(self, raw: IO[bytes], expect: str | None = None) -> None:
         self._raw = raw
         self.sha = hashlib.sha256()
-        self.max_header = max_header
+        self._expect = expect
 
     def readable(self) -> bool:
         return True
@@ -67,7 +69,16 @@ class _HashingReader(io.RawIOBase):
         n = len(data)
         b[:n] = data
         self.sha.update(data)
+        if not n and self._expect is not None:
+            expect, self._expect = self._expect, None
+            got = f"sha256:{self.sha.hexdigest()}"
+            if got != expect:
+                raise ImageError(f"blob {expect} is corrupt: its content hashes to {got}")
         return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
     def drain(self) -> None:
         """Hash the rest (tar's end-of-archive padding counts in the DiffID)."""
@@ -281,7 +292,7 @@ def unpack_layer(f: IO[bytes], dest: str, limits: LayerLimits | None = None, arc
     not a layer: no devices, fifos or whiteouts (its files are then opened
     with symlinks followed by hand inside it: see ``open_in``)."""
     limits = limits or LayerLimits()
-    stream = _HashingReader(open_layer_stream(f), limits.max_header)
+    stream = HashingReader(open_layer_stream(f))
     buffered = io.BufferedReader(stream, 1 << 20)
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     tree = _Tree(root_fd)
