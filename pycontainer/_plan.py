@@ -448,7 +448,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         if inp.lower_base is not None:
             ops.append(op(Op.CHDIR, inp.lower_base, v=(0,)))
         sd = inp.state_dir
-        data = f"lowerdir={inp.lower_rootfs},upperdir={sd}/upper,workdir={sd}/work"
+        data = f"lowerdir={inp.lower_rootfs},upperdir={sd}/layer/upper,workdir={sd}/layer/work"
         ops.append(op(Op.MOUNT, "overlay", inp.rootfs, "overlay", data, v=(0, M_HOST, 0, 0)))
     ops.append(op(Op.ROOTFS, inp.rootfs))
     ops.append(op(Op.OPEN_FIFO, f"{inp.state_dir}/exec.fifo"))

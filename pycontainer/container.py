@@ -249,7 +249,20 @@ def _sweep_debris(root: str, names: list[str]) -> None:
                 pass  # not ours to read: leave the cgroup, drop the debris
             except PyContainerError:
                 continue  # still busy: the next sweep tries again
-        shutil.rmtree(directory, ignore_errors=True)
+        _rmtree(directory)
+
+
+def _rmtree(path: str) -> None:
+    """Remove a state directory: shutil's rmtree, fast for the usual few
+    files; coreutils' rm where that fails (a copied rootfs can be deeper
+    than Python's recursion goes)."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, RecursionError):
+        with contextlib.suppress(PyContainerError):
+            _images.remove_tree(path)
 
 
 # Sealed memfds of the two static programs, one each per process, made on
@@ -373,7 +386,13 @@ def _anonymous_volumes(
     wanted = [v for v in image.config.volumes if v.startswith("/") and os.path.normpath(v) not in taken]
     if not wanted:
         return config
-    os.mkdir(os.path.join(directory, "volumes"), 0o711)
+    # 0700: a volume is filled from the image (setuid files, devices); the
+    # container's root owns it (in a user namespace, as mapped)
+    vdir = os.path.join(directory, "volumes")
+    os.mkdir(vdir, 0o700)
+    userns = config.new_namespace(NamespaceType.USER)
+    if userns:
+        os.chown(vdir, _host_id(config.uid_mappings, 0), _host_id(config.gid_mappings, 0))
     mounts = list(config.mounts)
     for i, path in enumerate(wanted):
         src = os.path.join(directory, "volumes", str(i))
@@ -387,6 +406,9 @@ def _anonymous_volumes(
         finally:
             for fd in fds:
                 os.close(fd)
+        if userns:
+            _images.shift_ownership(src, lambda u: _host_id(config.uid_mappings, u),
+                                    lambda g: _host_id(config.gid_mappings, g))  # fmt: skip
         # (a path in the .creating dir: the child mounts it before the rename)
         mounts.append(Mount(destination=path, source=src, options=["rbind"]))
     return attrs.evolve(config, mounts=mounts)
@@ -494,7 +516,7 @@ class Container(ProcessHandle):
 
         def remove_debris() -> None:
             if not keep_debris:
-                shutil.rmtree(directory, ignore_errors=True)
+                _rmtree(directory)
 
         with contextlib.ExitStack() as undo:
             os.mkdir(directory, 0o711)
@@ -563,12 +585,18 @@ class Container(ProcessHandle):
                 lower = ":".join(store.short_link(d) for d in layers)
                 lower_base = store.root
             elif snapshotter == "copy":
-                copied = os.path.join(directory, "rootfs")
+                # rootfs/ (0700, the container's root its owner) holds the copy in
+                # fs/: a copy keeps the image's setuid files and device nodes,
+                # which no other host user may reach.
+                fence = os.path.join(directory, "rootfs")
+                os.mkdir(fence, 0o700)
+                copied = os.path.join(fence, "fs")
                 os.mkdir(copied, 0o755)
                 _images.copy_layers(list(reversed(layers)), copied)
                 if userns:  # the image's owners, as the user namespace maps them
                     _images.shift_ownership(copied, lambda u: _host_id(config.uid_mappings, u),
                                             lambda g: _host_id(config.gid_mappings, g))  # fmt: skip
+                    os.chown(fence, _host_id(config.uid_mappings, 0), _host_id(config.gid_mappings, 0))
                 rootfs = copied
             else:
                 raise ConfigError("snapshotter", f"{snapshotter!r} is not auto, overlay or copy")
@@ -590,9 +618,12 @@ class Container(ProcessHandle):
             etc_base: str | tuple[str, ...] = layers
         if lower is not None:
             rootfs = os.path.join(directory, "rootfs")
-            for d in ("rootfs", "upper", "work"):
-                os.mkdir(os.path.join(directory, d), 0o755)
-                os.chmod(os.path.join(directory, d), 0o755)
+            # layer/upper gets copies of what the container changes, setuid
+            # files too: layer/ (0700) keeps other host users out; upper/ itself
+            # is the container's "/" and keeps the usual 0755.
+            for d, mode in (("rootfs", 0o755), ("layer", 0o700), ("layer/upper", 0o755), ("layer/work", 0o755)):
+                os.mkdir(os.path.join(directory, d), mode)
+                os.chmod(os.path.join(directory, d), mode)
         elif extra.get("snapshotter") != "copy":
             rootfs = etc_base = config.rootfs
             user, home = _rootfs.lookup_user(rootfs, config.process.user)
@@ -614,7 +645,7 @@ class Container(ProcessHandle):
             host_root_gid = _host_id(config.gid_mappings, 0)
             os.chown(fifo, host_root, host_root_gid)
             if lower is not None:
-                for d in ("upper", "work", "rootfs"):
+                for d in ("layer", "layer/upper", "layer/work", "rootfs"):
                     os.chown(os.path.join(directory, d), host_root, host_root_gid)
 
         manager = None
@@ -927,7 +958,7 @@ class Container(ProcessHandle):
                 # here too; then every cgroup directory the container made goes.
                 # With a pid namespace of its own, the init's death took them all.
                 self.cgroup.destroy(empty=own_pidns)
-            shutil.rmtree(self.dir, ignore_errors=True)
+            _rmtree(self.dir)
             if self._data.get("image_holder"):
                 _images.ImageStore.release(self._data["image_holder"])
 
@@ -1003,7 +1034,7 @@ class Container(ProcessHandle):
         if self._data.get("snapshotter") == "copy":
             raise PyContainerError(f"container {self.id!r} runs on a copied rootfs: its changes are not kept apart")
         store = _images.ImageStore(self._data.get("data_root"))
-        return store, store.get(self._data["image"]), os.path.join(self.dir, "upper")
+        return store, store.get(self._data["image"]), os.path.join(self.dir, "layer", "upper")
 
     @property
     def image_config(self) -> dict[str, Any] | None:

@@ -853,9 +853,46 @@ def test_the_store_is_private_and_user_namespaces_get_a_shifted_copy(root, image
     try:
         out, err = c.communicate(timeout=30)
         assert out.decode().split() == ["0", "0", "1000", "1000", "0"], err
-        st = os.stat(os.path.join(c.dir, "rootfs", "home", "app"))
+        st = os.stat(os.path.join(c.dir, "rootfs", "fs", "home", "app"))
         assert (st.st_uid, st.st_gid) == (101000, 101000)  # as the namespace maps them
+        fence = os.stat(os.path.join(c.dir, "rootfs"))
+        assert fence.st_mode & 0o077 == 0 and fence.st_uid == 100000  # no other host user reaches the copy
     finally:
         c.delete()
     with pytest.raises(ConfigError, match="snapshotter"):
         Container.create(public_dir, "x", cfg, data_root=data, snapshotter="overlay")
+
+
+def test_global_pax_and_sparse_headers_are_refused(tmp_path):
+    def raw_member(name, kind, payload):
+        ti = tarfile.TarInfo(name)
+        ti.type = kind
+        ti.size = len(payload)
+        head = ti.tobuf(format=tarfile.USTAR_FORMAT)
+        return head + payload + b"\0" * (-len(payload) % 512)
+
+    rec = "comment=" + "x" * (100 << 10) + "\n"
+    rec = f"{len(rec) + len(str(len(rec))) + 1} {rec}"
+    global_bomb = raw_member("pax_global_header", tarfile.XGLTYPE, rec.encode()) + b"\0" * 1024
+    sparse = raw_member("s", tarfile.GNUTYPE_SPARSE, b"") + b"\0" * 1024
+    for name, data in (("header", global_bomb), ("sparse", sparse)):
+        dest = tmp_path / name
+        dest.mkdir()
+        with pytest.raises(ImageError, match=name):
+            unpack_layer(io.BytesIO(data), str(dest))
+
+
+def test_deep_images_copy_and_go(tmp_path):
+    from pycontainer.images import copy_layers, remove_tree
+
+    deep = "/".join(["d"] * 1500)
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    unpack_layer(io.BytesIO(tar_bytes([E(deep, "dir"), E(f"{deep}/f", data=b"x")])), str(layer))
+    dest = tmp_path / "copy"
+    dest.mkdir()
+    copy_layers([str(layer)], str(dest))
+    assert (dest / deep / "f").read_bytes() == b"x"
+    for d in (layer, dest):
+        remove_tree(str(d))
+        assert not d.exists()

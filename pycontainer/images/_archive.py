@@ -9,6 +9,7 @@ digest is their DiffID) under an OCI manifest the store writes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ from ._store import (
     read_json_in,
     scratch_dir,
 )
-from ._unpack import open_layer_stream
+from ._unpack import open_layer_stream, remove_tree
 
 if TYPE_CHECKING:
     from ._store import ImageStore
@@ -93,7 +94,8 @@ def export_oci_layout(store: ImageStore, refs: list[str], dest: str) -> None:
     archive when ``dest`` ends in .tar.  The ref.name annotation holds the
     whole name:tag (skopeo: ``oci:DEST:name:tag``)."""
     as_tar = dest.endswith(".tar")
-    out = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(dest)) or ".", prefix=".export-")
+    # staged in the store (root's), not beside dest, whose directory another user may write
+    out = tempfile.mkdtemp(dir=store.root, prefix=".export-")
     try:
         blobs = os.path.join(out, "blobs", "sha256")
         os.makedirs(blobs)
@@ -126,18 +128,23 @@ def export_oci_layout(store: ImageStore, refs: list[str], dest: str) -> None:
                 raise ImageError(f"{dest} exists and is not empty")
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir(dest)
-            os.rename(out, dest)
-            out = ""
+            try:
+                os.rename(out, dest)
+                out = ""
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+                shutil.copytree(out, dest, symlinks=True)  # another file system: copy (out goes below)
     finally:
         if out:
-            shutil.rmtree(out, ignore_errors=True)
+            remove_tree(out)
 
 
 def export_docker_archive(store: ImageStore, refs: list[str], dest: str) -> None:
     """Write the images as a ``docker save`` archive (tar), which ``docker
     load``, podman and skopeo (docker-archive:) read."""
     entries = []
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(dest)) or ".", prefix=".export-")
+    tmp = tempfile.mkdtemp(dir=store.root, prefix=".export-")  # root's own, as in export_oci_layout
     try:
         for ref in refs:
             image = store.get(ref)
@@ -165,7 +172,7 @@ def export_docker_archive(store: ImageStore, refs: list[str], dest: str) -> None
             json.dump(entries, f)
         _tar_dir(tmp, dest)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
 
 
 def _copy_verified(store: ImageStore, digest: str, target: str) -> None:
@@ -182,7 +189,7 @@ def _tar_dir(src: str, dest: str) -> None:
         with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as t:
             for name in sorted(os.listdir(src)):
                 t.add(os.path.join(src, name), arcname=name, filter=_plain)
-        os.chmod(part, 0o644)
+            os.fchmod(f.fileno(), 0o644)  # by fd: the name may be swapped meanwhile
         os.replace(part, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -10,7 +10,7 @@ import stat
 from typing import Any
 
 from ..errors import ImageError
-from ._unpack import OPAQUE_XATTR
+from ._unpack import OPAQUE_XATTR, remove_tree
 
 
 def overlay_supported() -> bool:
@@ -27,7 +27,7 @@ def overlay_supported() -> bool:
 
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
+        remove_tree(path)
     elif os.path.lexists(path):
         os.unlink(path)
 
@@ -52,38 +52,42 @@ def copy_layers(layers: list[str], dest: str) -> None:
         raise ImageError(f"cannot copy the image's layers into {dest}: {e}") from e
 
 
-def _apply(src_dir: str, dst_dir: str) -> None:
+def _apply(src_top: str, dst_top: str) -> None:
+    """One layer onto the tree, with a stack (no recursion: a layer may be
+    thousands of levels deep)."""
     dirs = []
-    with os.scandir(src_dir) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for e in entries:
-        src, dst = e.path, os.path.join(dst_dir, e.name)
-        st = e.stat(follow_symlinks=False)
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # a whiteout
-            _remove(dst)
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            if os.path.lexists(dst) and not (os.path.isdir(dst) and not os.path.islink(dst)):
+    stack = [(src_top, dst_top)]
+    while stack:
+        src_dir, dst_dir = stack.pop()
+        with os.scandir(src_dir) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            src, dst = e.path, os.path.join(dst_dir, e.name)
+            st = e.stat(follow_symlinks=False)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # a whiteout
                 _remove(dst)
-            opaque = _opaque(src)
-            if opaque and os.path.isdir(dst):
-                shutil.rmtree(dst)
-            if not os.path.isdir(dst):
-                os.mkdir(dst, 0o700)
-            _apply(src, dst)
-            dirs.append((src, dst, st))
-            continue
-        _remove(dst)
-        if stat.S_ISREG(st.st_mode):
-            shutil.copyfile(src, dst, follow_symlinks=False)
-        elif stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(src), dst)
-        elif stat.S_ISFIFO(st.st_mode):
-            os.mkfifo(dst, 0o600)
-        else:
-            os.mknod(dst, st.st_mode, st.st_rdev)
-        _copy_meta(src, dst, st)
-    for src, dst, st in dirs:  # after their contents, which move their times
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if os.path.lexists(dst) and not (os.path.isdir(dst) and not os.path.islink(dst)):
+                    _remove(dst)
+                if _opaque(src) and os.path.isdir(dst):
+                    _remove(dst)
+                if not os.path.isdir(dst):
+                    os.mkdir(dst, 0o700)
+                stack.append((src, dst))
+                dirs.append((src, dst, st))
+                continue
+            _remove(dst)
+            if stat.S_ISREG(st.st_mode):
+                shutil.copyfile(src, dst, follow_symlinks=False)
+            elif stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(src), dst)
+            elif stat.S_ISFIFO(st.st_mode):
+                os.mkfifo(dst, 0o600)
+            else:
+                os.mknod(dst, st.st_mode, st.st_rdev)
+            _copy_meta(src, dst, st)
+    for src, dst, st in reversed(dirs):  # deepest last-made first: after their contents, which move their times
         _copy_meta(src, dst, st)
 
 
@@ -106,6 +110,11 @@ def shift_ownership(root: str, uid: Any, gid: Any) -> None:
             os.chmod(name, stat.S_IMODE(st.st_mode))
 
     shift(root)
-    for dirpath, dirnames, filenames in os.walk(root):  # each entry once: as a child of its directory
-        for n in dirnames + filenames:
-            shift(os.path.join(dirpath, n))
+    stack = [root]
+    while stack:  # each entry once, as a child of its directory; no recursion
+        d = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                shift(e.path)
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)

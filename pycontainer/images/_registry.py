@@ -149,13 +149,13 @@ class Registry:
                     raise ImageError(f"{method} {scheme}://{netloc}{parts.path}: {e}") from None
                 if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
                     target = urllib.parse.urljoin(f"{scheme}://{netloc}{parts.path}", resp.getheader("Location", ""))
-                    resp.read()
+                    resp.read(MAX_DOCUMENT)
                     conn.close()
                     continue
                 break
-            if resp.status == 401 and attempt == 0 and netloc == self.host:
+            if resp.status == 401 and attempt == 0 and netloc == self.host and scheme == self.scheme:
                 challenge = resp.getheader("WWW-Authenticate", "")
-                resp.read()
+                resp.read(MAX_DOCUMENT)
                 conn.close()
                 self._answer(challenge, scope)
                 continue
@@ -187,8 +187,8 @@ class Registry:
         query = {"service": fields.get("service", ""), "scope": fields.get("scope", scope)}
         url = fields["realm"] + "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
         parts = urllib.parse.urlsplit(url)
-        same_host = parts.hostname == self.host.rsplit(":", 1)[0].strip("[]")
-        if parts.scheme != "https" and not (parts.scheme == "http" and same_host):
+        same_host = parts.netloc == self.host
+        if parts.scheme != "https" and not (parts.scheme == "http" == self.scheme and same_host):
             raise ImageError(
                 f"{self.host} sends us for a token to {fields['realm']!r}: only https (or the registry itself)"
             )
@@ -264,6 +264,8 @@ def pull(
 
     def fetch(desc: dict[str, Any]) -> None:
         d = desc["digest"]
+        if not isinstance(desc.get("size"), int) or desc["size"] <= 0:
+            raise ImageError(f"{ref}: blob {d} has no size in its manifest (a registry could send without end)")
         resp = reg.request("GET", f"/v2/{repo}/blobs/{d}", scope=scope, stream=True)
 
         def tell(n: int, last: list[int] = [0]) -> None:  # noqa: B006 - one per blob
@@ -272,7 +274,7 @@ def pull(
                 last[0] = n
                 show.show(f"pulling {repo}", done[0], total)
 
-        store.put_blob(_Counting(resp, tell, int(desc.get("size") or 0), d), d)
+        store.put_blob(_Counting(resp, tell, desc["size"], d), d)
 
     # Blobs in parallel, as skopeo does: the socket reads and the hashing
     # let go of the GIL.
@@ -305,7 +307,7 @@ class _Counting:
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
         self._n += len(data)
-        if self._size and self._n > self._size:
+        if self._n > self._size:
             raise ImageError(f"blob {self._what} is longer than the {self._size} bytes its manifest says")
         self._tell(self._n)
         return data  # type: ignore[no-any-return]

@@ -313,6 +313,11 @@ class ImageStore:
         if cached is not None and os.path.exists(self.blob_path(digest)):
             return cached
         try:
+            if os.path.getsize(self.blob_path(digest)) > MAX_JSON:
+                raise ImageError(f"blob {digest} is larger than {MAX_JSON} bytes: no manifest or config is")
+        except FileNotFoundError:
+            raise ImageError(f"blob {digest} is not in the store") from None
+        try:
             data = json.loads(self.read_blob(digest))
         except ValueError as e:
             raise ImageError(f"blob {digest} is not JSON: {e}") from None
