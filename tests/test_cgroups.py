@@ -789,3 +789,25 @@ def test_detect_this_host():
     assert LAYOUT.mode in ("v1", "hybrid", "v2")
     if LAYOUT.mode != "v2":
         assert "memory" in LAYOUT.v1 or "pids" in LAYOUT.v1
+
+
+def test_apply_moves_a_process_in_from_outside_and_destroy_kills_it():
+    import subprocess
+
+    mgr = cgroups.new_manager(LAYOUT, None, "apply")
+    mgr.create_dirs()
+    proc = subprocess.Popen(["sleep", "100"])
+    try:
+        mgr.create(Resources(pids_limit=10, devices=()))
+        mgr.apply(proc.pid)
+        assert mgr.pids() == [proc.pid]
+        own = _own_cgroup(proc.pid)
+        for name, path in mgr.paths().items():
+            mount = LAYOUT.unified if name == "unified" else LAYOUT.v1[name]
+            assert own[name] == path[len(mount) :]
+        mgr.destroy()
+        assert proc.wait(10) == -signal.SIGKILL and not mgr.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -129,10 +129,6 @@ def own_cgroups(proc: str = "/proc", pid: str = "self") -> dict[str, str]:
     return out
 
 
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))
-
-
 _own_cache: dict[str, dict[str, str]] = {}
 
 

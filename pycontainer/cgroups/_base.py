@@ -240,11 +240,6 @@ def swap_to_v2(memory: int | None, memory_swap: int | None) -> str | None:
     return str(memory_swap - memory)
 
 
-def limit_text(value: int) -> str:
-    """-1 (and 0 for pids) -> "max"."""
-    return "max" if value in (-1,) else str(value)
-
-
 class Manager:
     """One container's cgroup, in every hierarchy the host has.
 

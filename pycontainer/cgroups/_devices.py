@@ -57,16 +57,16 @@ def v1_writes(rules: tuple[DeviceRule, ...]) -> list[tuple[str, str]]:
 # rule against the default adds an exception (merging its access into one
 # with the same type:major:minor); a rule agreeing with the default only
 # takes access away from an exception that is *exactly* the same
-# type:major:minor.  So "deny c 10:200" after "allow c *:*" on a deny-all
+# type, major and minor.  So "deny c 10:200" after "allow c *:*" on a deny-all
 # cgroup does nothing on v1, where OCI's "later rule wins" denies 10:200.
 
-Exception = tuple[str, int | None, int | None, int]  # type, major, minor, access mask
+Exc = tuple[str, int | None, int | None, int]  # an exception to the default: type, major, minor, access mask
 
 
-def v1_state(writes: list[tuple[str, str]]) -> tuple[bool, list[Exception]]:
+def v1_state(writes: list[tuple[str, str]]) -> tuple[bool, list[Exc]]:
     """What the kernel holds after ``writes``: (default allows, exceptions)."""
     allow_default = True
-    exceptions: list[Exception] = []
+    exceptions: list[Exc] = []
     for file, line in writes:
         allow = file == "devices.allow"
         if line == "a":
@@ -125,7 +125,7 @@ def v1_update_writes(old: tuple[DeviceRule, ...], new: tuple[DeviceRule, ...]) -
     return writes
 
 
-def v1_allows(state: tuple[bool, list[Exception]], kind: str, major: int, minor: int, access: int) -> bool:
+def v1_allows(state: tuple[bool, list[Exc]], kind: str, major: int, minor: int, access: int) -> bool:
     """The kernel's check (devcgroup_check_permission) against a v1 state."""
     allow_default, exceptions = state
     hits = [e for e in exceptions if e[0] == kind and e[1] in (None, major) and e[2] in (None, minor)]
