@@ -376,6 +376,69 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     return tuple(env)
 
 
+def _image_rootfs(
+    config: ContainerConfig,
+    root: str,
+    cid: str,
+    directory: str,
+    data_root: str | None,
+    snapshotter: str,
+    undo: contextlib.ExitStack,
+    extra: dict[str, Any],
+) -> tuple[ContainerConfig, tuple[str | None, str | None, str, tuple[str, ...]]]:
+    """An image's rootfs for a new container: the config with the image's
+    defaults, and (overlay lowerdir or None, its base dir, rootfs, layers top
+    first).  Records in ``extra`` what state.json keeps of it."""
+    store = _images.ImageStore(data_root)
+    image = store.get(config.image) if config.image is not None else _builtin_image(store)
+    config = _images.apply_image(config, image)
+    check_process(config)
+    layers = tuple(reversed(store.unpack(image)))  # top first, as overlay's lowerdir
+    userns = config.new_namespace(NamespaceType.USER)
+    if snapshotter == "auto":
+        # A user namespace's root mounts the overlay with its own credentials,
+        # which cannot reach the store (root's alone): copy.
+        snapshotter = "overlay" if _overlay_ok() and not userns else "copy"
+    elif snapshotter == "overlay" and userns:
+        raise ConfigError("snapshotter", "overlay cannot reach the image store from a user namespace: use copy")
+    lower = lower_base = None
+    if snapshotter == "overlay":
+        lower = ":".join(store.short_link(d) for d in layers)
+        lower_base = store.root
+        rootfs = os.path.join(directory, "rootfs")  # the mount point (made by the caller)
+    elif snapshotter == "copy":
+        # rootfs/ (0700, the container's root its owner) holds the copy in fs/:
+        # a copy keeps the image's setuid files and device nodes, which no
+        # other host user may reach.
+        fence = os.path.join(directory, "rootfs")
+        os.mkdir(fence, 0o700)
+        rootfs = os.path.join(fence, "fs")
+        os.mkdir(rootfs, 0o755)
+        _images.copy_layers(list(reversed(layers)), rootfs)
+        if userns:  # the image's owners, as the user namespace maps them
+            _images.shift_ownership(rootfs, lambda u: _host_id(config.uid_mappings, u),
+                                    lambda g: _host_id(config.gid_mappings, g))  # fmt: skip
+            os.chown(fence, _host_id(config.uid_mappings, 0), _host_id(config.gid_mappings, 0))
+    else:
+        raise ConfigError("snapshotter", f"{snapshotter!r} is not auto, overlay or copy")
+    config = _anonymous_volumes(config, image, layers, directory)
+    ic = image.config
+    extra.update(
+        snapshotter=snapshotter,
+        image=image.digest,
+        data_root=store.root,
+        image_config={
+            "stop_signal": ic.stop_signal,
+            "exposed_ports": list(ic.exposed_ports),
+            "volumes": list(ic.volumes),
+        },
+    )
+    # The final dir is where the container will live; the hold goes with delete.
+    extra["image_holder"] = store.hold(image.digest, os.path.join(root, cid))
+    undo.callback(store.release, extra["image_holder"])
+    return config, (lower, lower_base, rootfs, layers)
+
+
 def _anonymous_volumes(
     config: ContainerConfig, image: _images.Image, layers: tuple[str, ...], directory: str
 ) -> ContainerConfig:
@@ -569,69 +632,23 @@ class Container(ProcessHandle):
         lower = lower_base = None
         extra: dict[str, Any] = {}
         if config.image is not None or config.rootfs is None:
-            store = _images.ImageStore(data_root)
-            image = store.get(config.image) if config.image is not None else _builtin_image(store)
-            config = _images.apply_image(config, image)
-            check_process(config)
-            layers = tuple(reversed(store.unpack(image)))  # top first, as overlay's lowerdir
-            userns = config.new_namespace(NamespaceType.USER)
-            if snapshotter == "auto":
-                # A user namespace's root mounts the overlay with its own
-                # credentials, which cannot reach the store (root's alone): copy.
-                snapshotter = "overlay" if _overlay_ok() and not userns else "copy"
-            elif snapshotter == "overlay" and userns:
-                raise ConfigError("snapshotter", "overlay cannot reach the image store from a user namespace: use copy")
-            if snapshotter == "overlay":
-                lower = ":".join(store.short_link(d) for d in layers)
-                lower_base = store.root
-            elif snapshotter == "copy":
-                # rootfs/ (0700, the container's root its owner) holds the copy in
-                # fs/: a copy keeps the image's setuid files and device nodes,
-                # which no other host user may reach.
-                fence = os.path.join(directory, "rootfs")
-                os.mkdir(fence, 0o700)
-                copied = os.path.join(fence, "fs")
-                os.mkdir(copied, 0o755)
-                _images.copy_layers(list(reversed(layers)), copied)
-                if userns:  # the image's owners, as the user namespace maps them
-                    _images.shift_ownership(copied, lambda u: _host_id(config.uid_mappings, u),
-                                            lambda g: _host_id(config.gid_mappings, g))  # fmt: skip
-                    os.chown(fence, _host_id(config.uid_mappings, 0), _host_id(config.gid_mappings, 0))
-                rootfs = copied
-            else:
-                raise ConfigError("snapshotter", f"{snapshotter!r} is not auto, overlay or copy")
-            extra["snapshotter"] = snapshotter
-            config = _anonymous_volumes(config, image, layers, directory)
-            ic = image.config
-            extra["image_config"] = {
-                "stop_signal": ic.stop_signal,
-                "exposed_ports": list(ic.exposed_ports),
-                "volumes": list(ic.volumes),
-            }
-            extra["image"] = image.digest
-            extra["data_root"] = store.root
-            # The final dir is where the container will live; the hold goes with delete.
-            holder = store.hold(image.digest, os.path.join(root, cid))
-            extra["image_holder"] = holder
-            undo.callback(store.release, holder)
+            config, image_fs = _image_rootfs(config, root, cid, directory, data_root, snapshotter, undo, extra)
+            lower, lower_base, rootfs, layers = image_fs
             user, home = _rootfs.lookup_user(layers, config.process.user)
             etc_base: str | tuple[str, ...] = layers
+        else:
+            rootfs = etc_base = config.rootfs
+            user, home = _rootfs.lookup_user(rootfs, config.process.user)
         if lower is not None:
-            rootfs = os.path.join(directory, "rootfs")
             # layer/upper gets copies of what the container changes, setuid
             # files too: layer/ (0700) keeps other host users out; upper/ itself
             # is the container's "/" and keeps the usual 0755.
             for d, mode in (("rootfs", 0o755), ("layer", 0o700), ("layer/upper", 0o755), ("layer/work", 0o755)):
                 os.mkdir(os.path.join(directory, d), mode)
                 os.chmod(os.path.join(directory, d), mode)
-        elif extra.get("snapshotter") != "copy":
-            rootfs = etc_base = config.rootfs
-            user, home = _rootfs.lookup_user(rootfs, config.process.user)
         env = _process_env(config.process, hostname, home)
         # the rootfs as it will be named once the directory is renamed into place
-        state_rootfs = (
-            os.path.join(root, cid, "rootfs") if lower is not None or extra.get("snapshotter") == "copy" else rootfs
-        )
+        state_rootfs = rootfs.replace(directory, os.path.join(root, cid), 1) if rootfs.startswith(directory) else rootfs
         own_net = config.new_namespace(NamespaceType.NETWORK)
         _write_file(os.path.join(directory, "hostname"), hostname + "\n")
         _write_file(os.path.join(directory, "hosts"), _rootfs.hosts_file(hostname))

@@ -195,6 +195,8 @@ def model(es):
             tparts = [p for p in e.target.split("/") if p not in ("", ".")]
             if not tparts or ".." in tparts or e.target.startswith("/"):
                 return "error"
+            if tparts != parts and old is not None:
+                remove(path)  # the entry it replaces goes first (and a target inside it with it)
             for i in range(1, len(tparts)):
                 n = fs.get("/".join(tparts[:i]))
                 if n is None:
