@@ -546,6 +546,7 @@ class Container(ProcessHandle):
         cgroup_root: str | None = None,
         snapshotter: str = "auto",
         image: str | None = None,
+        network: str | None = None,
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
@@ -556,6 +557,8 @@ class Container(ProcessHandle):
         ``overlay``, ``copy`` (a plain copy of the layers, where overlayfs is
         missing), or ``auto`` (overlay if the kernel has it).  ``image``
         is ``config.image`` given here instead (it replaces a ``rootfs``).
+        ``network`` is a mode (``none``, ``host``, ``container:<id>``, see
+        :mod:`pycontainer.network`) that sets the config's network namespace.
         On any failure every step done so far is undone."""
         root = state_root(root)
         container_id(id)
@@ -563,6 +566,10 @@ class Container(ProcessHandle):
             raise TypeError(f"config must be a ContainerConfig, not {type(config).__name__}")
         if image is not None:
             config = attrs.evolve(config, image=image, rootfs=None)
+        if network is not None:
+            from .network import apply_network_mode
+
+            config = apply_network_mode(config, network, root)
         check_config(config)
         if not os.path.isdir(root):
             os.makedirs(root, mode=0o711, exist_ok=True)
