@@ -164,7 +164,7 @@ def main() -> int:
     # under /run, which get fresh tmpfs here and vanish with us.
     _check(_libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
     _check(_libc.mount(b"none", b"/", None, 0x40000 | 0x4000, None), "mount --make-rprivate /")
-    for where in (b"/var/lib", b"/run"):
+    for where in (b"/var/lib", b"/run"):  # (not /dev/shm: the run's own files are there)
         _check(_libc.mount(b"tmpfs", where, b"tmpfs", 0, None), f"mount tmpfs on {where.decode()}")
     tmp = tempfile.mkdtemp(prefix="pyc-bench-img-", dir="/dev/shm")
     try:

@@ -126,6 +126,14 @@ def shared_cgroup_parents() -> Iterator[None]:
             pytest.fail(f"cannot remove the cgroup {path} this test session made: {e}")
 
 
+# Where skopeo and podman keep caches and locks (tests run them isolated from these).
+TOOL_STATE = ("/var/lib/containers", "/run/containers", "/run/libpod", "/dev/shm/libpod_lock")
+
+
+def _tool_state() -> set[str]:
+    return {p for p in TOOL_STATE if os.path.lexists(p)}
+
+
 def _listdir(path: str) -> list[str]:
     try:
         return os.listdir(path)
@@ -135,6 +143,7 @@ def _listdir(path: str) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def host_guard() -> Iterator[None]:
+    before_tools = _tool_state()
     before_cgroups = _cgroup_dirs()
     before_mounts = _mounts()
     before_children = _children()
@@ -150,7 +159,10 @@ def host_guard() -> Iterator[None]:
         time.sleep(0.02)
     leaked_mounts = _mounts() - before_mounts
     leaked_cgroups = _cgroup_dirs() - before_cgroups
+    leaked_tools = _tool_state() - before_tools
     problems = []
+    if leaked_tools:
+        problems.append(f"state of skopeo or podman left on the host: {sorted(leaked_tools)}")
     if leaked_cgroups:
         problems.append(f"cgroups left on the host: {sorted(leaked_cgroups)}")
     if leaked_mounts:

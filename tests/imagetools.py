@@ -129,10 +129,14 @@ def make_layout(
 
 
 def isolated(*cmd: str) -> list[str]:
-    """``cmd`` in a private mount namespace with fresh tmpfs over /var/lib
-    and /run: skopeo and podman keep caches and locks there
-    (/var/lib/containers/cache, /run/libpod), which must not outlive a test."""
-    script = 'mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/containers && mount -t tmpfs tmpfs /run && exec "$@"'
+    """``cmd`` in a private mount namespace with fresh tmpfs over /var/lib,
+    /run and /dev/shm: skopeo and podman keep caches and locks there
+    (/var/lib/containers/cache, /run/libpod, /dev/shm/libpod_lock), which
+    must not outlive a test."""
+    script = (
+        "mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/containers && mount -t tmpfs tmpfs /run"
+        ' && mount -t tmpfs tmpfs /dev/shm && exec "$@"'
+    )
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
 
 
