@@ -58,3 +58,87 @@ def test_joining_a_stopped_container_is_refused(root, config):
     finally:
         other.delete()
     assert os.listdir(root) == []
+
+
+# ---- named networks and addresses (IPAM) ------------------------------------------
+
+
+def test_networks_are_made_listed_and_removed(root):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    a = store.create("front")
+    b = store.create("back", subnet="192.168.77.0/24")
+    assert a.subnet == "10.89.0.0/24" and a.gateway == "10.89.0.1" and a.bridge.startswith("pcbr-")
+    assert [n.name for n in store.list()] == ["back", "front"] and store.get("back") == b
+    assert store.create("third").subnet == "10.89.1.0/24"  # the next free /24
+    for name in ("front", "back", "third"):
+        store.remove(name)
+    assert store.list() == []
+    with pytest.raises(NetworkError, match="no network"):
+        store.get("front")
+
+
+@pytest.mark.parametrize(
+    "name, subnet, match",
+    [
+        ("dup", None, "exists already"),
+        ("over", "10.89.0.128/25", "overlaps network 'dup'"),
+        ("tiny", "10.1.2.0/31", "no room"),
+        ("junk", "10.1.2.300/24", "subnet"),
+        ("bad name!", None, "not a network name"),
+    ],
+)
+def test_bad_networks_are_network_errors(root, name, subnet, match):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    store.create("dup")
+    with pytest.raises(NetworkError, match=match):
+        store.create(name, subnet=subnet)
+    assert [n.name for n in store.list()] == ["dup"]
+    store.remove("dup")
+
+
+def test_addresses_are_leased_released_and_run_out(root):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    store.create("small", subnet="10.99.0.0/29")  # .1 is the gateway: .2 to .6 for containers
+    got = [store.allocate("small", f"c{i}") for i in range(5)]
+    assert got == [f"10.99.0.{i}" for i in range(2, 7)]
+    assert store.allocate("small", "c3") == "10.99.0.5"  # the same owner keeps its address
+    with pytest.raises(NetworkError, match="no free address"):
+        store.allocate("small", "c5")
+    with pytest.raises(NetworkError, match="in use by"):
+        store.remove("small")
+    store.release("small", "c1")
+    assert store.allocate("small", "new") == "10.99.0.3"
+    for owner in ("c0", "c2", "c3", "c4", "new"):
+        store.release("small", owner)
+    store.remove("small")
+
+
+def test_twenty_processes_get_twenty_distinct_addresses(root):
+    import subprocess
+    import sys
+
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    store.create("busy")
+    script = (
+        "import sys\n"
+        "from pycontainer.network import NetworkStore\n"
+        "print(NetworkStore(sys.argv[1]).allocate('busy', sys.argv[2]))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, root, f"c{i}"], stdout=subprocess.PIPE, text=True)
+        for i in range(20)
+    ]
+    addresses = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(addresses)) == 20 and store.leases("busy") == {a: f"c{i}" for i, a in enumerate(addresses)}
+    for i in range(20):
+        store.release("busy", f"c{i}")
+    store.remove("busy")
