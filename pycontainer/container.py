@@ -47,6 +47,7 @@ from .config import (
 from .errors import (
     CgroupError,
     ConfigError,
+    NetworkError,
     ContainerExists,
     ContainerNotFound,
     InvalidStateTransition,
@@ -566,10 +567,33 @@ class Container(ProcessHandle):
             raise TypeError(f"config must be a ContainerConfig, not {type(config).__name__}")
         if image is not None:
             config = attrs.evolve(config, image=image, rootfs=None)
+        net_guard = None
         if network is not None:
             from .network import apply_network_mode
 
-            config = apply_network_mode(config, network, root)
+            config, net_guard = apply_network_mode(config, network, root)
+        try:
+            return cls._create(root, id, config, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, snapshotter,
+                               net_guard)  # fmt: skip
+        finally:
+            if net_guard is not None:
+                os.close(net_guard)
+
+    @classmethod
+    def _create(
+        cls,
+        root: str,
+        id: str,
+        config: ContainerConfig,
+        stdin: StdioArg,
+        stdout: StdioArg,
+        stderr: StdioArg,
+        pass_fds: Sequence[int | IO[Any]],
+        data_root: str | None,
+        cgroup_root: str | None,
+        snapshotter: str,
+        net_guard: int | None,
+    ) -> Container:
         check_config(config)
         if not os.path.isdir(root):
             os.makedirs(root, mode=0o711, exist_ok=True)
@@ -607,6 +631,9 @@ class Container(ProcessHandle):
                 keep_debris,
                 snapshotter,
             )
+            if net_guard is not None and _sys.pidfd_exited(net_guard):
+                # the container whose network namespace we joined (by its pid) is gone
+                raise NetworkError(f"container {id!r}: the container whose network it joins stopped meanwhile")
             try:
                 os.rename(directory, final)
             except OSError as e:

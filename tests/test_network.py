@@ -142,3 +142,30 @@ def test_twenty_processes_get_twenty_distinct_addresses(root):
     for i in range(20):
         store.release("busy", f"c{i}")
     store.remove("busy")
+
+
+def test_more_bad_input_is_a_network_error(root, config):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    for subnet in ("127.0.0.0/24", "224.0.0.0/24", "169.254.0.0/24", "fd00::/64"):
+        with pytest.raises(NetworkError, match="subnet"):
+            store.create("n", subnet=subnet)
+    with pytest.raises(NetworkError, match="not a network name"):
+        store.create("foo\n")
+    store.create("n")
+    for owner in ("", "../x", 5):
+        with pytest.raises(NetworkError, match="an address on network"):
+            store.allocate("n", owner)  # type: ignore[arg-type]
+    assert store.leases("n") == {} and [f for f in os.listdir(store.dir) if f.startswith(".tmp")] == []
+    with open(os.path.join(store.dir, "n.json"), "w") as f:
+        f.write("{broken")
+    with pytest.raises(NetworkError, match="damaged"):
+        store.get("n")
+    with pytest.raises(NetworkError, match="damaged"):
+        store.create("other")  # its subnet could overlap the damaged one's: refused
+    os.unlink(os.path.join(store.dir, "n.json"))
+    for mode in (5, "container:", "container:../x"):
+        with pytest.raises(NetworkError):
+            Container.create(root, "x", config("true"), network=mode)  # type: ignore[arg-type]
+    assert os.listdir(root) == [".networks"]
