@@ -1414,6 +1414,11 @@ int pc_bpf_prog_get_fd_by_id(uint32_t id)
     return (int)r;
 }
 
+int pc_setns(int fd, int nstype)
+{
+    return setns(fd, nstype) < 0 ? -errno : 0;
+}
+
 int pc_new_netns(int back_fd)
 {
     int fd, r;

@@ -116,6 +116,7 @@ int pc_spawn(const struct pc_spawn_args *args, struct pc_spawn_result *res);
  * -errno (then the thread may be left in the new namespace if it was the
  * way back that failed: the caller must stop using the thread). */
 int pc_new_netns(int back_fd);
+int pc_setns(int fd, int nstype);
 /* The static helper (csrc/shim.c built with -DPC_HELPER, pycontainer/_pchelper)
  * is started as `pycontainer-helper --plan FD` by PC_OP_HANDOFF and runs the
  * rest of the plan written to the memfd FD. */

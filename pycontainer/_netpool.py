@@ -89,5 +89,25 @@ class NetnsPool:
         self._thread = None
 
 
+def new_netns() -> int:
+    """A fresh network namespace (lo up), made in a thread of its own (which
+    unshares and comes back; should it fail to come back, only it is lost)."""
+    out: list[int] = []
+
+    def make() -> None:
+        back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            out.append(lib.pc_new_netns(back))
+        finally:
+            os.close(back)
+
+    t = threading.Thread(target=make, name="pycontainer-netns")
+    t.start()
+    t.join()
+    if not out or out[0] < 0:
+        raise OSError(-(out[0] if out else -5), "cannot make a network namespace")
+    return out[0]
+
+
 POOL = NetnsPool(_size())
 os.register_at_fork(after_in_child=POOL._after_fork_in_child)

@@ -53,6 +53,7 @@ from .errors import (
     InvalidStateTransition,
     PyContainerError,
 )
+from .network import PortMapping
 from .validate import check_config, check_process, check_resources, container_id
 
 DEFAULT_ROOT = "/run/pycontainer"
@@ -377,6 +378,33 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     return tuple(env)
 
 
+def _attach_bridge(
+    network: Any, root: str, cid: str, hostname: str, directory: str, netns: int, ports: Any, undo: contextlib.ExitStack
+) -> dict[str, Any]:
+    """Membership of ``network`` (an address, the published ports, the names
+    in /etc/hosts) and a veth pair into the namespace ``netns``; undone (in
+    ``undo``) should the creation fail."""
+    from . import _bridge
+    from .network import NetworkStore
+
+    store = NetworkStore(root)
+    member = store.join(network.name, cid, hostname, os.path.join(directory, "hosts"), ports)
+    undo.callback(store.leave, network.name, cid)
+    _bridge.ensure_bridge(network.bridge, network.gateway, network.subnet, network.mtu, network.host_netns)
+    veth = _bridge.veth_name(network.name, cid)
+    _bridge.attach(network.bridge, network.gateway, network.subnet, network.mtu, network.host_netns, veth,
+                   member.address, netns)  # fmt: skip
+    undo.callback(_bridge.detach, veth, network.host_netns)
+    return {
+        "name": network.name,
+        "address": member.address,
+        "gateway": network.gateway,
+        "veth": veth,
+        "host_netns": network.host_netns,
+        "ports": [str(p) for p in member.ports],
+    }
+
+
 def _image_rootfs(
     config: ContainerConfig,
     root: str,
@@ -548,6 +576,7 @@ class Container(ProcessHandle):
         snapshotter: str = "auto",
         image: str | None = None,
         network: str | None = None,
+        ports: Sequence[str | PortMapping] = (),
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
@@ -558,8 +587,11 @@ class Container(ProcessHandle):
         ``overlay``, ``copy`` (a plain copy of the layers, where overlayfs is
         missing), or ``auto`` (overlay if the kernel has it).  ``image``
         is ``config.image`` given here instead (it replaces a ``rootfs``).
-        ``network`` is a mode (``none``, ``host``, ``container:<id>``, see
-        :mod:`pycontainer.network`) that sets the config's network namespace.
+        ``network`` is a mode (``none``, ``host``, ``container:<id>``) or the
+        name of a bridge network (``bridge`` is the default one, made on
+        first use), see :mod:`pycontainer.network`; ``ports`` are published
+        ports on a bridge network (``"8080:80"``, ``"127.0.0.1:53:53/udp"``
+        or :class:`~pycontainer.network.PortMapping`).
         On any failure every step done so far is undone."""
         root = state_root(root)
         container_id(id)
@@ -568,13 +600,22 @@ class Container(ProcessHandle):
         if image is not None:
             config = attrs.evolve(config, image=image, rootfs=None)
         net_guard = None
+        bridge = None
         if network is not None:
-            from .network import apply_network_mode
+            from .network import NetworkStore, apply_network_mode, is_bridge_mode
 
             config, net_guard = apply_network_mode(config, network, root)
+            if is_bridge_mode(network):
+                if config.new_namespace(NamespaceType.USER):
+                    raise NetworkError(f"network {network!r}: bridge networks and user namespaces do not mix yet")
+                bridge = NetworkStore(root).get(network)
+        if ports and bridge is None:
+            if net_guard is not None:
+                os.close(net_guard)
+            raise NetworkError("published ports need a bridge network (network='bridge' or another)")
         try:
             return cls._create(root, id, config, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, snapshotter,
-                               net_guard)  # fmt: skip
+                               net_guard, bridge, ports)  # fmt: skip
         finally:
             if net_guard is not None:
                 os.close(net_guard)
@@ -593,6 +634,8 @@ class Container(ProcessHandle):
         cgroup_root: str | None,
         snapshotter: str,
         net_guard: int | None,
+        bridge: Any,
+        ports: Any,
     ) -> Container:
         check_config(config)
         if not os.path.isdir(root):
@@ -630,6 +673,8 @@ class Container(ProcessHandle):
                 cgroup_root,
                 keep_debris,
                 snapshotter,
+                bridge,
+                ports,
             )
             if net_guard is not None and _sys.pidfd_exited(net_guard):
                 # the container whose network namespace we joined (by its pid) is gone
@@ -661,6 +706,8 @@ class Container(ProcessHandle):
         cgroup_root: str | None,
         keep_debris: list[str],
         snapshotter: str,
+        bridge: Any = None,
+        ports: Any = (),
     ) -> tuple[Container, _spawn.Child, Any]:
         hostname = config.hostname or cid[:12]
         lower = lower_base = None
@@ -724,6 +771,16 @@ class Container(ProcessHandle):
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
         netns = _netpool.POOL.take() if _plan.pool_allowed(config) else None
+        if bridge is not None:
+            # The container's network namespace is made here, wired to the
+            # bridge from outside, then joined by the child.
+            if netns is None:
+                netns = _netpool.new_netns()
+            try:
+                extra["network"] = _attach_bridge(bridge, root, cid, hostname, directory, netns, ports, undo)
+            except BaseException:
+                os.close(netns)
+                raise
         clone_fd = -1
         try:
             join_files, clone_fd = _cgroup_join(manager, clone=True)
@@ -1009,6 +1066,18 @@ class Container(ProcessHandle):
                 # here too; then every cgroup directory the container made goes.
                 # With a pid namespace of its own, the init's death took them all.
                 self.cgroup.destroy(empty=own_pidns)
+            net = self._data.get("network")
+            if net:
+                from . import _bridge
+                from .network import NetworkStore
+
+                NetworkStore(self.root).leave(net["name"], self.id)
+                if not own_pidns:
+                    # Processes may live on in the namespace: take the veth
+                    # out now.  Otherwise the init's death freed the namespace,
+                    # and the kernel removes the pair with it, without making
+                    # us wait for the RCU grace period a delete costs.
+                    _bridge.detach(net["veth"], net.get("host_netns"))
             _rmtree(self.dir)
             if self._data.get("image_holder"):
                 _images.ImageStore.release(self._data["image_holder"])

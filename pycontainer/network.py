@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 
@@ -56,35 +57,139 @@ def apply_network_mode(config: ContainerConfig, mode: str, root: str) -> tuple[C
         finally:
             other.close()
         return attrs.evolve(config, namespaces=[*others, Namespace(NamespaceType.NETWORK, path=path)]), guard
-    raise NetworkError(f"{mode!r} is not a network mode (none, host, container:<id>)")
+    if isinstance(mode, str) and _NAME_RE.fullmatch(mode) and (mode == DEFAULT_NETWORK or _network_exists(root, mode)):
+        return attrs.evolve(config, namespaces=[*others, Namespace(NamespaceType.NETWORK)]), None
+    raise NetworkError(f"{mode!r} is not a network mode (none, host, container:<id>) nor a network")
+
+
+def is_bridge_mode(mode: str) -> bool:
+    return mode not in ("none", "host") and not mode.startswith("container:")
+
+
+def _network_exists(root: str, name: str) -> bool:
+    from .container import state_root
+
+    return os.path.exists(os.path.join(state_root(root), ".networks", f"{name}.json"))
 
 
 _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
 DEFAULT_POOL = ipaddress.ip_network("10.89.0.0/16")  # default subnets: /24s out of it
+DEFAULT_NETWORK = "bridge"  # made on first use, as Docker's default network
+_PROTOCOLS = ("tcp", "udp")
 
 
 @attrs.frozen
 class Network:
     """A named bridge network: its subnet, the gateway (the bridge's own
-    address, the subnet's first) and the bridge's name."""
+    address, the subnet's first), the bridge's name, the MTU of its links,
+    and the network namespace the bridge lives in (a path; None: the
+    runtime's own)."""
 
     name: str
     subnet: str
     gateway: str
     bridge: str
+    mtu: int = 1500
+    host_netns: str | None = None
+
+
+@attrs.frozen
+class PortMapping:
+    """A published port: ``host_port`` on the host (on ``host_ip`` only, or on
+    every local address, 127.0.0.1 included) forwarded to ``container_port``."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> PortMapping:
+        """Docker's ``-p`` syntax: ``[host_ip:]host_port:container_port[/proto]``."""
+        if not isinstance(spec, str):
+            raise NetworkError(f"a published port is a string such as '8080:80/tcp', not {type(spec).__name__}")
+        body, _, proto = spec.partition("/")
+        parts = body.rsplit(":", 2)
+        if len(parts) == 2:
+            ip, (hp, cp) = None, parts
+        elif len(parts) == 3:
+            ip, hp, cp = parts
+        else:
+            raise NetworkError(f"published port {spec!r}: write [host_ip:]host_port:container_port[/tcp|udp]")
+        try:
+            return cls(int(hp), int(cp), proto or "tcp", ip or None).checked()
+        except ValueError:
+            raise NetworkError(f"published port {spec!r}: ports are numbers") from None
+
+    def checked(self) -> PortMapping:
+        for what, port in (("host port", self.host_port), ("container port", self.container_port)):
+            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+                raise NetworkError(f"published port {self}: {what} {port!r} is not in 1..65535")
+        if self.protocol not in _PROTOCOLS:
+            raise NetworkError(f"published port {self}: protocol {self.protocol!r} is not tcp or udp")
+        if self.host_ip is not None:
+            try:
+                ip = ipaddress.ip_address(self.host_ip)
+            except ValueError:
+                raise NetworkError(f"published port {self}: {self.host_ip!r} is not an address") from None
+            if not isinstance(ip, ipaddress.IPv4Address):
+                raise NetworkError(f"published port {self}: IPv4 host addresses only, for now")
+            if ip.is_unspecified:
+                return attrs.evolve(self, host_ip=None)
+        return self
+
+    def clashes(self, other: PortMapping) -> bool:
+        return (
+            self.protocol == other.protocol
+            and self.host_port == other.host_port
+            and (self.host_ip is None or other.host_ip is None or self.host_ip == other.host_ip)
+        )
+
+    def __str__(self) -> str:
+        ip = f"{self.host_ip}:" if self.host_ip else ""
+        return f"{ip}{self.host_port}:{self.container_port}/{self.protocol}"
+
+
+def _ports(value: object) -> tuple[PortMapping, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, PortMapping)):
+        value = [value]
+    out = []
+    for p in value:  # type: ignore[attr-defined]
+        out.append(p.checked() if isinstance(p, PortMapping) else PortMapping.parse(p))
+    for i, p in enumerate(out):
+        for q in out[:i]:
+            if p.clashes(q):
+                raise NetworkError(f"port {p} is published twice ({q})")
+    return tuple(out)
+
+
+@attrs.frozen
+class Member:
+    """A container on a network, as its lease records it."""
+
+    owner: str
+    address: str
+    hostname: str
+    ports: tuple[PortMapping, ...] = ()
 
 
 class NetworkStore:
-    """Named networks and their address leases, kept under a state root
-    (``<root>/.networks/<name>.json``, the network and its leases in one
-    file), safe for several processes at once: every change holds one flock
-    and replaces the file atomically (fsync'd), so a network is never half
-    made."""
+    """Named networks and their members (address leases, names, published
+    ports), kept under a state root (``<root>/.networks/<name>.json``, the
+    network and its leases in one file), safe for several processes at
+    once: every change holds one flock and replaces the file atomically
+    (fsync'd), so a network is never half made and an address never given
+    twice.  A lease whose owner is gone (a process that died while creating
+    a container, a container directory removed by hand) is reclaimed the
+    next time the network is joined: address, veth and port rules."""
 
     def __init__(self, root: str | None = None) -> None:
         from .container import state_root
 
-        self.dir = os.path.join(state_root(root), ".networks")
+        self.root = state_root(root)
+        self.dir = os.path.join(self.root, ".networks")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
 
     @contextlib.contextmanager
@@ -119,53 +224,66 @@ class NetworkStore:
         finally:
             os.close(dfd)
 
-    def _load(self, name: str) -> tuple[Network, dict[str, str]]:
+    def _load(self, name: str) -> tuple[Network, dict[str, dict[str, Any]]]:
         path = self._path(name)
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
-            return Network(**data["network"]), {str(a): str(o) for a, o in data["leases"].items()}
+            leases = {str(a): dict(v) for a, v in data["leases"].items()}
+            for v in leases.values():
+                str(v["owner"])
+            return Network(**data["network"]), leases
         except FileNotFoundError:
             raise NetworkError(f"no network {name!r}") from None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
             raise NetworkError(f"network {name!r}: its file {path} is damaged ({e})") from None
 
-    def _save(self, network: Network, leases: dict[str, str]) -> None:
+    def _save(self, network: Network, leases: dict[str, dict[str, Any]]) -> None:
         self._write(self._path(network.name), {"network": attrs.asdict(network), "leases": leases})
 
     # ---- networks --------------------------------------------------------------------
 
-    def create(self, name: str, subnet: str | None = None) -> Network:
+    def create(
+        self, name: str, subnet: str | None = None, *, mtu: int = 1500, host_netns: str | None = None
+    ) -> Network:
         """A new network; without ``subnet``, the first free /24 of 10.89.0.0/16.
         NetworkError for a name taken, a subnet overlapping another network's,
         one that is no private IPv4 range one can route (loopback, multicast,
-        link-local...), or one too small for a gateway and a container."""
+        link-local...), or one too small for a gateway and a container.
+        ``host_netns`` puts the bridge in another network namespace than
+        ours (a path such as /run/netns/NAME; tests use a throwaway one).
+        The bridge itself is made when the first container joins."""
         path = self._path(name)
+        if not isinstance(mtu, int) or isinstance(mtu, bool) or not 68 <= mtu <= 65535:
+            raise NetworkError(f"network {name!r}: mtu {mtu!r} is not in 68..65535")
+        if host_netns is not None and not os.path.exists(host_netns):
+            raise NetworkError(f"network {name!r}: no network namespace at {host_netns}")
         with self._locked():
             if os.path.exists(path):
                 raise NetworkError(f"network {name!r} exists already")
-            others = self._list()
-            taken = [ipaddress.ip_network(n.subnet) for n in others]
-            if subnet is None:
-                net = next(
-                    (s for s in DEFAULT_POOL.subnets(new_prefix=24) if not any(s.overlaps(t) for t in taken)), None
-                )
-                if net is None:
-                    raise NetworkError(f"no free /24 left in {DEFAULT_POOL} for network {name!r}")
-            else:
-                net = _check_subnet(name, subnet)
-                clash = next((n for n in others if ipaddress.ip_network(n.subnet).overlaps(net)), None)
-                if clash is not None:
-                    raise NetworkError(
-                        f"subnet {net} of network {name!r} overlaps network {clash.name!r} ({clash.subnet})"
-                    )
-            network = Network(
-                name=name,
-                subnet=str(net),
-                gateway=str(next(net.hosts())),
-                bridge="pcbr-" + hashlib.sha256(f"{self.dir}/{name}".encode()).hexdigest()[:8],
-            )
-            self._save(network, {})
+            return self._create(name, subnet, mtu, host_netns)
+
+    def _create(self, name: str, subnet: str | None, mtu: int, host_netns: str | None) -> Network:
+        others = self._list()
+        taken = [ipaddress.ip_network(n.subnet) for n in others]
+        if subnet is None:
+            net = next((s for s in DEFAULT_POOL.subnets(new_prefix=24) if not any(s.overlaps(t) for t in taken)), None)
+            if net is None:
+                raise NetworkError(f"no free /24 left in {DEFAULT_POOL} for network {name!r}")
+        else:
+            net = _check_subnet(name, subnet)
+            clash = next((n for n in others if ipaddress.ip_network(n.subnet).overlaps(net)), None)
+            if clash is not None:
+                raise NetworkError(f"subnet {net} of network {name!r} overlaps network {clash.name!r} ({clash.subnet})")
+        network = Network(
+            name=name,
+            subnet=str(net),
+            gateway=str(next(net.hosts())),
+            bridge="pcbr-" + hashlib.sha256(f"{self.dir}/{name}".encode()).hexdigest()[:8],
+            mtu=mtu,
+            host_netns=host_netns,
+        )
+        self._save(network, {})
         return network
 
     def _list(self) -> list[Network]:
@@ -178,28 +296,56 @@ class NetworkStore:
             return self._list()
 
     def get(self, name: str) -> Network:
+        """The network ``name``; the default one (``bridge``) is made on first use."""
         with self._locked():
+            if name == DEFAULT_NETWORK and not os.path.exists(self._path(name)):
+                return self._create(name, None, 1500, None)
             return self._load(name)[0]
 
     def leases(self, name: str) -> dict[str, str]:
         """address -> owner (a container's id) on the network."""
         with self._locked():
-            return self._load(name)[1]
+            return {a: v["owner"] for a, v in self._load(name)[1].items()}
+
+    def members(self, name: str) -> list[Member]:
+        with self._locked():
+            return [_member(a, v) for a, v in sorted(self._load(name)[1].items())]
 
     def remove(self, name: str) -> None:
-        """Remove a network no container uses."""
+        """Remove a network no container uses: its file, its bridge and its
+        elements in the nftables table."""
         with self._locked():
-            _, leases = self._load(name)
+            network, leases = self._load(name)
+            self._reclaim(network, leases)
             if leases:
-                raise NetworkError(f"network {name!r} is in use by {', '.join(sorted(leases.values()))}")
+                owners = ", ".join(sorted(v["owner"] for v in leases.values()))
+                raise NetworkError(f"network {name!r} is in use by {owners}")
+            from . import _bridge
+
+            _bridge.remove_bridge(network.bridge, network.subnet, network.host_netns)
             os.unlink(self._path(name))
 
-    # ---- addresses --------------------------------------------------------------------
+    # ---- members ---------------------------------------------------------------------
 
     def allocate(self, name: str, owner: str) -> str:
         """The lowest free address of the network for ``owner`` (a container's
-        id; the same address again if it holds one already).  NetworkError
-        when none is left."""
+        id; the same address again if it holds one already), with no name
+        or ports.  NetworkError when none is left."""
+        return self.join(name, owner).address
+
+    def join(
+        self,
+        name: str,
+        owner: str,
+        hostname: str | None = None,
+        hosts_file: str | None = None,
+        ports: object = None,
+    ) -> Member:
+        """Make ``owner`` a member: the lowest free address, its ports
+        published (NetworkError if another member of a network on the same
+        host holds one), and ``hosts_file`` (the container's /etc/hosts, a
+        path in its state directory) written with every member's name, as
+        every other member's is with this one's."""
         from .errors import ConfigError
         from .validate import container_id
 
@@ -207,30 +353,157 @@ class NetworkStore:
             container_id(owner)
         except ConfigError as e:
             raise NetworkError(f"an address on network {name!r} for {owner!r}: {e.reason}") from None
+        wanted = _ports(ports)
         with self._locked():
             network, leases = self._load(name)
-            for addr, who in leases.items():
-                if who == owner:
-                    return addr
-            for host in ipaddress.ip_network(network.subnet).hosts():
-                addr = str(host)
-                if addr != network.gateway and addr not in leases:
-                    leases[addr] = owner
-                    self._save(network, leases)
-                    return addr
-            raise NetworkError(f"network {name!r} has no free address left ({network.subnet})")
+            for addr, v in leases.items():
+                if v["owner"] == owner:
+                    return _member(addr, v)
+            self._reclaim(network, leases)
+            self._check_ports(network, wanted)
+            address = next(
+                (
+                    str(h)
+                    for h in ipaddress.ip_network(network.subnet).hosts()
+                    if str(h) != network.gateway and str(h) not in leases
+                ),
+                None,
+            )
+            if address is None:
+                raise NetworkError(f"network {name!r} has no free address left ({network.subnet})")
+            lease: dict[str, Any] = {
+                "owner": owner,
+                "hostname": hostname or owner[:12],
+                "ports": [str(p) for p in wanted],
+            }
+            if hosts_file is not None:
+                lease["hosts"] = hosts_file
+                lease["hosts_ino"] = os.stat(hosts_file).st_ino
+            from . import _nft
 
-    def release(self, name: str, owner: str) -> None:
-        """Give back ``owner``'s address (no error if it holds none, or the
-        network is gone)."""
+            _nft.add_ports(network.host_netns, _nft_ports(address, wanted))
+            try:
+                leases[address] = lease
+                self._save(network, leases)
+            except BaseException:
+                _nft.remove_ports(network.host_netns, _nft_ports(address, wanted))
+                raise
+            self._write_hosts(leases)
+            return _member(address, lease)
+
+    def leave(self, name: str, owner: str) -> None:
+        """Give back ``owner``'s address and published ports, and take its
+        name out of the other members' /etc/hosts (no error if it holds
+        none, or the network is gone)."""
         with self._locked():
             try:
                 network, leases = self._load(name)
             except NetworkError:
                 return
-            kept = {a: w for a, w in leases.items() if w != owner}
-            if kept != leases:
-                self._save(network, kept)
+            mine = {a: v for a, v in leases.items() if v["owner"] == owner}
+            if not mine:
+                return
+            self._drop(network, leases, mine, detach=False)
+
+    def release(self, name: str, owner: str) -> None:
+        self.leave(name, owner)
+
+    def _drop(
+        self, network: Network, leases: dict[str, dict[str, Any]], gone: dict[str, dict[str, Any]], detach: bool
+    ) -> None:
+        from . import _bridge, _nft
+
+        for addr, v in gone.items():
+            _nft.remove_ports(network.host_netns, _nft_ports(addr, _ports(v.get("ports"))))
+            if detach:
+                _bridge.detach(_bridge.veth_name(network.name, v["owner"]), network.host_netns)
+            del leases[addr]
+        self._save(network, leases)
+        self._write_hosts(leases)
+
+    def _reclaim(self, network: Network, leases: dict[str, dict[str, Any]]) -> None:
+        """Drop the leases of owners that are gone (their veth and ports too)."""
+        stale = {a: v for a, v in leases.items() if not self._alive(v)}
+        if stale:
+            self._drop(network, leases, stale, detach=True)
+
+    def _alive(self, lease: dict[str, Any]) -> bool:
+        """Does the lease's container still exist?  Its hosts file (made before
+        the lease, removed with the container) is how it is recognised: the
+        same inode in its state directory, or in the directory it is being
+        made in by a live process."""
+        ino = lease.get("hosts_ino")
+        if ino is None:
+            return True  # an address taken by allocate(): only leave() gives it back
+        path = self._hosts_path(lease)
+        if path is None:
+            return False
+        if os.path.basename(os.path.dirname(path)).startswith(".creating-"):
+            pid = os.path.basename(os.path.dirname(path)).rsplit("-", 2)[-2]
+            return pid.isdigit() and os.path.exists(f"/proc/{pid}")
+        return True
+
+    def _hosts_path(self, lease: dict[str, Any]) -> str | None:
+        """Where the lease's hosts file is now: in its container's directory,
+        or still in the one the container is being made in."""
+        for path in (os.path.join(self.root, lease["owner"], "hosts"), lease.get("hosts")):
+            if path is None:
+                continue
+            try:
+                if os.stat(path).st_ino == lease.get("hosts_ino"):
+                    return path
+            except OSError:
+                continue
+        return None
+
+    def _write_hosts(self, leases: dict[str, dict[str, Any]]) -> None:
+        """Every member's /etc/hosts: the usual header, then each member's
+        address and names (its own first).  Rewritten in place: the file is
+        bind-mounted into the container, so its inode must stay."""
+        from .rootfs import HOSTS_HEADER
+
+        lines = {a: _names(v) for a, v in leases.items()}
+        for addr, lease in leases.items():
+            path = self._hosts_path(lease)
+            if path is None:
+                continue
+            body = [f"{addr}\t{lines[addr]}\n"] + [f"{a}\t{n}\n" for a, n in sorted(lines.items()) if a != addr]
+            with contextlib.suppress(OSError):
+                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    if os.fstat(fd).st_ino == lease.get("hosts_ino"):
+                        os.ftruncate(fd, 0)
+                        os.write(fd, (HOSTS_HEADER + "".join(body)).encode())
+                finally:
+                    os.close(fd)
+
+    def _check_ports(self, network: Network, wanted: tuple[PortMapping, ...]) -> None:
+        if not wanted:
+            return
+        for other in self._list():
+            if other.host_netns != network.host_netns:
+                continue
+            _, leases = self._load(other.name)
+            for v in leases.values():
+                for held in _ports(v.get("ports")):
+                    for p in wanted:
+                        if p.clashes(held):
+                            raise NetworkError(
+                                f"port {p} is published already by container {v['owner']!r} ({held}, network {other.name!r})"
+                            )
+
+
+def _names(lease: dict[str, Any]) -> str:
+    names = [lease.get("hostname") or "", lease["owner"]]
+    return " ".join(dict.fromkeys(n for n in names if n))
+
+
+def _member(address: str, lease: dict[str, Any]) -> Member:
+    return Member(lease["owner"], address, lease.get("hostname") or lease["owner"][:12], _ports(lease.get("ports")))
+
+
+def _nft_ports(address: str, ports: tuple[PortMapping, ...]) -> list[tuple[str | None, str, int, str, int]]:
+    return [(p.host_ip, p.protocol, p.host_port, address, p.container_port) for p in ports]
 
 
 def _check_subnet(name: str, subnet: str) -> ipaddress.IPv4Network:
@@ -250,4 +523,4 @@ def _check_subnet(name: str, subnet: str) -> ipaddress.IPv4Network:
     return net
 
 
-__all__ = ["DEFAULT_POOL", "Network", "NetworkStore", "apply_network_mode"]
+__all__ = ["DEFAULT_NETWORK", "DEFAULT_POOL", "Member", "Network", "NetworkStore", "PortMapping", "apply_network_mode"]

@@ -1,9 +1,11 @@
-"""Network modes (issue 5, first part): none, host, container:<id>."""
+"""Networks (issue 5): the modes none, host and container:<id>; bridge networks with
+addresses, names, NAT and published ports."""
 
 from __future__ import annotations
 
 import os
 
+import attrs
 import pytest
 
 from pycontainer import PIPE, Container, NetworkError
@@ -168,4 +170,332 @@ def test_more_bad_input_is_a_network_error(root, config):
     for mode in (5, "container:", "container:../x"):
         with pytest.raises(NetworkError):
             Container.create(root, "x", config("true"), network=mode)  # type: ignore[arg-type]
+    assert os.listdir(root) == [".networks"]
+
+
+# ---- bridge networks -----------------------------------------------------------------
+# Every bridge, veth, address and nftables rule of these tests is made in a
+# throwaway network namespace that plays the host (the ``hostns`` fixture);
+# traffic goes only to namespaces the tests made.
+
+
+def _ns_fd_path(fd: int) -> str:
+    return f"/proc/{os.getpid()}/fd/{fd}"
+
+
+@pytest.fixture
+def hostns():
+    from pycontainer import _netpool
+
+    fd = _netpool.new_netns()
+    try:
+        yield _ns_fd_path(fd)
+    finally:
+        os.close(fd)
+
+
+def _links(ns: str) -> list[str]:
+    from pycontainer import _bridge
+
+    return _bridge.links(ns)
+
+
+def _wait_for(pred, timeout: float = 5.0) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _elements(ns: str) -> dict[str, list]:
+    from pycontainer import _nft
+
+    out = _nft.run(ns, [{"list": {"table": {"family": "inet", "name": "pycontainer"}}}])
+    sets = {}
+    for item in out["nftables"]:
+        for kind in ("set", "map"):
+            if kind in item:
+                sets[item[kind]["name"]] = item[kind].get("elem", [])
+    return sets
+
+
+def _in_ns(ns: str, fn):
+    from pycontainer import _netlink
+
+    return _netlink.in_netns(ns, fn)
+
+
+@pytest.fixture
+def lan(root, hostns):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    net = store.create("lan", subnet="10.123.0.0/24", host_netns=hostns)
+    yield store, net
+    if os.path.exists(os.path.join(store.dir, "lan.json")):
+        store.remove("lan")
+
+
+NC_RETRY = "for i in $(seq 50); do echo hello | nc -w 1 {} 8080 && exit 0; sleep 0.1; done; exit 1"
+
+
+def test_two_containers_on_a_bridge_talk_tcp_by_address_and_by_name(root, config, lan, hostns):
+    store, net = lan
+    server = Container.run(root, "server", config("sh", "-c", "nc -l -p 8080; nc -l -p 8080"), network="lan",
+                           stdout=PIPE, stderr=PIPE)  # fmt: skip
+    try:
+        assert store.leases("lan") == {"10.123.0.2": "server"}
+        for target in ("10.123.0.2", "server"):
+            client = Container.run(root, "client", config("sh", "-c", NC_RETRY.format(target)), network="lan",
+                                   stdout=PIPE, stderr=PIPE)  # fmt: skip
+            try:
+                assert client.wait(timeout=30).code == 0, client.communicate()
+            finally:
+                client.delete()
+        out, err = server.communicate(timeout=30)
+        assert out == b"hello\nhello\n", err
+        assert net.bridge in _links(hostns) and any(n.startswith("pcv") for n in _links(hostns))
+    finally:
+        server.delete(force=True)
+    assert store.leases("lan") == {}
+    assert _wait_for(lambda: not any(n.startswith("pcv") for n in _links(hostns)))
+    store.remove("lan")
+    assert net.bridge not in _links(hostns)
+    assert _elements(hostns)["bridges"] == []
+
+
+def test_a_container_on_a_bridge_sees_its_address_route_mtu_and_names(root, config, hostns):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    store.create("lan", subnet="10.124.0.0/24", mtu=1400, host_netns=hostns)
+    cfg = config("sh", "-c", "ip addr show eth0; ip route; cat /etc/hosts")
+    first = Container.create(root, "first", attrs.evolve(config("sleep", "100"), hostname="alpha"), network="lan")
+    try:
+        c = Container.run(root, "one", cfg, network="lan", stdout=PIPE, stderr=PIPE)
+        try:
+            out, err = c.communicate(timeout=30)
+            assert b"inet 10.124.0.3/24" in out and b"mtu 1400" in out, (out, err)
+            assert b"default via 10.124.0.1" in out and b"10.124.0.2\talpha first" in out, out
+            assert b"10.124.0.3\tone" in out, out
+            with open(os.path.join(root, "first", "hosts")) as f:
+                assert "10.124.0.3\tone\n" in f.read()  # kept current as members join...
+        finally:
+            c.delete()
+        with open(os.path.join(root, "first", "hosts")) as f:
+            assert "one" not in f.read()  # ... and leave
+    finally:
+        first.delete(force=True)
+    store.remove("lan")
+
+
+def test_a_published_port_serves_the_host_also_on_localhost(root, config, lan, hostns):
+    import socket
+
+    store, net = lan
+    server = Container.run(root, "web", config("sh", "-c", "while true; do echo served | nc -l -p 80; done"),
+                           network="lan", ports=["8080:80", "127.0.0.1:9090:80"])  # fmt: skip
+    try:
+        assert _elements(hostns)["ports4"] and _elements(hostns)["ports4ip"]
+
+        def fetch(addr: str, port: int) -> bytes:
+            for _ in range(100):
+                with socket.socket() as s:
+                    s.settimeout(2)
+                    try:
+                        s.connect((addr, port))
+                        data = s.recv(100)
+                    except OSError:
+                        data = b""
+                if data:
+                    return data
+                import time
+
+                time.sleep(0.05)
+            return b""
+
+        assert _in_ns(hostns, lambda: fetch(net.gateway, 8080)) == b"served\n"
+        assert _in_ns(hostns, lambda: fetch("127.0.0.1", 8080)) == b"served\n"
+        assert _in_ns(hostns, lambda: fetch("127.0.0.1", 9090)) == b"served\n"
+        with pytest.raises(NetworkError, match="published already"):
+            Container.create(root, "again", config("true"), network="lan", ports=["8080:81"])
+        assert store.leases("lan") == {"10.123.0.2": "web"}
+    finally:
+        server.delete(force=True)
+    left = _elements(hostns)
+    assert left["ports4"] == [] and left["ports4ip"] == []
+
+
+@pytest.fixture
+def outside(hostns):
+    """Another namespace, "the outside", linked to the host one by a veth
+    pair: 10.200.0.1 on the host side, 10.200.0.2 outside."""
+    from pycontainer import _netpool
+
+    fd = _netpool.new_netns()
+    try:
+        _add_pair(hostns, fd)
+        yield _ns_fd_path(fd)
+    finally:
+        os.close(fd)
+
+
+def _add_pair(hostns: str, outside_fd: int) -> None:
+    from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL
+    from pyroute2.netlink.rtnl import RTM_NEWLINK
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    from pycontainer import _netlink
+
+    h = _netlink.host(hostns)
+    msg = ifinfmsg()
+    peer = {"attrs": [("IFLA_IFNAME", "out0"), ("IFLA_NET_NS_FD", outside_fd)]}
+    info = {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}
+    msg["attrs"] = [("IFLA_IFNAME", "uplink0"), ("IFLA_LINKINFO", info)]
+    h._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+    idx = h.index("uplink0")
+    h.add_address(idx, "10.200.0.1", 24)
+    h.set_up(idx)
+    with _netlink.Rtnl.in_netns_fd(outside_fd) as o:
+        oidx = o.index("out0")
+        o.add_address(oidx, "10.200.0.2", 24)
+        o.set_up(oidx)
+
+
+def test_outbound_traffic_is_masqueraded(root, config, lan, hostns, outside):
+    import socket
+    import threading
+
+    listener = _in_ns(outside, lambda: socket.create_server(("10.200.0.2", 9000)))
+    seen: list = []
+
+    def serve() -> None:
+        listener.settimeout(30)
+        try:
+            conn, peer = listener.accept()
+            seen.append(peer[0])
+            conn.close()
+        except OSError:
+            pass
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        c = Container.run(root, "out", config("sh", "-c", "echo hi | nc -w 2 10.200.0.2 9000"), network="lan",
+                          stdout=PIPE, stderr=PIPE)  # fmt: skip
+        try:
+            assert c.wait(timeout=30).code == 0, c.communicate()
+        finally:
+            c.delete()
+    finally:
+        t.join(timeout=35)
+        listener.close()
+    assert seen == ["10.200.0.1"]  # the host side's address, not the container's 10.123.0.x
+
+
+def test_networks_do_not_reach_each_other_and_none_has_no_route(root, config, lan, hostns):
+    store, _ = lan
+    store.create("other", subnet="10.125.0.0/24", host_netns=hostns)
+    server = Container.run(root, "srv", config("nc", "-l", "-p", "8080"), network="other", stdout=PIPE)
+    try:
+        probe = "sleep 0.3; echo x | nc -w 1 10.125.0.2 8080 && exit 0; exit 7"
+        c = Container.run(root, "probe", config("sh", "-c", probe), network="lan", stdout=PIPE, stderr=PIPE)
+        try:
+            assert c.wait(timeout=30).code == 7, c.communicate()
+        finally:
+            c.delete()
+        n = Container.run(root, "lonely", config("sh", "-c", "ip route; echo x | nc -w 1 10.125.0.2 8080"),
+                          network="none", stdout=PIPE, stderr=PIPE)  # fmt: skip
+        try:
+            out, err = n.communicate(timeout=30)
+            assert n.wait().code != 0 and out.strip() == b"", (out, err)
+        finally:
+            n.delete()
+    finally:
+        server.delete(force=True)
+    store.remove("other")
+
+
+def test_twenty_containers_created_at_once_get_twenty_addresses(root, config, lan, hostns):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store, _ = lan
+
+    def make(i: int):
+        return Container.create(root, f"c{i}", config("sleep", "100"), network="lan")
+
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(make, range(20)))
+    try:
+        leases = store.leases("lan")
+        assert len(leases) == 20 and sorted(leases.values()) == sorted(f"c{i}" for i in range(20))
+        assert {c._data["network"]["address"] for c in made} == set(leases)
+    finally:
+        for c in made:
+            c.delete()
+    assert store.leases("lan") == {}
+
+
+def test_bridge_bad_input_is_a_network_error_with_nothing_left(root, config, hostns):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    store.create("tiny", subnet="10.126.0.0/30", host_netns=hostns)  # room for one container
+    with pytest.raises(NetworkError, match="overlaps"):
+        store.create("clash", subnet="10.126.0.0/24", host_netns=hostns)
+    one = Container.create(root, "one", config("sleep", "100"), network="tiny")
+    try:
+        links = _links(hostns)
+        with pytest.raises(NetworkError, match="no free address"):
+            Container.create(root, "two", config("true"), network="tiny")
+        for bad in (["99999:80"], ["80:80/sctp"], ["x:1:2:3"], ["1.2.3:80:80"]):
+            with pytest.raises(NetworkError, match="published port"):
+                Container.create(root, "two", config("true"), network="tiny", ports=bad)
+        with pytest.raises(NetworkError, match="need a bridge network"):
+            Container.create(root, "two", config("true"), network="none", ports=["80:80"])
+        with pytest.raises(NetworkError, match="nor a network"):
+            Container.create(root, "two", config("true"), network="nowhere")
+        assert _links(hostns) == links and store.leases("tiny") == {"10.126.0.2": "one"}
+        assert sorted(os.listdir(root)) == [".networks", "one"]
+        with pytest.raises(NetworkError, match="in use by one"):
+            store.remove("tiny")
+    finally:
+        one.delete(force=True)
+    store.remove("tiny")
+
+
+def test_a_crashed_creators_lease_is_reclaimed(root, config, lan, hostns):
+    import subprocess
+    import sys
+
+    store, _ = lan
+    script = (
+        "import os, sys\n"
+        "from pycontainer import Container, _bridge\n"
+        "real = _bridge.attach\n"
+        "def attach(*a):\n"
+        "    real(*a)\n"
+        "    os._exit(9)  # dies with the lease taken and the veth made\n"
+        "_bridge.attach = attach\n"
+        "from pycontainer.config import ContainerConfig, Process\n"
+        "Container.create(sys.argv[1], 'ghost', ContainerConfig(rootfs=sys.argv[2], process=Process(args=['true'])),"
+        " network='lan')\n"
+    )
+    rootfs = config("true").rootfs
+    p = subprocess.run([sys.executable, "-c", script, root, rootfs], capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(__file__)))  # fmt: skip
+    assert p.returncode == 9, p.stderr
+    assert store.leases("lan") == {"10.123.0.2": "ghost"}
+    c = Container.create(root, "next", config("true"), network="lan")
+    try:
+        assert store.leases("lan") == {"10.123.0.2": "next"}  # the ghost's address, reclaimed
+    finally:
+        c.delete()
+    from pycontainer import list_containers
+
+    list_containers(root)  # sweeps the ghost's .creating directory
     assert os.listdir(root) == [".networks"]

@@ -1,0 +1,243 @@
+"""A small synchronous rtnetlink client: pyroute2 encodes and decodes the
+messages, one plain netlink socket carries them, and each request waits for
+its own acknowledgement.
+
+Why not pyroute2's ``IPRoute``: its 0.9 core runs an asyncio loop per thread
+(about 0.7 ms a request here) and reaches another network namespace by
+forking a child that passes a socket back (about 13 ms).  A netlink socket
+belongs to the namespace of the thread that made it, so here a short-lived
+thread joins the namespace (setns affects only that thread), makes the
+socket and ends; the socket then works from any thread."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pyroute2 import IPRSocket
+from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+from ._shim import lib
+
+CLONE_NEWNET = 0x40000000
+IFF_UP = 1
+_T = TypeVar("_T")
+
+
+def in_netns(path: str | None, fn: Callable[[], _T]) -> _T:
+    """``fn()`` run in the network namespace at ``path`` (None: ours), in a
+    thread of its own so no other thread changes namespace."""
+    if path is None:
+        return fn()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return in_netns_fd(fd, fn)
+    finally:
+        os.close(fd)
+
+
+def in_netns_fd(fd: int, fn: Callable[[], _T]) -> _T:
+    out: list[Any] = []
+
+    def run() -> None:
+        r = lib.pc_setns(fd, CLONE_NEWNET)
+        if r < 0:
+            out.append(OSError(-r, f"setns into a network namespace: {os.strerror(-r)}"))
+            return
+        try:
+            out.append(fn())
+        except BaseException as e:  # handed to the caller's thread
+            out.append(e)
+
+    t = threading.Thread(target=run, name="pycontainer-netns")
+    t.start()
+    t.join()
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    result: _T = out[0]
+    return result
+
+
+class Rtnl:
+    """One rtnetlink socket, in the namespace it was made in."""
+
+    def __init__(self) -> None:
+        self._s = IPRSocket()
+        self._s.socket  # noqa: B018 (made now, in this thread's namespace)
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def in_netns_fd(cls, fd: int) -> Rtnl:
+        return in_netns_fd(fd, cls)
+
+    @classmethod
+    def at(cls, path: str | None) -> Rtnl:
+        return in_netns(path, cls)
+
+    def close(self) -> None:
+        self._s.close()
+
+    def __enter__(self) -> Rtnl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, msg: Any, kind: int, flags: int) -> list[Any]:
+        """Send one request; its replies up to the acknowledgement (or the
+        end of a dump, or the error, raised as OSError with the kernel's
+        errno)."""
+        with self._lock:
+            seq = next(self._seq)
+            self._s.put(msg, kind, msg_flags=flags | NLM_F_REQUEST | NLM_F_ACK, msg_seq=seq)
+            replies = []
+            while True:
+                for m in self._s.get():
+                    if m["header"]["sequence_number"] != seq:
+                        continue
+                    if m["header"]["type"] == NLMSG_DONE:
+                        return replies
+                    if m["header"]["type"] == NLMSG_ERROR:
+                        err = m["header"].get("error")
+                        if err is not None:
+                            code = getattr(err, "code", 0) or 0
+                            raise OSError(abs(code), os.strerror(abs(code)))
+                        return replies
+                    replies.append(m)
+
+    # ---- links --------------------------------------------------------------------------
+
+    def link(self, name: str) -> tuple[int, bool] | None:
+        """(index, up) of the link ``name``, or None."""
+        msg = ifinfmsg()
+        msg["attrs"] = [("IFLA_IFNAME", name)]
+        try:
+            replies = self._call(msg, RTM_GETLINK, 0)
+        except OSError as e:
+            if e.errno == 19:  # ENODEV
+                return None
+            raise
+        if not replies:
+            return None
+        return int(replies[0]["index"]), bool(replies[0]["flags"] & IFF_UP)
+
+    def index(self, name: str) -> int | None:
+        link = self.link(name)
+        return None if link is None else link[0]
+
+    def add_bridge(self, name: str, mtu: int) -> None:
+        msg = ifinfmsg()
+        msg["attrs"] = [
+            ("IFLA_IFNAME", name),
+            ("IFLA_MTU", mtu),
+            ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]}),
+        ]
+        self._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+
+    def add_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int, master: int) -> None:
+        """A veth pair: ``name`` here, enslaved to ``master`` and up; ``peer``
+        made directly in the namespace ``peer_netns_fd`` (no move between
+        namespaces, which costs the kernel an RCU grace period)."""
+        peer_attrs = [("IFLA_IFNAME", peer), ("IFLA_MTU", mtu), ("IFLA_NET_NS_FD", peer_netns_fd)]
+        info = {
+            "attrs": [
+                ("IFLA_INFO_KIND", "veth"),
+                ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer_attrs})]}),
+            ]
+        }
+        msg = ifinfmsg()
+        msg["flags"] = msg["change"] = IFF_UP
+        msg["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_MASTER", master), ("IFLA_LINKINFO", info)]
+        self._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+
+    def set_up(self, index: int) -> None:
+        msg = ifinfmsg()
+        msg["index"] = index
+        msg["flags"] = msg["change"] = IFF_UP
+        self._call(msg, RTM_NEWLINK, 0)
+
+    def delete(self, index: int) -> None:
+        msg = ifinfmsg()
+        msg["index"] = index
+        self._call(msg, RTM_DELLINK, 0)
+
+    def links(self) -> list[str]:
+        msg = ifinfmsg()
+        return sorted(m.get_attr("IFLA_IFNAME") for m in self._call(msg, RTM_GETLINK, NLM_F_DUMP))
+
+    # ---- addresses and routes ----------------------------------------------------------
+
+    def add_address(self, index: int, address: str, prefixlen: int) -> None:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        msg = ifaddrmsg()
+        msg["family"] = family
+        msg["prefixlen"] = prefixlen
+        msg["index"] = index
+        msg["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
+        if family == socket.AF_INET6:
+            msg["flags"] = 0x2  # IFA_F_NODAD: usable at once; the subnet is ours alone
+        try:
+            self._call(msg, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL)
+        except FileExistsError:
+            pass
+
+    def add_default_route(self, gateway: str, index: int) -> None:
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        msg = rtmsg()
+        msg["family"] = family
+        msg["table"] = 254  # main
+        msg["proto"] = 4  # static
+        msg["scope"] = 0  # universe
+        msg["type"] = 1  # unicast
+        msg["attrs"] = [("RTA_GATEWAY", gateway), ("RTA_OIF", index)]
+        self._call(msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
+
+
+# Sockets to host namespaces, kept for the next container (making one costs
+# about half a millisecond): our own namespace's, and a few of namespaces
+# named by path, keyed by the namespace's inode so a recycled path never
+# finds another namespace's socket.  A kept socket keeps its namespace alive,
+# hence only a few.
+_KEEP = 4
+_kept: collections.OrderedDict[tuple[int, int] | None, Rtnl] = collections.OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def host(path: str | None) -> Rtnl:
+    key = None
+    if path is not None:
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino)
+    with _kept_lock:
+        r = _kept.get(key)
+        if r is not None:
+            _kept.move_to_end(key)
+            return r
+    r = Rtnl.at(path)
+    with _kept_lock:
+        _kept[key] = r
+        while len(_kept) > _KEEP:
+            _kept.popitem(last=False)[1].close()
+    return r
+
+
+def _after_fork() -> None:
+    # the parent's sockets (and their sequence numbers) are not ours to use
+    global _kept_lock
+    _kept_lock = threading.Lock()
+    for r in _kept.values():
+        r._s.close()
+    _kept.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
