@@ -14,7 +14,11 @@ loop, and across blocks a shared VM's drifting load falls on all rows alike.
   as runc's and crun's containers have, and on a hybrid host with a cgroup
   in the cgroup2 tree alone (the v2 code path; no limits, as that tree has
   no such controllers here).  A cgroup's cost is its row minus the pool row;
-  the rows without a cgroup pass ``cgroups=False``.
+  the rows without a cgroup pass ``cgroups=False``.  Bridge rows (issue 5):
+  the container on a bridge network (a veth pair, an address, a default
+  route, a name in /etc/hosts), and with a published port (an nftables map
+  element); the bridge lives in a throwaway network namespace made for the
+  run.  Their cost is their row minus the pool row.
 * runc run / crun run: the same rootfs, in a bundle from ``runc spec`` with the
   same namespaces (crun refuses hybrid cgroups, so it runs in a private mount
   namespace where /sys/fs/cgroup/unified is unmounted, as on such hosts).
@@ -40,6 +44,7 @@ from collections.abc import Callable
 from functools import partial
 
 from pycontainer import Container, ContainerConfig, Process, Resources, _netpool, cgroups, default_rootfs
+from pycontainer.network import NetworkStore
 
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount")
 
@@ -48,7 +53,14 @@ LIMITS = Resources(memory=256 << 20, pids_limit=100, cpus=1)
 
 
 def pycontainer_round(
-    rootfs: str, state: str, pool: bool, cgroup: bool = False, limits: bool = True, cgroup_root: str | None = None
+    rootfs: str,
+    state: str,
+    pool: bool,
+    cgroup: bool = False,
+    limits: bool = True,
+    cgroup_root: str | None = None,
+    network: str | None = None,
+    ports: tuple[str, ...] = (),
 ) -> Callable[[], None]:
     if cgroup:
         res = LIMITS if limits else Resources()
@@ -59,7 +71,7 @@ def pycontainer_round(
 
     def one() -> None:
         _netpool.POOL.size = 4 if pool else 0
-        c = Container.run(state, f"bench{next(counter)}", cfg, cgroup_root=cgroup_root)
+        c = Container.run(state, f"bench{next(counter)}", cfg, cgroup_root=cgroup_root, network=network, ports=ports)
         status = c.wait()
         c.delete()
         if status.code != 0:
@@ -150,6 +162,7 @@ def main() -> int:
 
     tmp = tempfile.mkdtemp(prefix="pyc-bench-", dir="/dev/shm")
     crun = None
+    hostns_fd = -1
     try:
         rootfs = default_rootfs(os.path.join(tmp, "data"))
         state = os.path.join(tmp, "state-pyc")
@@ -158,6 +171,14 @@ def main() -> int:
             ("pycontainer (no pool)", partial(timed, pycontainer_round(rootfs, state, pool=False))),
             ("pycontainer + cgroup", partial(timed, pycontainer_round(rootfs, state, pool=True, cgroup=True))),
         ]
+        # Bridge networks, in a throwaway network namespace playing the host
+        # (the bridge, the veths and the nftables table live there).
+        hostns_fd = _netpool.new_netns()
+        hostns = f"/proc/{os.getpid()}/fd/{hostns_fd}"
+        NetworkStore(state).create("bench", subnet="10.211.0.0/16", host_netns=hostns)
+        rounds.append(("pycontainer + bridge", partial(timed, pycontainer_round(rootfs, state, True, network="bench"))))
+        bridge_ports = pycontainer_round(rootfs, state, True, network="bench", ports=("8080:80",))
+        rounds.append(("pycontainer + bridge + port", partial(timed, bridge_ports)))
         layout = cgroups.detect()
         if layout.mode == "hybrid" and layout.unified:
             # This host's cgroup2 tree has no memory/cpu/pids controllers: a
@@ -202,6 +223,8 @@ def main() -> int:
     finally:
         if crun is not None:
             crun.close()
+        if hostns_fd >= 0:
+            os.close(hostns_fd)  # the bridge, what is left of the veths and the table go with it
         shutil.rmtree(tmp, ignore_errors=True)
 
     base = statistics.median(rows[0][1])
@@ -214,6 +237,9 @@ def main() -> int:
         print(f"{name:28} {med * 1000:10.3f} {p90 * 1000:8.3f} {med / base:14.2f}")
     cost = medians["pycontainer + cgroup"] - medians["pycontainer (netns pool)"]
     print(f"a cgroup in every hierarchy ({layout.mode}) with memory, pids and cpu limits adds {cost:.3f} ms")
+    for row in ("pycontainer + bridge", "pycontainer + bridge + port"):
+        cost = medians[row] - medians["pycontainer (netns pool)"]
+        print(f"{row[len('pycontainer + ') :]}: set-up and teardown add {cost:.3f} ms")
     if "pycontainer + cgroup2 tree" in medians:
         cost2 = medians["pycontainer + cgroup2 tree"] - medians["pycontainer (netns pool)"]
         print(f"a cgroup2 cgroup (device program, CLONE_INTO_CGROUP, no limits) adds {cost2:.3f} ms")

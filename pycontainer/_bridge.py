@@ -15,90 +15,121 @@ import ipaddress
 
 from . import _netlink, _nft
 from .errors import NetworkError
+from .network import Network
 
 
 def veth_name(network: str, owner: str) -> str:
     return "pcv" + hashlib.sha256(f"{network}/{owner}".encode()).hexdigest()[:10]
 
 
-def ensure_bridge(bridge: str, gateway: str, subnet: str, mtu: int, host_netns: str | None) -> None:
-    """The bridge up with the gateway address, forwarding on, and the
+def mac_for(address: str) -> str:
+    """The container's MAC, made from its IPv4 address (as Docker's were):
+    an address given again after a container left comes with the same MAC,
+    so neighbour caches on the bridge stay right."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(address).packed)
+
+
+# (host namespace, bridge) -> the bridge's index, for bridges known complete:
+# the next container skips the lookup.  Should the bridge go meanwhile,
+# attaching to it fails and the entry is dropped (see attach).
+_ready: dict[tuple[tuple[int, int] | None, str], int] = {}
+
+
+def ensure_bridge(network: Network) -> int:
+    """The bridge up with the gateway address(es), forwarding on, and the
     network's NAT and isolation elements in pycontainer's nftables table
-    (whatever is missing is made; all of it is idempotent)."""
-    prefix = ipaddress.ip_network(subnet).prefixlen
+    (whatever is missing is made; all of it is idempotent); its index."""
+    ns, bridge = network.host_netns, network.bridge
     try:
-        h = _netlink.host(host_netns)
+        key = (_netlink.ns_key(ns), bridge)
+        known = _ready.get(key)
+        if known is not None:
+            return known
+        h = _netlink.host(ns)
         link = h.link(bridge)
-        if link is None or not link[1]:
-            # Made (or finished, after a creator that died half-way) here; it
-            # is set up last, so a bridge that is up is complete.
+        if link is not None and link[1]:
+            _ready[key] = link[0]
+            return link[0]
+        # Made (or finished, after a creator that died half-way) here; it is
+        # set up last, so a bridge that is up is complete.
+        if link is None:
+            with contextlib.suppress(FileExistsError):  # a race with another creator is fine
+                h.add_bridge(bridge, network.mtu)
+            link = h.link(bridge)
             if link is None:
-                with contextlib.suppress(FileExistsError):  # a race with another creator is fine
-                    h.add_bridge(bridge, mtu)
-                link = h.link(bridge)
-                if link is None:
-                    raise NetworkError(f"bridge {bridge} vanished as it was made")
-            h.add_address(link[0], gateway, prefix)
-            _nft.sysctl(host_netns, {"ipv4/ip_forward": "1", f"ipv4/conf/{bridge}/route_localnet": "1"})
-            _nft.add_network(host_netns, bridge, subnet)
-            h.set_up(link[0])
+                raise NetworkError(f"bridge {bridge} vanished as it was made")
+        h.add_address(link[0], network.gateway, ipaddress.ip_network(network.subnet).prefixlen)
+        sysctls = {"ipv4/ip_forward": "1", f"ipv4/conf/{bridge}/route_localnet": "1"}
+        if network.subnet6 and network.gateway6:
+            sysctls[f"ipv6/conf/{bridge}/disable_ipv6"] = "0"
+            h.add_address(link[0], network.gateway6, ipaddress.ip_network(network.subnet6).prefixlen)
+            sysctls["ipv6/conf/all/forwarding"] = "1"
+        _nft.sysctl(ns, sysctls)
+        _nft.add_network(ns, bridge, network.subnet, network.subnet6)
+        h.set_up(link[0])
+        _ready[key] = link[0]
+        return link[0]
     except NetworkError:
         raise
     except OSError as e:
         raise NetworkError(f"bridge {bridge}: {e.strerror or e}") from None
 
 
-def remove_bridge(bridge: str, subnet: str, host_netns: str | None) -> None:
-    with contextlib.suppress(OSError, NetworkError):
-        _nft.remove_network(host_netns, bridge, subnet)
+def remove_bridge(network: Network) -> None:
     with contextlib.suppress(OSError):
-        h = _netlink.host(host_netns)
-        idx = h.index(bridge)
+        _ready.pop((_netlink.ns_key(network.host_netns), network.bridge), None)
+    with contextlib.suppress(OSError, NetworkError):
+        _nft.remove_network(network.host_netns, network.bridge, network.subnet, network.subnet6)
+    with contextlib.suppress(OSError):
+        h = _netlink.host(network.host_netns)
+        idx = h.index(network.bridge)
         if idx is not None:
             h.delete(idx)
 
 
-def attach(
-    bridge: str,
-    gateway: str,
-    subnet: str,
-    mtu: int,
-    host_netns: str | None,
-    host_veth: str,
-    address: str,
-    netns_fd: int,
-) -> None:
+def attach(network: Network, host_veth: str, address: str, address6: str | None, netns_fd: int) -> None:
     """A veth pair: ``host_veth`` on the bridge, its peer made in the
-    namespace ``netns_fd`` as eth0 with ``address`` and a default route via
-    the gateway.  On failure nothing is left."""
-    prefix = ipaddress.ip_network(subnet).prefixlen
+    namespace ``netns_fd`` as eth0 with ``address`` (and ``address6``) and
+    default routes via the gateways.  On failure nothing is left."""
+    ns = network.host_netns
     try:
-        h = _netlink.host(host_netns)
-        master = h.index(bridge)
-        if master is None:
-            raise NetworkError(f"bridge {bridge} is missing")
-        try:
-            h.add_veth(host_veth, "eth0", netns_fd, mtu, master)
-        except FileExistsError:
-            # left by a container of the same id and network whose namespace
-            # has not gone yet (or a crashed owner's): it is stale, replace it
-            detach(host_veth, host_netns)
-            h.add_veth(host_veth, "eth0", netns_fd, mtu, master)
+        h = _netlink.host(ns)
+        mac = mac_for(address)
+        for attempt in (1, 2, 3):
+            master = ensure_bridge(network)
+            try:
+                h.add_veth(host_veth, "eth0", netns_fd, network.mtu, master, mac)
+                break
+            except FileExistsError:
+                if attempt == 3:
+                    raise
+                # left by a container of the same id and network whose
+                # namespace has not gone yet (or a crashed owner's): stale
+                detach(host_veth, ns)
+            except OSError as e:
+                if e.errno not in (errno.ENODEV, errno.EINVAL, errno.EPERM) or attempt == 3:
+                    raise
+                # the bridge we knew is gone (or another link has its index now)
+                _ready.pop((_netlink.ns_key(ns), network.bridge), None)
         try:
             with _netlink.Rtnl.in_netns_fd(netns_fd) as c:
                 idx = c.index("eth0")
                 if idx is None:
                     raise NetworkError("eth0 did not appear in the container's network namespace")
-                c.add_address(idx, address, prefix)
-                c.set_up(idx)
-                c.add_default_route(gateway, idx)
+                c.add_address(idx, address, ipaddress.ip_network(network.subnet).prefixlen)
+                if address6 is not None and network.subnet6 and network.gateway6:
+                    c.add_address(idx, address6, ipaddress.ip_network(network.subnet6).prefixlen)
+                c.set_up(idx)  # (not at creation: veth cannot open a peer not yet paired)
+                c.add_default_route(network.gateway, idx)
+                if address6 is not None and network.gateway6:
+                    c.add_default_route(network.gateway6, idx)
         except BaseException:
-            detach(host_veth, host_netns)
+            detach(host_veth, ns)
             raise
     except NetworkError:
         raise
     except OSError as e:
-        raise NetworkError(f"attaching {address} to {bridge}: {e.strerror or e}") from None
+        raise NetworkError(f"attaching {address} to {network.bridge}: {e.strerror or e}") from None
 
 
 def detach(host_veth: str, host_netns: str | None) -> None:
@@ -128,4 +159,4 @@ def links(host_netns: str | None) -> list[str]:
     return _netlink.host(host_netns).links()
 
 
-__all__ = ["attach", "detach", "ensure_bridge", "exists", "links", "remove_bridge", "veth_name"]
+__all__ = ["attach", "detach", "ensure_bridge", "exists", "links", "mac_for", "remove_bridge", "veth_name"]

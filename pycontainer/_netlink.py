@@ -1,6 +1,6 @@
-"""A small synchronous rtnetlink client: pyroute2 encodes and decodes the
-messages, one plain netlink socket carries them, and each request waits for
-its own acknowledgement.
+"""A small synchronous rtnetlink client: pyroute2 encodes the messages, one
+plain netlink socket carries them, and each request waits for its own
+acknowledgement.
 
 Why not pyroute2's ``IPRoute``: its 0.9 core runs an asyncio loop per thread
 (about 0.7 ms a request here) and reaches another network namespace by
@@ -15,11 +15,11 @@ import collections
 import itertools
 import os
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pyroute2 import IPRSocket
 from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
@@ -67,12 +67,18 @@ def in_netns_fd(fd: int, fn: Callable[[], _T]) -> _T:
     return result
 
 
+_NLMSG = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+_IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
+
+
 class Rtnl:
-    """One rtnetlink socket, in the namespace it was made in."""
+    """One rtnetlink socket, in the namespace it was made in.  pyroute2's
+    message classes encode the requests; replies are read straight off the
+    socket (an ack is a 20-byte header and an errno: no decoder needed)."""
 
     def __init__(self) -> None:
-        self._s = IPRSocket()
-        self._s.socket  # noqa: B018 (made now, in this thread's namespace)
+        self._s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        self._s.bind((0, 0))
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -93,27 +99,38 @@ class Rtnl:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, msg: Any, kind: int, flags: int) -> list[Any]:
-        """Send one request; its replies up to the acknowledgement (or the
-        end of a dump, or the error, raised as OSError with the kernel's
+    def _call(self, msg: Any, kind: int, flags: int) -> list[bytes]:
+        """Send one request; the replies (whole messages, raw) up to the acknowledgement (or
+        the end of a dump, or the error, raised as OSError with the kernel's
         errno)."""
         with self._lock:
             seq = next(self._seq)
-            self._s.put(msg, kind, msg_flags=flags | NLM_F_REQUEST | NLM_F_ACK, msg_seq=seq)
+            msg["header"]["type"] = kind
+            msg["header"]["flags"] = flags | NLM_F_REQUEST | NLM_F_ACK
+            msg["header"]["sequence_number"] = seq
+            msg["header"]["pid"] = 0
+            msg.encode()
+            self._s.send(msg.data)
             replies = []
             while True:
-                for m in self._s.get():
-                    if m["header"]["sequence_number"] != seq:
+                data = self._s.recv(1 << 16)
+                off = 0
+                while off + _NLMSG.size <= len(data):
+                    length, mtype, _, mseq, _ = _NLMSG.unpack_from(data, off)
+                    if length < _NLMSG.size:
+                        break
+                    start = off
+                    off += (length + 3) & ~3
+                    if mseq != seq:
                         continue
-                    if m["header"]["type"] == NLMSG_DONE:
+                    if mtype == NLMSG_DONE:
                         return replies
-                    if m["header"]["type"] == NLMSG_ERROR:
-                        err = m["header"].get("error")
-                        if err is not None:
-                            code = getattr(err, "code", 0) or 0
-                            raise OSError(abs(code), os.strerror(abs(code)))
+                    if mtype == NLMSG_ERROR:
+                        code = -struct.unpack_from("=i", data, start + _NLMSG.size)[0]
+                        if code:
+                            raise OSError(code, os.strerror(code))
                         return replies
-                    replies.append(m)
+                    replies.append(data[start : start + length])
 
     # ---- links --------------------------------------------------------------------------
 
@@ -129,7 +146,8 @@ class Rtnl:
             raise
         if not replies:
             return None
-        return int(replies[0]["index"]), bool(replies[0]["flags"] & IFF_UP)
+        _, _, index, flags, _ = _IFINFO.unpack_from(replies[0], _NLMSG.size)
+        return index, bool(flags & IFF_UP)
 
     def index(self, name: str) -> int | None:
         link = self.link(name)
@@ -144,11 +162,19 @@ class Rtnl:
         ]
         self._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
 
-    def add_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int, master: int) -> None:
+    def add_veth(
+        self, name: str, peer: str, peer_netns_fd: int, mtu: int, master: int, peer_mac: str | None = None
+    ) -> None:
         """A veth pair: ``name`` here, enslaved to ``master`` and up; ``peer``
         made directly in the namespace ``peer_netns_fd`` (no move between
         namespaces, which costs the kernel an RCU grace period)."""
-        peer_attrs = [("IFLA_IFNAME", peer), ("IFLA_MTU", mtu), ("IFLA_NET_NS_FD", peer_netns_fd)]
+        peer_attrs: list[tuple[str, Any]] = [
+            ("IFLA_IFNAME", peer),
+            ("IFLA_MTU", mtu),
+            ("IFLA_NET_NS_FD", peer_netns_fd),
+        ]
+        if peer_mac is not None:
+            peer_attrs.append(("IFLA_ADDRESS", peer_mac))
         info = {
             "attrs": [
                 ("IFLA_INFO_KIND", "veth"),
@@ -172,8 +198,12 @@ class Rtnl:
         self._call(msg, RTM_DELLINK, 0)
 
     def links(self) -> list[str]:
-        msg = ifinfmsg()
-        return sorted(m.get_attr("IFLA_IFNAME") for m in self._call(msg, RTM_GETLINK, NLM_F_DUMP))
+        names = []
+        for body in self._call(ifinfmsg(), RTM_GETLINK, NLM_F_DUMP):
+            m = ifinfmsg(body)
+            m.decode()
+            names.append(m.get_attr("IFLA_IFNAME"))
+        return sorted(names)
 
     # ---- addresses and routes ----------------------------------------------------------
 
@@ -208,16 +238,21 @@ class Rtnl:
 # named by path, keyed by the namespace's inode so a recycled path never
 # finds another namespace's socket.  A kept socket keeps its namespace alive,
 # hence only a few.
-_KEEP = 4
+KEEP = 4
 _kept: collections.OrderedDict[tuple[int, int] | None, Rtnl] = collections.OrderedDict()
 _kept_lock = threading.Lock()
 
 
+def ns_key(path: str | None) -> tuple[int, int] | None:
+    """What identifies the namespace at ``path`` (None: ours)."""
+    if path is None:
+        return None
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
 def host(path: str | None) -> Rtnl:
-    key = None
-    if path is not None:
-        st = os.stat(path)
-        key = (st.st_dev, st.st_ino)
+    key = ns_key(path)
     with _kept_lock:
         r = _kept.get(key)
         if r is not None:
@@ -226,7 +261,7 @@ def host(path: str | None) -> Rtnl:
     r = Rtnl.at(path)
     with _kept_lock:
         _kept[key] = r
-        while len(_kept) > _KEEP:
+        while len(_kept) > KEEP:
             _kept.popitem(last=False)[1].close()
     return r
 

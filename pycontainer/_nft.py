@@ -6,7 +6,8 @@ touched.  Its rules are fixed; what changes are the elements of its sets and
 maps, so a container's or a network's rules come and go as elements, each
 change one atomic nftables transaction:
 
-- ``bridges`` (ifname), ``same`` (ifname . ifname), ``nets4`` (subnets):
+- ``bridges`` (ifname), ``same`` (ifname . ifname), ``nets4`` and
+  ``nets6`` (subnets):
   masquerade of what leaves a network for anywhere but a pycontainer bridge,
   and no forwarding between two different pycontainer bridges;
 - ``ports4`` (proto . port -> address . port): ports published on every
@@ -15,7 +16,10 @@ change one atomic nftables transaction:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
+import os
 import threading
 from typing import Any
 
@@ -56,39 +60,75 @@ def _load() -> tuple[Any, Any]:
     return _ffi, _lib
 
 
-def _run(commands: list[dict[str, Any]]) -> Any:
-    """One nftables transaction (JSON), in the calling thread's namespace."""
-    out = _run_text(json.dumps({"nftables": commands}))
-    return json.loads(out) if out.strip() else None
-
-
-def _run_text(text: str) -> str:
-    ffi, lib = _load()
-    ctx = lib.nft_ctx_new(0)
-    if ctx == ffi.NULL:
-        raise NetworkError("libnftables: cannot make a context")
-    try:
-        lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON)
-        lib.nft_ctx_buffer_output(ctx)
-        lib.nft_ctx_buffer_error(ctx)
-        rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
-        if rc != 0:
-            err = ffi.string(lib.nft_ctx_get_error_buffer(ctx)).decode(errors="replace").strip()
-            raise _NftError(err or f"nftables failed ({rc})")
-        return str(ffi.string(lib.nft_ctx_get_output_buffer(ctx)).decode())
-    finally:
-        lib.nft_ctx_free(ctx)
-
-
 class _NftError(NetworkError):
     pass
 
 
+class _Ctx:
+    """A libnftables context, made in (and so talking to) one network
+    namespace's netfilter; not thread-safe, hence the lock.  Kept between
+    calls: making one and fetching the ruleset cache costs milliseconds."""
+
+    def __init__(self) -> None:
+        ffi, lib = _load()
+        self.ffi, self.lib = ffi, lib
+        self.ctx = lib.nft_ctx_new(0)
+        if self.ctx == ffi.NULL:
+            raise NetworkError("libnftables: cannot make a context")
+        lib.nft_ctx_output_set_flags(self.ctx, _OUTPUT_JSON)
+        lib.nft_ctx_buffer_output(self.ctx)
+        lib.nft_ctx_buffer_error(self.ctx)
+        self.lock = threading.Lock()
+        self.table_ready = False
+        self.run_text('{"nftables": [{"list": {"tables": {"family": "inet"}}}]}')  # its socket opens here, now
+
+    def run_text(self, text: str) -> str:
+        with self.lock:
+            rc = self.lib.nft_run_cmd_from_buffer(self.ctx, text.encode())
+            if rc != 0:
+                err = self.ffi.string(self.lib.nft_ctx_get_error_buffer(self.ctx)).decode(errors="replace").strip()
+                raise _NftError(err or f"nftables failed ({rc})")
+            return str(self.ffi.string(self.lib.nft_ctx_get_output_buffer(self.ctx)).decode())
+
+    def run(self, commands: list[dict[str, Any]]) -> Any:
+        """One nftables transaction, in JSON."""
+        out = self.run_text(json.dumps({"nftables": commands}))
+        return json.loads(out) if out.strip() else None
+
+    def free(self) -> None:
+        self.lib.nft_ctx_free(self.ctx)
+
+
+_ctxs: collections.OrderedDict[tuple[int, int] | None, _Ctx] = collections.OrderedDict()
+_ctxs_lock = threading.Lock()
+
+
+def _ctx(host_netns: str | None) -> _Ctx:
+    key = _netlink.ns_key(host_netns)
+    with _ctxs_lock:
+        c = _ctxs.get(key)
+        if c is not None:
+            _ctxs.move_to_end(key)
+            return c
+    c = _netlink.in_netns(host_netns, _Ctx)
+    with _ctxs_lock:
+        _ctxs[key] = c
+        while len(_ctxs) > _netlink.KEEP:
+            _ctxs.popitem(last=False)[1].free()
+    return c
+
+
+def _after_fork() -> None:
+    global _ctxs_lock
+    _ctxs_lock = threading.Lock()
+    _ctxs.clear()  # the parent's: its sockets are not ours to use (nor free)
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def run(host_netns: str | None, commands: list[dict[str, Any]]) -> Any:
-    return _netlink.in_netns(host_netns, lambda: _run(commands))
-
-
-# ---- the table -------------------------------------------------------------------------
+    return _ctx(host_netns).run(commands)
 
 
 # The fixed part of the table, in nft's own syntax, parsed by the same
@@ -101,6 +141,7 @@ table inet pycontainer {
     set bridges { type ifname; }
     set same { type ifname . ifname; }
     set nets4 { type ipv4_addr; flags interval; }
+    set nets6 { type ipv6_addr; flags interval; }
     map ports4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
     map ports4ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
     chain prerouting {
@@ -117,6 +158,7 @@ table inet pycontainer {
         type nat hook postrouting priority 100; policy accept;
         # what leaves a network for the outside goes out with the host's address
         ip saddr @nets4 oifname != @bridges masquerade
+        ip6 saddr @nets6 oifname != @bridges masquerade
         # a published port reached on 127.0.0.1: the reply must come back to us
         ip saddr 127.0.0.0/8 oifname @bridges masquerade
     }
@@ -129,61 +171,63 @@ table inet pycontainer {
 """
 
 
-def _exists() -> bool:
-    try:
-        _run([{"list": {"table": {"family": "inet", "name": TABLE}}}])
-        return True
-    except _NftError:
-        return False
-
-
-def _ensure_table() -> None:
+def _ensure_table(c: _Ctx) -> None:
     """The table, made in one transaction if missing (``create`` fails if
     another process made it meanwhile: then it is there, and that is fine)."""
-    if _exists():
+    if c.table_ready:
         return
     try:
-        _run_text("create table inet pycontainer\n" + _TABLE_TEXT)
+        c.run([{"list": {"table": {"family": "inet", "name": TABLE}}}])
     except _NftError:
-        if not _exists():
-            raise
+        try:
+            c.run_text("create table inet pycontainer\n" + _TABLE_TEXT)
+        except _NftError:
+            c.run([{"list": {"table": {"family": "inet", "name": TABLE}}}])  # raises if still missing
+    c.table_ready = True
+
+
+def _change(host_netns: str | None, commands: list[dict[str, Any]]) -> None:
+    """Elements added or deleted, one transaction; should the table have been
+    removed behind our back, it is made again and the change retried."""
+    c = _ctx(host_netns)
+    _ensure_table(c)
+    try:
+        c.run(commands)
+    except _NftError:
+        c.table_ready = False
+        _ensure_table(c)
+        c.run(commands)
 
 
 def _elem(kind: str, name: str, elems: list[Any]) -> dict[str, Any]:
     return {kind: {"element": {"family": "inet", "table": TABLE, "name": name, "elem": elems}}}
 
 
-def _net_elems(bridge: str, subnet: str) -> list[tuple[str, list[Any]]]:
+def _prefix(subnet: str) -> dict[str, Any]:
     addr, _, plen = subnet.partition("/")
-    return [
-        ("bridges", [bridge]),
-        ("same", [{"concat": [bridge, bridge]}]),
-        ("nets4", [{"prefix": {"addr": addr, "len": int(plen)}}]),
-    ]
+    return {"prefix": {"addr": addr, "len": int(plen)}}
 
 
-def add_network(host_netns: str | None, bridge: str, subnet: str) -> None:
+def _net_elems(bridge: str, subnet: str, subnet6: str | None) -> list[tuple[str, list[Any]]]:
+    elems = [("bridges", [bridge]), ("same", [{"concat": [bridge, bridge]}]), ("nets4", [_prefix(subnet)])]
+    return elems + ([("nets6", [_prefix(subnet6)])] if subnet6 else [])
+
+
+def add_network(host_netns: str | None, bridge: str, subnet: str, subnet6: str | None = None) -> None:
     """The table (made if missing) and the network's elements in it."""
-
-    def go() -> None:
-        _ensure_table()
-        _run([_elem("add", n, e) for n, e in _net_elems(bridge, subnet)])
-
     try:
-        _netlink.in_netns(host_netns, go)
+        _change(host_netns, [_elem("add", n, e) for n, e in _net_elems(bridge, subnet, subnet6)])
     except _NftError as e:
         raise NetworkError(f"nftables rules of bridge {bridge}: {e}") from None
 
 
-def remove_network(host_netns: str | None, bridge: str, subnet: str) -> None:
-    def go() -> None:
-        for n, e in _net_elems(bridge, subnet):
-            try:
-                _run([_elem("delete", n, e)])
-            except _NftError:
-                pass  # not there (the table or the element)
-
-    _netlink.in_netns(host_netns, go)
+def remove_network(host_netns: str | None, bridge: str, subnet: str, subnet6: str | None = None) -> None:
+    c = _ctx(host_netns)
+    for n, e in _net_elems(bridge, subnet, subnet6):
+        try:
+            c.run([_elem("delete", n, e)])
+        except _NftError:
+            pass  # not there (the table or the element)
 
 
 def _port_elem(host_ip: str | None, proto: str, host_port: int, address: str, port: int) -> tuple[str, list[Any]]:
@@ -198,28 +242,26 @@ def add_ports(host_netns: str | None, ports: list[tuple[str | None, str, int, st
     or none; an element that exists already is an error (``create``)."""
     if not ports:
         return
-
-    def go() -> None:
-        _ensure_table()
-        _run([_elem("create", *_port_elem(*p)) for p in ports])
-
     try:
-        _netlink.in_netns(host_netns, go)
+        _change(host_netns, [_elem("create", *_port_elem(*p)) for p in ports])
     except _NftError as e:
         raise NetworkError(f"publishing ports: {e}") from None
 
 
 def remove_ports(host_netns: str | None, ports: list[tuple[str | None, str, int, str, int]]) -> None:
-    def go() -> None:
-        for p in ports:
-            name, elems = _port_elem(*p)
-            try:
-                _run([_elem("delete", name, [e[0] for e in elems])])
-            except _NftError:
-                pass
-
-    if ports:
-        _netlink.in_netns(host_netns, go)
+    if not ports:
+        return
+    c = _ctx(host_netns)
+    commands = []
+    for p in ports:
+        name, elems = _port_elem(*p)
+        commands.append(_elem("delete", name, [e[0] for e in elems]))
+    try:
+        c.run(commands)
+    except _NftError:
+        for cmd in commands:  # one by one: those still there
+            with contextlib.suppress(_NftError):
+                c.run([cmd])
 
 
 def sysctl(host_netns: str | None, items: dict[str, str]) -> None:

@@ -390,14 +390,13 @@ def _attach_bridge(
     store = NetworkStore(root)
     member = store.join(network.name, cid, hostname, os.path.join(directory, "hosts"), ports)
     undo.callback(store.leave, network.name, cid)
-    _bridge.ensure_bridge(network.bridge, network.gateway, network.subnet, network.mtu, network.host_netns)
     veth = _bridge.veth_name(network.name, cid)
-    _bridge.attach(network.bridge, network.gateway, network.subnet, network.mtu, network.host_netns, veth,
-                   member.address, netns)  # fmt: skip
+    _bridge.attach(network, veth, member.address, member.address6, netns)
     undo.callback(_bridge.detach, veth, network.host_netns)
     return {
         "name": network.name,
         "address": member.address,
+        "address6": member.address6,
         "gateway": network.gateway,
         "veth": veth,
         "host_netns": network.host_netns,

@@ -82,8 +82,8 @@ _PROTOCOLS = ("tcp", "udp")
 class Network:
     """A named bridge network: its subnet, the gateway (the bridge's own
     address, the subnet's first), the bridge's name, the MTU of its links,
-    and the network namespace the bridge lives in (a path; None: the
-    runtime's own)."""
+    the network namespace the bridge lives in (a path; None: the runtime's
+    own), and an IPv6 subnet and gateway where asked for."""
 
     name: str
     subnet: str
@@ -91,6 +91,8 @@ class Network:
     bridge: str
     mtu: int = 1500
     host_netns: str | None = None
+    subnet6: str | None = None
+    gateway6: str | None = None
 
 
 @attrs.frozen
@@ -173,6 +175,7 @@ class Member:
     address: str
     hostname: str
     ports: tuple[PortMapping, ...] = ()
+    address6: str | None = None
 
 
 class NetworkStore:
@@ -244,9 +247,17 @@ class NetworkStore:
     # ---- networks --------------------------------------------------------------------
 
     def create(
-        self, name: str, subnet: str | None = None, *, mtu: int = 1500, host_netns: str | None = None
+        self,
+        name: str,
+        subnet: str | None = None,
+        *,
+        subnet6: str | None = None,
+        mtu: int = 1500,
+        host_netns: str | None = None,
     ) -> Network:
         """A new network; without ``subnet``, the first free /24 of 10.89.0.0/16.
+        ``subnet6`` (a ULA range such as fd00:1::/64) gives its containers
+        IPv6 addresses and a default route too.
         NetworkError for a name taken, a subnet overlapping another network's,
         one that is no private IPv4 range one can route (loopback, multicast,
         link-local...), or one too small for a gateway and a container.
@@ -261,9 +272,11 @@ class NetworkStore:
         with self._locked():
             if os.path.exists(path):
                 raise NetworkError(f"network {name!r} exists already")
-            return self._create(name, subnet, mtu, host_netns)
+            return self._create(name, subnet, mtu, host_netns, subnet6)
 
-    def _create(self, name: str, subnet: str | None, mtu: int, host_netns: str | None) -> Network:
+    def _create(
+        self, name: str, subnet: str | None, mtu: int, host_netns: str | None, subnet6: str | None = None
+    ) -> Network:
         others = self._list()
         taken = [ipaddress.ip_network(n.subnet) for n in others]
         if subnet is None:
@@ -275,6 +288,14 @@ class NetworkStore:
             clash = next((n for n in others if ipaddress.ip_network(n.subnet).overlaps(net)), None)
             if clash is not None:
                 raise NetworkError(f"subnet {net} of network {name!r} overlaps network {clash.name!r} ({clash.subnet})")
+        net6 = None
+        if subnet6 is not None:
+            net6 = _check_subnet6(name, subnet6)
+            clash = next((n for n in others if n.subnet6 and ipaddress.ip_network(n.subnet6).overlaps(net6)), None)
+            if clash is not None:
+                raise NetworkError(
+                    f"subnet {net6} of network {name!r} overlaps network {clash.name!r} ({clash.subnet6})"
+                )
         network = Network(
             name=name,
             subnet=str(net),
@@ -282,6 +303,8 @@ class NetworkStore:
             bridge="pcbr-" + hashlib.sha256(f"{self.dir}/{name}".encode()).hexdigest()[:8],
             mtu=mtu,
             host_netns=host_netns,
+            subnet6=None if net6 is None else str(net6),
+            gateway6=None if net6 is None else str(net6.network_address + 1),
         )
         self._save(network, {})
         return network
@@ -322,7 +345,7 @@ class NetworkStore:
                 raise NetworkError(f"network {name!r} is in use by {owners}")
             from . import _bridge
 
-            _bridge.remove_bridge(network.bridge, network.subnet, network.host_netns)
+            _bridge.remove_bridge(network)
             os.unlink(self._path(name))
 
     # ---- members ---------------------------------------------------------------------
@@ -376,6 +399,8 @@ class NetworkStore:
                 "hostname": hostname or owner[:12],
                 "ports": [str(p) for p in wanted],
             }
+            if network.subnet6 is not None:
+                lease["address6"] = _free6(network, leases)
             if hosts_file is not None:
                 lease["hosts"] = hosts_file
                 lease["hosts_ino"] = os.stat(hosts_file).st_ino
@@ -462,12 +487,19 @@ class NetworkStore:
         bind-mounted into the container, so its inode must stay."""
         from .rootfs import HOSTS_HEADER
 
-        lines = {a: _names(v) for a, v in leases.items()}
+        def entries(addr: str, lease: dict[str, Any]) -> list[str]:
+            names = _names(lease)
+            v6 = lease.get("address6")
+            return [f"{addr}\t{names}\n"] + ([f"{v6}\t{names}\n"] if v6 else [])
+
         for addr, lease in leases.items():
             path = self._hosts_path(lease)
             if path is None:
                 continue
-            body = [f"{addr}\t{lines[addr]}\n"] + [f"{a}\t{n}\n" for a, n in sorted(lines.items()) if a != addr]
+            body = entries(addr, lease)
+            for a in sorted(leases, key=ipaddress.ip_address):
+                if a != addr:
+                    body += entries(a, leases[a])
             with contextlib.suppress(OSError):
                 fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 try:
@@ -499,11 +531,37 @@ def _names(lease: dict[str, Any]) -> str:
 
 
 def _member(address: str, lease: dict[str, Any]) -> Member:
-    return Member(lease["owner"], address, lease.get("hostname") or lease["owner"][:12], _ports(lease.get("ports")))
+    hostname = lease.get("hostname") or lease["owner"][:12]
+    return Member(lease["owner"], address, hostname, _ports(lease.get("ports")), lease.get("address6"))
 
 
 def _nft_ports(address: str, ports: tuple[PortMapping, ...]) -> list[tuple[str | None, str, int, str, int]]:
     return [(p.host_ip, p.protocol, p.host_port, address, p.container_port) for p in ports]
+
+
+def _free6(network: Network, leases: dict[str, dict[str, Any]]) -> str:
+    net = ipaddress.IPv6Network(network.subnet6)
+    used = {ipaddress.IPv6Address(v["address6"]) for v in leases.values() if v.get("address6")}
+    addr = net.network_address + 2  # +1 is the gateway
+    while addr in used:
+        addr += 1
+    if addr not in net or addr == net.broadcast_address:
+        raise NetworkError(f"network {network.name!r} has no free IPv6 address left ({network.subnet6})")
+    return str(addr)
+
+
+def _check_subnet6(name: str, subnet: str) -> ipaddress.IPv6Network:
+    try:
+        net = ipaddress.ip_network(subnet)
+    except (ValueError, TypeError) as e:
+        raise NetworkError(f"subnet {subnet!r} of network {name!r}: {e}") from None
+    if not isinstance(net, ipaddress.IPv6Network):
+        raise NetworkError(f"subnet6 {net} of network {name!r} is no IPv6 range")
+    if net.is_loopback or net.is_multicast or net.is_link_local or net.is_unspecified or net.prefixlen > 126:
+        raise NetworkError(
+            f"subnet {net} of network {name!r} is no range a bridge can route (loopback, multicast, ...)"
+        )
+    return net
 
 
 def _check_subnet(name: str, subnet: str) -> ipaddress.IPv4Network:

@@ -280,6 +280,7 @@ def test_a_container_on_a_bridge_sees_its_address_route_mtu_and_names(root, conf
         try:
             out, err = c.communicate(timeout=30)
             assert b"inet 10.124.0.3/24" in out and b"mtu 1400" in out, (out, err)
+            assert b"link/ether 02:42:0a:7c:00:03" in out, out
             assert b"default via 10.124.0.1" in out and b"10.124.0.2\talpha first" in out, out
             assert b"10.124.0.3\tone" in out, out
             with open(os.path.join(root, "first", "hosts")) as f:
@@ -499,3 +500,52 @@ def test_a_crashed_creators_lease_is_reclaimed(root, config, lan, hostns):
 
     list_containers(root)  # sweeps the ghost's .creating directory
     assert os.listdir(root) == [".networks"]
+
+
+def test_ipv6_where_asked(root, config, hostns):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    store.create("dual", subnet="10.127.0.0/24", subnet6="fd00:7::/64", host_netns=hostns)
+    server = Container.run(root, "six", config("nc", "-l", "-p", "8080"), network="dual", stdout=PIPE, stderr=PIPE)
+    try:
+        show = "ip -6 addr show eth0 | grep global; ip -6 route | grep default; " + NC_RETRY.format("fd00:7::2")
+        c = Container.run(root, "peer", config("sh", "-c", show), network="dual", stdout=PIPE, stderr=PIPE)
+        try:
+            out, err = c.communicate(timeout=60)
+            assert c.wait().code == 0, (out, err)
+            assert b"inet6 fd00:7::3/64" in out and b"default via fd00:7::1" in out, out
+        finally:
+            c.delete()
+        assert server.communicate(timeout=30)[0] == b"hello\n"
+        with open(os.path.join(root, "six", "hosts")) as f:
+            assert "fd00:7::2\tsix\n" in f.read()
+    finally:
+        server.delete(force=True)
+    with pytest.raises(NetworkError, match="overlaps"):
+        store.create("dual2", subnet="10.128.0.0/24", subnet6="fd00:7::/48", host_netns=hostns)
+    with pytest.raises(NetworkError, match="no IPv6 range"):
+        store.create("dual2", subnet6="10.128.0.0/24", host_netns=hostns)
+    store.remove("dual")
+
+
+def test_the_default_network_is_made_on_first_use(root):
+    from pycontainer.network import DEFAULT_NETWORK, NetworkStore
+
+    store = NetworkStore(root)
+    net = store.get(DEFAULT_NETWORK)  # only its record: the bridge comes with the first container
+    assert net.name == "bridge" and net.host_netns is None and net.subnet.startswith("10.89.")
+    assert store.get(DEFAULT_NETWORK) == net and store.list() == [net]
+    os.unlink(os.path.join(store.dir, "bridge.json"))
+
+
+def test_port_specs_parse_as_dockers():
+    from pycontainer.network import PortMapping
+
+    assert PortMapping.parse("8080:80") == PortMapping(8080, 80)
+    assert PortMapping.parse("127.0.0.1:53:5353/udp") == PortMapping(53, 5353, "udp", "127.0.0.1")
+    assert PortMapping.parse("0.0.0.0:1:2") == PortMapping(1, 2)
+    assert str(PortMapping(53, 5353, "udp", "127.0.0.1")) == "127.0.0.1:53:5353/udp"
+    for bad in ("80", "0:80", "80:65536", "a:b", "::1:80:80", "80:80/icmp", 8080):
+        with pytest.raises(NetworkError):
+            PortMapping.parse(bad)  # type: ignore[arg-type]
