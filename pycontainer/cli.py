@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--init", action="store_true", help="run an init as pid 1 that reaps zombies")
     run.add_argument("-t", "--tty", action="store_true", help="give the process a terminal")
     run.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
+    run.add_argument("--network", help="none, host, container:<id>, or a network's name (bridge: the default one)")
+    run.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER[/PROTO]")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
 
     sub.add_parser("list", help="list containers")
@@ -78,6 +80,18 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("delete", help="remove a container")
     d.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
     d.add_argument("id")
+    net = sub.add_parser("network", help="bridge networks: create, ls, inspect, rm")
+    nsub = net.add_subparsers(dest="network_command", required=True)
+    nc = nsub.add_parser("create", help="make a network (its bridge comes with the first container)")
+    nc.add_argument("name")
+    nc.add_argument("--subnet", help="an IPv4 range (default: the first free /24 of 10.89.0.0/16)")
+    nc.add_argument("--subnet6", help="an IPv6 range, for IPv6 addresses too")
+    nc.add_argument("--mtu", type=int, default=1500)
+    nsub.add_parser("ls", help="list the networks")
+    ni = nsub.add_parser("inspect", help="a network and its members, as JSON")
+    ni.add_argument("name")
+    nr = nsub.add_parser("rm", help="remove a network no container uses")
+    nr.add_argument("name")
     return p
 
 
@@ -150,7 +164,9 @@ def _relay_pty(master: int, container: Container) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     cid = args.name or uuid.uuid4().hex[:16]
-    container = Container.create(args.root, cid, cfg, data_root=args.data_root)
+    container = Container.create(
+        args.root, cid, cfg, data_root=args.data_root, network=args.network, ports=args.publish
+    )
     try:
         # Forward the signals a user sends us to the container's init.
         forward = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -206,7 +222,39 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "state": _cmd_state, "kill": _cmd_kill, "delete": _cmd_delete}
+def _cmd_network(args: argparse.Namespace) -> int:
+    import attrs
+
+    from .network import NetworkStore
+
+    store = NetworkStore(args.root)
+    if args.network_command == "create":
+        net = store.create(args.name, args.subnet, subnet6=args.subnet6, mtu=args.mtu)
+        print(net.name)
+    elif args.network_command == "ls":
+        rows = [("NAME", "SUBNET", "GATEWAY", "BRIDGE")]
+        rows += [(n.name, n.subnet + (f" {n.subnet6}" if n.subnet6 else ""), n.gateway, n.bridge) for n in store.list()]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    elif args.network_command == "inspect":
+        net = store.get(args.name)
+        members = [{**attrs.asdict(m), "ports": [str(p) for p in m.ports]} for m in store.members(args.name)]
+        print(json.dumps({**attrs.asdict(net), "members": members}, indent=2))
+    else:
+        store.remove(args.name)
+        print(args.name)
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "list": _cmd_list,
+    "state": _cmd_state,
+    "kill": _cmd_kill,
+    "delete": _cmd_delete,
+    "network": _cmd_network,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

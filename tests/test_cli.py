@@ -92,3 +92,35 @@ def test_tty(root, data_root):
         env={**os.environ, "PYCONTAINER_ROOT": root, "PYCONTAINER_DATA_ROOT": data_root},
     )  # fmt: skip
     assert "/dev/pts/0" in r.stdout and "xterm" in r.stdout
+
+
+def test_networks_from_the_command_line(root, data_root):
+    from pycontainer import _netpool
+
+    r = cli(root, data_root, "network", "create", "lan", "--subnet", "10.131.0.0/24", "--subnet6", "fd00:31::/64")
+    assert r.returncode == 0 and r.stdout == "lan\n", r.stderr
+    r = cli(root, data_root, "network", "create", "lan2", "--subnet", "10.131.0.0/25")
+    assert r.returncode == 125 and "overlaps network 'lan'" in r.stderr
+    r = cli(root, data_root, "network", "ls")
+    assert r.stdout.splitlines()[1].split()[:3] == ["lan", "10.131.0.0/24", "fd00:31::/64"]
+    # a container on a bridge network whose "host" is a throwaway namespace
+    fd = _netpool.new_netns()
+    try:
+        from pycontainer.network import NetworkStore
+
+        NetworkStore(root).create("tlan", subnet="10.132.0.0/24", host_netns=f"/proc/{os.getpid()}/fd/{fd}")
+        r = cli(root, data_root, "run", "--name", "web", "--network", "tlan", "-p", "8080:80", "--",
+                "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'; grep web /etc/hosts")  # fmt: skip
+        assert r.returncode == 0 and r.stdout == "10.132.0.2/24\n10.132.0.2\tweb\n", r.stderr
+        inspect = json.loads(cli(root, data_root, "network", "inspect", "tlan").stdout)
+        assert inspect["subnet"] == "10.132.0.0/24" and inspect["members"] == []
+        assert cli(root, data_root, "network", "rm", "tlan").returncode == 0
+    finally:
+        os.close(fd)
+    r = cli(root, data_root, "run", "-p", "80:80", "--", "true")
+    assert r.returncode == 125 and "need a bridge network" in r.stderr
+    r = cli(root, data_root, "run", "--network", "nowhere", "--", "true")
+    assert r.returncode == 125 and "nor a network" in r.stderr
+    assert cli(root, data_root, "network", "rm", "lan").returncode == 0
+    r = cli(root, data_root, "network", "rm", "lan")
+    assert r.returncode == 125 and "no network 'lan'" in r.stderr
