@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import ipaddress
 
 from . import _netlink, _nft
 from .errors import NetworkError
 from .network import Network
-
-
-def veth_name(network: str, owner: str) -> str:
-    return "pcv" + hashlib.sha256(f"{network}/{owner}".encode()).hexdigest()[:10]
 
 
 def mac_for(address: str) -> str:
@@ -29,10 +24,12 @@ def mac_for(address: str) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(address).packed)
 
 
-# (host namespace, bridge) -> the bridge's index, for bridges known complete:
-# the next container skips the lookup.  Should the bridge go meanwhile,
-# attaching to it fails and the entry is dropped (see attach).
-_ready: dict[tuple[tuple[int, int] | None, str], int] = {}
+# (host namespace, bridge) -> the bridge's index and the table's generation,
+# for bridges known complete: the next container skips the lookup.  Should
+# the bridge go meanwhile, attaching to it fails and the entry is dropped (see
+# attach); should this process have had to make the table again (someone
+# flushed the ruleset), the network's elements are put back.
+_ready: dict[tuple[tuple[int, int] | None, str], tuple[int, int]] = {}
 
 
 def ensure_bridge(network: Network) -> int:
@@ -44,35 +41,45 @@ def ensure_bridge(network: Network) -> int:
         key = (_netlink.ns_key(ns), bridge)
         known = _ready.get(key)
         if known is not None:
-            return known
-        h = _netlink.host(ns)
-        link = h.link(bridge)
-        if link is not None and link[1]:
-            _ready[key] = link[0]
-            return link[0]
-        # Made (or finished, after a creator that died half-way) here; it is
-        # set up last, so a bridge that is up is complete.
-        if link is None:
-            with contextlib.suppress(FileExistsError):  # a race with another creator is fine
-                h.add_bridge(bridge, network.mtu)
-            link = h.link(bridge)
-            if link is None:
-                raise NetworkError(f"bridge {bridge} vanished as it was made")
-        h.add_address(link[0], network.gateway, ipaddress.ip_network(network.subnet).prefixlen)
-        sysctls = {"ipv4/ip_forward": "1", f"ipv4/conf/{bridge}/route_localnet": "1"}
-        if network.subnet6 and network.gateway6:
-            sysctls[f"ipv6/conf/{bridge}/disable_ipv6"] = "0"
-            h.add_address(link[0], network.gateway6, ipaddress.ip_network(network.subnet6).prefixlen)
-            sysctls["ipv6/conf/all/forwarding"] = "1"
-        _nft.sysctl(ns, sysctls)
-        _nft.add_network(ns, bridge, network.subnet, network.subnet6)
-        h.set_up(link[0])
-        _ready[key] = link[0]
-        return link[0]
+            if known[1] == _nft.generation:
+                return known[0]
+            _nft.add_network(ns, bridge, network.subnet, network.subnet6)
+            _ready[key] = (known[0], _nft.generation)
+            return known[0]
+        with _netlink.host(ns) as h:
+            return _make_bridge(network, h, key)
     except NetworkError:
         raise
     except OSError as e:
         raise NetworkError(f"bridge {bridge}: {e.strerror or e}") from None
+
+
+def _make_bridge(network: Network, h: _netlink.Rtnl, key: tuple[tuple[int, int] | None, str]) -> int:
+    ns, bridge = network.host_netns, network.bridge
+    link = h.link(bridge)
+    if link is not None and link[1]:
+        _nft.add_network(ns, bridge, network.subnet, network.subnet6)  # (idempotent: made by another process)
+        _ready[key] = (link[0], _nft.generation)
+        return link[0]
+    # Made (or finished, after a creator that died half-way) here; it is
+    # set up last, so a bridge that is up is complete.
+    if link is None:
+        with contextlib.suppress(FileExistsError):  # a race with another creator is fine
+            h.add_bridge(bridge, network.mtu)
+        link = h.link(bridge)
+        if link is None:
+            raise NetworkError(f"bridge {bridge} vanished as it was made")
+    h.add_address(link[0], network.gateway, ipaddress.ip_network(network.subnet).prefixlen)
+    sysctls = {"ipv4/ip_forward": "1", f"ipv4/conf/{bridge}/route_localnet": "1"}
+    if network.subnet6 and network.gateway6:
+        sysctls[f"ipv6/conf/{bridge}/disable_ipv6"] = "0"
+        h.add_address(link[0], network.gateway6, ipaddress.ip_network(network.subnet6).prefixlen)
+        sysctls["ipv6/conf/all/forwarding"] = "1"
+    _nft.sysctl(ns, sysctls)
+    _nft.add_network(ns, bridge, network.subnet, network.subnet6)
+    h.set_up(link[0])
+    _ready[key] = (link[0], _nft.generation)
+    return link[0]
 
 
 def remove_bridge(network: Network) -> None:
@@ -80,8 +87,7 @@ def remove_bridge(network: Network) -> None:
         _ready.pop((_netlink.ns_key(network.host_netns), network.bridge), None)
     with contextlib.suppress(OSError, NetworkError):
         _nft.remove_network(network.host_netns, network.bridge, network.subnet, network.subnet6)
-    with contextlib.suppress(OSError):
-        h = _netlink.host(network.host_netns)
+    with contextlib.suppress(OSError), _netlink.host(network.host_netns) as h:
         idx = h.index(network.bridge)
         if idx is not None:
             h.delete(idx)
@@ -93,21 +99,18 @@ def attach(network: Network, host_veth: str, address: str, address6: str | None,
     default routes via the gateways.  On failure nothing is left."""
     ns = network.host_netns
     try:
-        h = _netlink.host(ns)
         mac = mac_for(address)
-        for attempt in (1, 2, 3):
+        for attempt in (1, 2):
             master = ensure_bridge(network)
             try:
-                h.add_veth(host_veth, "eth0", netns_fd, network.mtu, master, mac)
+                with _netlink.host(ns) as h:
+                    h.add_veth(host_veth, "eth0", netns_fd, network.mtu, master, mac)
                 break
             except FileExistsError:
-                if attempt == 3:
-                    raise
-                # left by a container of the same id and network whose
-                # namespace has not gone yet (or a crashed owner's): stale
-                detach(host_veth, ns)
+                # the names are random: this link is someone else's, never ours to replace
+                raise NetworkError(f"a link named {host_veth} exists already") from None
             except OSError as e:
-                if e.errno not in (errno.ENODEV, errno.EINVAL, errno.EPERM) or attempt == 3:
+                if e.errno not in (errno.ENODEV, errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP) or attempt == 2:
                     raise
                 # the bridge we knew is gone (or another link has its index now)
                 _ready.pop((_netlink.ns_key(ns), network.bridge), None)
@@ -137,8 +140,7 @@ def detach(host_veth: str, host_netns: str | None) -> None:
     This waits for an RCU grace period in the kernel (some 20 ms); where the
     container's namespace is going away anyway, leaving the pair to go with
     it costs nothing."""
-    with contextlib.suppress(OSError):
-        h = _netlink.host(host_netns)
+    with contextlib.suppress(OSError), _netlink.host(host_netns) as h:
         idx = h.index(host_veth)
         if idx is not None:
             try:
@@ -149,14 +151,25 @@ def detach(host_veth: str, host_netns: str | None) -> None:
 
 
 def exists(host_veth: str, host_netns: str | None) -> bool:
+    """Is the link there?  (A namespace that is gone has none.)"""
     try:
-        return _netlink.host(host_netns).index(host_veth) is not None
+        with _netlink.host(host_netns) as h:
+            return h.index(host_veth) is not None
     except OSError:
         return False
 
 
 def links(host_netns: str | None) -> list[str]:
-    return _netlink.host(host_netns).links()
+    with _netlink.host(host_netns) as h:
+        return h.links()
 
 
-__all__ = ["attach", "detach", "ensure_bridge", "exists", "links", "mac_for", "remove_bridge", "veth_name"]
+def routed(host_netns: str | None) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+    """The destinations the host's main routing table reaches through a
+    link (its connected and static routes; not the default route), with the
+    link's name: a new network's subnet must not overlap any of them."""
+    with _netlink.host(host_netns) as h:
+        return h.routes()
+
+
+__all__ = ["attach", "detach", "ensure_bridge", "exists", "links", "mac_for", "remove_bridge", "routed"]

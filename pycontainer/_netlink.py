@@ -12,16 +12,18 @@ socket and ends; the socket then works from any thread."""
 from __future__ import annotations
 
 import collections
+import contextlib
+import ipaddress
 import itertools
 import os
 import socket
 import struct
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
@@ -207,6 +209,28 @@ class Rtnl:
 
     # ---- addresses and routes ----------------------------------------------------------
 
+    def routes(self) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+        """(destination, link name) of the main table's routes but the default ones."""
+        names = {}
+        for body in self._call(ifinfmsg(), RTM_GETLINK, NLM_F_DUMP):
+            m = ifinfmsg(body)
+            m.decode()
+            names[m["index"]] = m.get_attr("IFLA_IFNAME")
+        out = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            req = rtmsg()
+            req["family"] = family
+            for body in self._call(req, RTM_GETROUTE, NLM_F_DUMP):
+                m = rtmsg(body)
+                m.decode()
+                dst = m.get_attr("RTA_DST")
+                if m["table"] != 254 or m["type"] != 1 or not dst or not m["dst_len"]:
+                    continue
+                net = ipaddress.ip_network(f"{dst}/{m['dst_len']}", strict=False)
+                if not net.is_link_local:
+                    out.append((net, str(names.get(m.get_attr("RTA_OIF"), "?"))))
+        return out
+
     def add_address(self, index: int, address: str, prefixlen: int) -> None:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         msg = ifaddrmsg()
@@ -233,16 +257,6 @@ class Rtnl:
         self._call(msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
 
 
-# Sockets to host namespaces, kept for the next container (making one costs
-# about half a millisecond): our own namespace's, and a few of namespaces
-# named by path, keyed by the namespace's inode so a recycled path never
-# finds another namespace's socket.  A kept socket keeps its namespace alive,
-# hence only a few.
-KEEP = 4
-_kept: collections.OrderedDict[tuple[int, int] | None, Rtnl] = collections.OrderedDict()
-_kept_lock = threading.Lock()
-
-
 def ns_key(path: str | None) -> tuple[int, int] | None:
     """What identifies the namespace at ``path`` (None: ours)."""
     if path is None:
@@ -251,28 +265,56 @@ def ns_key(path: str | None) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def host(path: str | None) -> Rtnl:
-    key = ns_key(path)
-    with _kept_lock:
-        r = _kept.get(key)
-        if r is not None:
-            _kept.move_to_end(key)
-            return r
-    r = Rtnl.at(path)
-    with _kept_lock:
-        _kept[key] = r
-        while len(_kept) > KEEP:
-            _kept.popitem(last=False)[1].close()
-    return r
+class NsCache(Generic[_T]):
+    """Objects bound to a network namespace (a netlink socket, a libnftables
+    context), kept for the next container: making one costs from half a
+    millisecond to several.  Keyed by the namespace's inode, so a recycled
+    path never finds another namespace's object; only a few are kept, as
+    each keeps its namespace alive.  One is made at a time (threads that
+    miss together do not each make one), and an evicted one is closed only
+    once no thread uses it any more."""
+
+    def __init__(self, make: Callable[[], _T], close: Callable[[_T], None], keep: int = 4) -> None:
+        self._make, self._close, self._keep = make, close, keep
+        self._items: collections.OrderedDict[tuple[int, int] | None, list[Any]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    @contextlib.contextmanager
+    def use(self, path: str | None) -> Iterator[_T]:
+        key = ns_key(path)
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is None:
+                entry = [in_netns(path, self._make), 0, False]  # object, users, evicted
+                self._items[key] = entry
+                while len(self._items) > self._keep:
+                    old = self._items.popitem(last=False)[1]
+                    old[2] = True
+                    if old[1] == 0:
+                        self._close(old[0])
+            else:
+                self._items.move_to_end(key)
+            entry[1] += 1
+        try:
+            yield entry[0]
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[2] and entry[1] == 0:
+                    self._close(entry[0])
+
+    def _after_fork(self) -> None:
+        # The parent's objects (their sockets, their sequence numbers) are not
+        # the child's to use; they are forgotten, not closed or freed (a
+        # libnftables context is the parent's memory too).
+        self._lock = threading.Lock()
+        self._items.clear()
 
 
-def _after_fork() -> None:
-    # the parent's sockets (and their sequence numbers) are not ours to use
-    global _kept_lock
-    _kept_lock = threading.Lock()
-    for r in _kept.values():
-        r._s.close()
-    _kept.clear()
+_hosts: NsCache[Rtnl] = NsCache(Rtnl, Rtnl.close)
 
 
-os.register_at_fork(after_in_child=_after_fork)
+def host(path: str | None) -> contextlib.AbstractContextManager[Rtnl]:
+    """A kept netlink socket in the namespace at ``path`` (None: ours), for a ``with``."""
+    return _hosts.use(path)

@@ -16,10 +16,8 @@ change one atomic nftables transaction:
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
-import os
 import threading
 from typing import Any
 
@@ -99,36 +97,13 @@ class _Ctx:
         self.lib.nft_ctx_free(self.ctx)
 
 
-_ctxs: collections.OrderedDict[tuple[int, int] | None, _Ctx] = collections.OrderedDict()
-_ctxs_lock = threading.Lock()
-
-
-def _ctx(host_netns: str | None) -> _Ctx:
-    key = _netlink.ns_key(host_netns)
-    with _ctxs_lock:
-        c = _ctxs.get(key)
-        if c is not None:
-            _ctxs.move_to_end(key)
-            return c
-    c = _netlink.in_netns(host_netns, _Ctx)
-    with _ctxs_lock:
-        _ctxs[key] = c
-        while len(_ctxs) > _netlink.KEEP:
-            _ctxs.popitem(last=False)[1].free()
-    return c
-
-
-def _after_fork() -> None:
-    global _ctxs_lock
-    _ctxs_lock = threading.Lock()
-    _ctxs.clear()  # the parent's: its sockets are not ours to use (nor free)
-
-
-os.register_at_fork(after_in_child=_after_fork)
+_ctxs: _netlink.NsCache[_Ctx] = _netlink.NsCache(_Ctx, _Ctx.free)
+generation = 0  # how many times this process made the table: a bridge cached as complete before is not any more
 
 
 def run(host_netns: str | None, commands: list[dict[str, Any]]) -> Any:
-    return _ctx(host_netns).run(commands)
+    with _ctxs.use(host_netns) as c:
+        return c.run(commands)
 
 
 # The fixed part of the table, in nft's own syntax, parsed by the same
@@ -144,6 +119,14 @@ table inet pycontainer {
     set nets6 { type ipv6_addr; flags interval; }
     map ports4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
     map ports4ip { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+    chain raw {
+        type filter hook prerouting priority -300; policy accept;
+        # 127/8 only from the host itself: with route_localnet on the bridges
+        # (for published ports on 127.0.0.1), a container or a neighbour
+        # could otherwise reach the host's loopback services or a port
+        # published on 127.0.0.1 only (CVE-2020-8558)
+        iifname != "lo" ip daddr 127.0.0.0/8 drop
+    }
     chain prerouting {
         type nat hook prerouting priority -100; policy accept;
         fib daddr type local dnat ip to meta l4proto . th dport map @ports4
@@ -161,42 +144,57 @@ table inet pycontainer {
         ip6 saddr @nets6 oifname != @bridges masquerade
         # a published port reached on 127.0.0.1: the reply must come back to us
         ip saddr 127.0.0.0/8 oifname @bridges masquerade
+        # a published port reached from a network (hairpin): replies come back through us
+        ct status dnat ip saddr @nets4 oifname @bridges masquerade
     }
     chain forward {
         type filter hook forward priority 0; policy accept;
+        # published ports, and replies to what containers started
+        ct status dnat accept
+        oifname @bridges ct state established,related accept
         # networks do not reach each other
         iifname @bridges oifname @bridges iifname . oifname != @same drop
+        # nor does the outside reach what is not published
+        oifname @bridges iifname != @bridges drop
     }
 }
 """
 
 
-def _ensure_table(c: _Ctx) -> None:
+def _ensure_table(c: _Ctx) -> bool:
     """The table, made in one transaction if missing (``create`` fails if
-    another process made it meanwhile: then it is there, and that is fine)."""
+    another process made it meanwhile: then it is there, and that is fine).
+    Whether it had to be made."""
+    global generation
     if c.table_ready:
-        return
+        return False
+    made = False
     try:
         c.run([{"list": {"table": {"family": "inet", "name": TABLE}}}])
     except _NftError:
         try:
             c.run_text("create table inet pycontainer\n" + _TABLE_TEXT)
+            made = True
+            generation += 1
         except _NftError:
             c.run([{"list": {"table": {"family": "inet", "name": TABLE}}}])  # raises if still missing
     c.table_ready = True
+    return made
 
 
-def _change(host_netns: str | None, commands: list[dict[str, Any]]) -> None:
+def _change(host_netns: str | None, commands: list[dict[str, Any]]) -> bool:
     """Elements added or deleted, one transaction; should the table have been
-    removed behind our back, it is made again and the change retried."""
-    c = _ctx(host_netns)
-    _ensure_table(c)
-    try:
-        c.run(commands)
-    except _NftError:
-        c.table_ready = False
-        _ensure_table(c)
-        c.run(commands)
+    removed behind our back, it is made again and the change retried.
+    Whether the table had to be made (its elements are then gone)."""
+    with _ctxs.use(host_netns) as c:
+        made = _ensure_table(c)
+        try:
+            c.run(commands)
+        except _NftError:
+            c.table_ready = False
+            made = _ensure_table(c) or made
+            c.run(commands)
+        return made
 
 
 def _elem(kind: str, name: str, elems: list[Any]) -> dict[str, Any]:
@@ -213,21 +211,20 @@ def _net_elems(bridge: str, subnet: str, subnet6: str | None) -> list[tuple[str,
     return elems + ([("nets6", [_prefix(subnet6)])] if subnet6 else [])
 
 
-def add_network(host_netns: str | None, bridge: str, subnet: str, subnet6: str | None = None) -> None:
-    """The table (made if missing) and the network's elements in it."""
+def add_network(host_netns: str | None, bridge: str, subnet: str, subnet6: str | None = None) -> bool:
+    """The table (made if missing) and the network's elements in it; whether
+    the table had to be made."""
     try:
-        _change(host_netns, [_elem("add", n, e) for n, e in _net_elems(bridge, subnet, subnet6)])
-    except _NftError as e:
+        return _change(host_netns, [_elem("add", n, e) for n, e in _net_elems(bridge, subnet, subnet6)])
+    except (_NftError, OSError) as e:
         raise NetworkError(f"nftables rules of bridge {bridge}: {e}") from None
 
 
 def remove_network(host_netns: str | None, bridge: str, subnet: str, subnet6: str | None = None) -> None:
-    c = _ctx(host_netns)
-    for n, e in _net_elems(bridge, subnet, subnet6):
-        try:
-            c.run([_elem("delete", n, e)])
-        except _NftError:
-            pass  # not there (the table or the element)
+    with _ctxs.use(host_netns) as c:
+        for n, e in _net_elems(bridge, subnet, subnet6):
+            with contextlib.suppress(_NftError):  # not there (the table or the element)
+                c.run([_elem("delete", n, e)])
 
 
 def _port_elem(host_ip: str | None, proto: str, host_port: int, address: str, port: int) -> tuple[str, list[Any]]:
@@ -237,31 +234,34 @@ def _port_elem(host_ip: str | None, proto: str, host_port: int, address: str, po
     return "ports4ip", [[{"concat": [host_ip, proto, host_port]}, value]]
 
 
-def add_ports(host_netns: str | None, ports: list[tuple[str | None, str, int, str, int]]) -> None:
-    """Publish (host ip or None, proto, host port, address, port) each, all
-    or none; an element that exists already is an error (``create``)."""
+Port = tuple[str | None, str, int, str, int]  # host ip or None, proto, host port, address, port
+
+
+def add_ports(host_netns: str | None, ports: list[Port], verb: str = "create") -> bool:
+    """Publish each port, all or none; with ``create`` an element that
+    exists already is an error.  Whether the table had to be made."""
     if not ports:
-        return
+        return False
     try:
-        _change(host_netns, [_elem("create", *_port_elem(*p)) for p in ports])
-    except _NftError as e:
+        return _change(host_netns, [_elem(verb, *_port_elem(*p)) for p in ports])
+    except (_NftError, OSError) as e:
         raise NetworkError(f"publishing ports: {e}") from None
 
 
-def remove_ports(host_netns: str | None, ports: list[tuple[str | None, str, int, str, int]]) -> None:
+def remove_ports(host_netns: str | None, ports: list[Port]) -> None:
     if not ports:
         return
-    c = _ctx(host_netns)
     commands = []
     for p in ports:
         name, elems = _port_elem(*p)
         commands.append(_elem("delete", name, [e[0] for e in elems]))
-    try:
-        c.run(commands)
-    except _NftError:
-        for cmd in commands:  # one by one: those still there
-            with contextlib.suppress(_NftError):
-                c.run([cmd])
+    with _ctxs.use(host_netns) as c:
+        try:
+            c.run(commands)
+        except _NftError:
+            for cmd in commands:  # one by one: those still there
+                with contextlib.suppress(_NftError):
+                    c.run([cmd])
 
 
 def sysctl(host_netns: str | None, items: dict[str, str]) -> None:

@@ -84,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     nsub = net.add_subparsers(dest="network_command", required=True)
     nc = nsub.add_parser("create", help="make a network (its bridge comes with the first container)")
     nc.add_argument("name")
-    nc.add_argument("--subnet", help="an IPv4 range (default: the first free /24 of 10.89.0.0/16)")
+    nc.add_argument(
+        "--subnet",
+        help="an IPv4 range (default: the first free /24 of 10.77.0.0/16 that no other network nor host route overlaps)",
+    )
     nc.add_argument("--subnet6", help="an IPv6 range, for IPv6 addresses too")
     nc.add_argument("--mtu", type=int, default=1500)
     nsub.add_parser("ls", help="list the networks")

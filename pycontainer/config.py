@@ -288,7 +288,7 @@ class HugepageLimit:
 
     @page_size.validator
     def _size(self, _attribute: Any, value: str) -> None:
-        if not v.HUGEPAGE_SIZE_RE.match(value):
+        if not v.HUGEPAGE_SIZE_RE.fullmatch(value):
             raise ConfigError("hugepage_limits.page_size", f"{value!r} is not a page size such as '2MB' or '1GB'")
 
 

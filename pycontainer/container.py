@@ -389,8 +389,8 @@ def _attach_bridge(
 
     store = NetworkStore(root)
     member = store.join(network.name, cid, hostname, os.path.join(directory, "hosts"), ports)
-    undo.callback(store.leave, network.name, cid)
-    veth = _bridge.veth_name(network.name, cid)
+    undo.callback(store.leave, network.name, cid, member.veth)
+    veth = str(member.veth)
     _bridge.attach(network, veth, member.address, member.address6, netns)
     undo.callback(_bridge.detach, veth, network.host_netns)
     return {
@@ -774,7 +774,10 @@ class Container(ProcessHandle):
             # The container's network namespace is made here, wired to the
             # bridge from outside, then joined by the child.
             if netns is None:
-                netns = _netpool.new_netns()
+                try:
+                    netns = _netpool.new_netns()
+                except OSError as e:
+                    raise NetworkError(f"container {cid!r}: cannot make a network namespace: {e.strerror}") from None
             try:
                 extra["network"] = _attach_bridge(bridge, root, cid, hostname, directory, netns, ports, undo)
             except BaseException:
@@ -1070,7 +1073,11 @@ class Container(ProcessHandle):
                 from . import _bridge
                 from .network import NetworkStore
 
-                NetworkStore(self.root).leave(net["name"], self.id)
+                try:
+                    NetworkStore(self.root).leave(net["name"], self.id, net["veth"])
+                except (OSError, PyContainerError) as e:
+                    # (the next user of the network reclaims the lease)
+                    warnings.warn(f"container {self.id!r}: leaving network {net['name']!r}: {e}", stacklevel=2)
                 if not own_pidns:
                     # Processes may live on in the namespace: take the veth
                     # out now.  Otherwise the init's death freed the namespace,

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,7 +74,8 @@ def _network_exists(root: str, name: str) -> bool:
 
 
 _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
-DEFAULT_POOL = ipaddress.ip_network("10.89.0.0/16")  # default subnets: /24s out of it
+# Default subnets: /24s out of it (not 10.88 or 10.89, podman's; nor one the host routes)
+DEFAULT_POOL = ipaddress.ip_network("10.77.0.0/16")
 DEFAULT_NETWORK = "bridge"  # made on first use, as Docker's default network
 _PROTOCOLS = ("tcp", "udp")
 
@@ -157,8 +159,10 @@ def _ports(value: object) -> tuple[PortMapping, ...]:
         return ()
     if isinstance(value, (str, PortMapping)):
         value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise NetworkError(f"published ports are a list such as ['8080:80'], not {type(value).__name__}")
     out = []
-    for p in value:  # type: ignore[attr-defined]
+    for p in value:
         out.append(p.checked() if isinstance(p, PortMapping) else PortMapping.parse(p))
     for i, p in enumerate(out):
         for q in out[:i]:
@@ -176,6 +180,7 @@ class Member:
     hostname: str
     ports: tuple[PortMapping, ...] = ()
     address6: str | None = None
+    veth: str | None = None  # the host end of its veth pair
 
 
 class NetworkStore:
@@ -255,7 +260,8 @@ class NetworkStore:
         mtu: int = 1500,
         host_netns: str | None = None,
     ) -> Network:
-        """A new network; without ``subnet``, the first free /24 of 10.89.0.0/16.
+        """A new network; without ``subnet``, the first free /24 of 10.77.0.0/16 that neither
+        another network nor a route of the host overlaps.
         ``subnet6`` (a ULA range such as fd00:1::/64) gives its containers
         IPv6 addresses and a default route too.
         NetworkError for a name taken, a subnet overlapping another network's,
@@ -277,10 +283,24 @@ class NetworkStore:
     def _create(
         self, name: str, subnet: str | None, mtu: int, host_netns: str | None, subnet6: str | None = None
     ) -> Network:
+        from . import _bridge
+
         others = self._list()
         taken = [ipaddress.ip_network(n.subnet) for n in others]
+        try:
+            # what the host routes already: another runtime's bridge, a VPN, the LAN
+            routes = _bridge.routed(host_netns)
+        except OSError as e:
+            raise NetworkError(f"network {name!r}: cannot read the host's routes: {e}") from None
         if subnet is None:
-            net = next((s for s in DEFAULT_POOL.subnets(new_prefix=24) if not any(s.overlaps(t) for t in taken)), None)
+            net = next(
+                (
+                    s
+                    for s in DEFAULT_POOL.subnets(new_prefix=24)
+                    if not any(s.overlaps(t) for t in taken) and not any(s.overlaps(r) for r, _ in routes)
+                ),
+                None,
+            )
             if net is None:
                 raise NetworkError(f"no free /24 left in {DEFAULT_POOL} for network {name!r}")
         else:
@@ -288,6 +308,11 @@ class NetworkStore:
             clash = next((n for n in others if ipaddress.ip_network(n.subnet).overlaps(net)), None)
             if clash is not None:
                 raise NetworkError(f"subnet {net} of network {name!r} overlaps network {clash.name!r} ({clash.subnet})")
+            route = next(((r, dev) for r, dev in routes if r.overlaps(net)), None)
+            if route is not None:
+                raise NetworkError(
+                    f"subnet {net} of network {name!r} overlaps a route of the host ({route[0]} dev {route[1]})"
+                )
         net6 = None
         if subnet6 is not None:
             net6 = _check_subnet6(name, subnet6)
@@ -295,6 +320,11 @@ class NetworkStore:
             if clash is not None:
                 raise NetworkError(
                     f"subnet {net6} of network {name!r} overlaps network {clash.name!r} ({clash.subnet6})"
+                )
+            route = next(((r, dev) for r, dev in routes if r.overlaps(net6)), None)
+            if route is not None:
+                raise NetworkError(
+                    f"subnet {net6} of network {name!r} overlaps a route of the host ({route[0]} dev {route[1]})"
                 )
         network = Network(
             name=name,
@@ -328,32 +358,46 @@ class NetworkStore:
     def leases(self, name: str) -> dict[str, str]:
         """address -> owner (a container's id) on the network."""
         with self._locked():
-            return {a: v["owner"] for a, v in self._load(name)[1].items()}
+            return {a: v["owner"] for a, v in self._load(name)[1].items() if not v.get("draining")}
 
     def members(self, name: str) -> list[Member]:
         with self._locked():
-            return [_member(a, v) for a, v in sorted(self._load(name)[1].items())]
+            leases = self._load(name)[1]
+            return [
+                _member(a, leases[a]) for a in sorted(leases, key=ipaddress.ip_address) if not leases[a].get("draining")
+            ]
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, wait: float = 5.0) -> None:
         """Remove a network no container uses: its file, its bridge and its
-        elements in the nftables table."""
-        with self._locked():
-            network, leases = self._load(name)
-            self._reclaim(network, leases)
-            if leases:
-                owners = ", ".join(sorted(v["owner"] for v in leases.values()))
-                raise NetworkError(f"network {name!r} is in use by {owners}")
-            from . import _bridge
+        elements in the nftables table.  Addresses of containers just
+        deleted, whose veth the kernel has not removed yet, are waited for
+        (up to ``wait`` seconds)."""
+        deadline = time.monotonic() + wait
+        while True:
+            with self._locked():
+                network, leases = self._load(name)
+                if self._settle(network, leases):
+                    self._save(network, leases)
+                live = sorted(v["owner"] for v in leases.values() if not v.get("draining"))
+                if live:
+                    raise NetworkError(f"network {name!r} is in use by {', '.join(live)}")
+                if not leases or time.monotonic() > deadline:
+                    if leases:
+                        veths = ", ".join(sorted(str(v.get("veth")) for v in leases.values()))
+                        raise NetworkError(f"network {name!r}: links of deleted containers are still there ({veths})")
+                    from . import _bridge
 
-            _bridge.remove_bridge(network)
-            os.unlink(self._path(name))
+                    _bridge.remove_bridge(network)
+                    os.unlink(self._path(name))
+                    return
+            time.sleep(0.02)
 
     # ---- members ---------------------------------------------------------------------
 
     def allocate(self, name: str, owner: str) -> str:
         """The lowest free address of the network for ``owner`` (a container's
-        id; the same address again if it holds one already), with no name
-        or ports.  NetworkError when none is left."""
+        id; the same address again if it holds one already), with no name,
+        ports or link.  NetworkError when none is left."""
         return self.join(name, owner).address
 
     def join(
@@ -364,11 +408,12 @@ class NetworkStore:
         hosts_file: str | None = None,
         ports: object = None,
     ) -> Member:
-        """Make ``owner`` a member: the lowest free address, its ports
-        published (NetworkError if another member of a network on the same
-        host holds one), and ``hosts_file`` (the container's /etc/hosts, a
-        path in its state directory) written with every member's name, as
-        every other member's is with this one's."""
+        """Make ``owner`` a member: the lowest free address, the name of its
+        veth, its ports published (NetworkError if a live member of a
+        network on the same host holds one), and ``hosts_file`` (the
+        container's /etc/hosts, a path in its state directory) written with
+        every member's name, as every other member's is with this one's.
+        Leases of owners that are gone are reclaimed first."""
         from .errors import ConfigError
         from .validate import container_id
 
@@ -379,11 +424,18 @@ class NetworkStore:
         wanted = _ports(ports)
         with self._locked():
             network, leases = self._load(name)
+            settled = self._settle(network, leases)
             for addr, v in leases.items():
-                if v["owner"] == owner:
-                    return _member(addr, v)
-            self._reclaim(network, leases)
-            self._check_ports(network, wanted)
+                if v["owner"] == owner and not v.get("draining"):
+                    if hosts_file is None and "hosts" not in v:
+                        return _member(addr, v)  # allocate() again
+                    raise NetworkError(f"container {owner!r} is on network {name!r} already ({addr})")
+            try:
+                self._check_ports(network, wanted)
+            except NetworkError:
+                if settled:
+                    self._save(network, leases)
+                raise
             address = next(
                 (
                     str(h)
@@ -393,20 +445,23 @@ class NetworkStore:
                 None,
             )
             if address is None:
+                if settled:
+                    self._save(network, leases)
                 raise NetworkError(f"network {name!r} has no free address left ({network.subnet})")
             lease: dict[str, Any] = {
                 "owner": owner,
                 "hostname": hostname or owner[:12],
                 "ports": [str(p) for p in wanted],
             }
+            if hosts_file is not None:
+                st = os.stat(hosts_file)
+                lease.update(hosts=hosts_file, hosts_id=[st.st_dev, st.st_ino], veth="pcv" + os.urandom(5).hex())
             if network.subnet6 is not None:
                 lease["address6"] = _free6(network, leases)
-            if hosts_file is not None:
-                lease["hosts"] = hosts_file
-                lease["hosts_ino"] = os.stat(hosts_file).st_ino
             from . import _nft
 
-            _nft.add_ports(network.host_netns, _nft_ports(address, wanted))
+            if _nft.add_ports(network.host_netns, _nft_ports(address, wanted)):
+                self._restore(network.host_netns)
             try:
                 leases[address] = lease
                 self._save(network, leases)
@@ -416,69 +471,87 @@ class NetworkStore:
             self._write_hosts(leases)
             return _member(address, lease)
 
-    def leave(self, name: str, owner: str) -> None:
-        """Give back ``owner``'s address and published ports, and take its
-        name out of the other members' /etc/hosts (no error if it holds
-        none, or the network is gone)."""
+    def leave(self, name: str, owner: str, veth: str | None = None) -> None:
+        """``owner`` leaves: its published ports go, and its name from the
+        other members' /etc/hosts.  Its address stays reserved until its
+        veth is gone (the kernel removes the pair with the container's
+        network namespace; a namespace another container still uses keeps
+        it, and the address with it).  ``veth`` picks the lease of that link
+        only (undoing a creation must not touch another's lease of the same
+        id).  No error if there is none, or the network is gone."""
         with self._locked():
             try:
                 network, leases = self._load(name)
             except NetworkError:
                 return
-            mine = {a: v for a, v in leases.items() if v["owner"] == owner}
-            if not mine:
-                return
-            self._drop(network, leases, mine, detach=False)
+            mine = {
+                a: v
+                for a, v in leases.items()
+                if v["owner"] == owner and not v.get("draining") and (veth is None or v.get("veth") == veth)
+            }
+            if mine:
+                self._drain(network, leases, mine)
+                self._save(network, leases)
+                self._write_hosts(leases)
 
     def release(self, name: str, owner: str) -> None:
         self.leave(name, owner)
 
-    def _drop(
-        self, network: Network, leases: dict[str, dict[str, Any]], gone: dict[str, dict[str, Any]], detach: bool
-    ) -> None:
-        from . import _bridge, _nft
+    def _drain(self, network: Network, leases: dict[str, dict[str, Any]], gone: dict[str, dict[str, Any]]) -> None:
+        from . import _nft
 
         for addr, v in gone.items():
-            _nft.remove_ports(network.host_netns, _nft_ports(addr, _ports(v.get("ports"))))
-            if detach:
-                _bridge.detach(_bridge.veth_name(network.name, v["owner"]), network.host_netns)
-            del leases[addr]
-        self._save(network, leases)
-        self._write_hosts(leases)
+            with contextlib.suppress(OSError, NetworkError):
+                _nft.remove_ports(network.host_netns, _nft_ports(addr, _ports(v.get("ports"))))
+            if v.get("veth"):
+                leases[addr] = {"owner": v["owner"], "veth": v["veth"], "draining": True}
+            else:
+                del leases[addr]
 
-    def _reclaim(self, network: Network, leases: dict[str, dict[str, Any]]) -> None:
-        """Drop the leases of owners that are gone (their veth and ports too)."""
-        stale = {a: v for a, v in leases.items() if not self._alive(v)}
+    def _settle(self, network: Network, leases: dict[str, dict[str, Any]]) -> bool:
+        """Leases of owners that are gone drained; drained leases whose veth
+        is gone dropped.  Whether anything changed (the caller saves)."""
+        from . import _bridge
+
+        stale = {a: v for a, v in leases.items() if not v.get("draining") and not self._alive(v)}
         if stale:
-            self._drop(network, leases, stale, detach=True)
+            self._drain(network, leases, stale)
+        done = [a for a, v in leases.items() if v.get("draining") and not _bridge.exists(v["veth"], network.host_netns)]
+        for a in done:
+            del leases[a]
+        if stale:
+            self._write_hosts(leases)
+        return bool(stale or done)
 
     def _alive(self, lease: dict[str, Any]) -> bool:
         """Does the lease's container still exist?  Its hosts file (made before
         the lease, removed with the container) is how it is recognised: the
-        same inode in its state directory, or in the directory it is being
+        same file in its state directory, or in the directory it is being
         made in by a live process."""
-        ino = lease.get("hosts_ino")
-        if ino is None:
+        if "hosts" not in lease:
             return True  # an address taken by allocate(): only leave() gives it back
         path = self._hosts_path(lease)
         if path is None:
             return False
-        if os.path.basename(os.path.dirname(path)).startswith(".creating-"):
-            pid = os.path.basename(os.path.dirname(path)).rsplit("-", 2)[-2]
+        parent = os.path.basename(os.path.dirname(path))
+        if parent.startswith(".creating-"):
+            pid = parent.rsplit("-", 2)[-2]
             return pid.isdigit() and os.path.exists(f"/proc/{pid}")
         return True
 
     def _hosts_path(self, lease: dict[str, Any]) -> str | None:
         """Where the lease's hosts file is now: in its container's directory,
         or still in the one the container is being made in."""
+        want = lease.get("hosts_id")
         for path in (os.path.join(self.root, lease["owner"], "hosts"), lease.get("hosts")):
             if path is None:
                 continue
             try:
-                if os.stat(path).st_ino == lease.get("hosts_ino"):
-                    return path
+                st = os.stat(path, follow_symlinks=False)
             except OSError:
                 continue
+            if want is not None and [st.st_dev, st.st_ino] == list(want):
+                return path
         return None
 
     def _write_hosts(self, leases: dict[str, dict[str, Any]]) -> None:
@@ -487,27 +560,44 @@ class NetworkStore:
         bind-mounted into the container, so its inode must stay."""
         from .rootfs import HOSTS_HEADER
 
+        live = {a: v for a, v in leases.items() if not v.get("draining")}
+
         def entries(addr: str, lease: dict[str, Any]) -> list[str]:
             names = _names(lease)
             v6 = lease.get("address6")
             return [f"{addr}\t{names}\n"] + ([f"{v6}\t{names}\n"] if v6 else [])
 
-        for addr, lease in leases.items():
+        for addr, lease in live.items():
             path = self._hosts_path(lease)
             if path is None:
                 continue
             body = entries(addr, lease)
-            for a in sorted(leases, key=ipaddress.ip_address):
+            for a in sorted(live, key=ipaddress.ip_address):
                 if a != addr:
-                    body += entries(a, leases[a])
+                    body += entries(a, live[a])
             with contextlib.suppress(OSError):
                 fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 try:
-                    if os.fstat(fd).st_ino == lease.get("hosts_ino"):
+                    st = os.fstat(fd)
+                    if [st.st_dev, st.st_ino] == list(lease.get("hosts_id") or ()):
                         os.ftruncate(fd, 0)
                         os.write(fd, (HOSTS_HEADER + "".join(body)).encode())
                 finally:
                     os.close(fd)
+
+    def _restore(self, host_netns: str | None) -> None:
+        """The table had to be made again (someone flushed the ruleset): put
+        back the elements of this store's networks on that host, and the
+        ports of their live members."""
+        from . import _nft
+
+        for other in self._list():
+            if other.host_netns != host_netns:
+                continue
+            _nft.add_network(host_netns, other.bridge, other.subnet, other.subnet6)
+            for addr, v in self._load(other.name)[1].items():
+                if not v.get("draining"):
+                    _nft.add_ports(host_netns, _nft_ports(addr, _ports(v.get("ports"))), verb="add")
 
     def _check_ports(self, network: Network, wanted: tuple[PortMapping, ...]) -> None:
         if not wanted:
@@ -517,6 +607,8 @@ class NetworkStore:
                 continue
             _, leases = self._load(other.name)
             for v in leases.values():
+                if v.get("draining") or not self._alive(v):
+                    continue  # a gone owner's ports are removed when its network is next used
                 for held in _ports(v.get("ports")):
                     for p in wanted:
                         if p.clashes(held):
@@ -532,7 +624,9 @@ def _names(lease: dict[str, Any]) -> str:
 
 def _member(address: str, lease: dict[str, Any]) -> Member:
     hostname = lease.get("hostname") or lease["owner"][:12]
-    return Member(lease["owner"], address, hostname, _ports(lease.get("ports")), lease.get("address6"))
+    return Member(
+        lease["owner"], address, hostname, _ports(lease.get("ports")), lease.get("address6"), lease.get("veth")
+    )
 
 
 def _nft_ports(address: str, ports: tuple[PortMapping, ...]) -> list[tuple[str | None, str, int, str, int]]:

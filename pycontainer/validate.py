@@ -100,7 +100,7 @@ def umask(_inst: object, attribute: Any, value: object) -> None:
 def hostname(_inst: object, attribute: Any, value: object) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or not _HOSTNAME_RE.match(value):
+    if not isinstance(value, str) or not _HOSTNAME_RE.fullmatch(value):
         raise ConfigError(
             _name(attribute), f"{value!r} is not a valid host name (letters, digits, '.', '-'; at most 64)"
         )
@@ -113,7 +113,7 @@ def env(_inst: object, attribute: Any, value: Iterable[object]) -> None:
             raise ConfigError(field, f"must be a 'KEY=VALUE' string, not {type(item).__name__}")
         no_nul(field, item)
         key, sep, _ = item.partition("=")
-        if not sep or not _ENV_KEY_RE.match(key):
+        if not sep or not _ENV_KEY_RE.fullmatch(key):
             raise ConfigError(field, f"{item!r} is not of the form KEY=VALUE")
 
 
@@ -130,7 +130,7 @@ def optional_cpuset(_inst: object, attribute: Any, value: object) -> None:
     if value is None:
         return
     name = _name(attribute)
-    if not isinstance(value, str) or not _CPUSET_RE.match(value):
+    if not isinstance(value, str) or not _CPUSET_RE.fullmatch(value):
         raise ConfigError(name, f"{value!r} is not a CPU/node list such as '0-2,4'")
     for part in value.split(","):
         lo, _, hi = part.partition("-")
@@ -163,7 +163,7 @@ def one_of(choices: Iterable[str]) -> Callable[[object, Any, object], None]:
 
 
 def container_id(value: object) -> str:
-    if not isinstance(value, str) or not CONTAINER_ID_RE.match(value):
+    if not isinstance(value, str) or not CONTAINER_ID_RE.fullmatch(value):
         raise ConfigError(
             "id",
             f"{value!r} is not a valid container id (letters, digits, '_', '.', '-'; at most 128; no leading punctuation)",

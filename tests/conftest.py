@@ -146,6 +146,7 @@ def _listdir(path: str) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def host_guard() -> Iterator[None]:
+    before_net = _host_network()
     before_tools = _tool_state()
     before_cgroups = _cgroup_dirs()
     before_mounts = _mounts()
@@ -164,6 +165,10 @@ def host_guard() -> Iterator[None]:
     leaked_cgroups = _cgroup_dirs() - before_cgroups
     leaked_tools = _tool_state() - before_tools
     problems = []
+    after_net = _host_network()
+    if after_net != before_net:
+        changed = {k: (before_net[k], after_net[k]) for k in before_net if before_net[k] != after_net[k]}
+        problems.append(f"the host's network changed (tests keep to throwaway namespaces): {changed}")
     if leaked_tools:
         problems.append(f"state of skopeo or podman left on the host: {sorted(leaked_tools)}")
     if leaked_cgroups:
@@ -186,6 +191,28 @@ def host_guard() -> Iterator[None]:
             except ChildProcessError:
                 pass
         pytest.fail("; ".join(problems))
+
+
+def _host_network() -> dict[str, object]:
+    """What the tests must never change in our own network namespace: its
+    links, nftables tables and the forwarding sysctls bridges need."""
+    import subprocess
+
+    def sysctl(key: str) -> str:
+        try:
+            with open(f"/proc/sys/net/{key}") as f:
+                return f.read().strip()
+        except OSError:
+            return "-"
+
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {
+        "links": sorted(os.listdir("/sys/class/net")),
+        "nft tables": sorted(tables.splitlines()),
+        "ip_forward": sysctl("ipv4/ip_forward"),
+        "ipv6 forwarding": sysctl("ipv6/conf/all/forwarding"),
+        "route_localnet": sysctl("ipv4/conf/all/route_localnet"),
+    }
 
 
 @pytest.fixture

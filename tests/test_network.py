@@ -3,6 +3,7 @@ addresses, names, NAT and published ports."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import attrs
@@ -71,9 +72,9 @@ def test_networks_are_made_listed_and_removed(root):
     store = NetworkStore(root)
     a = store.create("front")
     b = store.create("back", subnet="192.168.77.0/24")
-    assert a.subnet == "10.89.0.0/24" and a.gateway == "10.89.0.1" and a.bridge.startswith("pcbr-")
+    assert a.subnet == "10.77.0.0/24" and a.gateway == "10.77.0.1" and a.bridge.startswith("pcbr-")
     assert [n.name for n in store.list()] == ["back", "front"] and store.get("back") == b
-    assert store.create("third").subnet == "10.89.1.0/24"  # the next free /24
+    assert store.create("third").subnet == "10.77.1.0/24"  # the next free /24
     for name in ("front", "back", "third"):
         store.remove(name)
     assert store.list() == []
@@ -85,7 +86,7 @@ def test_networks_are_made_listed_and_removed(root):
     "name, subnet, match",
     [
         ("dup", None, "exists already"),
-        ("over", "10.89.0.128/25", "overlaps network 'dup'"),
+        ("over", "10.77.0.128/25", "overlaps network 'dup'"),
         ("tiny", "10.1.2.0/31", "no room"),
         ("junk", "10.1.2.300/24", "subnet"),
         ("bad name!", None, "not a network name"),
@@ -322,9 +323,15 @@ def test_a_published_port_serves_the_host_also_on_localhost(root, config, lan, h
         assert _in_ns(hostns, lambda: fetch(net.gateway, 8080)) == b"served\n"
         assert _in_ns(hostns, lambda: fetch("127.0.0.1", 8080)) == b"served\n"
         assert _in_ns(hostns, lambda: fetch("127.0.0.1", 9090)) == b"served\n"
+        before = (_links(hostns), _elements(hostns), sorted(os.listdir(root)))
         with pytest.raises(NetworkError, match="published already"):
             Container.create(root, "again", config("true"), network="lan", ports=["8080:81"])
+        with pytest.raises(NetworkError, match="published already"):
+            Container.create(root, "again", config("true"), network="lan", ports=["127.0.0.1:8080:81"])
         assert store.leases("lan") == {"10.123.0.2": "web"}
+        assert (_links(hostns), _elements(hostns), sorted(os.listdir(root))) == before
+        with open(os.path.join(root, "web", "hosts")) as f:
+            assert "again" not in f.read()
     finally:
         server.delete(force=True)
     left = _elements(hostns)
@@ -352,15 +359,15 @@ def _add_pair(hostns: str, outside_fd: int) -> None:
 
     from pycontainer import _netlink
 
-    h = _netlink.host(hostns)
     msg = ifinfmsg()
     peer = {"attrs": [("IFLA_IFNAME", "out0"), ("IFLA_NET_NS_FD", outside_fd)]}
     info = {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}
     msg["attrs"] = [("IFLA_IFNAME", "uplink0"), ("IFLA_LINKINFO", info)]
-    h._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
-    idx = h.index("uplink0")
-    h.add_address(idx, "10.200.0.1", 24)
-    h.set_up(idx)
+    with _netlink.host(hostns) as h:
+        h._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+        idx = h.index("uplink0")
+        h.add_address(idx, "10.200.0.1", 24)
+        h.set_up(idx)
     with _netlink.Rtnl.in_netns_fd(outside_fd) as o:
         oidx = o.index("out0")
         o.add_address(oidx, "10.200.0.2", 24)
@@ -403,6 +410,17 @@ def test_networks_do_not_reach_each_other_and_none_has_no_route(root, config, la
     store.create("other", subnet="10.125.0.0/24", host_netns=hostns)
     server = Container.run(root, "srv", config("nc", "-l", "-p", "8080"), network="other", stdout=PIPE)
     try:
+        # a positive control: a member of "other" reaches the server...
+        ok = Container.run(root, "friend", config("sh", "-c", NC_RETRY.format("10.125.0.2")), network="other",
+                           stdout=PIPE, stderr=PIPE)  # fmt: skip
+        try:
+            assert ok.wait(timeout=30).code == 0, ok.communicate()
+        finally:
+            ok.delete()
+        server.wait(timeout=10)
+        server.delete()
+        server = Container.run(root, "srv", config("nc", "-l", "-p", "8080"), network="other", stdout=PIPE)
+        # ... one of "lan" does not
         probe = "sleep 0.3; echo x | nc -w 1 10.125.0.2 8080 && exit 0; exit 7"
         c = Container.run(root, "probe", config("sh", "-c", probe), network="lan", stdout=PIPE, stderr=PIPE)
         try:
@@ -480,26 +498,69 @@ def test_a_crashed_creators_lease_is_reclaimed(root, config, lan, hostns):
         "real = _bridge.attach\n"
         "def attach(*a):\n"
         "    real(*a)\n"
-        "    os._exit(9)  # dies with the lease taken and the veth made\n"
+        "    os._exit(9)  # dies with the lease taken, the port published and the veth made\n"
         "_bridge.attach = attach\n"
         "from pycontainer.config import ContainerConfig, Process\n"
         "Container.create(sys.argv[1], 'ghost', ContainerConfig(rootfs=sys.argv[2], process=Process(args=['true'])),"
-        " network='lan')\n"
+        " network='lan', ports=['8080:80'])\n"
     )
     rootfs = config("true").rootfs
     p = subprocess.run([sys.executable, "-c", script, root, rootfs], capture_output=True, text=True,
                        cwd=os.path.dirname(os.path.dirname(__file__)))  # fmt: skip
     assert p.returncode == 9, p.stderr
-    assert store.leases("lan") == {"10.123.0.2": "ghost"}
-    c = Container.create(root, "next", config("true"), network="lan")
+    assert store.leases("lan") == {"10.123.0.2": "ghost"} and len(_elements(hostns)["ports4"]) == 1
+    # the same id again, publishing the same port: the ghost's lease and port are reclaimed
+    c = Container.create(root, "ghost", config("true"), network="lan", ports=["8080:80"])
     try:
-        assert store.leases("lan") == {"10.123.0.2": "next"}  # the ghost's address, reclaimed
+        leases = store.leases("lan")
+        assert list(leases.values()) == ["ghost"] and c._data["network"]["address"] in leases
+        ports = _elements(hostns)["ports4"]
+        assert len(ports) == 1 and ports[0][1]["concat"][0] == c._data["network"]["address"], ports
     finally:
         c.delete()
     from pycontainer import list_containers
 
     list_containers(root)  # sweeps the ghost's .creating directory
     assert os.listdir(root) == [".networks"]
+    store.remove("lan")  # waits for the kernel to remove the veths of the namespaces that went
+    assert not any(n.startswith("pcv") for n in _links(hostns))
+
+
+def test_an_address_stays_taken_while_its_namespace_lives_on(root, config, lan, hostns):
+    """A container deleted while another one still uses its network
+    namespace (network=container:<id>): its address is not given again."""
+    store, _ = lan
+    a = Container.run(root, "a", config("sleep", "100"), network="lan")
+    b = Container.run(root, "b", config("sleep", "100"), network="container:a")
+    try:
+        a.delete(force=True)
+        assert store.leases("lan") == {}
+        c = Container.run(root, "c", config("sleep", "100"), network="lan")
+        try:
+            assert c._data["network"]["address"] == "10.123.0.3"  # .2 is still on a's eth0, in b's namespace
+        finally:
+            c.delete(force=True)
+    finally:
+        b.delete(force=True)
+    store.remove("lan")
+
+
+def test_two_creators_of_one_id_do_not_break_each_other(root, config, lan, hostns):
+    store, _ = lan
+    first = Container.create(root, "twin", config("sleep", "100"), network="lan")
+    try:
+        with pytest.raises(NetworkError, match="on network 'lan' already"):
+            from pycontainer.network import NetworkStore
+
+            NetworkStore(root).join("lan", "twin", "twin", os.path.join(root, "twin", "hosts"))
+        from pycontainer import ContainerExists
+
+        with pytest.raises(ContainerExists):
+            Container.create(root, "twin", config("true"), network="lan")
+        assert store.leases("lan") == {"10.123.0.2": "twin"}
+        assert any(n == first._data["network"]["veth"] for n in _links(hostns))
+    finally:
+        first.delete(force=True)
 
 
 def test_ipv6_where_asked(root, config, hostns):
@@ -534,7 +595,7 @@ def test_the_default_network_is_made_on_first_use(root):
 
     store = NetworkStore(root)
     net = store.get(DEFAULT_NETWORK)  # only its record: the bridge comes with the first container
-    assert net.name == "bridge" and net.host_netns is None and net.subnet.startswith("10.89.")
+    assert net.name == "bridge" and net.host_netns is None and net.subnet.startswith("10.77.")
     assert store.get(DEFAULT_NETWORK) == net and store.list() == [net]
     os.unlink(os.path.join(store.dir, "bridge.json"))
 
@@ -549,3 +610,81 @@ def test_port_specs_parse_as_dockers():
     for bad in ("80", "0:80", "80:65536", "a:b", "::1:80:80", "80:80/icmp", 8080):
         with pytest.raises(NetworkError):
             PortMapping.parse(bad)  # type: ignore[arg-type]
+
+
+def _sh(ns: str, cmd: str) -> str:
+    import subprocess
+
+    r = subprocess.run(["nsenter", f"--net={ns}", "sh", "-c", cmd], capture_output=True, text=True, timeout=60)
+    return r.stdout + r.stderr
+
+
+def _fetch_from(ns: str, addr: str, port: int, tries: int = 1) -> str:
+    out = ""
+    for _ in range(tries):
+        out = _sh(ns, f"busybox nc -w 2 {addr} {port} </dev/null")
+        if out.strip():
+            break
+    return out
+
+
+def _route_loopback_through(ns: str, dev: str, via: str, src: str) -> None:
+    """Make the namespace ``ns`` send what it addresses to 127.0.0.1 to
+    ``via`` instead (as a hostile neighbour or container would)."""
+    _sh(ns, f"ip addr del 127.0.0.1/8 dev lo; sysctl -qw net.ipv4.conf.{dev}.route_localnet=1 "
+        f"net.ipv4.conf.all.route_localnet=1; ip route add 127.0.0.1/32 via {via} dev {dev} src {src}")  # fmt: skip
+
+
+def test_what_the_outside_may_and_may_not_reach(root, config, lan, hostns, outside):
+    import socket
+    import threading
+
+    serve = ("while true; do echo served | nc -l -p 80; done & "
+             "while true; do echo private | nc -l -p 5432; done")  # fmt: skip
+    web = Container.run(root, "web", config("sh", "-c", serve), network="lan", ports=["8080:80", "127.0.0.1:9090:80"])
+    try:
+        # published: reached from the outside through the host's address (prerouting, forward)
+        assert _fetch_from(outside, "10.200.0.1", 8080, tries=50).strip() == "served"
+        # not published: the host itself reaches it, the outside does not, even routing through the host
+        assert _fetch_from(hostns, "10.123.0.2", 5432, tries=50).strip() == "private"
+        _sh(outside, "ip route add 10.123.0.0/24 via 10.200.0.1")
+        assert "private" not in _fetch_from(outside, "10.123.0.2", 5432)
+        # published on 127.0.0.1 only: not from the outside, even addressed to 127.0.0.1 through the host
+        _route_loopback_through(outside, "out0", "10.200.0.1", "10.200.0.2")
+        assert "served" not in _fetch_from(outside, "127.0.0.1", 9090)
+        # a container reaches a published port of its own network through the gateway (hairpin)
+        _sh(hostns, "sysctl -qw net.bridge.bridge-nf-call-iptables=0")  # (where br_netfilter is per namespace)
+        hairpin = "for i in $(seq 20); do nc -w 2 10.123.0.1 8080 </dev/null && exit 0; sleep 0.1; done"
+        cl = Container.run(root, "cl", config("sh", "-c", hairpin), network="lan", stdout=PIPE, stderr=PIPE)
+        try:
+            assert cl.communicate(timeout=60)[0] == b"served\n"
+        finally:
+            cl.delete()
+        # a container does not reach the host's loopback services
+        listener = _in_ns(hostns, lambda: socket.create_server(("127.0.0.1", 7777)))
+        got: list = []
+
+        def accept() -> None:
+            listener.settimeout(8)
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                got.append(conn.recv(10))
+                conn.sendall(b"secret\n")
+                conn.close()
+
+        t = threading.Thread(target=accept)
+        t.start()
+        try:
+            evil = Container.run(root, "evil", config("sleep", "100"), network="lan")
+            try:
+                ns = f"/proc/{evil.pid}/ns/net"
+                _route_loopback_through(ns, "eth0", "10.123.0.1", "10.123.0.3")
+                assert "secret" not in _sh(ns, "echo x | busybox nc -w 2 127.0.0.1 7777")
+            finally:
+                evil.delete(force=True)
+        finally:
+            listener.close()
+            t.join()
+        assert got == []
+    finally:
+        web.delete(force=True)
