@@ -100,11 +100,12 @@ def attach(network: Network, host_veth: str, address: str, address6: str | None,
     ns = network.host_netns
     try:
         mac = mac_for(address)
+        peer_index = None
         for attempt in (1, 2):
             master = ensure_bridge(network)
             try:
                 with _netlink.host(ns) as h:
-                    h.add_veth(host_veth, "eth0", netns_fd, network.mtu, master, mac)
+                    peer_index = h.add_veth(host_veth, "eth0", netns_fd, network.mtu, master, mac)
                 break
             except FileExistsError:
                 # the names are random: this link is someone else's, never ours to replace
@@ -116,7 +117,7 @@ def attach(network: Network, host_veth: str, address: str, address6: str | None,
                 _ready.pop((_netlink.ns_key(ns), network.bridge), None)
         try:
             with _netlink.Rtnl.in_netns_fd(netns_fd) as c:
-                idx = c.index("eth0")
+                idx = peer_index or c.index("eth0")
                 if idx is None:
                     raise NetworkError("eth0 did not appear in the container's network namespace")
                 c.add_address(idx, address, ipaddress.ip_network(network.subnet).prefixlen)

@@ -187,9 +187,8 @@ class NetworkStore:
     """Named networks and their members (address leases, names, published
     ports), kept under a state root (``<root>/.networks/<name>.json``, the
     network and its leases in one file), safe for several processes at
-    once: every change holds one flock and replaces the file atomically
-    (fsync'd), so a network is never half made and an address never given
-    twice.  A lease whose owner is gone (a process that died while creating
+    once: every change holds one flock and replaces the file atomically,
+    so a network is never half made and an address never given twice.  A lease whose owner is gone (a process that died while creating
     a container, a container directory removed by hand) is reclaimed the
     next time the network is joined: address, veth and port rules."""
 
@@ -215,22 +214,18 @@ class NetworkStore:
         return os.path.join(self.dir, f"{name}.json")
 
     def _write(self, path: str, data: object) -> None:
+        # Replaced atomically (readers never see half a file), not fsync'd:
+        # this is runtime state, on tmpfs by default, and after a crash of
+        # the machine its containers are gone too (their leases are reclaimed).
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
     def _load(self, name: str) -> tuple[Network, dict[str, dict[str, Any]]]:
         path = self._path(name)
@@ -376,7 +371,7 @@ class NetworkStore:
         while True:
             with self._locked():
                 network, leases = self._load(name)
-                if self._settle(network, leases):
+                if self._settle(network, leases, budget=None):
                     self._save(network, leases)
                 live = sorted(v["owner"] for v in leases.values() if not v.get("draining"))
                 if live:
@@ -444,6 +439,16 @@ class NetworkStore:
                 ),
                 None,
             )
+            if address is None and self._settle(network, leases, budget=None):
+                settled = True
+                address = next(
+                    (
+                        str(h)
+                        for h in ipaddress.ip_network(network.subnet).hosts()
+                        if str(h) != network.gateway and str(h) not in leases
+                    ),
+                    None,
+                )
             if address is None:
                 if settled:
                     self._save(network, leases)
@@ -504,19 +509,34 @@ class NetworkStore:
             with contextlib.suppress(OSError, NetworkError):
                 _nft.remove_ports(network.host_netns, _nft_ports(addr, _ports(v.get("ports"))))
             if v.get("veth"):
-                leases[addr] = {"owner": v["owner"], "veth": v["veth"], "draining": True}
+                leases[addr] = {"owner": v["owner"], "veth": v["veth"], "draining": True, "checked": time.time()}
             else:
                 del leases[addr]
 
-    def _settle(self, network: Network, leases: dict[str, dict[str, Any]]) -> bool:
+    def _settle(self, network: Network, leases: dict[str, dict[str, Any]], budget: int | None = 1) -> bool:
         """Leases of owners that are gone drained; drained leases whose veth
-        is gone dropped.  Whether anything changed (the caller saves)."""
+        is gone dropped, looking at ``budget`` of them (the least recently
+        looked at first, none looked at in the last 20 ms; None: all).  Whether anything changed (the caller
+        saves)."""
         from . import _bridge
 
         stale = {a: v for a, v in leases.items() if not v.get("draining") and not self._alive(v)}
         if stale:
             self._drain(network, leases, stale)
-        done = [a for a, v in leases.items() if v.get("draining") and not _bridge.exists(v["veth"], network.host_netns)]
+        # The kernel removes a namespace's links a few milliseconds after its
+        # last process went: looking sooner would mostly be wasted.
+        ripe = time.time() - 0.02
+        draining = sorted(
+            (v.get("checked", 0), a)
+            for a, v in leases.items()
+            if v.get("draining") and (budget is None or v.get("checked", 0) < ripe)
+        )
+        done = []
+        for _, a in draining if budget is None else draining[:budget]:
+            if _bridge.exists(leases[a]["veth"], network.host_netns):
+                leases[a]["checked"] = time.time()  # still in use: the others' turn next time
+            else:
+                done.append(a)
         for a in done:
             del leases[a]
         if stale:
