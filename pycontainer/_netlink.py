@@ -49,16 +49,22 @@ def in_netns(path: str | None, fn: Callable[[], _T]) -> _T:
         os.close(fd)
 
 
+_visiting = threading.local()  # set in the threads that run in another namespace
+
+
 def in_netns_fd(fd: int, fn: Callable[[], _T]) -> _T:
-    if not _worker.broken and threading.current_thread() is not _worker.thread:
-        return _worker.run(fd, fn)
-    return _in_new_thread(fd, fn)
+    if not getattr(_visiting, "on", False):
+        result = _worker.run(fd, fn)
+        if result is not _BROKEN:
+            return result
+    return _in_new_thread(fd, fn)  # nested, or the worker is gone
 
 
 def _in_new_thread(fd: int, fn: Callable[[], _T]) -> _T:
     out: list[Any] = []
 
     def run() -> None:
+        _visiting.on = True
         r = lib.pc_setns(fd, CLONE_NEWNET)
         if r < 0:
             out.append(OSError(-r, f"setns into a network namespace: {os.strerror(-r)}"))
@@ -81,11 +87,16 @@ def _unbox(out: list[Any]) -> _T:
     return result
 
 
+_BROKEN: Any = object()
+
+
 class _Worker:
     """One long-lived thread that visits network namespaces for the others:
-    it joins the target, runs the job, and goes back home; a job costs a
-    hand-over instead of a thread's start (some 0.2 ms).  Should it ever
-    fail to go back, it stops and the callers start threads of their own."""
+    it joins the target, runs the job, and goes back to the process's own
+    namespace; a job costs a hand-over instead of a thread's start (some
+    0.2 ms).  Should it ever fail to go back, it stops and the callers start
+    threads of their own.  Each job carries its own copy of the namespace fd,
+    so a caller that gives up waiting cannot have its fd reused under it."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[int, Callable[[], Any], list[Any], threading.Event]] = queue.SimpleQueue()
@@ -95,18 +106,26 @@ class _Worker:
         os.register_at_fork(after_in_child=self._after_fork)
 
     def run(self, fd: int, fn: Callable[[], _T]) -> _T:
+        box: list[Any] = []
+        done = threading.Event()
         with self._lock:
+            if self.broken:
+                return _BROKEN  # type: ignore[no-any-return]
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="pycontainer-netns", daemon=True)
                 self.thread.start()
-        box: list[Any] = []
-        done = threading.Event()
-        self._jobs.put((fd, fn, box, done))
+            self._jobs.put((os.dup(fd), fn, box, done))
         done.wait()
         return _unbox(box)
 
     def _loop(self) -> None:
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        _visiting.on = True
+        # home: the process's namespace (the main thread's), whatever the
+        # namespace of the thread that happened to start this one
+        home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        if lib.pc_setns(home, CLONE_NEWNET) < 0:
+            self._stop()
+            return
         while True:
             fd, fn, box, done = self._jobs.get()
             try:
@@ -119,14 +138,17 @@ class _Worker:
                 except BaseException as e:  # handed to the caller's thread
                     box.append(e)
                 if lib.pc_setns(home, CLONE_NEWNET) < 0:
-                    self.broken = True
-                    self._drain()
+                    self._stop()
                     return
             finally:
+                os.close(fd)
                 done.set()
 
-    def _drain(self) -> None:
-        # jobs queued meanwhile run in threads of their own
+    def _stop(self) -> None:
+        # Broken: no job is queued any more, and those queued meanwhile run
+        # in threads of their own.
+        with self._lock:
+            self.broken = True
         while True:
             try:
                 fd, fn, box, done = self._jobs.get_nowait()
@@ -136,7 +158,9 @@ class _Worker:
                 box.append(_in_new_thread(fd, fn))
             except BaseException as e:
                 box.append(e)
-            done.set()
+            finally:
+                os.close(fd)
+                done.set()
 
     def _after_fork(self) -> None:
         self._jobs = queue.SimpleQueue()

@@ -113,6 +113,7 @@ def run(host_netns: str | None, commands: list[dict[str, Any]]) -> Any:
 # read goes through JSON.
 _TABLE_TEXT = """
 table inet pycontainer {
+    set layout2 { type ifname; }  # which layout of this table this is (see _ensure_table)
     set bridges { type ifname; }
     set same { type ifname . ifname; }
     set nets4 { type ipv4_addr; flags interval; }
@@ -126,6 +127,8 @@ table inet pycontainer {
         # could otherwise reach the host's loopback services or a port
         # published on 127.0.0.1 only (CVE-2020-8558)
         iifname != "lo" ip daddr 127.0.0.0/8 drop
+        # nor from 127/8 (route_localnet lets such sources in too)
+        iifname != "lo" ip saddr 127.0.0.0/8 drop
     }
     chain prerouting {
         type nat hook prerouting priority -100; policy accept;
@@ -161,25 +164,57 @@ table inet pycontainer {
 """
 
 
+LAYOUT = "layout2"
+
+
 def _ensure_table(c: _Ctx) -> bool:
-    """The table, made in one transaction if missing (``create`` fails if
-    another process made it meanwhile: then it is there, and that is fine).
-    Whether it had to be made."""
+    """The table, made in one transaction if missing, or replaced if it is of
+    an older layout (``create`` fails if another process made it meanwhile:
+    then it is there, and that is fine).  Whether it had to be made (its
+    elements are gone then)."""
     global generation
     if c.table_ready:
         return False
     made = False
     try:
-        c.run([{"list": {"table": {"family": "inet", "name": TABLE}}}])
+        c.run([{"list": {"set": {"family": "inet", "table": TABLE, "name": LAYOUT}}}])
     except _NftError:
+        old = True
         try:
-            c.run_text("create table inet pycontainer\n" + _TABLE_TEXT)
+            c.run([{"list": {"table": {"family": "inet", "name": TABLE}}}])
+        except _NftError:
+            old = False
+        try:
+            c.run_text(
+                ("delete table inet pycontainer\n" if old else "") + "create table inet pycontainer\n" + _TABLE_TEXT
+            )
             made = True
             generation += 1
         except _NftError:
-            c.run([{"list": {"table": {"family": "inet", "name": TABLE}}}])  # raises if still missing
+            c.run([{"list": {"set": {"family": "inet", "table": TABLE, "name": LAYOUT}}}])  # raises if still missing
     c.table_ready = True
     return made
+
+
+def ns_id(host_netns: str | None) -> tuple[int, int] | None:
+    return _netlink.ns_key(host_netns)
+
+
+def has_bridge(host_netns: str | None, bridge: str) -> bool:
+    """Is ``bridge`` among the table's bridges?  (The table is made, or
+    replaced if it is of an older layout, first: False then.)"""
+    try:
+        with _ctxs.use(host_netns) as c:
+            c.table_ready = False  # look again: someone may have removed it
+            if _ensure_table(c):
+                return False
+            out = c.run([{"list": {"set": {"family": "inet", "table": TABLE, "name": "bridges"}}}])
+    except (_NftError, OSError) as e:
+        raise NetworkError(f"nftables: {e}") from None
+    for item in (out or {}).get("nftables", []):
+        if "set" in item:
+            return bridge in item["set"].get("elem", [])
+    return False
 
 
 def _change(host_netns: str | None, commands: list[dict[str, Any]]) -> bool:

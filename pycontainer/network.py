@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -420,61 +421,83 @@ class NetworkStore:
         with self._locked():
             network, leases = self._load(name)
             settled = self._settle(network, leases)
-            for addr, v in leases.items():
-                if v["owner"] == owner and not v.get("draining"):
-                    if hosts_file is None and "hosts" not in v:
-                        return _member(addr, v)  # allocate() again
-                    raise NetworkError(f"container {owner!r} is on network {name!r} already ({addr})")
             try:
-                self._check_ports(network, wanted)
-            except NetworkError:
+                member = self._join(network, leases, owner, hostname, hosts_file, wanted)
+            except BaseException:
                 if settled:
                     self._save(network, leases)
                 raise
-            address = next(
-                (
-                    str(h)
-                    for h in ipaddress.ip_network(network.subnet).hosts()
-                    if str(h) != network.gateway and str(h) not in leases
-                ),
-                None,
-            )
-            if address is None and self._settle(network, leases, budget=None):
-                settled = True
-                address = next(
-                    (
-                        str(h)
-                        for h in ipaddress.ip_network(network.subnet).hosts()
-                        if str(h) != network.gateway and str(h) not in leases
-                    ),
-                    None,
-                )
-            if address is None:
-                if settled:
-                    self._save(network, leases)
-                raise NetworkError(f"network {name!r} has no free address left ({network.subnet})")
-            lease: dict[str, Any] = {
-                "owner": owner,
-                "hostname": hostname or owner[:12],
-                "ports": [str(p) for p in wanted],
-            }
-            if hosts_file is not None:
-                st = os.stat(hosts_file)
-                lease.update(hosts=hosts_file, hosts_id=[st.st_dev, st.st_ino], veth="pcv" + os.urandom(5).hex())
-            if network.subnet6 is not None:
-                lease["address6"] = _free6(network, leases)
-            from . import _nft
+            return member
 
+    def _join(
+        self,
+        network: Network,
+        leases: dict[str, dict[str, Any]],
+        owner: str,
+        hostname: str | None,
+        hosts_file: str | None,
+        wanted: tuple[PortMapping, ...],
+    ) -> Member:
+        from . import _nft
+
+        for addr, v in leases.items():
+            if v["owner"] == owner and not v.get("draining"):
+                if hosts_file is None and "hosts" not in v:
+                    return _member(addr, v)  # allocate() again
+                raise NetworkError(f"container {owner!r} is on network {network.name!r} already ({addr})")
+        self._check_ports(network, leases, wanted)
+        address = _free4(network, leases)
+        if address is None and self._settle(network, leases, budget=None):
+            address = _free4(network, leases)
+        if address is None:
+            raise NetworkError(f"network {network.name!r} has no free address left ({network.subnet})")
+        lease: dict[str, Any] = {"owner": owner, "hostname": hostname or owner[:12], "ports": [str(p) for p in wanted]}
+        if network.subnet6 is not None:
+            lease["address6"] = _free6(network, leases)
+        if hosts_file is not None:
+            # The container's mark, in its state directory: a file named by a
+            # random token (device and inode numbers come back on disks).
+            token = os.urandom(8).hex()
+            mark = os.path.join(os.path.dirname(hosts_file), f"network-{token}")
+            os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            lease.update(hosts=hosts_file, token=token, veth="pcv" + os.urandom(5).hex())
+        if self._table_checked(network):
+            self._restore(network.host_netns)
+        try:
             if _nft.add_ports(network.host_netns, _nft_ports(address, wanted)):
-                self._restore(network.host_netns)
+                self._restore(network.host_netns)  # the table went in between
             try:
                 leases[address] = lease
                 self._save(network, leases)
             except BaseException:
                 _nft.remove_ports(network.host_netns, _nft_ports(address, wanted))
                 raise
-            self._write_hosts(leases)
-            return _member(address, lease)
+        except BaseException:
+            leases.pop(address, None)
+            if hosts_file is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(os.path.dirname(hosts_file), f"network-{lease['token']}"))
+            raise
+        self._write_hosts(leases)
+        return _member(address, lease)
+
+    def _table_checked(self, network: Network) -> bool:
+        """Are this network's elements in pycontainer's nftables table?  Looked
+        at once a second per network (a flushed ruleset, a firewall reload, a
+        table of an older pycontainer replaced); True when they were not and
+        this store's networks and ports must be put back."""
+        from . import _nft
+
+        try:
+            key = (_nft.ns_id(network.host_netns), network.bridge)
+        except OSError:
+            return False
+        now = time.monotonic()
+        if now - _table_seen.get(key, -1e9) < 1.0:
+            return False
+        present = _nft.has_bridge(network.host_netns, network.bridge)
+        _table_seen[key] = now
+        return not present
 
     def leave(self, name: str, owner: str, veth: str | None = None) -> None:
         """``owner`` leaves: its published ports go, and its name from the
@@ -509,7 +532,10 @@ class NetworkStore:
             with contextlib.suppress(OSError, NetworkError):
                 _nft.remove_ports(network.host_netns, _nft_ports(addr, _ports(v.get("ports"))))
             if v.get("veth"):
-                leases[addr] = {"owner": v["owner"], "veth": v["veth"], "draining": True, "checked": time.time()}
+                kept = {"owner": v["owner"], "veth": v["veth"], "draining": True, "checked": time.time()}
+                if v.get("address6"):
+                    kept["address6"] = v["address6"]  # reserved as long as the IPv4 one
+                leases[addr] = kept
             else:
                 del leases[addr]
 
@@ -544,34 +570,30 @@ class NetworkStore:
         return bool(stale or done)
 
     def _alive(self, lease: dict[str, Any]) -> bool:
-        """Does the lease's container still exist?  Its hosts file (made before
-        the lease, removed with the container) is how it is recognised: the
-        same file in its state directory, or in the directory it is being
-        made in by a live process."""
+        """Does the lease's container still exist?  Its mark (a file named by
+        the lease's token, made in its state directory at join, removed with
+        it) is how it is recognised: in its state directory, or in the
+        directory a live process is making it in."""
         if "hosts" not in lease:
             return True  # an address taken by allocate(): only leave() gives it back
-        path = self._hosts_path(lease)
-        if path is None:
+        d = self._dir_of(lease)
+        if d is None:
             return False
-        parent = os.path.basename(os.path.dirname(path))
+        parent = os.path.basename(d)
         if parent.startswith(".creating-"):
             pid = parent.rsplit("-", 2)[-2]
             return pid.isdigit() and os.path.exists(f"/proc/{pid}")
         return True
 
-    def _hosts_path(self, lease: dict[str, Any]) -> str | None:
-        """Where the lease's hosts file is now: in its container's directory,
-        or still in the one the container is being made in."""
-        want = lease.get("hosts_id")
-        for path in (os.path.join(self.root, lease["owner"], "hosts"), lease.get("hosts")):
-            if path is None:
-                continue
-            try:
-                st = os.stat(path, follow_symlinks=False)
-            except OSError:
-                continue
-            if want is not None and [st.st_dev, st.st_ino] == list(want):
-                return path
+    def _dir_of(self, lease: dict[str, Any]) -> str | None:
+        """The lease's container's directory: its state directory, or still
+        the one it is being made in."""
+        token = lease.get("token")
+        if not token:
+            return None
+        for d in (os.path.join(self.root, lease["owner"]), os.path.dirname(lease.get("hosts") or "")):
+            if d and os.path.lexists(os.path.join(d, f"network-{token}")):
+                return d
         return None
 
     def _write_hosts(self, leases: dict[str, dict[str, Any]]) -> None:
@@ -588,18 +610,18 @@ class NetworkStore:
             return [f"{addr}\t{names}\n"] + ([f"{v6}\t{names}\n"] if v6 else [])
 
         for addr, lease in live.items():
-            path = self._hosts_path(lease)
-            if path is None:
+            d = self._dir_of(lease)
+            if d is None:
                 continue
+            path = os.path.join(d, "hosts")
             body = entries(addr, lease)
             for a in sorted(live, key=ipaddress.ip_address):
                 if a != addr:
                     body += entries(a, live[a])
             with contextlib.suppress(OSError):
-                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
                 try:
-                    st = os.fstat(fd)
-                    if [st.st_dev, st.st_ino] == list(lease.get("hosts_id") or ()):
+                    if stat.S_ISREG(os.fstat(fd).st_mode):
                         os.ftruncate(fd, 0)
                         os.write(fd, (HOSTS_HEADER + "".join(body)).encode())
                 finally:
@@ -619,16 +641,24 @@ class NetworkStore:
                 if not v.get("draining"):
                     _nft.add_ports(host_netns, _nft_ports(addr, _ports(v.get("ports"))), verb="add")
 
-    def _check_ports(self, network: Network, wanted: tuple[PortMapping, ...]) -> None:
+    def _check_ports(self, network: Network, mine: dict[str, dict[str, Any]], wanted: tuple[PortMapping, ...]) -> None:
+        """NetworkError if a live member of a network on the same host holds
+        one of the ports; a gone owner's are taken back first (its network's
+        file saved: the lock is the whole store's)."""
         if not wanted:
             return
         for other in self._list():
             if other.host_netns != network.host_netns:
                 continue
-            _, leases = self._load(other.name)
+            if other.name == network.name:
+                leases = mine  # (settled already, not saved yet)
+            else:
+                _, leases = self._load(other.name)
+                if self._settle(other, leases, budget=0):
+                    self._save(other, leases)
             for v in leases.values():
-                if v.get("draining") or not self._alive(v):
-                    continue  # a gone owner's ports are removed when its network is next used
+                if v.get("draining"):
+                    continue
                 for held in _ports(v.get("ports")):
                     for p in wanted:
                         if p.clashes(held):
@@ -651,6 +681,16 @@ def _member(address: str, lease: dict[str, Any]) -> Member:
 
 def _nft_ports(address: str, ports: tuple[PortMapping, ...]) -> list[tuple[str | None, str, int, str, int]]:
     return [(p.host_ip, p.protocol, p.host_port, address, p.container_port) for p in ports]
+
+
+_table_seen: dict[tuple[tuple[int, int] | None, str], float] = {}
+
+
+def _free4(network: Network, leases: dict[str, dict[str, Any]]) -> str | None:
+    for h in ipaddress.ip_network(network.subnet).hosts():
+        if str(h) != network.gateway and str(h) not in leases:
+            return str(h)
+    return None
 
 
 def _free6(network: Network, leases: dict[str, dict[str, Any]]) -> str:

@@ -688,3 +688,103 @@ def test_what_the_outside_may_and_may_not_reach(root, config, lan, hostns, outsi
         assert got == []
     finally:
         web.delete(force=True)
+
+
+def test_an_ipv6_address_stays_taken_too(root, config, hostns):
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    store.create("dual", subnet="10.127.0.0/24", subnet6="fd00:7::/64", host_netns=hostns)
+    a = Container.run(root, "a", config("sleep", "100"), network="dual")
+    b = Container.run(root, "b", config("sleep", "100"), network="container:a")
+    try:
+        a6 = a._data["network"]["address6"]
+        a.delete(force=True)
+        c = Container.run(root, "c", config("sleep", "100"), network="dual")
+        try:
+            assert c._data["network"]["address6"] != a6 and c._data["network"]["address"] != "10.127.0.2"
+        finally:
+            c.delete(force=True)
+    finally:
+        b.delete(force=True)
+    store.remove("dual")
+
+
+def test_a_container_cannot_send_from_loopback_to_the_host(root, config, lan, hostns):
+    import socket
+
+    sock = _in_ns(hostns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    sock.bind(("0.0.0.0", 7778))
+    sock.settimeout(1.5)
+    evil = Container.run(root, "evil", config("sleep", "100"), network="lan")
+    try:
+        ns = f"/proc/{evil.pid}/ns/net"
+        send = ("import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('{}', 0)); "
+                "s.sendto(b'hi', ('10.123.0.1', 7778))")  # fmt: skip
+        _sh(ns, f'python3 -c "{send.format("10.123.0.2")}"')  # a positive control: its own address
+        assert sock.recvfrom(10)[0] == b"hi"
+        _sh(ns, "sysctl -qw net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.route_localnet=1; "
+                f'python3 -c "{send.format("127.0.0.2")}"')  # fmt: skip
+        with pytest.raises(TimeoutError):
+            sock.recvfrom(10)
+    finally:
+        evil.delete(force=True)
+        sock.close()
+
+
+def test_a_flushed_or_old_table_is_put_back(root, config, lan, hostns):
+    import time
+
+    from pycontainer import _nft
+
+    store, _ = lan
+    # a table of an older layout (no marker set): replaced at the first join
+    _nft.run(hostns, [{"add": {"table": {"family": "inet", "name": "pycontainer"}}}])
+    web = Container.create(root, "web", config("sleep", "100"), network="lan", ports=["8080:80"])
+    try:
+        assert "layout2" in _elements(hostns) and len(_elements(hostns)["ports4"]) == 1
+        _nft.run(hostns, [{"delete": {"table": {"family": "inet", "name": "pycontainer"}}}])  # a flush
+        time.sleep(1.1)  # (looked at once a second)
+        other = Container.create(root, "other", config("sleep", "100"), network="lan")
+        other.delete()
+        left = _elements(hostns)
+        assert left["bridges"] and left["nets4"] and len(left["ports4"]) == 1, left  # web's port is back
+    finally:
+        web.delete()
+
+
+def test_a_dead_owners_port_on_another_network_is_taken_back(root, config, lan, hostns):
+    import shutil
+
+    store, _ = lan
+    store.create("other", subnet="10.125.0.0/24", host_netns=hostns)
+    first = Container.create(root, "first", config("sleep", "100", cgroups=False), network="other", ports=["8080:80"])
+    first.kill(9)
+    first.wait()
+    first.close()
+    shutil.rmtree(os.path.join(root, "first"))  # its owner gone without a delete
+    c = Container.create(root, "second", config("true"), network="lan", ports=["8080:80"])
+    try:
+        assert store.leases("other") == {} and len(_elements(hostns)["ports4"]) == 1
+    finally:
+        c.delete()
+    store.remove("other")
+
+
+def test_a_failed_creation_leaves_no_lease_link_or_mark(root, config, lan, hostns, monkeypatch):
+    from pycontainer import _netlink
+
+    store, net = lan
+
+    def fail(*a: object) -> None:
+        raise NetworkError("injected")
+
+    monkeypatch.setattr(_netlink.Rtnl, "add_default_route", fail)
+    links = _links(hostns)
+    with pytest.raises(NetworkError, match="injected"):
+        Container.create(root, "doomed", config("true"), network="lan", ports=["8080:80"])
+    # (the bridge stays: it is the network's)
+    assert store.leases("lan") == {} and _elements(hostns)["ports4"] == []
+    assert set(_links(hostns)) - {net.bridge} == set(links)
+    assert os.listdir(root) == [".networks"]
+    store.leave("lan", "doomed", veth="pcvnothere00")  # another's veth: no lease of it, nothing to do
