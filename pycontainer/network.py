@@ -591,7 +591,10 @@ class NetworkStore:
         token = lease.get("token")
         if not token:
             return None
-        for d in (os.path.join(self.root, lease["owner"]), os.path.dirname(lease.get("hosts") or "")):
+        # The directory it is being made in first: it is renamed to the state
+        # directory (never back), so looked at in this order one of the two
+        # has the mark even while the rename happens.
+        for d in (os.path.dirname(lease.get("hosts") or ""), os.path.join(self.root, lease["owner"])):
             if d and os.path.lexists(os.path.join(d, f"network-{token}")):
                 return d
         return None
@@ -610,22 +613,30 @@ class NetworkStore:
             return [f"{addr}\t{names}\n"] + ([f"{v6}\t{names}\n"] if v6 else [])
 
         for addr, lease in live.items():
-            d = self._dir_of(lease)
-            if d is None:
-                continue
-            path = os.path.join(d, "hosts")
             body = entries(addr, lease)
             for a in sorted(live, key=ipaddress.ip_address):
                 if a != addr:
                     body += entries(a, live[a])
-            with contextlib.suppress(OSError):
-                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            # Twice: the directory may be renamed (made -> state directory)
+            # between finding it and opening the file in it.
+            for _ in range(2):
+                d = self._dir_of(lease)
+                if d is None:
+                    break
                 try:
-                    if stat.S_ISREG(os.fstat(fd).st_mode):
-                        os.ftruncate(fd, 0)
-                        os.write(fd, (HOSTS_HEADER + "".join(body)).encode())
-                finally:
-                    os.close(fd)
+                    fd = os.open(os.path.join(d, "hosts"), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    break
+                with contextlib.suppress(OSError):
+                    try:
+                        if stat.S_ISREG(os.fstat(fd).st_mode):
+                            os.ftruncate(fd, 0)
+                            os.write(fd, (HOSTS_HEADER + "".join(body)).encode())
+                    finally:
+                        os.close(fd)
+                break
 
     def _restore(self, host_netns: str | None) -> None:
         """The table had to be made again (someone flushed the ruleset): put
