@@ -26,9 +26,12 @@ def _cdef_text() -> str:
 
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef_text())
+# libseccomp, for compiling seccomp profiles in the parent (csrc/seccomp_api.h)
+ffibuilder.cdef("\n".join(ln for ln in (HERE / "seccomp_api.h").read_text().splitlines() if not ln.lstrip().startswith(("/*", "*"))))
 ffibuilder.set_source(
     "pycontainer._shim",
-    '#include "shim.h"',
+    '#include "shim.h"\n#include <seccomp.h>',
+    libraries=["seccomp"],
     sources=[str(HERE.relative_to(HERE.parent) / "shim.c")],
     include_dirs=[str(HERE.relative_to(HERE.parent))],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -933,6 +933,40 @@ static int fork_child(struct child *c)
     child_exit(0);
 }
 
+/* capset(2) the three sets, then the ambient one (each of its caps must be
+ * permitted and inheritable by now).  KEEPCAPS, set by PC_OP_BOUNDING for the
+ * uid change, is cleared again. */
+static int op_caps(const struct pc_op *op)
+{
+    struct {
+        uint32_t version;
+        int pid;
+    } hdr = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+    struct {
+        uint32_t effective, permitted, inheritable;
+    } data[2];
+    uint64_t e = (uint64_t)op->v[0], p = (uint64_t)op->v[1], i = (uint64_t)op->v[2], a = (uint64_t)op->v[3];
+    long r;
+    int cap;
+
+    data[0].effective = (uint32_t)e;
+    data[1].effective = (uint32_t)(e >> 32);
+    data[0].permitted = (uint32_t)p;
+    data[1].permitted = (uint32_t)(p >> 32);
+    data[0].inheritable = (uint32_t)i;
+    data[1].inheritable = (uint32_t)(i >> 32);
+    S2(SYS_prctl, PR_SET_KEEPCAPS, 0);
+    if ((r = S2(SYS_capset, &hdr, data)) < 0)
+        return (int)r;
+    r = S5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (r < 0 && !(r == -EINVAL && !a))
+        return (int)r;
+    for (cap = 0; cap < 64; cap++)
+        if ((a & ((uint64_t)1 << cap)) && (r = S5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)) < 0)
+            return (int)r;
+    return 0;
+}
+
 static int run_op(struct child *c, const struct pc_op *op, const char **what)
 {
     *what = str(c, op, 0);
@@ -1080,6 +1114,49 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         if (n != (long)sizeof m || m.type != PC_MSG_GO)
             child_exit(1); /* the parent gave up on us */
         return 0;
+    }
+    case PC_OP_BOUNDING: {
+        int cap;
+        *what = "bounding set";
+        for (cap = 0; cap <= (int)op->v[1] && cap < 64; cap++) {
+            long r;
+            if ((uint64_t)op->v[0] & ((uint64_t)1 << cap))
+                continue;
+            r = S2(SYS_prctl, PR_CAPBSET_DROP, cap);
+            if (r < 0 && r != -EINVAL)
+                return (int)r;
+        }
+        return (int)S2(SYS_prctl, PR_SET_KEEPCAPS, 1);
+    }
+    case PC_OP_CAPS:
+        *what = "capabilities";
+        return op_caps(op);
+    case PC_OP_NNP:
+        *what = "no_new_privs";
+        return (int)S5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    case PC_OP_RLIMIT: {
+        struct rlimit rl;
+        rl.rlim_cur = (rlim_t)op->v[1];
+        rl.rlim_max = (rlim_t)op->v[2];
+        return (int)S4(SYS_prlimit64, 0, op->v[0], &rl, 0);
+    }
+    case PC_OP_WRITE: {
+        long r, fd = S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_WRONLY | O_CLOEXEC, 0);
+        if (fd < 0)
+            return (int)fd;
+        r = S3(SYS_write, fd, str(c, op, 1), op->len[1]);
+        S1(SYS_close, fd);
+        return r == (long)op->len[1] ? 0 : r < 0 ? (int)r : -EIO;
+    }
+    case PC_OP_SECCOMP: {
+        struct {
+            unsigned short len;
+            const void *filter;
+        } prog;
+        *what = "seccomp";
+        prog.len = (unsigned short)op->v[0];
+        prog.filter = str(c, op, 0);
+        return (int)S3(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, op->v[1], &prog);
     }
     case PC_OP_CGROUP_JOIN: {
         long r, fd;

@@ -50,6 +50,13 @@ enum {
     PC_OP_HANDOFF,        /* v0 helper fd: continue the plan in the static helper, with a memory of our own */
     PC_OP_SYNC,           /* send message v0 to the parent, wait for GO (e.g. "write my id maps") */
     PC_OP_CGROUP_JOIN,    /* s0 a cgroup's tasks or cgroup.procs file (a host path): write "0" to join */
+    PC_OP_BOUNDING,       /* v0 capabilities kept in the bounding set (bit mask), v1 the kernel's last cap;
+                             then PR_SET_KEEPCAPS so PC_OP_USER keeps the permitted set */
+    PC_OP_CAPS,           /* v0 effective, v1 permitted, v2 inheritable, v3 ambient (bit masks) */
+    PC_OP_NNP,            /* prctl(PR_SET_NO_NEW_PRIVS) */
+    PC_OP_RLIMIT,         /* s0 name, v0 resource, v1 soft, v2 hard */
+    PC_OP_WRITE,          /* s0 path, s1 text: write it (e.g. /proc/self/oom_score_adj) */
+    PC_OP_SECCOMP,        /* s0 struct sock_filter[v0], v1 SECCOMP_FILTER_FLAG_*: install the filter */
     PC_OP__COUNT
 };
 

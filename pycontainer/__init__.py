@@ -12,10 +12,12 @@ from ._process import DEVNULL, PIPE, STDOUT, ExecProcess, ExitStatus
 from . import cgroups
 from .cgroups import Stats
 from .config import (
+    DEFAULT_CAPABILITIES,
     DEFAULT_DEVICE_RULES,
     DEFAULT_MASKED_PATHS,
     DEFAULT_NAMESPACES,
     DEFAULT_READONLY_PATHS,
+    Capabilities,
     ContainerConfig,
     DeviceRule,
     HugepageLimit,
@@ -25,6 +27,10 @@ from .config import (
     NamespaceType,
     Process,
     Resources,
+    Rlimit,
+    SeccompProfile,
+    SyscallArg,
+    SyscallRule,
     ThrottleDevice,
     User,
     WeightDevice,
@@ -47,6 +53,7 @@ from .rootfs import default_rootfs
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CAPABILITIES",
     "DEFAULT_DEVICE_RULES",
     "DEFAULT_MASKED_PATHS",
     "DEFAULT_NAMESPACES",
@@ -54,6 +61,7 @@ __all__ = [
     "DEVNULL",
     "PIPE",
     "STDOUT",
+    "Capabilities",
     "CgroupError",
     "ConfigError",
     "Container",
@@ -76,9 +84,13 @@ __all__ = [
     "Process",
     "PyContainerError",
     "Resources",
+    "Rlimit",
+    "SeccompProfile",
     "State",
     "Stats",
     "Status",
+    "SyscallArg",
+    "SyscallRule",
     "ThrottleDevice",
     "User",
     "WeightDevice",

@@ -13,8 +13,10 @@ The child's order (create), numbered as the sync points in docs/architecture.md:
    /etc/hostname, /etc/hosts, /etc/resolv.conf
 5. pivot_root; masked and read-only paths; read-only rootfs; propagation
 6. hostname, domainname; pty or setsid; umask; cwd; find the executable
-7. READY -> the parent; block on the exec fifo until ``start``
-8. user and groups; mark fds >= 3 close-on-exec; execve
+7. rlimits, oom_score_adj; READY -> the parent; block on the exec fifo until ``start``
+8. seccomp (here without no_new_privs); bounding set; user and groups; the
+   other capability sets; no_new_privs; mark fds >= 3 close-on-exec; seccomp
+   (here with no_new_privs); execve
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import functools
 import os
 import struct
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -65,6 +67,12 @@ class Op(enum.IntEnum):
     HANDOFF = 28
     SYNC = 29
     CGROUP_JOIN = 30
+    BOUNDING = 31
+    CAPS = 32
+    NNP = 33
+    RLIMIT = 34
+    WRITE = 35
+    SECCOMP = 36
 
 
 # The step names InitError reports.
@@ -99,6 +107,12 @@ STEP_NAMES = {
     Op.HANDOFF: "helper exec",
     Op.SYNC: "sync",
     Op.CGROUP_JOIN: "cgroup join",
+    Op.BOUNDING: "capabilities (bounding set)",
+    Op.CAPS: "capabilities",
+    Op.NNP: "no_new_privs",
+    Op.RLIMIT: "rlimit",
+    Op.WRITE: "write",
+    Op.SECCOMP: "seccomp",
 }
 
 # <sys/mount.h>
@@ -352,6 +366,7 @@ class CreateInputs:
     etc_files: tuple[str, ...] = ("hostname", "hosts", "resolv.conf")
     cgroup_files: tuple[str, ...] = ()  # host paths to write "0" to, right after HANDOFF
     in_cgroup: bool = False  # the container has a cgroup (perhaps cloned into: no files then)
+    confinement: Any = None  # security.Confinement: capabilities, seccomp, rlimits...; None: none applied
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
@@ -490,9 +505,10 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             cfg.process.terminal, cfg.process.umask, cfg.process.cwd, cfg.process.args, inp.env, make_cwd=False
         )
     )
+    ops.extend(_limit_ops(inp.confinement))
     ops.append(op(Op.READY))
     ops.append(op(Op.WAIT_START))
-    ops.extend(_exec_ops(inp.user, 3 + inp.preserve_fds, cfg.process.args, inp.env, inp.init_fd))
+    ops.extend(_exec_ops(inp.user, 3 + inp.preserve_fds, cfg.process.args, inp.env, inp.init_fd, inp.confinement))
     return ops
 
 
@@ -565,18 +581,48 @@ def _process_ops(
     ]
 
 
-def _exec_ops(user: User, first_closed: int, args: Sequence[str], env: Sequence[str], init_fd: int) -> list[PlanOp]:
+def _limit_ops(conf: Any) -> list[PlanOp]:
+    """rlimits and oom_score_adj: set before the process is released, so a
+    refused value fails ``create``, not ``start``."""
+    if conf is None:
+        return []
+    ops = [op(Op.RLIMIT, name, v=(res, soft, hard)) for name, res, soft, hard in conf.rlimits]
+    if conf.oom_score_adj is not None:
+        ops.append(op(Op.WRITE, "/proc/self/oom_score_adj", str(conf.oom_score_adj)))
+    return ops
+
+
+def _exec_ops(
+    user: User, first_closed: int, args: Sequence[str], env: Sequence[str], init_fd: int, conf: Any = None
+) -> list[PlanOp]:
+    """The last steps, in runc's order: the seccomp filter as late as it
+    can be (without no_new_privs installing one needs CAP_SYS_ADMIN, so then
+    before the capabilities go); the bounding set (with KEEPCAPS); the
+    user; the other capability sets; no_new_privs; fds; execve."""
     groups = b"".join(struct.pack("@I", g) for g in user.additional_gids)
-    return [
-        op(Op.USER, groups, v=(user.uid, user.gid, len(user.additional_gids))),
-        op(Op.CLOSE_FDS, v=(first_closed,)),
+    ops: list[PlanOp] = []
+    seccomp = conf is not None and conf.seccomp is not None
+    if seccomp and not conf.no_new_privs:
+        ops.append(op(Op.SECCOMP, conf.seccomp, v=(len(conf.seccomp) // 8, conf.seccomp_flags)))
+    if conf is not None:
+        ops.append(op(Op.BOUNDING, v=(conf.bounding, conf.last_cap)))
+    ops.append(op(Op.USER, groups, v=(user.uid, user.gid, len(user.additional_gids))))
+    if conf is not None:
+        ops.append(op(Op.CAPS, v=(conf.effective, conf.permitted, conf.inheritable, conf.ambient)))
+        if conf.no_new_privs:
+            ops.append(op(Op.NNP))
+    ops.append(op(Op.CLOSE_FDS, v=(first_closed,)))
+    if seccomp and conf.no_new_privs:
+        ops.append(op(Op.SECCOMP, conf.seccomp, v=(len(conf.seccomp) // 8, conf.seccomp_flags)))
+    ops.append(
         op(
             Op.EXEC,
             b"\0".join(a.encode() for a in args),
             b"\0".join(e.encode() for e in env),
             v=(len(args), len(env), init_fd),
-        ),
-    ]
+        )
+    )
+    return ops
 
 
 def compile_exec(
@@ -592,6 +638,7 @@ def compile_exec(
     preserve_fds: int = 0,
     helper_fd: int = -1,
     cgroup_files: Sequence[str] = (),
+    confinement: Any = None,
 ) -> list[PlanOp]:
     """The plan that runs another process in a running container."""
     # Leave our memory before joining anything (see compile_create); the
@@ -605,5 +652,6 @@ def compile_exec(
     ops.append(op(Op.FORK))
     ops.extend(_stdio_ops(stdio, terminal))
     ops.extend(_process_ops(terminal, umask, cwd, args, env, make_cwd=False))
-    ops.extend(_exec_ops(user, 3 + preserve_fds, args, env, -1))
+    ops.extend(_limit_ops(confinement))
+    ops.extend(_exec_ops(user, 3 + preserve_fds, args, env, -1, confinement))
     return ops

@@ -168,30 +168,6 @@ def _user(value: User | str | int) -> User | str:
     raise ConfigError("user", f"must be a User, a 'user[:group]' string or a uid, not {type(value).__name__}")
 
 
-@attrs.frozen
-class Process:
-    """What runs in the container.
-
-    ``user`` is a :class:`User`, a uid, or a Docker-style ``"name[:group]"`` /
-    ``"uid[:gid]"`` string looked up in the rootfs's /etc/passwd and /etc/group.
-    With an image (``ContainerConfig.image``), ``args`` replace the image's Cmd
-    (empty: keep it), and the defaults of ``env``, ``cwd`` and ``user`` give
-    way to the image's Env, WorkingDir and User.
-    """
-
-    args: tuple[str, ...] = attrs.field(converter=_args, validator=v.strings)
-    env: tuple[str, ...] = attrs.field(default=DEFAULT_ENV, converter=_env, validator=v.env)
-    cwd: str = attrs.field(default="/", validator=v.absolute_path)
-    user: User | str = attrs.field(default=User(), converter=_user)
-    umask: int = attrs.field(default=0o022, validator=v.umask)
-    terminal: bool = attrs.field(default=False, converter=bool)
-    # With an image: None keeps the image's Entrypoint; a sequence replaces it
-    # (and then the image's Cmd too), as ``docker run --entrypoint``.
-    entrypoint: tuple[str, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(_args), validator=attrs.validators.optional(v.strings)
-    )
-
-
 # ---- resources (cgroups) ------------------------------------------------------
 
 
@@ -301,6 +277,298 @@ def _typed_tuple(kind: type, field: str) -> Any:
         return out
 
     return convert
+
+
+# ---- security ------------------------------------------------------------------
+
+# Capability names by number (<linux/capability.h>).
+CAPABILITY_NAMES = tuple(
+    "CAP_" + n
+    for n in (
+        "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
+        "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT "
+        "SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE "
+        "AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ "
+        "PERFMON BPF CHECKPOINT_RESTORE"
+    ).split()
+)
+CAPABILITY_NUMBERS = {name: i for i, name in enumerate(CAPABILITY_NAMES)}
+# Docker's default set (moby oci/caps/defaults.go).
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+)  # fmt: skip
+
+
+def capability_name(value: object, field: str = "capabilities") -> str:
+    """'net_admin', 'NET_ADMIN' or 'CAP_NET_ADMIN' -> 'CAP_NET_ADMIN'."""
+    if not isinstance(value, str):
+        raise ConfigError(field, f"{value!r} is not a capability name")
+    name = value.upper()
+    if not name.startswith("CAP_"):
+        name = "CAP_" + name
+    if name not in CAPABILITY_NUMBERS:
+        raise ConfigError(field, f"{value!r} is not a capability")
+    return name
+
+
+def _cap_set(field: str) -> Any:
+    def convert(value: Iterable[str]) -> tuple[str, ...]:
+        if isinstance(value, str):
+            raise ConfigError(field, "must be a sequence of capability names, not a string")
+        names = {capability_name(n, field) for n in value}
+        return tuple(sorted(names, key=CAPABILITY_NUMBERS.__getitem__))
+
+    return convert
+
+
+@attrs.frozen
+class Capabilities:
+    """The five capability sets of the container's process, by name.
+
+    :meth:`docker` gives Docker's default set with ``--cap-add`` /
+    ``--cap-drop`` applied (``"ALL"`` too); :meth:`of` gives one set in
+    bounding, effective and permitted.  The kernel's rules are checked:
+    effective within permitted, inheritable within bounding, ambient within
+    permitted and inheritable.
+    """
+
+    bounding: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.bounding"))
+    effective: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.effective"))
+    permitted: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.permitted"))
+    inheritable: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.inheritable"))
+    ambient: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.ambient"))
+
+    def __attrs_post_init__(self) -> None:
+        for field, sub, sup, what in (
+            ("effective", self.effective, self.permitted, "permitted"),
+            ("inheritable", self.inheritable, self.bounding, "bounding"),
+            ("ambient", self.ambient, self.permitted, "permitted"),
+            ("ambient", self.ambient, self.inheritable, "inheritable"),
+        ):
+            extra = sorted(set(sub) - set(sup))
+            if extra:
+                raise ConfigError(f"capabilities.{field}", f"{', '.join(extra)} not in the {what} set")
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> Capabilities:
+        """``names`` in the bounding, effective and permitted sets (as Docker
+        and runc give them); inheritable and ambient empty."""
+        caps = _cap_set("capabilities")(names)
+        return cls(bounding=caps, effective=caps, permitted=caps)
+
+    @classmethod
+    def docker(cls, add: Iterable[str] = (), drop: Iterable[str] = ()) -> Capabilities:
+        """Docker's default set with ``--cap-add``/``--cap-drop`` applied:
+        ``add=["ALL"]`` gives every capability but the dropped ones;
+        ``drop=["ALL"]`` gives only the added ones; otherwise the defaults
+        less ``drop`` plus ``add``.  "ALL" means every capability this
+        process (the runtime) holds, as the kernel will grant no more."""
+        if isinstance(add, str) or isinstance(drop, str):
+            raise ConfigError("capabilities", "add and drop are sequences of names, not strings")
+        adds = [a for a in add if not (isinstance(a, str) and a.upper() == "ALL")]
+        drops = [d for d in drop if not (isinstance(d, str) and d.upper() == "ALL")]
+        add_all, drop_all = len(adds) != len(tuple(add)), len(drops) != len(tuple(drop))
+        added = set(_cap_set("capabilities.add")(adds))
+        dropped = set(_cap_set("capabilities.drop")(drops))
+        if add_all:
+            caps = set(held_capabilities()) - dropped
+        elif drop_all:
+            caps = added
+        else:
+            caps = (set(DEFAULT_CAPABILITIES) - dropped) | added
+        return cls.of(caps)
+
+
+def held_capabilities() -> tuple[str, ...]:
+    """The capabilities in this process's bounding set that this kernel knows."""
+    mask = 0
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+    return tuple(n for i, n in enumerate(CAPABILITY_NAMES) if mask >> i & 1)
+
+
+# setrlimit resources by name (<asm-generic/resource.h>).
+RLIMITS = {
+    f"RLIMIT_{n}": i
+    for i, n in enumerate(
+        "CPU FSIZE DATA STACK CORE RSS NPROC NOFILE MEMLOCK AS LOCKS SIGPENDING MSGQUEUE NICE RTPRIO RTTIME".split()
+    )
+}
+RLIM_INFINITY = 2**64 - 1
+
+
+def _rlimit_type(value: object) -> str:
+    name = value.upper() if isinstance(value, str) else value
+    if isinstance(name, str) and not name.startswith("RLIMIT_"):
+        name = "RLIMIT_" + name
+    if name not in RLIMITS:
+        raise ConfigError("rlimits.type", f"{value!r} is not a resource limit ({', '.join(RLIMITS)})")
+    return str(name)
+
+
+def _rlimit_value(value: object) -> int:
+    if value == -1:
+        return RLIM_INFINITY
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= RLIM_INFINITY:
+        raise ConfigError("rlimits", f"{value!r} is not a limit (0..2**64-1, or -1 for unlimited)")
+    return value
+
+
+@attrs.frozen
+class Rlimit:
+    """A resource limit, as ``docker run --ulimit nofile=1024:2048``: ``type``
+    is ``"RLIMIT_NOFILE"`` or ``"nofile"``; -1 means unlimited."""
+
+    type: str = attrs.field(converter=_rlimit_type)
+    soft: int = attrs.field(converter=_rlimit_value)
+    hard: int = attrs.field(converter=_rlimit_value)
+
+    def __attrs_post_init__(self) -> None:
+        if self.soft > self.hard:
+            raise ConfigError(f"rlimits.{self.type}", f"the soft limit {self.soft} is above the hard one {self.hard}")
+
+
+SECCOMP_ACTIONS = (
+    "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG",
+)  # fmt: skip
+SECCOMP_OPS = (
+    "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ",
+)  # fmt: skip
+SECCOMP_FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
+_U64 = 2**64 - 1
+
+
+def _u64(field: str) -> Any:
+    def check(_inst: object, _attribute: Any, value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _U64:
+            raise ConfigError(field, f"{value!r} is not a 64-bit unsigned value")
+
+    return check
+
+
+def _errno(field: str) -> Any:
+    def check(_inst: object, _attribute: Any, value: object) -> None:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF):
+            raise ConfigError(field, f"{value!r} is not an errno (0..65535)")
+
+    return check
+
+
+@attrs.frozen
+class SyscallArg:
+    """A condition on argument ``index`` (0..5): ``op`` compares it with
+    ``value`` (for SCMP_CMP_MASKED_EQ: ``arg & value == value_two``)."""
+
+    index: int = attrs.field(validator=_opt_int(0, 5))
+    value: int = attrs.field(validator=_u64("seccomp.args.value"))
+    value_two: int = attrs.field(default=0, validator=_u64("seccomp.args.valueTwo"))
+    op: str = attrs.field(default="SCMP_CMP_EQ", validator=v.one_of(SECCOMP_OPS))
+
+
+@attrs.frozen
+class SyscallRule:
+    """``action`` for the system calls ``names`` (when every condition of
+    ``args`` holds).  The rule applies only with all of ``caps`` in the
+    bounding set and none of ``not_caps``, on ``arches`` (Go names, e.g.
+    "amd64") and not on ``not_arches``, on kernels of at least
+    ``min_kernel``: Docker's ``includes``/``excludes``."""
+
+    names: tuple[str, ...] = attrs.field(converter=tuple, validator=[v.strings, v.non_empty])
+    action: str = attrs.field(validator=v.one_of(SECCOMP_ACTIONS))
+    errno: int | None = attrs.field(default=None, validator=_errno("seccomp.syscalls.errnoRet"))
+    args: tuple[SyscallArg, ...] = attrs.field(default=(), converter=_typed_tuple(SyscallArg, "seccomp.syscalls.args"))
+    caps: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("seccomp.syscalls.includes.caps"))
+    not_caps: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("seccomp.syscalls.excludes.caps"))
+    arches: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    not_arches: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    min_kernel: str | None = attrs.field(default=None, validator=v.optional_string)
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_kernel is not None and not v.KERNEL_VERSION_RE.fullmatch(self.min_kernel):
+            raise ConfigError("seccomp.syscalls.includes.minKernel", f"{self.min_kernel!r} is not a kernel version")
+
+
+@attrs.frozen(cache_hash=True)
+class SeccompProfile:
+    """A seccomp profile with the meaning of Docker's JSON profiles (see
+    :func:`pycontainer.security.load_seccomp_profile`): ``default_action``
+    for every system call no rule names; ``default_errno`` the errno of
+    SCMP_ACT_ERRNO actions that give none (EPERM otherwise);
+    ``architectures`` the SCMP_ARCH_* names the filter also covers."""
+
+    default_action: str = attrs.field(validator=v.one_of(SECCOMP_ACTIONS))
+    syscalls: tuple[SyscallRule, ...] = attrs.field(default=(), converter=_typed_tuple(SyscallRule, "seccomp.syscalls"))
+    default_errno: int | None = attrs.field(default=None, validator=_errno("seccomp.defaultErrnoRet"))
+    architectures: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    flags: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+
+    def __attrs_post_init__(self) -> None:
+        for f in self.flags:
+            if f not in SECCOMP_FLAGS:
+                raise ConfigError("seccomp.flags", f"{f!r} is not one of {', '.join(SECCOMP_FLAGS)}")
+
+
+def _seccomp(value: object) -> SeccompProfile | str:
+    if isinstance(value, SeccompProfile):
+        return value
+    if value in ("default", "unconfined"):
+        return str(value)
+    if isinstance(value, Mapping):
+        from .security import seccomp_profile_from_json
+
+        return seccomp_profile_from_json(value)
+    raise ConfigError(
+        "seccomp", f"must be 'default', 'unconfined', a SeccompProfile or a Docker profile mapping, not {value!r}"
+    )
+
+
+def _rlimits(value: Iterable[Rlimit]) -> tuple[Rlimit, ...]:
+    out = _typed_tuple(Rlimit, "rlimits")(value)
+    seen = [r.type for r in out]
+    for name in seen:
+        if seen.count(name) > 1:
+            raise ConfigError("rlimits", f"{name} is given twice")
+    return out
+
+
+@attrs.frozen
+class Process:
+    """What runs in the container.
+
+    ``user`` is a :class:`User`, a uid, or a Docker-style ``"name[:group]"`` /
+    ``"uid[:gid]"`` string looked up in the rootfs's /etc/passwd and /etc/group.
+    With an image (``ContainerConfig.image``), ``args`` replace the image's Cmd
+    (empty: keep it), and the defaults of ``env``, ``cwd`` and ``user`` give
+    way to the image's Env, WorkingDir and User.
+    """
+
+    args: tuple[str, ...] = attrs.field(converter=_args, validator=v.strings)
+    env: tuple[str, ...] = attrs.field(default=DEFAULT_ENV, converter=_env, validator=v.env)
+    cwd: str = attrs.field(default="/", validator=v.absolute_path)
+    user: User | str = attrs.field(default=User(), converter=_user)
+    umask: int = attrs.field(default=0o022, validator=v.umask)
+    terminal: bool = attrs.field(default=False, converter=bool)
+    # With an image: None keeps the image's Entrypoint; a sequence replaces it
+    # (and then the image's Cmd too), as ``docker run --entrypoint``.
+    entrypoint: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_args), validator=attrs.validators.optional(v.strings)
+    )
+    # None: Docker's default set (for exec: the container's)
+    capabilities: Capabilities | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(Capabilities))
+    )
+    no_new_privileges: bool = attrs.field(default=False, converter=bool)
+    rlimits: tuple[Rlimit, ...] = attrs.field(default=(), converter=_rlimits)
+    oom_score_adj: int | None = attrs.field(default=None, validator=_opt_int(-1000, 1000))
+    # Accepted as in OCI; a host without AppArmor (or SELinux) refuses a
+    # profile (label) other than "unconfined" at create.
+    apparmor_profile: str | None = attrs.field(default=None, validator=v.optional_string)
+    selinux_label: str | None = attrs.field(default=None, validator=v.optional_string)
 
 
 _I64 = 2**63 - 1
@@ -462,6 +730,8 @@ class ContainerConfig:
     cgroups: bool = attrs.field(default=True, converter=bool)
     cgroups_path: str | None = attrs.field(default=None, validator=v.cgroups_path)
     resources: Resources = attrs.field(factory=Resources, converter=_resources)
+    # "default": Docker's profile; "unconfined": no filter; or a profile of one's own
+    seccomp: SeccompProfile | str = attrs.field(default="default", converter=_seccomp)
 
     def __attrs_post_init__(self) -> None:
         if self.rootfs is not None and not self.rootfs.startswith("/"):
@@ -485,11 +755,14 @@ class ContainerConfig:
 
 
 __all__ = [
+    "CAPABILITY_NAMES",
+    "DEFAULT_CAPABILITIES",
     "DEFAULT_DEVICE_RULES",
     "DEFAULT_ENV",
     "DEFAULT_MASKED_PATHS",
     "DEFAULT_NAMESPACES",
     "DEFAULT_READONLY_PATHS",
+    "Capabilities",
     "ContainerConfig",
     "DeviceRule",
     "HugepageLimit",
@@ -499,6 +772,10 @@ __all__ = [
     "NamespaceType",
     "Process",
     "Resources",
+    "Rlimit",
+    "SeccompProfile",
+    "SyscallArg",
+    "SyscallRule",
     "ThrottleDevice",
     "User",
     "WeightDevice",

@@ -26,11 +26,12 @@ from typing import IO, Any
 
 import attrs
 
-from . import _netpool, _plan, _spawn, _sys, cgroups as _cgroups, images as _images, rootfs as _rootfs
+from . import _netpool, _plan, _spawn, _sys, cgroups as _cgroups, images as _images, rootfs as _rootfs, security as _security
 from ._shim import lib as _shim_lib
 from ._process import ExecProcess, ExitStatus, ProcessHandle, StdioArg, prepare_stdio
 from .config import (
     DEFAULT_PATH,
+    Capabilities,
     ContainerConfig,
     DeviceRule,
     HugepageLimit,
@@ -40,6 +41,10 @@ from .config import (
     NamespaceType,
     Process,
     Resources,
+    Rlimit,
+    SeccompProfile,
+    SyscallArg,
+    SyscallRule,
     ThrottleDevice,
     User,
     WeightDevice,
@@ -170,13 +175,26 @@ def _resources_from_json(data: dict[str, Any]) -> Resources:
     return Resources(**out)
 
 
+def _seccomp_from_json(value: Any) -> SeccompProfile | str:
+    if not isinstance(value, dict):
+        return str(value)
+    rules = [
+        SyscallRule(**{**r, "args": [SyscallArg(**a) for a in r.get("args") or ()]}) for r in value.get("syscalls") or ()
+    ]
+    return SeccompProfile(**{**value, "syscalls": rules})
+
+
 def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
     p = dict(data["process"])
     if isinstance(p["user"], dict):
         p["user"] = User(**p["user"])
+    if isinstance(p.get("capabilities"), dict):
+        p["capabilities"] = Capabilities(**p["capabilities"])
+    p["rlimits"] = [Rlimit(**r) for r in p.get("rlimits") or ()]
     return ContainerConfig(
         **{
             **data,
+            "seccomp": _seccomp_from_json(data.get("seccomp", "default")),
             "process": Process(**p),
             "namespaces": [Namespace(**n) for n in data["namespaces"]],
             "uid_mappings": [IDMap(**m) for m in data["uid_mappings"]],
@@ -637,6 +655,9 @@ class Container(ProcessHandle):
         ports: Any,
     ) -> Container:
         check_config(config)
+        # Compiled before anything is made: a bad profile or capability set
+        # leaves nothing behind.
+        confinement = _security.confinement(config.process, config)
         if not os.path.isdir(root):
             os.makedirs(root, mode=0o711, exist_ok=True)
             os.chmod(root, 0o711)  # exact, whatever the umask: a user namespace's root traverses it
@@ -674,6 +695,7 @@ class Container(ProcessHandle):
                 snapshotter,
                 bridge,
                 ports,
+                confinement,
             )
             if net_guard is not None and _sys.pidfd_exited(net_guard):
                 # the container whose network namespace we joined (by its pid) is gone
@@ -707,6 +729,7 @@ class Container(ProcessHandle):
         snapshotter: str,
         bridge: Any = None,
         ports: Any = (),
+        confinement: Any = None,
     ) -> tuple[Container, _spawn.Child, Any]:
         hostname = config.hostname or cid[:12]
         lower = lower_base = None
@@ -802,6 +825,7 @@ class Container(ProcessHandle):
                 netns_fd=-1 if netns is None else netns,
                 cgroup_files=tuple(join_files),
                 in_cgroup=manager is not None,
+                confinement=confinement,
             )
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
@@ -1234,6 +1258,7 @@ class Container(ProcessHandle):
         fds: list[tuple[NamespaceType, int]] = []
         io = None
         try:
+            confinement = _security.confinement(process, self.config, base=self.config.process)
             join_files, _ = _cgroup_join(self.cgroup, clone=False)
             for ns in self.config.namespaces:
                 fd = os.open(f"/proc/{self.pid}/ns/{_plan.PROC_NS_NAMES[ns.type]}", os.O_RDONLY | os.O_CLOEXEC)
@@ -1257,6 +1282,7 @@ class Container(ProcessHandle):
                 preserve_fds=len(pass_fds),
                 helper_fd=_helper_fd(),
                 cgroup_files=join_files,
+                confinement=confinement,
             )
             keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_helper_fd()]
             child = _spawn.spawn(ops, 0, keep_fds=keep, max_target_fd=2 + len(pass_fds))

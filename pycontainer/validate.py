@@ -26,6 +26,7 @@ ID_MAX = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
 CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 HUGEPAGE_SIZE_RE = re.compile(r"^[0-9]+(KB|MB|GB)$")
+KERNEL_VERSION_RE = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
 _CPUSET_RE = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
 
 PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")

@@ -11,6 +11,7 @@ import pytest
 
 from pycontainer import (
     PIPE,
+    Capabilities,
     STDOUT,
     Container,
     ContainerConfig,
@@ -705,7 +706,9 @@ def test_terminal_keeps_passed_fds(root, config):
 
 
 def test_a_hostile_etc_passwd_does_not_hang_exec(root, config):
-    with Container.run(root, "fifo", config("sleep", "60", mounts=[Mount("/tmp", None, "tmpfs")])) as c:
+    # mounting inside needs CAP_SYS_ADMIN, which Docker's default set leaves out
+    admin = {"capabilities": Capabilities.docker(add=["SYS_ADMIN"])}
+    with Container.run(root, "fifo", config("sleep", "60", mounts=[Mount("/tmp", None, "tmpfs")], process=admin)) as c:
         # The session's rootfs is shared by the tests: the fifo lives on the
         # container's own tmpfs and is bound over /etc/passwd in its mount namespace.
         with c.exec(["sh", "-c", "mkfifo /tmp/p && mount --bind /tmp/p /etc/passwd"]) as p:
