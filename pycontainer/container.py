@@ -26,7 +26,16 @@ from typing import IO, Any
 
 import attrs
 
-from . import _netpool, _plan, _spawn, _sys, cgroups as _cgroups, images as _images, rootfs as _rootfs, security as _security
+from . import (
+    _netpool,
+    _plan,
+    _spawn,
+    _sys,
+    cgroups as _cgroups,
+    images as _images,
+    rootfs as _rootfs,
+    security as _security,
+)
 from ._shim import lib as _shim_lib
 from ._process import ExecProcess, ExitStatus, ProcessHandle, StdioArg, prepare_stdio
 from .config import (
@@ -179,7 +188,8 @@ def _seccomp_from_json(value: Any) -> SeccompProfile | str:
     if not isinstance(value, dict):
         return str(value)
     rules = [
-        SyscallRule(**{**r, "args": [SyscallArg(**a) for a in r.get("args") or ()]}) for r in value.get("syscalls") or ()
+        SyscallRule(**{**r, "args": [SyscallArg(**a) for a in r.get("args") or ()]})
+        for r in value.get("syscalls") or ()
     ]
     return SeccompProfile(**{**value, "syscalls": rules})
 

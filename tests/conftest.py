@@ -236,3 +236,19 @@ def public_dir():
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path)
+
+
+@pytest.fixture(scope="session")
+def probe() -> Iterator[str]:
+    """tests/progs/probe.c built static, in a directory every user can read
+    (containers bind it at /probe), removed at the end of the session."""
+    import subprocess
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="pyc-probe-", dir="/tmp")
+    os.chmod(d, 0o755)
+    path = os.path.join(d, "probe")
+    src = os.path.join(os.path.dirname(__file__), "progs", "probe.c")
+    subprocess.run(["cc", "-static", "-O2", "-Wall", "-o", path, src], check=True)
+    yield path
+    shutil.rmtree(d)

@@ -106,7 +106,9 @@ def _json_rule(i: int, raw: object) -> SyscallRule:
     for j, a in enumerate(raw.get("args") or ()):
         if not isinstance(a, Mapping) or set(a) - {"index", "value", "valueTwo", "op"}:
             raise ConfigError(f"{field}.args[{j}]", "must be an object of index, value, valueTwo and op")
-        args.append(SyscallArg(index=a.get("index"), value=a.get("value", 0), value_two=a.get("valueTwo", 0), op=a.get("op")))
+        args.append(
+            SyscallArg(index=a.get("index"), value=a.get("value", 0), value_two=a.get("valueTwo", 0), op=a.get("op"))
+        )
     return SyscallRule(
         names=names,
         action=action,
@@ -281,7 +283,9 @@ def compile_seccomp(profile: SeccompProfile, bounding: frozenset[str]) -> tuple[
                         cmps[k].datum_a, cmps[k].datum_b = a.value, a.value_two
                     r = lib.seccomp_rule_add_array(ctx, action, nr, len(group), cmps)
                     if r < 0:
-                        raise ConfigError(f"seccomp.syscalls[{i}]", f"{name}: libseccomp refused the rule: {os.strerror(-r)}")
+                        raise ConfigError(
+                            f"seccomp.syscalls[{i}]", f"{name}: libseccomp refused the rule: {os.strerror(-r)}"
+                        )
         fd = os.memfd_create("pycontainer-seccomp", os.MFD_CLOEXEC)
         try:
             r = lib.seccomp_export_bpf(ctx, fd)
@@ -296,7 +300,10 @@ def compile_seccomp(profile: SeccompProfile, bounding: frozenset[str]) -> tuple[
     if len(program) % 8 or not program:
         raise ConfigError("seccomp", "libseccomp exported no whole BPF program")
     if len(program) // 8 > _BPF_MAXINSNS:
-        raise ConfigError("seccomp", f"the profile compiles to {len(program) // 8} BPF instructions, over the kernel's {_BPF_MAXINSNS}")
+        raise ConfigError(
+            "seccomp",
+            f"the profile compiles to {len(program) // 8} BPF instructions, over the kernel's {_BPF_MAXINSNS}",
+        )
     flags = 0
     for f in profile.flags:
         flags |= _FLAGS[f]
@@ -382,7 +389,8 @@ def _check_lsm(process: Process) -> None:
         )
     if process.selinux_label and not selinux:
         raise ConfigError(
-            "process.selinux_label", f"{process.selinux_label!r} cannot be applied: this host has no SELinux (unsupported here)"
+            "process.selinux_label",
+            f"{process.selinux_label!r} cannot be applied: this host has no SELinux (unsupported here)",
         )
     if process.apparmor_profile not in (None, "", "unconfined") or process.selinux_label:
         raise ConfigError("process.apparmor_profile", "applying AppArmor or SELinux labels is not supported yet")
