@@ -145,6 +145,11 @@ struct child {
     const int *keep;     /* fds the plan uses, sorted */
     uint32_t nkeep;
     char exe[4096];      /* resolved executable */
+    int ready;           /* READY was sent: the parent no longer reads the sync socket */
+    int late_err;        /* a step that failed after READY, reported once the fifo is open */
+    int late_op;
+    uint32_t late_pc;
+    char late_text[64];
 };
 
 /* Move one of the child's own fds to >= fd_base, out of reach of the fds
@@ -1075,7 +1080,10 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         memset(&m, 0, sizeof m);
         m.type = PC_MSG_READY;
         S2(SYS_prctl, PR_SET_PDEATHSIG, 0);
-        return S4(SYS_sendto, c->sync_fd, &m, sizeof m, MSG_NOSIGNAL) < 0 ? -EPIPE : 0;
+        if (S4(SYS_sendto, c->sync_fd, &m, sizeof m, MSG_NOSIGNAL) < 0)
+            return -EPIPE;
+        c->ready = 1;
+        return 0;
     }
     case PC_OP_WAIT_START:
         *what = "exec.fifo";
@@ -1206,8 +1214,22 @@ static __attribute__((noreturn)) void run_plan(struct child *c)
         const struct pc_op *op = &c->ops[c->pc];
         const char *what = 0;
         int r = run_op(c, op, &what);
+        if (r < 0 && c->ready && c->fifo_wr < 0 && op->kind != PC_OP_WAIT_START && !c->late_err) {
+            /* Between READY and `start` nobody listens: hold the error until
+             * WAIT_START has the fifo open (work done here overlaps with the
+             * parent's end of create and its start). */
+            c->late_err = -r;
+            c->late_op = op->kind;
+            c->late_pc = c->pc;
+            scopy(c->late_text, sizeof c->late_text, what ? what : "");
+            continue;
+        }
         if (r < 0)
             fail(c, op->kind, -r, what);
+        if (op->kind == PC_OP_WAIT_START && c->late_err) {
+            c->pc = c->late_pc;
+            fail(c, c->late_op, c->late_err, c->late_text);
+        }
     }
     child_exit(0);
 }
@@ -1298,6 +1320,15 @@ __asm__(".text\n"
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
+
+int pc_x32_syscalls(void)
+{
+#if defined(__x86_64__)
+    return S0(0x40000000L | SYS_getppid) >= 0;
+#else
+    return 0;
+#endif
+}
 
 int pc_can_clone_into_cgroup(void)
 {

@@ -131,6 +131,9 @@ void pc_arena_release(void *arena, uint64_t size);
 /* 1 when pc_spawn can honour cgroup_fd (clone3 with CLONE_INTO_CGROUP is
  * built in); the caller joins through a PC_OP_CGROUP_JOIN step otherwise. */
 int pc_can_clone_into_cgroup(void);
+/* 1 when this kernel runs x32 system calls (x86_64 only): a seccomp filter
+ * for a kernel that does not need no x32 branch. */
+int pc_x32_syscalls(void);
 
 /* bpf(2) for cgroup v2 device programs.  Each returns an fd or 0 on success,
  * -errno on failure. */

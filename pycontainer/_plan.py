@@ -13,10 +13,10 @@ The child's order (create), numbered as the sync points in docs/architecture.md:
    /etc/hostname, /etc/hosts, /etc/resolv.conf
 5. pivot_root; masked and read-only paths; read-only rootfs; propagation
 6. hostname, domainname; pty or setsid; umask; cwd; find the executable
-7. rlimits, oom_score_adj; READY -> the parent; block on the exec fifo until ``start``
-8. seccomp (here without no_new_privs); bounding set; user and groups; the
-   other capability sets; no_new_privs; mark fds >= 3 close-on-exec; seccomp
-   (here with no_new_privs); execve
+7. rlimits, oom_score_adj; READY -> the parent; seccomp (here without
+   no_new_privs); block on the exec fifo until ``start``
+8. bounding set; user and groups; the other capability sets; no_new_privs;
+   mark fds >= 3 close-on-exec; seccomp (here with no_new_privs); execve
 """
 
 from __future__ import annotations
@@ -507,8 +507,15 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     )
     ops.extend(_limit_ops(inp.confinement))
     ops.append(op(Op.READY))
+    conf = inp.confinement
+    if conf is not None and conf.seccomp is not None and not conf.no_new_privs:
+        # Installed while the parent finishes create and calls start (runc
+        # too installs it before the exec fifo without no_new_privs); an
+        # error here is reported by start (see run_plan in csrc/shim.c).
+        ops.append(_seccomp_op(conf))
+        conf = attrs.evolve(conf, seccomp=None)
     ops.append(op(Op.WAIT_START))
-    ops.extend(_exec_ops(inp.user, 3 + inp.preserve_fds, cfg.process.args, inp.env, inp.init_fd, inp.confinement))
+    ops.extend(_exec_ops(inp.user, 3 + inp.preserve_fds, cfg.process.args, inp.env, inp.init_fd, conf))
     return ops
 
 
@@ -581,6 +588,10 @@ def _process_ops(
     ]
 
 
+def _seccomp_op(conf: Any) -> PlanOp:
+    return op(Op.SECCOMP, conf.seccomp, v=(len(conf.seccomp) // 8, conf.seccomp_flags))
+
+
 def _limit_ops(conf: Any) -> list[PlanOp]:
     """rlimits and oom_score_adj: set before the process is released, so a
     refused value fails ``create``, not ``start``."""
@@ -603,7 +614,7 @@ def _exec_ops(
     ops: list[PlanOp] = []
     seccomp = conf is not None and conf.seccomp is not None
     if seccomp and not conf.no_new_privs:
-        ops.append(op(Op.SECCOMP, conf.seccomp, v=(len(conf.seccomp) // 8, conf.seccomp_flags)))
+        ops.append(_seccomp_op(conf))
     if conf is not None:
         ops.append(op(Op.BOUNDING, v=(conf.bounding, conf.last_cap)))
     ops.append(op(Op.USER, groups, v=(user.uid, user.gid, len(user.additional_gids))))
@@ -613,7 +624,7 @@ def _exec_ops(
             ops.append(op(Op.NNP))
     ops.append(op(Op.CLOSE_FDS, v=(first_closed,)))
     if seccomp and conf.no_new_privs:
-        ops.append(op(Op.SECCOMP, conf.seccomp, v=(len(conf.seccomp) // 8, conf.seccomp_flags)))
+        ops.append(_seccomp_op(conf))
     ops.append(
         op(
             Op.EXEC,

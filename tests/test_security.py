@@ -666,3 +666,26 @@ def test_escape_opening_a_device_outside_the_allow_list_fails(root, rootfs, prob
     cfg = ContainerConfig(process=Process(args=args), rootfs=rootfs, mounts=[Mount("/probe", probe, "bind", ["ro"])])
     code, out, err = run(root, cfg)
     assert out.splitlines() == [EPERM, "ok"], err  # /dev/null, allowed, opens: the control
+
+
+def test_a_step_failing_between_ready_and_start_is_reported_by_start(root, rootfs, monkeypatch):
+    """The default filter goes in after READY, while the parent finishes
+    create (see _plan.compile_create): a failure there must still reach the
+    caller, from start().  A failing write stands in for the filter."""
+    from pycontainer import _plan
+
+    monkeypatch.setattr(_plan, "_seccomp_op", lambda conf: _plan.op(_plan.Op.WRITE, "/no/such/dir/x", "1"))
+    cfg = ContainerConfig(process=Process(args=["true"]), rootfs=rootfs, cgroups=False)
+    with Container.create(root, "x", cfg) as c:
+        with pytest.raises(InitError) as e:
+            c.start()
+        assert e.value.step == "write" and e.value.path == "/no/such/dir/x" and e.value.errno == errno.ENOENT
+
+
+def test_x32_system_calls_do_not_get_through_where_the_kernel_has_none(root, rootfs, probe):
+    getppid_x32 = str(0x40000000 | nr("getppid"))
+    out = probe_lines(root, rootfs, probe, "sys", getppid_x32)
+    if _shim.lib.pc_x32_syscalls():
+        assert out[0].startswith("ok")
+    else:  # the filter has no x32 branch here: the call is killed as a foreign architecture's
+        assert out == [f"sig {SIGSYS}"]
