@@ -61,6 +61,7 @@ from .config import (
 from .errors import (
     CgroupError,
     ConfigError,
+    ImageError,
     NetworkError,
     ContainerExists,
     ContainerNotFound,
@@ -75,8 +76,16 @@ OCI_VERSION = "1.2.0"
 
 
 def state_root(root: str | None = None) -> str:
-    """The state root: ``root``, else $PYCONTAINER_ROOT, else /run/pycontainer."""
-    return root or os.environ.get("PYCONTAINER_ROOT") or DEFAULT_ROOT
+    """The state root: ``root``, else $PYCONTAINER_ROOT, else /run/pycontainer
+    (for a non-root user $XDG_RUNTIME_DIR/pycontainer or /tmp/pycontainer-<uid>)."""
+    root = root or os.environ.get("PYCONTAINER_ROOT")
+    if root:
+        return root
+    if os.geteuid() != 0:
+        from .rootless import default_state_root
+
+        return default_state_root()
+    return DEFAULT_ROOT
 
 
 class Status(str, enum.Enum):
@@ -445,6 +454,13 @@ def _image_rootfs(
     """An image's rootfs for a new container: the config with the image's
     defaults, and (overlay lowerdir or None, its base dir, rootfs, layers top
     first).  Records in ``extra`` what state.json keeps of it."""
+    if os.geteuid() != 0:
+        # Unpacking layers keeps their owners, which a non-root user can only
+        # do from a user namespace of its own: not built yet.
+        raise ImageError(
+            "rootless containers run from a rootfs directory (rootfs=..., e.g. default_rootfs()); "
+            "images need root for now"
+        )
     store = _images.ImageStore(data_root)
     image = store.get(config.image) if config.image is not None else _builtin_image(store)
     config = _images.apply_image(config, image)
@@ -626,6 +642,10 @@ class Container(ProcessHandle):
             raise TypeError(f"config must be a ContainerConfig, not {type(config).__name__}")
         if image is not None:
             config = attrs.evolve(config, image=image, rootfs=None)
+        if os.geteuid() != 0:
+            from .rootless import rootless_config
+
+            config = rootless_config(config)
         net_guard = None
         bridge = None
         if network is not None:
@@ -782,7 +802,20 @@ class Container(ProcessHandle):
         cg_root = cgroup_root or _cgroups.DEFAULT_ROOT
         if config.cgroups:
             manager = _cgroups.new_manager(_layout(cg_root), config.cgroups_path, cid)
-            manager.create_dirs()
+            try:
+                manager.create_dirs()
+            except CgroupError as e:
+                # Rootless: cgroups are used where delegated to the user; where
+                # they are not, a container that asks for no limits goes on
+                # without one (as rootless podman on cgroup v1 does).
+                if os.geteuid() == 0 or config.resources != Resources() or config.cgroups_path is not None:
+                    raise
+                warnings.warn(
+                    f"container {cid!r}: no cgroup (this user cannot make one: {e}); no limits, stats or pause for it",
+                    stacklevel=4,
+                )
+                manager = None
+        if manager is not None:
             mgr = manager
 
             def undo_cgroup() -> None:
@@ -857,7 +890,12 @@ class Container(ProcessHandle):
             data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state)
 
         def write_maps(pid: int) -> None:
-            _spawn.write_id_maps(pid, config.uid_mappings, config.gid_mappings)
+            if os.geteuid() != 0:
+                from .rootless import write_id_maps_setuid
+
+                write_id_maps_setuid(pid, config.uid_mappings, config.gid_mappings)
+            else:
+                _spawn.write_id_maps(pid, config.uid_mappings, config.gid_mappings)
 
         child.wait_for(_spawn.MSG_READY, on_maps=write_maps)
         if netns is not None:

@@ -23,7 +23,16 @@ DEFAULT_DATA_ROOT = "/var/lib/pycontainer"
 
 
 def data_root(root: str | None = None) -> str:
-    return root or os.environ.get("PYCONTAINER_DATA_ROOT") or DEFAULT_DATA_ROOT
+    """The data root: ``root``, else $PYCONTAINER_DATA_ROOT, else
+    /var/lib/pycontainer (for a non-root user ~/.local/share/pycontainer)."""
+    root = root or os.environ.get("PYCONTAINER_DATA_ROOT")
+    if root:
+        return root
+    if os.geteuid() != 0:
+        from .rootless import default_data_root
+
+        return default_data_root()
+    return DEFAULT_DATA_ROOT
 
 
 MAX_ETC_FILE = 4 << 20  # /etc/passwd and /etc/group are read up to this size

@@ -252,3 +252,117 @@ def probe() -> Iterator[str]:
     subprocess.run(["cc", "-static", "-O2", "-Wall", "-o", path, src], check=True)
     yield path
     shutil.rmtree(d)
+
+
+def _reachable(path: str) -> bool:
+    """Can any user read ``path`` (every directory on the way searchable)?"""
+    import stat
+
+    path = os.path.realpath(path)
+    parts = path.split("/")
+    for i in range(2, len(parts) + 1):
+        st = os.stat("/".join(parts[:i]) or "/")
+        need = stat.S_IXOTH if stat.S_ISDIR(st.st_mode) else stat.S_IROTH
+        if not st.st_mode & need:
+            return False
+    return True
+
+
+class Rootless:
+    """An unprivileged user made for the test session, with subordinate id
+    ranges, and the means to run a container as that user (tests/rootless_runner.py
+    in a python it can reach)."""
+
+    def __init__(self, name: str, uid: int, gid: int, sub_start: int, sub_count: int, work: str) -> None:
+        self.name, self.uid, self.gid = name, uid, gid
+        self.sub_start, self.sub_count, self.work = sub_start, sub_count, work
+        self.state = os.path.join(work, "state")
+
+    def host_id(self, container_id: int) -> int:
+        return self.uid if container_id == 0 else self.sub_start + container_id - 1
+
+    def command(self) -> list[str]:
+        import sys
+
+        import pycontainer
+
+        runner = os.path.join(self.work, "rootless_runner.py")
+        env = ["env", "-i", f"HOME={self.work}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.realpath(pycontainer.__file__)))
+        if _reachable(sys.executable) and _reachable(pkg_parent):
+            return ["runuser", "-u", self.name, "--", *env, f"PYTHONPATH={pkg_parent}", sys.executable, runner]
+        # The interpreter or the package is in a directory other users cannot
+        # enter (pyenv under /root): bind them into the work dir, in a mount
+        # namespace of the command's own (gone when it ends).
+        base = os.path.realpath(sys.base_prefix)
+        exe = os.path.relpath(os.path.realpath(sys.executable), base)
+        py, src = os.path.join(self.work, "py"), os.path.join(self.work, "src")
+        inner = (
+            f"mount --bind {base} {py} && mount --bind {pkg_parent} {src} && "
+            f"exec runuser -u {self.name} -- {' '.join(env)} LD_LIBRARY_PATH={py}/lib PYTHONPATH={src} "
+            f"{py}/{exe} {runner}"
+        )
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", inner]
+
+    def run(self, **spec: object) -> dict:
+        import json
+        import subprocess
+
+        spec.setdefault("state", self.state)
+        r = subprocess.run(self.command(), input=json.dumps(spec), capture_output=True, text=True, timeout=120)
+        if r.returncode != 0 or not r.stdout:
+            raise AssertionError(f"the rootless runner failed ({r.returncode}): {r.stderr}")
+        return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="session")
+def rootless(rootfs: str, probe: str) -> Iterator[Rootless]:
+    """A throwaway unprivileged user with 65536 subordinate ids, a rootfs
+    owned by its mapped ids (root's files by the user, uid 1000's by its
+    subordinate 1000) and a state root of its own; all removed at the end."""
+    import subprocess
+    import tempfile
+
+    for tool in ("useradd", "userdel", "newuidmap", "newgidmap", "runuser", "unshare"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            pytest.skip(f"{tool} is missing (apt-get install uidmap)")
+    name = f"pyct-{os.urandom(3).hex()}"
+    taken = [0]
+    for path in ("/etc/subuid", "/etc/subgid"):
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                    taken.append(int(parts[1]) + int(parts[2]))
+    start, count = max(max(taken), 1_000_000) + 65536, 65536
+    subprocess.run(
+        ["useradd", "-M", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", "-s", "/bin/sh", name], check=True
+    )
+    work = tempfile.mkdtemp(prefix="pyc-rootless-", dir="/tmp")
+    try:
+        subprocess.run(["usermod", "--add-subuids", f"{start}-{start + count - 1}",
+                        "--add-subgids", f"{start}-{start + count - 1}", name], check=True)  # fmt: skip
+        import pwd
+
+        pw = pwd.getpwnam(name)
+        os.chmod(work, 0o755)
+        for d in ("py", "src"):
+            os.mkdir(os.path.join(work, d))
+        shutil.copy(os.path.join(os.path.dirname(__file__), "rootless_runner.py"), work)
+        user = Rootless(name, pw.pw_uid, pw.pw_gid, start, count, work)
+        os.mkdir(user.state, 0o700)
+        os.chown(user.state, user.uid, user.gid)
+        # the rootfs, owned by the ids it maps to: container root -> the user
+        fs = os.path.join(work, "rootfs")
+        shutil.copytree(rootfs, fs, symlinks=True)
+        for dirpath, dirs, files in os.walk(fs):
+            for n in [dirpath, *(os.path.join(dirpath, x) for x in dirs + files)]:
+                os.lchown(n, user.uid, user.gid)
+        os.makedirs(os.path.join(fs, "home/user"), exist_ok=True)
+        os.chown(os.path.join(fs, "home/user"), user.host_id(1000), user.host_id(1000))
+        user.rootfs = fs  # type: ignore[attr-defined]
+        yield user
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        subprocess.run(["userdel", name], check=False)
+        shutil.rmtree(work, ignore_errors=True)
