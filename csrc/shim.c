@@ -1321,15 +1321,6 @@ __asm__(".text\n"
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
-int pc_x32_syscalls(void)
-{
-#if defined(__x86_64__)
-    return S0(0x40000000L | SYS_getppid) >= 0;
-#else
-    return 0;
-#endif
-}
-
 int pc_can_clone_into_cgroup(void)
 {
 #if defined(__x86_64__)
@@ -1626,6 +1617,14 @@ __attribute__((noreturn, used)) void pc_helper_start(long *sp)
     int plan_fd = 0;
     const char *d;
 
+#if defined(__x86_64__)
+    if (sp[0] == 2 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2] == 'x' && argv[1][3] == '3') {
+        /* --x32-probe: exit 0 when this kernel runs x32 system calls.  A
+         * process of its own: a seccomp filter without an x32 branch (ours,
+         * a runtime nested in a container) kills the caller. */
+        child_exit(S0(0x40000000L | SYS_getppid) >= 0 ? 0 : 1);
+    }
+#endif
     if (sp[0] != 3 || !argv[2])
         child_exit(126); /* not started by PC_OP_HANDOFF */
     for (d = argv[2]; *d >= '0' && *d <= '9'; d++)

@@ -126,14 +126,12 @@ int pc_new_netns(int back_fd);
 int pc_setns(int fd, int nstype);
 /* The static helper (csrc/shim.c built with -DPC_HELPER, pycontainer/_pchelper)
  * is started as `pycontainer-helper --plan FD` by PC_OP_HANDOFF and runs the
- * rest of the plan written to the memfd FD. */
+ * rest of the plan written to the memfd FD.  `pycontainer-helper --x32-probe`
+ * exits 0 when the kernel runs x32 system calls (x86_64). */
 void pc_arena_release(void *arena, uint64_t size);
 /* 1 when pc_spawn can honour cgroup_fd (clone3 with CLONE_INTO_CGROUP is
  * built in); the caller joins through a PC_OP_CGROUP_JOIN step otherwise. */
 int pc_can_clone_into_cgroup(void);
-/* 1 when this kernel runs x32 system calls (x86_64 only): a seccomp filter
- * for a kernel that does not need no x32 branch. */
-int pc_x32_syscalls(void);
 
 /* bpf(2) for cgroup v2 device programs.  Each returns an fd or 0 on success,
  * -errno on failure. */

@@ -13,10 +13,11 @@ The child's order (create), numbered as the sync points in docs/architecture.md:
    /etc/hostname, /etc/hosts, /etc/resolv.conf
 5. pivot_root; masked and read-only paths; read-only rootfs; propagation
 6. hostname, domainname; pty or setsid; umask; cwd; find the executable
-7. rlimits, oom_score_adj; READY -> the parent; seccomp (here without
+7. oom_score_adj; READY -> the parent; seccomp (here without
    no_new_privs); block on the exec fifo until ``start``
-8. bounding set; user and groups; the other capability sets; no_new_privs;
-   mark fds >= 3 close-on-exec; seccomp (here with no_new_privs); execve
+8. rlimits; bounding set; user and groups; the other capability sets;
+   no_new_privs; mark fds >= 3 close-on-exec; seccomp (here with
+   no_new_privs); execve
 """
 
 from __future__ import annotations
@@ -505,7 +506,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             cfg.process.terminal, cfg.process.umask, cfg.process.cwd, cfg.process.args, inp.env, make_cwd=False
         )
     )
-    ops.extend(_limit_ops(inp.confinement))
+    ops.extend(_oom_ops(inp.confinement))
     ops.append(op(Op.READY))
     conf = inp.confinement
     if conf is not None and conf.seccomp is not None and not conf.no_new_privs:
@@ -592,15 +593,25 @@ def _seccomp_op(conf: Any) -> PlanOp:
     return op(Op.SECCOMP, conf.seccomp, v=(len(conf.seccomp) // 8, conf.seccomp_flags))
 
 
-def _limit_ops(conf: Any) -> list[PlanOp]:
-    """rlimits and oom_score_adj: set before the process is released, so a
-    refused value fails ``create``, not ``start``."""
+def _oom_ops(conf: Any) -> list[PlanOp]:
+    """oom_score_adj, written by the process itself once it has left our
+    memory (the kernel sets it for every process sharing the mm)."""
+    if conf is None or conf.oom_score_adj is None:
+        return []
+    return [op(Op.WRITE, "/proc/self/oom_score_adj", str(conf.oom_score_adj))]
+
+
+def _s64(value: int) -> int:
+    """A u64 (RLIM_INFINITY) in the plan's signed 64-bit slot; C casts it back."""
+    return value - 2**64 if value > 2**63 - 1 else value
+
+
+def _rlimit_ops(conf: Any) -> list[PlanOp]:
+    """Set after the last step that may need an fd above the limit (moving
+    fds up, WAIT_START); the parent refuses what the kernel would refuse."""
     if conf is None:
         return []
-    ops = [op(Op.RLIMIT, name, v=(res, soft, hard)) for name, res, soft, hard in conf.rlimits]
-    if conf.oom_score_adj is not None:
-        ops.append(op(Op.WRITE, "/proc/self/oom_score_adj", str(conf.oom_score_adj)))
-    return ops
+    return [op(Op.RLIMIT, name, v=(res, _s64(soft), _s64(hard))) for name, res, soft, hard in conf.rlimits]
 
 
 def _exec_ops(
@@ -615,6 +626,7 @@ def _exec_ops(
     seccomp = conf is not None and conf.seccomp is not None
     if seccomp and not conf.no_new_privs:
         ops.append(_seccomp_op(conf))
+    ops.extend(_rlimit_ops(conf))
     if conf is not None:
         ops.append(op(Op.BOUNDING, v=(conf.bounding, conf.last_cap)))
     ops.append(op(Op.USER, groups, v=(user.uid, user.gid, len(user.additional_gids))))
@@ -656,6 +668,8 @@ def compile_exec(
     # cgroup first: nothing after the exec of the helper runs outside it.
     ops: list[PlanOp] = [op(Op.HANDOFF, v=(helper_fd,))]
     ops += [op(Op.CGROUP_JOIN, path) for path in cgroup_files]
+    # by the host's /proc, before the container's mounts are ours to resolve
+    ops.extend(_oom_ops(confinement))
     order = {k: i for i, k in enumerate(JOIN_ORDER)}
     for kind, fd in sorted(ns_fds, key=lambda item: order[item[0]]):
         ops.append(op(Op.SETNS, None, v=(CLONE_FLAGS[kind], fd)))
@@ -663,6 +677,5 @@ def compile_exec(
     ops.append(op(Op.FORK))
     ops.extend(_stdio_ops(stdio, terminal))
     ops.extend(_process_ops(terminal, umask, cwd, args, env, make_cwd=False))
-    ops.extend(_limit_ops(confinement))
     ops.extend(_exec_ops(user, 3 + preserve_fds, args, env, -1, confinement))
     return ops

@@ -19,7 +19,9 @@ def python_blocks(path: pathlib.Path) -> list[str]:
 
 @needs_root
 @pytest.mark.root
-@pytest.mark.parametrize("doc", ["README.md", "docs/api.md", "docs/cgroups.md", "docs/images.md", "docs/networking.md", "docs/security.md"])
+@pytest.mark.parametrize(
+    "doc", ["README.md", "docs/api.md", "docs/cgroups.md", "docs/images.md", "docs/networking.md", "docs/security.md"]
+)
 def test_examples_run(doc, tmp_path, data_root, monkeypatch):
     monkeypatch.setenv("PYCONTAINER_ROOT", str(tmp_path / "state"))
     monkeypatch.setenv("PYCONTAINER_DATA_ROOT", data_root)

@@ -65,8 +65,14 @@ def test_mappings_come_from_etc_subuid(tmp_path):
     f = tmp_path / "subuid"
     f.write_text("someone:100000:65536\n4242:300000:1000\n4242:400000:10\n")
     assert subordinate_ranges("uid", 4242, str(f)) == [(300000, 1000), (400000, 10)]
-    uids, _ = rootless_mappings(uid=0, gid=0)
-    assert uids[0].container_id == 0 and uids[0].host_id == 0 and uids[0].size == 1
+    uids, gids = rootless_mappings(uid=0, gid=0)
+    assert (uids[0].container_id, uids[0].host_id, uids[0].size) == (0, 0, 1)
+    # then root's ranges, one after the other from container id 1
+    expected, nxt = [], 1
+    for start, count in subordinate_ranges("uid", 0):
+        expected.append((nxt, start, count))
+        nxt += count
+    assert [(m.container_id, m.host_id, m.size) for m in uids[1:]] == expected
 
 
 # The escape suite again, rootless: (attempt, expected probe lines).

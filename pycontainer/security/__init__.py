@@ -267,7 +267,7 @@ def compile_seccomp(profile: SeccompProfile, bounding: frozenset[str]) -> tuple[
         for i, rule in enumerate(profile.syscalls):
             if not _applies(rule, bounding, arch, kernel):
                 continue
-            action = _action_value(rule.action, rule.errno, profile.default_errno)
+            action = _action_value(rule.action, rule.errno, None)  # EPERM when the rule gives none (runc, OCI)
             if action == default:
                 continue  # libseccomp refuses a rule that says what the default says
             # Conditions on one argument index cannot be ANDed by libseccomp:
@@ -314,9 +314,18 @@ def compile_seccomp(profile: SeccompProfile, bounding: frozenset[str]) -> tuple[
 
 @functools.cache
 def _x32() -> bool:
-    from .. import _shim
-
-    return bool(_shim.lib.pc_x32_syscalls())
+    """Does this kernel run x32 system calls?  Asked of the static helper in
+    a process of its own: where a filter without an x32 branch is in force
+    (a runtime nested in a container of ours), the call kills its caller."""
+    if platform.machine() != "x86_64":
+        return False
+    helper = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_pchelper")
+    try:
+        pid = os.posix_spawn(helper, ["pycontainer-helper", "--x32-probe"], {})
+        _, status = os.waitpid(pid, 0)
+    except OSError:
+        return True  # cannot tell: keep the branch (the filter stays complete)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 # ---- capabilities ---------------------------------------------------------------
@@ -436,8 +445,12 @@ def confinement(process: Process, config: ContainerConfig, *, base: Process | No
     if config.seccomp != "unconfined":
         profile = default_seccomp_profile() if config.seccomp == "default" else config.seccomp
         assert isinstance(profile, SeccompProfile)
-        program, flags = compile_seccomp(profile, frozenset(caps.bounding))
+        # An exec gets the container's filter, as Docker's and runc's do,
+        # whatever capabilities it is given (runc exec --cap).
+        filter_caps = caps if base is None else (base.capabilities or _default_caps())
+        program, flags = compile_seccomp(profile, frozenset(filter_caps.bounding))
     rlimits = process.rlimits or (base.rlimits if base is not None else ())
+    _check_rlimits(rlimits)
     oom = process.oom_score_adj if process.oom_score_adj is not None or base is None else base.oom_score_adj
     return Confinement(
         bounding=cap_mask(caps.bounding),
@@ -452,6 +465,34 @@ def confinement(process: Process, config: ContainerConfig, *, base: Process | No
         rlimits=tuple((r.type, RLIMITS[r.type], r.soft, r.hard) for r in rlimits),
         oom_score_adj=oom,
     )
+
+
+def _check_rlimits(rlimits: Iterable[Any]) -> None:
+    """What the kernel would refuse in the child, refused here with the
+    reason: a hard limit above the runtime's own needs CAP_SYS_RESOURCE (in
+    the initial user namespace: a container's user namespace does not help),
+    and no open-file limit may pass fs.nr_open."""
+    import resource
+
+    for r in rlimits:
+        res = getattr(resource, r.type)
+        hard = resource.getrlimit(res)[1]
+        ours = float("inf") if hard == resource.RLIM_INFINITY else hard
+        theirs = float("inf") if r.hard >= 2**63 - 1 else r.hard
+        if theirs > ours and "CAP_SYS_RESOURCE" not in _held():
+            raise ConfigError(
+                f"process.rlimits.{r.type}",
+                f"a hard limit of {r.hard} is above the runtime's own ({hard}); raising it needs CAP_SYS_RESOURCE, "
+                "which the runtime lacks",
+            )
+        if r.type == "RLIMIT_NOFILE":
+            try:
+                with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+                    nr_open = int(f.read())
+            except (OSError, ValueError):
+                continue
+            if r.hard > nr_open:
+                raise ConfigError(f"process.rlimits.{r.type}", f"{r.hard} is above fs.nr_open ({nr_open})")
 
 
 @functools.cache
