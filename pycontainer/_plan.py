@@ -465,6 +465,10 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             ops.append(op(Op.CHDIR, inp.lower_base, v=(0,)))
         sd = inp.state_dir
         data = f"lowerdir={inp.lower_rootfs},upperdir={sd}/layer/upper,workdir={sd}/layer/work"
+        if userns and os.geteuid() != 0:
+            # mounted by a user namespace's root: overlay keeps its whiteouts
+            # and opaque marks in user.* xattrs (trusted.* is the host root's)
+            data += ",userxattr"
         ops.append(op(Op.MOUNT, "overlay", inp.rootfs, "overlay", data, v=(0, M_HOST, 0, 0)))
     ops.append(op(Op.ROOTFS, inp.rootfs))
     ops.append(op(Op.OPEN_FIFO, f"{inp.state_dir}/exec.fifo"))

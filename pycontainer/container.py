@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal as _signal
+import stat
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -294,14 +295,46 @@ def _sweep_debris(root: str, names: list[str]) -> None:
 def _rmtree(path: str) -> None:
     """Remove a state directory: shutil's rmtree, fast for the usual few
     files; coreutils' rm where that fails (a copied rootfs can be deeper
-    than Python's recursion goes)."""
+    than Python's recursion goes).  A non-root user may meet what its
+    containers made: see _rmtree_rootless."""
     try:
         shutil.rmtree(path)
     except FileNotFoundError:
         pass
     except (OSError, RecursionError):
+        if os.geteuid() != 0:
+            _rmtree_rootless(path)
+            return
         with contextlib.suppress(PyContainerError):
             _images.remove_tree(path)
+
+
+def _rmtree_rootless(path: str) -> None:
+    """What a rootless container leaves: directories without permissions
+    (overlay's work dir is made 000) the user owns and can open up, and files
+    of the container's other ids, owned by the user's subordinate ids, which
+    only a user namespace mapping them may remove (util-linux unshare
+    --map-auto, through newuidmap).  What still stays is said, not hidden."""
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        try:
+            st = os.lstat(d)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
+                if st.st_mode & 0o700 != 0o700:
+                    os.chmod(d, st.st_mode | 0o700)
+                stack += [os.path.join(d, n) for n in os.listdir(d)]
+        except OSError:
+            continue
+    with contextlib.suppress(OSError):
+        shutil.rmtree(path)
+    if os.path.lexists(path) and shutil.which("unshare"):
+        import subprocess
+
+        subprocess.run(["unshare", "--map-auto", "--map-root-user", "rm", "-rf", "--", path],
+                       capture_output=True, check=False)  # fmt: skip
+    if os.path.lexists(path):
+        warnings.warn(f"{path} could not be removed whole (files of a user namespace's ids?)", stacklevel=3)
 
 
 # Sealed memfds of the two static programs, one each per process, made on
@@ -458,8 +491,8 @@ def _image_rootfs(
         # Unpacking layers keeps their owners, which a non-root user can only
         # do from a user namespace of its own: not built yet.
         raise ImageError(
-            "rootless containers run from a rootfs directory (rootfs=..., e.g. default_rootfs()); "
-            "images need root for now"
+            "rootless containers run from a rootfs directory (rootfs=...) or the built-in busybox "
+            "(neither rootfs nor image); images need root for now"
         )
     store = _images.ImageStore(data_root)
     image = store.get(config.image) if config.image is not None else _builtin_image(store)
@@ -764,7 +797,15 @@ class Container(ProcessHandle):
         hostname = config.hostname or cid[:12]
         lower = lower_base = None
         extra: dict[str, Any] = {}
-        if config.image is not None or config.rootfs is None:
+        if config.image is None and config.rootfs is None and os.geteuid() != 0:
+            # Rootless, no rootfs: the built-in busybox rootfs (a directory the
+            # user built and owns, i.e. the container's root does) under an
+            # overlay upper layer of the container's own.
+            lower = _rootfs.default_rootfs(data_root)
+            rootfs = os.path.join(directory, "rootfs")
+            etc_base = lower
+            user, home = _rootfs.lookup_user(lower, config.process.user)
+        elif config.image is not None or config.rootfs is None:
             config, image_fs = _image_rootfs(config, root, cid, directory, data_root, snapshotter, undo, extra)
             lower, lower_base, rootfs, layers = image_fs
             user, home = _rootfs.lookup_user(layers, config.process.user)

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 
 from .config import User
-from .errors import ConfigError, ImageError
+from .errors import ConfigError, ImageError, PyContainerError
 
 DEFAULT_DATA_ROOT = "/var/lib/pycontainer"
 
@@ -381,8 +381,11 @@ def default_rootfs(root: str | None = None) -> str:
     final = os.path.join(parent, f"busybox-{digest}")
     if os.path.isdir(final):
         return final
-    os.makedirs(parent, mode=0o711, exist_ok=True)
-    os.chmod(parent, 0o711)  # whatever the umask: a user namespace's root must traverse it
+    try:
+        os.makedirs(parent, mode=0o711, exist_ok=True)
+        os.chmod(parent, 0o711)  # whatever the umask: a user namespace's root must traverse it
+    except OSError as e:
+        raise PyContainerError(f"cannot make the built-in rootfs's directory {parent}: {e.strerror}") from None
     tmp = tempfile.mkdtemp(prefix=".busybox-", dir=parent)
     try:
         _assemble_busybox(busybox, tmp)

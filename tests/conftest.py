@@ -287,7 +287,7 @@ class Rootless:
         import pycontainer
 
         runner = os.path.join(self.work, "rootless_runner.py")
-        env = ["env", "-i", f"HOME={self.work}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+        env = ["env", "-i", f"HOME={self.work}/home", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
         pkg_parent = os.path.dirname(os.path.dirname(os.path.realpath(pycontainer.__file__)))
         if _reachable(sys.executable) and _reachable(pkg_parent):
             return ["runuser", "-u", self.name, "--", *env, f"PYTHONPATH={pkg_parent}", sys.executable, runner]
@@ -350,8 +350,9 @@ def rootless(rootfs: str, probe: str) -> Iterator[Rootless]:
             os.mkdir(os.path.join(work, d))
         shutil.copy(os.path.join(os.path.dirname(__file__), "rootless_runner.py"), work)
         user = Rootless(name, pw.pw_uid, pw.pw_gid, start, count, work)
-        os.mkdir(user.state, 0o700)
-        os.chown(user.state, user.uid, user.gid)
+        for d in (user.state, os.path.join(work, "home")):
+            os.mkdir(d, 0o700)
+            os.chown(d, user.uid, user.gid)
         # the rootfs, owned by the ids it maps to: container root -> the user
         fs = os.path.join(work, "rootfs")
         shutil.copytree(rootfs, fs, symlinks=True)

@@ -137,3 +137,19 @@ def test_escape_rootless_host_directory_fd_as_cwd_fails(rootless):
         assert os.listdir(rootless.state) == []
     finally:
         os.unlink(link)
+
+
+def test_rootless_with_the_built_in_rootfs(rootless):
+    """No rootfs and no image: the built-in busybox, built by the user under
+    its data root, with an overlay upper of the container's own (mounted in
+    the user namespace, userxattr) so containers never share writes."""
+    # a file of another container id (a subordinate id on the host) too: delete removes it
+    script = (
+        "echo hi > /root/f && rm /bin/ls && mkdir -p /home/x && touch /home/x/y && "
+        "chown -R 1000 /home/x && chmod 700 /home/x && "
+        "cat /root/f && id -u && test ! -e /bin/ls && echo ok"
+    )
+    for cid in ("one", "two"):  # the second sees none of the first's changes
+        r = rootless.run(rootfs=None, id=cid, args=["sh", "-c", script])
+        assert r["error"] is None and r["code"] == 0 and r["out"].split() == ["hi", "0", "ok"], r
+    assert os.listdir(rootless.state) == []

@@ -740,3 +740,32 @@ def test_x32_system_calls_do_not_get_through_where_the_kernel_has_none(root, roo
         assert out[0].startswith("ok")
     else:  # the filter has no x32 branch here: the call is killed as a foreign architecture's
         assert out == [f"sig {SIGSYS}"]
+
+
+def test_the_init_is_not_dumpable_while_the_runtime_sets_it_up(rootfs, public_dir):
+    """A created container's init (waiting for start) is non-dumpable: its
+    /proc files belong to root, not to the (mapped) uid it runs as, so
+    nothing in the container can ptrace it or read its memory (the kernel
+    makes the exec'd process dumpable again at execve)."""
+    import attrs as _attrs
+
+    from pycontainer import IDMap
+
+    fs = os.path.join(public_dir, "fs")
+    shutil.copytree(rootfs, fs, symlinks=True)
+    for dirpath, dirs, files in os.walk(fs):
+        for n in [dirpath, *(os.path.join(dirpath, x) for x in dirs + files)]:
+            os.lchown(n, 200000, 200000)
+    base = ContainerConfig(process=Process(args=["sleep", "60"]), rootfs=fs, cgroups=False)
+    cfg = _attrs.evolve(
+        base,
+        namespaces=(*base.namespaces, Namespace("user")),
+        uid_mappings=[IDMap(0, 200000, 65536)],
+        gid_mappings=[IDMap(0, 200000, 65536)],
+    )
+    root = os.path.join(public_dir, "state")  # the user namespace's root traverses it
+    with Container.create(root, "x", cfg) as c:
+        uid = int(open(f"/proc/{c.pid}/status").read().split("Uid:")[1].split()[0])
+        assert uid == 200000 and os.stat(f"/proc/{c.pid}/environ").st_uid == 0  # non-dumpable: root's
+        c.kill()
+    assert os.listdir(root) == []
