@@ -495,6 +495,10 @@ class NetworkStore:
         now = time.monotonic()
         if now - _table_seen.get(key, -1e9) < 1.0:
             return False
+        from . import _bridge
+
+        if not _bridge.exists(network.bridge, network.host_netns):
+            return False  # never wired (or gone): no table is due, and none is made here
         present = _nft.has_bridge(network.host_netns, network.bridge)
         _table_seen[key] = now
         return not present
