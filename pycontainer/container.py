@@ -849,7 +849,8 @@ class Container(ProcessHandle):
                 # Rootless: cgroups are used where delegated to the user; where
                 # they are not, a container that asks for no limits goes on
                 # without one (as rootless podman on cgroup v1 does).
-                if os.geteuid() == 0 or config.resources != Resources() or config.cgroups_path is not None:
+                asks = attrs.evolve(config.resources, devices=None) != Resources() or config.resources.devices
+                if os.geteuid() == 0 or asks or config.cgroups_path is not None:
                     raise
                 warnings.warn(
                     f"container {cid!r}: no cgroup (this user cannot make one: {e}); no limits, stats or pause for it",
@@ -915,7 +916,15 @@ class Container(ProcessHandle):
             keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
             keep += [netns] if netns is not None else []
             flags = _plan.spawn_flags(config, pooled_netns=netns is not None, in_cgroup=manager is not None)
-            child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
+            try:
+                child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
+            except OSError as e:
+                if clone_fd >= 0 and e.errno in (errno.EACCES, errno.EPERM):
+                    raise CgroupError(
+                        f"container {cid!r}: cannot clone into its cgroup2 cgroup: {e.strerror} (a delegated "
+                        "subtree only takes processes from inside it: run the creator in the subtree)"
+                    ) from None
+                raise PyContainerError(f"container {cid!r}: {e.strerror} ({e})") from None
         finally:
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)

@@ -74,7 +74,13 @@ def rootless_mappings(uid: int | None = None, gid: int | None = None) -> tuple[t
 
 def rootless_config(config: ContainerConfig) -> ContainerConfig:
     """``config`` as a non-root user can run it: with a user namespace (new,
-    with :func:`rootless_mappings`, unless the config has one)."""
+    with :func:`rootless_mappings`, unless the config has one), and without
+    device cgroup rules unless it asks for some (v1 devices files need
+    CAP_SYS_ADMIN, v2 device programs CAP_BPF; and in a user namespace no
+    device node can be made, only the runtime's binds of the harmless ones
+    are there)."""
+    if config.resources.devices is None:
+        config = attrs.evolve(config, resources=attrs.evolve(config.resources, devices=()))
     if config.has_namespace(NamespaceType.USER):
         if config.new_namespace(NamespaceType.USER) and not config.uid_mappings:
             uids, gids = rootless_mappings()

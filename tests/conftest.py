@@ -304,12 +304,19 @@ class Rootless:
         )
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", inner]
 
-    def run(self, **spec: object) -> dict:
+    def run(self, enter: list[str] | None = None, **spec: object) -> dict:
+        """Run the runner as the user; ``enter``: cgroup.procs files the
+        runner is moved into first (as systemd starts a user's session in
+        the subtree it delegates)."""
         import json
         import subprocess
 
         spec.setdefault("state", self.state)
-        r = subprocess.run(self.command(), input=json.dumps(spec), capture_output=True, text=True, timeout=120)
+        cmd = self.command()
+        if enter:
+            moves = " && ".join(f"echo $$ > {f}" for f in enter)
+            cmd = ["sh", "-c", f'{moves} && exec "$@"', "sh", *cmd]
+        r = subprocess.run(cmd, input=json.dumps(spec), capture_output=True, text=True, timeout=120)
         if r.returncode != 0 or not r.stdout:
             raise AssertionError(f"the rootless runner failed ({r.returncode}): {r.stderr}")
         return json.loads(r.stdout)

@@ -45,6 +45,7 @@ def main() -> None:
                 mounts=[Mount(d, s, t, o) for d, s, t, o in spec.get("mounts", [])],
                 seccomp=spec.get("seccomp", "default"),
                 cgroups=spec.get("cgroups", True),
+                cgroups_path=spec.get("cgroups_path"),
                 resources=Resources(**spec.get("resources", {})),
             )
             with Container.run(spec["state"], spec.get("id", "rl"), cfg, stdout=PIPE, stderr=PIPE) as c:

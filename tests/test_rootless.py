@@ -153,3 +153,64 @@ def test_rootless_with_the_built_in_rootfs(rootless):
         r = rootless.run(rootfs=None, id=cid, args=["sh", "-c", script])
         assert r["error"] is None and r["code"] == 0 and r["out"].split() == ["hi", "0", "ok"], r
     assert os.listdir(rootless.state) == []
+
+
+@pytest.fixture
+def delegated(rootless):
+    """A cgroup in every hierarchy handed to the rootless user (as systemd
+    delegates one): the directory and, on cgroup2, its delegation files are
+    the user's.  Removed at the end."""
+    from pycontainer import cgroups
+
+    layout = cgroups.detect()
+    name = f"pctest-{os.urandom(3).hex()}"
+    made = []
+    tops = list(layout.v1.values()) + ([layout.unified] if layout.unified else [])
+    try:
+        for top in dict.fromkeys(tops):
+            d = os.path.join(top, name)
+            os.mkdir(d)
+            made.append(d)
+            for f in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset starts empty: as a delegator, fill it
+                if os.path.exists(os.path.join(d, f)):
+                    with open(os.path.join(top, f)) as src, open(os.path.join(d, f), "w") as dst:
+                        dst.write(src.read())
+            for f in ["", "cgroup.procs", "tasks", "cgroup.subtree_control", "cgroup.threads"]:
+                if os.path.exists(os.path.join(d, f)):
+                    os.chown(os.path.join(d, f), rootless.uid, rootless.gid)
+        yield name, [os.path.join(d, "cgroup.procs") for d in made]
+    finally:
+        for d in reversed(made):
+            for sub in sorted((e.path for e in os.scandir(d) if e.is_dir()), reverse=True):
+                os.rmdir(sub)
+            os.rmdir(d)
+
+
+def test_rootless_uses_a_delegated_cgroup(rootless, delegated):
+    name, procs = delegated
+    # and its pids limit holds: 30 sleeps cannot all start under a limit of 20
+    script = "grep -E ':pids:' /proc/self/cgroup; for i in $(seq 30); do sleep 3 & done; echo started"
+    r = rootless.run(
+        enter=procs,  # the user's processes live in the subtree delegated to it
+        rootfs=rootless.rootfs,
+        args=["sh", "-c", script],
+        cgroups_path=f"/{name}/rl",
+        resources={"pids_limit": 20},
+    )
+    assert r["error"] is None, r
+    assert not any("no cgroup" in w for w in r["warnings"]), r["warnings"]
+    assert f"/{name}/rl" in r["out"]  # the container ran in the delegated cgroup
+    assert "can't fork" in r["err"] or "Resource temporarily unavailable" in r["err"], r
+    assert os.listdir(rootless.state) == []
+
+
+def test_a_delegated_cgroup_used_from_outside_is_a_typed_error(rootless, delegated):
+    # the creator outside the subtree: cgroup2 refuses the move, said so
+    name, _ = delegated
+    r = rootless.run(rootfs=rootless.rootfs, args=["true"], cgroups_path=f"/{name}/rl")
+    from pycontainer import cgroups
+
+    if not cgroups.detect().unified:
+        pytest.skip("no cgroup2 tree here")
+    assert r["error"] and r["error"]["type"] == "CgroupError" and "delegated" in r["error"]["message"], r
+    assert os.listdir(rootless.state) == []
