@@ -292,49 +292,83 @@ def _sweep_debris(root: str, names: list[str]) -> None:
         _rmtree(directory)
 
 
-def _rmtree(path: str) -> None:
+def _rmtree(path: str, maps: tuple[Sequence[IDMap], Sequence[IDMap]] | None = None) -> None:
     """Remove a state directory: shutil's rmtree, fast for the usual few
     files; coreutils' rm where that fails (a copied rootfs can be deeper
     than Python's recursion goes).  A non-root user may meet what its
-    containers made: see _rmtree_rootless."""
+    containers made (``maps``: their id mappings): see _rmtree_rootless."""
     try:
         shutil.rmtree(path)
     except FileNotFoundError:
         pass
     except (OSError, RecursionError):
         if os.geteuid() != 0:
-            _rmtree_rootless(path)
+            _rmtree_rootless(path, maps)
             return
         with contextlib.suppress(PyContainerError):
             _images.remove_tree(path)
 
 
-def _rmtree_rootless(path: str) -> None:
-    """What a rootless container leaves: directories without permissions
-    (overlay's work dir is made 000) the user owns and can open up, and files
-    of the container's other ids, owned by the user's subordinate ids, which
-    only a user namespace mapping them may remove (util-linux unshare
-    --map-auto, through newuidmap).  What still stays is said, not hidden."""
-    stack = [path]
+def _rmtree_rootless(path: str, maps: tuple[Sequence[IDMap], Sequence[IDMap]] | None) -> None:
+    """What a rootless container leaves: files of its other ids, owned by the
+    user's subordinate ids, and directories overlay made 000.  Removed by
+    ``rm -rf`` in a user namespace with the container's own mappings (root
+    there has every right over the ids it maps): util-linux unshare, through
+    newuidmap, which takes the user plus one range.  Where that cannot be
+    (no unshare, more ranges), the user's own directories are opened up
+    and what is left stays, with a warning."""
+    if maps is None:
+        from .rootless import rootless_mappings
+
+        maps = rootless_mappings()
+    uids, gids = maps
+    me = (os.geteuid(), os.getegid())
+    shape_ok = all(
+        len(m) <= 2
+        and m
+        and (m[0].container_id, m[0].host_id, m[0].size) == (0, own, 1)
+        and all(x.container_id == 1 for x in m[1:])
+        for m, own in ((uids, me[0]), (gids, me[1]))
+    )
+    if shape_ok and shutil.which("unshare"):
+        import subprocess
+
+        cmd = ["unshare", "--map-root-user"]
+        if len(uids) == 2:
+            cmd.append(f"--map-users={uids[1].host_id},1,{uids[1].size}")
+        if len(gids) == 2:
+            cmd.append(f"--map-groups={gids[1].host_id},1,{gids[1].size}")
+        subprocess.run([*cmd, "rm", "-rf", "--", os.path.abspath(path)], capture_output=True, check=False)
+    if os.path.lexists(path):
+        _open_up(path)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(path)
+    if os.path.lexists(path):
+        warnings.warn(f"{path} could not be removed whole (files of a user namespace's ids?)", stacklevel=3)
+
+
+def _open_up(top: str) -> None:
+    """Give the user's own directories under ``top`` u+rwx (overlay makes its
+    work dir 000), never through a symlink: each is opened O_PATH|O_NOFOLLOW
+    and changed through that fd."""
+    stack = [top]
     while stack:
         d = stack.pop()
         try:
-            st = os.lstat(d)
-            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():
-                if st.st_mode & 0o700 != 0o700:
-                    os.chmod(d, st.st_mode | 0o700)
-                stack += [os.path.join(d, n) for n in os.listdir(d)]
+            fd = os.open(d, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
             continue
-    with contextlib.suppress(OSError):
-        shutil.rmtree(path)
-    if os.path.lexists(path) and shutil.which("unshare"):
-        import subprocess
-
-        subprocess.run(["unshare", "--map-auto", "--map-root-user", "rm", "-rf", "--", path],
-                       capture_output=True, check=False)  # fmt: skip
-    if os.path.lexists(path):
-        warnings.warn(f"{path} could not be removed whole (files of a user namespace's ids?)", stacklevel=3)
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid():
+                continue
+            if st.st_mode & 0o700 != 0o700:
+                os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | 0o700)
+            stack += [os.path.join(d, n) for n in os.listdir(f"/proc/self/fd/{fd}")]
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
 
 
 # Sealed memfds of the two static programs, one each per process, made on
@@ -736,7 +770,7 @@ class Container(ProcessHandle):
 
         def remove_debris() -> None:
             if not keep_debris:
-                _rmtree(directory)
+                _rmtree(directory, (config.uid_mappings, config.gid_mappings))
 
         with contextlib.ExitStack() as undo:
             os.mkdir(directory, 0o711)
@@ -919,12 +953,15 @@ class Container(ProcessHandle):
             try:
                 child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
             except OSError as e:
-                if clone_fd >= 0 and e.errno in (errno.EACCES, errno.EPERM):
-                    raise CgroupError(
+                if clone_fd >= 0 and e.errno == errno.EACCES:
+                    err: PyContainerError = CgroupError(
                         f"container {cid!r}: cannot clone into its cgroup2 cgroup: {e.strerror} (a delegated "
                         "subtree only takes processes from inside it: run the creator in the subtree)"
-                    ) from None
-                raise PyContainerError(f"container {cid!r}: {e.strerror} ({e})") from None
+                    )
+                else:
+                    err = PyContainerError(f"container {cid!r}: {e}")
+                err.errno = e.errno  # type: ignore[attr-defined]
+                raise err from e
         finally:
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)
@@ -1206,7 +1243,7 @@ class Container(ProcessHandle):
                     # and the kernel removes the pair with it, without making
                     # us wait for the RCU grace period a delete costs.
                     _bridge.detach(net["veth"], net.get("host_netns"))
-            _rmtree(self.dir)
+            _rmtree(self.dir, (self.config.uid_mappings, self.config.gid_mappings))
             if self._data.get("image_holder"):
                 _images.ImageStore.release(self._data["image_holder"])
 

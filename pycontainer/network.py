@@ -461,7 +461,9 @@ class NetworkStore:
             mark = os.path.join(os.path.dirname(hosts_file), f"network-{token}")
             os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
             lease.update(hosts=hosts_file, token=token, veth="pcv" + os.urandom(5).hex())
-        if self._table_checked(network):
+        # A bare allocation (no link, no ports: IPAM only) needs no table, and
+        # makes none; a member about to be wired does.
+        if (hosts_file is not None or wanted) and self._table_checked(network):
             self._restore(network.host_netns)
         try:
             if _nft.add_ports(network.host_netns, _nft_ports(address, wanted)):
@@ -495,10 +497,6 @@ class NetworkStore:
         now = time.monotonic()
         if now - _table_seen.get(key, -1e9) < 1.0:
             return False
-        from . import _bridge
-
-        if not _bridge.exists(network.bridge, network.host_netns):
-            return False  # never wired (or gone): no table is due, and none is made here
         present = _nft.has_bridge(network.host_netns, network.bridge)
         _table_seen[key] = now
         return not present

@@ -79,7 +79,7 @@ def rootless_config(config: ContainerConfig) -> ContainerConfig:
     CAP_SYS_ADMIN, v2 device programs CAP_BPF; and in a user namespace no
     device node can be made, only the runtime's binds of the harmless ones
     are there)."""
-    if config.resources.devices is None:
+    if config.cgroups and config.resources.devices is None:
         config = attrs.evolve(config, resources=attrs.evolve(config.resources, devices=()))
     if config.has_namespace(NamespaceType.USER):
         if config.new_namespace(NamespaceType.USER) and not config.uid_mappings:

@@ -753,6 +753,27 @@ def test_a_flushed_or_old_table_is_put_back(root, config, lan, hostns):
         web.delete()
 
 
+def test_a_flushed_table_and_a_removed_bridge_are_both_put_back(root, config, lan, hostns):
+    import subprocess
+    import time
+
+    from pycontainer import _nft
+
+    store, _ = lan
+    web = Container.create(root, "web", config("sleep", "100"), network="lan", ports=["8080:80"])
+    try:
+        _nft.run(hostns, [{"delete": {"table": {"family": "inet", "name": "pycontainer"}}}])  # a flush
+        bridge = store.get("lan").bridge
+        subprocess.run(["nsenter", f"--net={hostns}", "ip", "link", "del", bridge], check=True)
+        time.sleep(1.1)  # (looked at once a second)
+        other = Container.create(root, "other", config("sleep", "100"), network="lan")
+        other.delete()
+        left = _elements(hostns)
+        assert left["bridges"] and left["nets4"] and len(left["ports4"]) == 1, left  # web's port is back
+    finally:
+        web.delete()
+
+
 def test_a_dead_owners_port_on_another_network_is_taken_back(root, config, lan, hostns):
     import shutil
 

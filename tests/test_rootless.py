@@ -180,10 +180,12 @@ def delegated(rootless):
                     os.chown(os.path.join(d, f), rootless.uid, rootless.gid)
         yield name, [os.path.join(d, "cgroup.procs") for d in made]
     finally:
+        left = [e.path for d in made for e in os.scandir(d) if e.is_dir()]
+        for sub in sorted(left, reverse=True):
+            os.rmdir(sub)
         for d in reversed(made):
-            for sub in sorted((e.path for e in os.scandir(d) if e.is_dir()), reverse=True):
-                os.rmdir(sub)
             os.rmdir(d)
+        assert not left, f"the container's cgroups stayed: {left}"
 
 
 def test_rootless_uses_a_delegated_cgroup(rootless, delegated):
@@ -214,3 +216,20 @@ def test_a_delegated_cgroup_used_from_outside_is_a_typed_error(rootless, delegat
         pytest.skip("no cgroup2 tree here")
     assert r["error"] and r["error"]["type"] == "CgroupError" and "delegated" in r["error"]["message"], r
     assert os.listdir(rootless.state) == []
+
+
+def test_rootless_without_cgroups(rootless):
+    r = rootless.run(rootfs=rootless.rootfs, args=["true"], cgroups=False)
+    assert r["error"] is None and r["code"] == 0 and not r["warnings"], r
+
+
+def test_delete_removes_files_of_the_highest_mapped_id(rootless):
+    """Files of container uid 65536 (the last of the range) in a 0700
+    directory: only a user namespace with the container's own mappings can
+    remove them; the id is free again afterwards."""
+    script = "mkdir /x && touch /x/y && chown -R 65536:65536 /x && chmod 700 /x"
+    for _ in range(2):
+        r = rootless.run(rootfs=None, id="e1", args=["sh", "-c", script])
+        assert r["error"] is None and r["code"] == 0, r
+        assert not any("could not be removed" in w for w in r["warnings"]), r["warnings"]
+        assert os.listdir(rootless.state) == []
