@@ -480,7 +480,7 @@ def profiles(draw):
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(case=profiles())
 def test_random_profiles_allow_and_deny_exactly_what_they_say(root, rootfs, probe, case):
@@ -769,3 +769,24 @@ def test_the_init_is_not_dumpable_while_the_runtime_sets_it_up(rootfs, public_di
         assert uid == 200000 and os.stat(f"/proc/{c.pid}/environ").st_uid == 0  # non-dumpable: root's
         c.kill()
     assert os.listdir(root) == []
+
+
+def test_masked_eq_means_what_the_spec_says(root, rootfs, probe):
+    """(arg & value) == valueTwo.  libseccomp compares (arg & value) with
+    (valueTwo & value): for a valueTwo with bits outside the mask, a condition
+    nothing meets, it would match everything.  Found by the random profiles."""
+
+    def rule(mask, two):
+        return {"names": ["dup"], "action": "SCMP_ACT_ERRNO", "args": [
+            {"index": 0, "value": mask, "valueTwo": two, "op": "SCMP_CMP_MASKED_EQ"}]}  # fmt: skip
+
+    calls = [f"{nr('dup')},100000", f"{nr('dup')},100001"]
+    ebadf = f"err {errno.EBADF}"
+    for mask, two, expected in (
+        (1, 1, [ebadf, EPERM]),
+        (0x10, 1, [ebadf, ebadf]),
+        (0, 1, [ebadf, ebadf]),
+        (0, 0, [EPERM, EPERM]),
+    ):
+        prof = seccomp_profile_from_json({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule(mask, two)]})
+        assert probe_lines(root, rootfs, probe, "sys", *calls, seccomp=prof) == expected, (mask, two)

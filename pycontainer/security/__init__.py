@@ -274,6 +274,13 @@ def compile_seccomp(profile: SeccompProfile, bounding: frozenset[str]) -> tuple[
             # like runc, such a rule becomes one rule per condition (ORed).
             indexes = [a.index for a in rule.args]
             groups = [rule.args] if len(set(indexes)) == len(indexes) else [(a,) for a in rule.args]
+            # libseccomp compares (arg & mask) with (value & mask): a MASKED_EQ
+            # whose value has bits outside its mask, which no argument can
+            # meet, would match where the profile says it never does.  Such a
+            # group of conditions is left out: it never applies.
+            groups = [
+                g for g in groups if not any(a.op == "SCMP_CMP_MASKED_EQ" and a.value_two & ~a.value for a in g)
+            ]
             for name in rule.names:
                 nr = lib.seccomp_syscall_resolve_name(name.encode())
                 if nr == -1:
