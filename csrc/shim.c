@@ -492,7 +492,7 @@ static int op_mknod(struct child *c, const struct pc_op *op)
         bind.v[1] = PC_M_MKFILE;
         return op_mount(c, &bind, &what);
     }
-    return r;
+    return r == -EEXIST ? 0 : r; /* there already (a bundle's /dev that is no tmpfs) */
 }
 
 static int op_symlink(struct child *c, const struct pc_op *op)

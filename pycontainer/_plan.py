@@ -474,18 +474,21 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     ops.append(op(Op.OPEN_FIFO, f"{inp.state_dir}/exec.fifo"))
     ops.extend(_stdio_ops(inp.stdio, cfg.process.terminal))
 
-    ops.extend(
-        _kernel_mounts(
-            userns=userns,
-            tty_gid=not userns or _id_mapped(cfg.gid_mappings, 5),
-            ipc=cfg.new_namespace(NamespaceType.IPC),
-            bind_sys=userns and not cfg.new_namespace(NamespaceType.NETWORK),
+    if cfg.docker_defaults:
+        ops.extend(
+            _kernel_mounts(
+                userns=userns,
+                tty_gid=not userns or _id_mapped(cfg.gid_mappings, 5),
+                ipc=cfg.new_namespace(NamespaceType.IPC),
+                bind_sys=userns and not cfg.new_namespace(NamespaceType.NETWORK),
+            )
         )
-    )
 
     taken = {os.path.normpath(m.destination) for m in cfg.mounts}
     for i, m in enumerate(cfg.mounts):
         ops.append(_mount_op(m, i))
+    if not cfg.docker_defaults:
+        ops.extend(_default_devices())
     for name in inp.etc_files:
         if f"/etc/{name}" not in taken:
             ops.append(op(Op.MOUNT, f"{inp.state_dir}/{name}", f"/etc/{name}", None, None, v=(MS_BIND, M_MKFILE, 0, 0)))
@@ -498,7 +501,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(op(Op.REMOUNT_RO))
     if cfg.rootfs_propagation not in ("private", "rprivate"):
         ops.append(op(Op.PROPAGATION, v=(_PROPAGATION_FLAGS[cfg.rootfs_propagation],)))
-    if cfg.new_namespace(NamespaceType.UTS):
+    if cfg.new_namespace(NamespaceType.UTS) and inp.hostname:
         ops.append(op(Op.HOSTNAME, inp.hostname))
         if cfg.domainname:
             ops.append(op(Op.DOMAINNAME, cfg.domainname))
@@ -559,6 +562,13 @@ def _kernel_mounts(*, userns: bool, tty_gid: bool, ipc: bool, bind_sys: bool) ->
     else:
         ops.append(op(Op.MOUNT, "sysfs", "/sys", "sysfs", None, v=(nodev | MS_RDONLY, M_MKDIR, 0, 0)))
     return tuple(ops)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_devices() -> tuple[PlanOp, ...]:
+    """The nodes and links runc makes in /dev whatever the bundle's mounts."""
+    ops = [op(Op.MKNOD, path, path, v=(mode, os.makedev(major, minor))) for path, mode, major, minor in DEVICES]
+    return tuple(ops) + tuple(op(Op.SYMLINK, text, link) for text, link in DEV_LINKS)
 
 
 @functools.lru_cache(maxsize=16)

@@ -732,6 +732,13 @@ class ContainerConfig:
     resources: Resources = attrs.field(factory=Resources, converter=_resources)
     # "default": Docker's profile; "unconfined": no filter; or a profile of one's own
     seccomp: SeccompProfile | str = attrs.field(default="default", converter=_seccomp)
+    # True: what Docker adds around a config: /proc, /dev (tmpfs), /dev/pts,
+    # /dev/shm, /dev/mqueue and /sys mounted before ``mounts``; /etc/hostname,
+    # /etc/hosts and /etc/resolv.conf from the state directory; the hostname
+    # from the id; PATH, HOSTNAME and HOME in the environment.  False: the
+    # config is the whole story, as an OCI bundle's is (pycontainer.oci); the
+    # runtime still makes runc's default device nodes and /dev links.
+    docker_defaults: bool = attrs.field(default=True, converter=bool)
 
     def __attrs_post_init__(self) -> None:
         if self.rootfs is not None and not self.rootfs.startswith("/"):

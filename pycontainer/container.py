@@ -482,6 +482,14 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     return tuple(env)
 
 
+def _bundle_env(env: Sequence[str], home: str) -> tuple[str, ...]:
+    """An OCI bundle's environment as runc gives it: as written, and HOME
+    from the user's passwd entry if it is missing."""
+    if any(e.startswith("HOME=") for e in env):
+        return tuple(env)
+    return (*env, f"HOME={home}")
+
+
 def _attach_bridge(
     network: Any, root: str, cid: str, hostname: str, directory: str, netns: int, ports: Any, undo: contextlib.ExitStack
 ) -> dict[str, Any]:
@@ -828,7 +836,7 @@ class Container(ProcessHandle):
         ports: Any = (),
         confinement: Any = None,
     ) -> tuple[Container, _spawn.Child, Any]:
-        hostname = config.hostname or cid[:12]
+        hostname = config.hostname or (cid[:12] if config.docker_defaults else "")
         lower = lower_base = None
         extra: dict[str, Any] = {}
         if config.image is None and config.rootfs is None and os.geteuid() != 0:
@@ -854,7 +862,11 @@ class Container(ProcessHandle):
             for d, mode in (("rootfs", 0o755), ("layer", 0o700), ("layer/upper", 0o755), ("layer/work", 0o755)):
                 os.mkdir(os.path.join(directory, d), mode)
                 os.chmod(os.path.join(directory, d), mode)
-        env = _process_env(config.process, hostname, home)
+        env = (
+            _process_env(config.process, hostname, home)
+            if config.docker_defaults
+            else _bundle_env(config.process.env, home)
+        )
         # the rootfs as it will be named once the directory is renamed into place
         state_rootfs = rootfs.replace(directory, os.path.join(root, cid), 1) if rootfs.startswith(directory) else rootfs
         own_net = config.new_namespace(NamespaceType.NETWORK)
@@ -940,7 +952,7 @@ class Container(ProcessHandle):
                 helper_fd=_helper_fd(),
                 lower_rootfs=lower,
                 lower_base=lower_base,
-                etc_files=_etc_files(etc_base, config.readonly_rootfs),
+                etc_files=_etc_files(etc_base, config.readonly_rootfs) if config.docker_defaults else (),
                 netns_fd=-1 if netns is None else netns,
                 cgroup_files=tuple(join_files),
                 in_cgroup=manager is not None,
@@ -1401,9 +1413,11 @@ class Container(ProcessHandle):
             # The ns files were opened through the pid: check it is still our init.
             if not _sys.is_alive(self.pid, self._data["pid_start"]):
                 raise InvalidStateTransition(self.id, Status.STOPPED.value, Status.RUNNING.value, "exec")
-            hostname = self.config.hostname or self.id[:12]
+            hostname = self.config.hostname or (self.id[:12] if self.config.docker_defaults else "")
             user, home = _rootfs.lookup_user(f"/proc/{self.pid}/root", process.user)
-            env = _process_env(process, hostname, home)
+            env = (
+                _process_env(process, hostname, home) if self.config.docker_defaults else _bundle_env(process.env, home)
+            )
             io = prepare_stdio(stdin, stdout, stderr, pass_fds)
             ops = _plan.compile_exec(
                 fds,

@@ -244,7 +244,7 @@ def check_mounts(cfg: ContainerConfig) -> None:
         dest = os.path.normpath(m.destination)
         if dest == "/":
             raise ConfigError(f"mounts[{i}].destination", "cannot mount over the container's root")
-        for top in KERNEL_DIRS:
+        for top in KERNEL_DIRS if cfg.docker_defaults else ():
             if _inside(dest, top):
                 raise ConfigError(f"mounts[{i}].destination", f"{dest!r} is inside {top}, which the runtime mounts")
         if dest in seen:

@@ -20,7 +20,16 @@ def python_blocks(path: pathlib.Path) -> list[str]:
 @needs_root
 @pytest.mark.root
 @pytest.mark.parametrize(
-    "doc", ["README.md", "docs/api.md", "docs/cgroups.md", "docs/images.md", "docs/networking.md", "docs/security.md"]
+    "doc",
+    [
+        "README.md",
+        "docs/api.md",
+        "docs/cgroups.md",
+        "docs/images.md",
+        "docs/networking.md",
+        "docs/security.md",
+        "docs/oci.md",
+    ],
 )
 def test_examples_run(doc, tmp_path, data_root, monkeypatch):
     monkeypatch.setenv("PYCONTAINER_ROOT", str(tmp_path / "state"))

@@ -278,9 +278,7 @@ def compile_seccomp(profile: SeccompProfile, bounding: frozenset[str]) -> tuple[
             # whose value has bits outside its mask, which no argument can
             # meet, would match where the profile says it never does.  Such a
             # group of conditions is left out: it never applies.
-            groups = [
-                g for g in groups if not any(a.op == "SCMP_CMP_MASKED_EQ" and a.value_two & ~a.value for a in g)
-            ]
+            groups = [g for g in groups if not any(a.op == "SCMP_CMP_MASKED_EQ" and a.value_two & ~a.value for a in g)]
             for name in rule.names:
                 nr = lib.seccomp_syscall_resolve_name(name.encode())
                 if nr == -1:
