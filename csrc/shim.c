@@ -1149,9 +1149,16 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         return (int)S4(SYS_prlimit64, 0, op->v[0], &rl, 0);
     }
     case PC_OP_WRITE: {
-        long r, fd = S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_WRONLY | O_CLOEXEC, 0);
+        long r, fd = S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0);
         if (fd < 0)
             return (int)fd;
+        if (op->v[0] & PC_W_PROC) {
+            struct statfs sf;
+            if (S2(SYS_fstatfs, fd, &sf) < 0 || sf.f_type != 0x9fa0 /* PROC_SUPER_MAGIC */) {
+                S1(SYS_close, fd);
+                return -EXDEV;
+            }
+        }
         r = S3(SYS_write, fd, str(c, op, 1), op->len[1]);
         S1(SYS_close, fd);
         return r == (long)op->len[1] ? 0 : r < 0 ? (int)r : -EIO;

@@ -55,10 +55,13 @@ enum {
     PC_OP_CAPS,           /* v0 effective, v1 permitted, v2 inheritable, v3 ambient (bit masks) */
     PC_OP_NNP,            /* prctl(PR_SET_NO_NEW_PRIVS) */
     PC_OP_RLIMIT,         /* s0 name, v0 resource, v1 soft, v2 hard */
-    PC_OP_WRITE,          /* s0 path, s1 text: write it (e.g. /proc/self/oom_score_adj) */
+    PC_OP_WRITE,          /* s0 path, s1 text: write it (e.g. /proc/self/oom_score_adj); v0 PC_W_PROC:
+                             the file must be on a procfs (a sysctl) */
     PC_OP_SECCOMP,        /* s0 struct sock_filter[v0], v1 SECCOMP_FILTER_FLAG_*: install the filter */
     PC_OP__COUNT
 };
+
+#define PC_W_PROC 0x01  /* PC_OP_WRITE: refuse a file that is not on a procfs */
 
 /* PC_OP_MOUNT v1 flags */
 #define PC_M_MKDIR     0x01  /* create the target as a directory if missing */

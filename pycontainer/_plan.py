@@ -145,6 +145,9 @@ ATTR_NOATIME = 0x10
 ATTR_STRICTATIME = 0x20
 ATTR_NODIRATIME = 0x80
 
+# PC_OP_WRITE v0 (csrc/shim.h)
+WRITE_PROC = 1
+
 # PC_M_* (csrc/shim.h)
 M_MKDIR = 0x01
 M_MKFILE = 0x02
@@ -496,6 +499,10 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     ops.append(op(Op.PIVOT))
     # The working directory is made (where missing) before the rootfs may turn read-only.
     ops.append(op(Op.CHDIR, cfg.process.cwd, v=(1,)))
+    # Kernel parameters, in the container's own namespaces, before /proc/sys
+    # turns read-only; only into a procfs (not whatever a rootfs put there).
+    for key, value in cfg.sysctl:
+        ops.append(op(Op.WRITE, "/proc/sys/" + key.replace(".", "/"), value, v=(WRITE_PROC,)))
     ops.extend(_masks(cfg.masked_paths, cfg.readonly_paths))
     if cfg.readonly_rootfs:
         ops.append(op(Op.REMOUNT_RO))

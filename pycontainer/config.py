@@ -8,6 +8,7 @@ Every field is checked when the object is built; a bad value raises
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -527,6 +528,26 @@ def _seccomp(value: object) -> SeccompProfile | str:
     )
 
 
+_SYSCTL_KEY = re.compile(r"^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$")
+
+
+def _sysctl(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    items = list(value.items()) if isinstance(value, Mapping) else list(value)
+    out = []
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            raise ConfigError("sysctl", f"{item!r} is not a (name, value) pair of strings")
+        key, val = item
+        if not _SYSCTL_KEY.match(key):
+            raise ConfigError(f"sysctl.{key}", "is not a kernel parameter name (such as net.ipv4.ip_forward)")
+        if "\x00" in val or "\n" in val:
+            raise ConfigError(f"sysctl.{key}", "the value must be one line without NUL bytes")
+        out.append((key, val))
+    if len({k for k, _ in out}) != len(out):
+        raise ConfigError("sysctl", "a parameter is given twice")
+    return tuple(out)
+
+
 def _rlimits(value: Iterable[Rlimit]) -> tuple[Rlimit, ...]:
     out = _typed_tuple(Rlimit, "rlimits")(value)
     seen = [r.type for r in out]
@@ -739,6 +760,8 @@ class ContainerConfig:
     # config is the whole story, as an OCI bundle's is (pycontainer.oci); the
     # runtime still makes runc's default device nodes and /dev links.
     docker_defaults: bool = attrs.field(default=True, converter=bool)
+    # namespaced kernel parameters, as docker run --sysctl: {"net.ipv4.ip_forward": "1"}
+    sysctl: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sysctl)
 
     def __attrs_post_init__(self) -> None:
         if self.rootfs is not None and not self.rootfs.startswith("/"):

@@ -308,6 +308,28 @@ def check_resources(cfg: ContainerConfig) -> None:
             raise ConfigError(f"resources.hugepage_limits[{i}]", f"this host has no {h.page_size} huge pages")
 
 
+# Namespaced kernel parameters, and the namespace each needs new (runc's,
+# Docker's rules): anything else would change the host.
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                "kernel.shmmni", "kernel.shm_rmid_forced"}  # fmt: skip
+
+
+def check_sysctl(cfg: ContainerConfig) -> None:
+    from .config import NamespaceType
+
+    for key, _ in cfg.sysctl:
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            need, kind = NamespaceType.IPC, "ipc"
+        elif key.startswith("net."):
+            need, kind = NamespaceType.NETWORK, "network"
+        elif key == "kernel.domainname":
+            need, kind = NamespaceType.UTS, "uts"
+        else:
+            raise ConfigError(f"sysctl.{key}", "is not a namespaced parameter: setting it would change the host")
+        if not cfg.new_namespace(need):
+            raise ConfigError(f"sysctl.{key}", f"needs a new {kind} namespace (setting it would change another's)")
+
+
 CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
     check_rootfs,
     check_namespaces,
@@ -315,6 +337,7 @@ CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
     check_process,
     check_mounts,
     check_resources,
+    check_sysctl,
 )
 
 

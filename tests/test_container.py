@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import threading
 import uuid
@@ -13,9 +15,11 @@ from pycontainer import (
     PIPE,
     Capabilities,
     STDOUT,
+    ConfigError,
     Container,
     ContainerConfig,
     IDMap,
+    InitError,
     Mount,
     Namespace,
     Process,
@@ -790,3 +794,45 @@ def test_an_orphaned_creating_dir_has_its_init_killed(root, config):
         time.sleep(0.02)
     assert not os.path.exists(f"/proc/{pid}")
     assert os.listdir(root) == []
+
+
+def test_sysctls_are_set_in_the_containers_namespaces_only(root, config):
+    keys = {"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234", "net.ipv4.ip_unprivileged_port_start": "80"}
+    before = {k: open("/proc/sys/" + k.replace(".", "/")).read() for k in keys}
+    script = "; ".join(f"cat /proc/sys/{k.replace('.', '/')}" for k in keys)
+    with Container.run(root, "s", config("sh", "-c", script, sysctl=keys), stdout=PIPE) as c:
+        out, _ = c.communicate(timeout=30)
+    assert out.decode().split() == list(keys.values())
+    assert {k: open("/proc/sys/" + k.replace(".", "/")).read() for k in keys} == before  # the host's untouched
+
+
+@pytest.mark.parametrize(
+    "sysctl, namespaces, match",
+    [
+        ({"kernel.panic": "1"}, None, "not a namespaced parameter"),
+        ({"vm.swappiness": "1"}, None, "not a namespaced parameter"),
+        ({"net.ipv4.ip_forward": "1"}, ("pid", "mount", "uts", "ipc"), "new network namespace"),
+        ({"kernel.shmmni": "1"}, ("pid", "mount", "uts", "network"), "new ipc namespace"),
+    ],
+)
+def test_sysctls_that_would_change_the_host_are_refused(root, config, sysctl, namespaces, match):
+    fields = {"sysctl": sysctl} if namespaces is None else {"sysctl": sysctl, "namespaces": namespaces}
+    with pytest.raises(ConfigError, match=match):
+        Container.create(root, "x", config("true", **fields))
+    assert os.listdir(root) == []
+
+
+def test_a_sysctl_goes_only_into_a_procfs(root, rootfs, tmp_path):
+    """Without the runtime's /proc (a bundle that mounts none), the path is
+    the rootfs's own file: refused, not written."""
+    fs = tmp_path / "fs"
+    shutil.copytree(rootfs, fs, symlinks=True)
+    fake = fs / "proc/sys/net/ipv4"
+    fake.mkdir(parents=True)
+    (fake / "ip_forward").write_text("0\n")
+    cfg = ContainerConfig(process=Process(args=["true"]), rootfs=str(fs), docker_defaults=False,
+                          namespaces=["pid", "mount", "network"], sysctl={"net.ipv4.ip_forward": "1"})  # fmt: skip
+    with pytest.raises(InitError) as e:
+        Container.create(root, "x", cfg)
+    assert e.value.step == "write" and e.value.errno == errno.EXDEV
+    assert (fake / "ip_forward").read_text() == "0\n" and os.listdir(root) == []

@@ -122,6 +122,8 @@ FIELDS = {
     "linux__cgroupsPath": ("/pctest/x", lambda c: c.cgroups_path == "/pctest/x"),
     "linux__rootfsPropagation": ("slave", lambda c: c.rootfs_propagation == "slave"),
     "linux__maskedPaths": (["/proc/kcore"], lambda c: c.masked_paths == ("/proc/kcore",)),
+    "linux__sysctl": ({"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"},
+                      lambda c: dict(c.sysctl) == {"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"}),
     "linux__readonlyPaths": (["/proc/sys"], lambda c: c.readonly_paths == ("/proc/sys",)),
     "linux__resources": (
         {"memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 128 << 20, "swappiness": 10, "disableOOMKiller": True},
@@ -178,7 +180,7 @@ def test_the_specs_own_meanings_of_absent_fields():
         ({**BASE, "root": {}}, "root.path"),
         (spec_with(hooks={"prestart": [{"path": "/bin/true"}]}), "hooks"),
         (spec_with(linux__devices=[{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]), "linux.devices"),
-        (spec_with(linux__sysctl={"net.ipv4.ip_forward": "1"}), "linux.sysctl"),
+        (spec_with(linux__sysctl={"net ipv4": "1"}), "sysctl.net ipv4"),
         (spec_with(linux__personality={"domain": "LINUX32"}), "linux.personality"),
         (spec_with(linux__timeOffsets={"monotonic": {"secs": 1}}), "linux.timeOffsets"),
         (spec_with(linux__mountLabel="system_u:object_r:container_file_t:s0"), "linux.mountLabel"),

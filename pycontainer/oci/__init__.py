@@ -5,8 +5,7 @@ reads a bundle's config (the spec's meanings: no ``capabilities`` is no
 capability, no ``seccomp`` is no filter, no ``maskedPaths`` masks nothing,
 ``mounts`` is the whole list); :func:`spec_from_config` writes one.  A field
 pycontainer cannot honour yet is a :class:`ConfigError` naming it, never
-silently dropped: hooks, ``linux.devices``, ``linux.sysctl``,
-``linux.personality``, ``linux.timeOffsets``, ``linux.intelRdt``, mount
+silently dropped: hooks, ``linux.devices``, ``linux.personality``, ``linux.timeOffsets``, ``linux.intelRdt``, mount
 labels and idmapped mounts.  The one exception is a ``cgroup`` mount on a
 host that is not pure cgroup v2: it is left out with a warning (runc builds
 one from binds of the container's cgroup directories; pycontainer does not
@@ -256,7 +255,7 @@ def config_from_spec(spec: Mapping[str, Any] | str | bytes, bundle: str = ".") -
         raise ConfigError("root.path", "is missing")
     linux = _obj(spec.get("linux"), "linux")
     _unknown(linux, _LINUX, "linux")
-    _unsupported(linux, ("timeOffsets", "devices", "sysctl", "intelRdt", "mountLabel", "personality",
+    _unsupported(linux, ("timeOffsets", "devices", "intelRdt", "mountLabel", "personality",
                          "rdmaResources", "unified", "memoryPolicy"), "linux")  # fmt: skip
     seccomp = linux.get("seccomp")
     namespaces = []
@@ -286,6 +285,7 @@ def config_from_spec(spec: Mapping[str, Any] | str | bytes, bundle: str = ".") -
         cgroups_path=linux.get("cgroupsPath") or None,
         resources=_resources(_obj(linux.get("resources"), "linux.resources")),
         seccomp="unconfined" if seccomp is None else seccomp_profile_from_json(_obj(seccomp, "linux.seccomp")),
+        sysctl=dict(_obj(linux.get("sysctl"), "linux.sysctl")),
     )
 
 
@@ -399,6 +399,7 @@ def spec_from_config(cfg: ContainerConfig) -> dict[str, Any]:
             # rprivate is what the runtime does anyway (and the schema knows
             # only the four names without "r"; runc takes all eight)
             "rootfsPropagation": None if cfg.rootfs_propagation == "rprivate" else cfg.rootfs_propagation,
+            "sysctl": dict(cfg.sysctl),
             "maskedPaths": list(cfg.masked_paths),
             "readonlyPaths": list(cfg.readonly_paths),
         }
