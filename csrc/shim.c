@@ -479,6 +479,8 @@ static int op_mknod(struct child *c, const struct pc_op *op)
         return pfd;
     /* Exact modes: the child runs with umask 0 until PC_OP_UMASK. */
     r = (int)S4(SYS_mknodat, pfd, name, op->v[0], op->v[1]);
+    if (r == 0 && (op->v[2] || op->v[3]))
+        r = (int)S5(SYS_fchownat, pfd, name, op->v[2], op->v[3], AT_SYMLINK_NOFOLLOW);
     if (r == -EPERM && hostdev) {
         /* In a user namespace mknod is refused: bind the host's node. */
         struct pc_op bind;

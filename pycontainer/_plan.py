@@ -492,6 +492,11 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(_mount_op(m, i))
     if not cfg.docker_defaults:
         ops.extend(_default_devices())
+    for d in cfg.devices:
+        kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[d.type]
+        dev = 0 if d.type == "p" else os.makedev(d.major, d.minor)
+        # in a user namespace mknod is refused: the host's node of that path is bound instead
+        ops.append(op(Op.MKNOD, d.path if userns else None, d.path, v=(kind | d.file_mode, dev, d.uid, d.gid)))
     for name in inp.etc_files:
         if f"/etc/{name}" not in taken:
             ops.append(op(Op.MOUNT, f"{inp.state_dir}/{name}", f"/etc/{name}", None, None, v=(MS_BIND, M_MKFILE, 0, 0)))

@@ -215,6 +215,28 @@ class DeviceRule:
             raise ConfigError("devices.access", f"{value!r} is not a non-empty subset of 'rwm'")
 
 
+@attrs.frozen
+class Device:
+    """A device node the runtime makes in the container (OCI
+    ``linux.devices``, ``docker run --device``): ``type`` ``c`` (char), ``b``
+    (block), ``u`` (unbuffered char) or ``p`` (fifo); with a cgroup, reading,
+    writing and making it are allowed too."""
+
+    path: str = attrs.field(validator=v.absolute_path)
+    type: str = attrs.field(validator=v.one_of(("c", "b", "u", "p")))
+    major: int = attrs.field(default=0, validator=_opt_int(0, 4095))
+    minor: int = attrs.field(default=0, validator=_opt_int(0, (1 << 20) - 1))
+    file_mode: int = attrs.field(default=0o666, validator=_opt_int(0, 0o7777))
+    uid: int = attrs.field(default=0, validator=v.id_value)
+    gid: int = attrs.field(default=0, validator=v.id_value)
+
+    def rule(self) -> DeviceRule | None:
+        """The cgroup rule that lets the container use it (none for a fifo)."""
+        if self.type == "p":
+            return None
+        return DeviceRule(allow=True, type="b" if self.type == "b" else "c", major=self.major, minor=self.minor)
+
+
 def _char(major: int | None, minor: int | None, access: str = "rwm") -> DeviceRule:
     return DeviceRule(allow=True, type="c", major=major, minor=minor, access=access)
 
@@ -760,6 +782,7 @@ class ContainerConfig:
     # config is the whole story, as an OCI bundle's is (pycontainer.oci); the
     # runtime still makes runc's default device nodes and /dev links.
     docker_defaults: bool = attrs.field(default=True, converter=bool)
+    devices: tuple[Device, ...] = attrs.field(default=(), converter=_typed_tuple(Device, "devices"))
     # namespaced kernel parameters, as docker run --sysctl: {"net.ipv4.ip_forward": "1"}
     sysctl: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sysctl)
 
@@ -794,6 +817,7 @@ __all__ = [
     "DEFAULT_READONLY_PATHS",
     "Capabilities",
     "ContainerConfig",
+    "Device",
     "DeviceRule",
     "HugepageLimit",
     "IDMap",

@@ -482,6 +482,15 @@ def _process_env(process: Process, hostname: str, home: str) -> tuple[str, ...]:
     return tuple(env)
 
 
+def _cgroup_resources(config: ContainerConfig, resources: Resources) -> Resources:
+    """``resources`` as the cgroup gets them: the config's devices allowed
+    after its rules (as runc adds them)."""
+    extra = [r for r in (d.rule() for d in config.devices) if r is not None]
+    if not extra or (resources.devices == () and os.geteuid() != 0):
+        return resources  # (rootless: no device rules at all, see rootless_config)
+    return attrs.evolve(resources, devices=(*resources.device_rules(), *extra))
+
+
 def _bundle_env(env: Sequence[str], home: str) -> tuple[str, ...]:
     """An OCI bundle's environment as runc gives it: as written, and HOME
     from the user's passwd entry if it is missing."""
@@ -920,7 +929,7 @@ class Container(ProcessHandle):
             cg_json = os.path.join(directory, "cgroup.json")
             _write_file(cg_json + ".new", json.dumps({"cgroup": manager.to_json(), "cgroup_root": cg_root}), 0o600)
             os.replace(cg_json + ".new", cg_json)
-            manager.create(config.resources)
+            manager.create(_cgroup_resources(config, config.resources))
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
         netns = _netpool.POOL.take() if _plan.pool_allowed(config) else None
@@ -1307,10 +1316,13 @@ class Container(ProcessHandle):
             merged = _merge_resources(current.resources, resources)
             check_resources(attrs.evolve(current, resources=merged))
             try:
-                mgr.update(merged, old=current.resources)
+                mgr.update(_cgroup_resources(current, merged), old=_cgroup_resources(current, current.resources))
             except BaseException:
                 with contextlib.suppress(PyContainerError):
-                    mgr.update(_rollback_resources(current.resources, merged), old=merged)
+                    mgr.update(
+                        _cgroup_resources(current, _rollback_resources(current.resources, merged)),
+                        old=_cgroup_resources(current, merged),
+                    )
                 raise
             new = attrs.evolve(current, resources=merged)
             data["config"] = _config_to_json(new)

@@ -836,3 +836,20 @@ def test_a_sysctl_goes_only_into_a_procfs(root, rootfs, tmp_path):
         Container.create(root, "x", cfg)
     assert e.value.step == "write" and e.value.errno == errno.EXDEV
     assert (fake / "ip_forward").read_text() == "0\n" and os.listdir(root) == []
+
+
+def test_extra_devices_are_made_owned_and_allowed(root, config):
+    """A device outside runc's allow-list (tun, 10:200: opening it alone does
+    nothing) is made with its mode and owner, and the cgroup lets the
+    container open it; the control makes the same node itself and is refused."""
+    from pycontainer import Device
+
+    devices = [Device("/dev/mytun", "c", 10, 200, 0o620, 1000, 5), Device("/dev/pipe", "p", file_mode=0o600)]
+    script = "stat -c '%t:%T %a %u %g %F' /dev/mytun /dev/pipe; exec 3<>/dev/mytun && echo opened"
+    with Container.run(root, "d", config("sh", "-c", script, devices=devices), stdout=PIPE, stderr=STDOUT) as c:
+        out, _ = c.communicate(timeout=30)
+    assert out.decode().split("\n")[:3] == ["a:c8 620 1000 5 character special file", "0:0 600 0 0 fifo", "opened"], out
+    control = "mknod /dev/mytun c 10 200 && exec 3<>/dev/mytun && echo opened"
+    with Container.run(root, "e", config("sh", "-c", control), stdout=PIPE, stderr=STDOUT) as c:
+        out, _ = c.communicate(timeout=30)
+    assert b"opened" not in out and b"Operation not permitted" in out, out

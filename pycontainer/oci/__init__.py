@@ -5,7 +5,7 @@ reads a bundle's config (the spec's meanings: no ``capabilities`` is no
 capability, no ``seccomp`` is no filter, no ``maskedPaths`` masks nothing,
 ``mounts`` is the whole list); :func:`spec_from_config` writes one.  A field
 pycontainer cannot honour yet is a :class:`ConfigError` naming it, never
-silently dropped: hooks, ``linux.devices``, ``linux.personality``, ``linux.timeOffsets``, ``linux.intelRdt``, mount
+silently dropped: hooks, ``linux.personality``, ``linux.timeOffsets``, ``linux.intelRdt``, mount
 labels and idmapped mounts.  The one exception is a ``cgroup`` mount on a
 host that is not pure cgroup v2: it is left out with a warning (runc builds
 one from binds of the container's cgroup directories; pycontainer does not
@@ -24,6 +24,7 @@ from typing import Any
 from ..config import (
     Capabilities,
     ContainerConfig,
+    Device,
     DeviceRule,
     HugepageLimit,
     IDMap,
@@ -255,7 +256,7 @@ def config_from_spec(spec: Mapping[str, Any] | str | bytes, bundle: str = ".") -
         raise ConfigError("root.path", "is missing")
     linux = _obj(spec.get("linux"), "linux")
     _unknown(linux, _LINUX, "linux")
-    _unsupported(linux, ("timeOffsets", "devices", "intelRdt", "mountLabel", "personality",
+    _unsupported(linux, ("timeOffsets", "intelRdt", "mountLabel", "personality",
                          "rdmaResources", "unified", "memoryPolicy"), "linux")  # fmt: skip
     seccomp = linux.get("seccomp")
     namespaces = []
@@ -286,6 +287,21 @@ def config_from_spec(spec: Mapping[str, Any] | str | bytes, bundle: str = ".") -
         resources=_resources(_obj(linux.get("resources"), "linux.resources")),
         seccomp="unconfined" if seccomp is None else seccomp_profile_from_json(_obj(seccomp, "linux.seccomp")),
         sysctl=dict(_obj(linux.get("sysctl"), "linux.sysctl")),
+        devices=[_device(i, d) for i, d in enumerate(_list(linux.get("devices"), "linux.devices"))],
+    )
+
+
+def _device(i: int, d: object) -> Device:
+    d = _obj(d, f"linux.devices[{i}]")
+    _unknown(d, {"path", "type", "major", "minor", "fileMode", "uid", "gid"}, f"linux.devices[{i}]")
+    return Device(
+        path=d.get("path"),
+        type=d.get("type"),
+        major=d.get("major", 0),
+        minor=d.get("minor", 0),
+        file_mode=0o666 if d.get("fileMode") is None else d["fileMode"],
+        uid=d.get("uid", 0),
+        gid=d.get("gid", 0),
     )
 
 
@@ -400,6 +416,18 @@ def spec_from_config(cfg: ContainerConfig) -> dict[str, Any]:
             # only the four names without "r"; runc takes all eight)
             "rootfsPropagation": None if cfg.rootfs_propagation == "rprivate" else cfg.rootfs_propagation,
             "sysctl": dict(cfg.sysctl),
+            "devices": [
+                {
+                    "path": d.path,
+                    "type": d.type,
+                    "major": d.major,
+                    "minor": d.minor,
+                    "fileMode": d.file_mode,
+                    "uid": d.uid,
+                    "gid": d.gid,
+                }
+                for d in cfg.devices
+            ],  # fmt: skip
             "maskedPaths": list(cfg.masked_paths),
             "readonlyPaths": list(cfg.readonly_paths),
         }
