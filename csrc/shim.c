@@ -1175,6 +1175,9 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         prog.filter = str(c, op, 0);
         return (int)S3(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, op->v[1], &prog);
     }
+    case PC_OP_PERSONALITY:
+        *what = "personality";
+        return (int)(S1(SYS_personality, op->v[0]) < 0 ? -EINVAL : 0);
     case PC_OP_CGROUP_JOIN: {
         long r, fd;
         *what = str(c, op, 0);

@@ -58,6 +58,7 @@ enum {
     PC_OP_WRITE,          /* s0 path, s1 text: write it (e.g. /proc/self/oom_score_adj); v0 PC_W_PROC:
                              the file must be on a procfs (a sysctl) */
     PC_OP_SECCOMP,        /* s0 struct sock_filter[v0], v1 SECCOMP_FILTER_FLAG_*: install the filter */
+    PC_OP_PERSONALITY,    /* v0 execution domain (PER_LINUX, PER_LINUX32) */
     PC_OP__COUNT
 };
 

@@ -74,6 +74,7 @@ class Op(enum.IntEnum):
     RLIMIT = 34
     WRITE = 35
     SECCOMP = 36
+    PERSONALITY = 37
 
 
 # The step names InitError reports.
@@ -114,6 +115,7 @@ STEP_NAMES = {
     Op.RLIMIT: "rlimit",
     Op.WRITE: "write",
     Op.SECCOMP: "seccomp",
+    Op.PERSONALITY: "personality",
 }
 
 # <sys/mount.h>
@@ -144,6 +146,9 @@ ATTR_NOEXEC = 0x08
 ATTR_NOATIME = 0x10
 ATTR_STRICTATIME = 0x20
 ATTR_NODIRATIME = 0x80
+
+# <sys/personality.h>
+PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 # PC_OP_WRITE v0 (csrc/shim.h)
 WRITE_PROC = 1
@@ -380,9 +385,13 @@ def handoff_first(cfg: ContainerConfig) -> bool:
     """Must the child leave our memory before anything else?  Yes when it
     will change credentials or be seen from a namespace it joins: a new user
     namespace, or a joined pid, time or user namespace (see compile_create)."""
-    return cfg.new_namespace(NamespaceType.USER) or any(
-        n.path is not None and n.type in (NamespaceType.PID, NamespaceType.TIME, NamespaceType.USER)
-        for n in cfg.namespaces
+    return (
+        cfg.new_namespace(NamespaceType.USER)
+        or bool(cfg.time_offsets)  # set between unshare and the fork that enters the namespace
+        or any(
+            n.path is not None and n.type in (NamespaceType.PID, NamespaceType.TIME, NamespaceType.USER)
+            for n in cfg.namespaces
+        )
     )
 
 
@@ -454,6 +463,11 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         rest = clone_flags(cfg, pooled_netns=inp.netns_fd >= 0) & ~CLONE_NEWUSER
         if rest:
             ops.append(op(Op.UNSHARE, v=(rest,)))
+        if cfg.time_offsets:
+            # the offsets of the time namespace our children enter: only
+            # before any process is in it
+            text = "".join(f"{clock} {secs} {nanos}\n" for clock, secs, nanos in cfg.time_offsets)
+            ops.append(op(Op.WRITE, "/proc/self/timens_offsets", text, v=(WRITE_PROC,)))
         ops.append(op(Op.FORK))
     if inp.netns_fd >= 0:
         ops.append(op(Op.SETNS, None, v=(CLONE_NEWNET, inp.netns_fd)))
@@ -535,6 +549,8 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(_seccomp_op(conf))
         conf = attrs.evolve(conf, seccomp=None)
     ops.append(op(Op.WAIT_START))
+    if cfg.personality is not None:
+        ops.append(op(Op.PERSONALITY, v=(PERSONALITIES[cfg.personality],)))
     ops.extend(_exec_ops(inp.user, 3 + inp.preserve_fds, cfg.process.args, inp.env, inp.init_fd, conf))
     return ops
 

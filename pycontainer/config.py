@@ -570,6 +570,23 @@ def _sysctl(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple
     return tuple(out)
 
 
+def _time_offsets(value: Mapping[str, Any] | Iterable[tuple[str, int, int]]) -> tuple[tuple[str, int, int], ...]:
+    items = [(k, *v) for k, v in value.items()] if isinstance(value, Mapping) else [tuple(x) for x in value]
+    out = []
+    for item in items:
+        if len(item) != 3 or item[0] not in ("monotonic", "boottime"):
+            raise ConfigError("time_offsets", f"{item!r} is not (monotonic|boottime, secs, nanosecs)")
+        clock, secs, nanos = item
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (secs, nanos)) or not 0 <= nanos < 10**9:
+            raise ConfigError(
+                f"time_offsets.{clock}", f"({secs!r}, {nanos!r}) is not whole seconds and 0..999999999 ns"
+            )
+        out.append((clock, secs, nanos))
+    if len({c for c, _, _ in out}) != len(out):
+        raise ConfigError("time_offsets", "a clock is given twice")
+    return tuple(out)
+
+
 def _rlimits(value: Iterable[Rlimit]) -> tuple[Rlimit, ...]:
     out = _typed_tuple(Rlimit, "rlimits")(value)
     seen = [r.type for r in out]
@@ -783,6 +800,12 @@ class ContainerConfig:
     # runtime still makes runc's default device nodes and /dev links.
     docker_defaults: bool = attrs.field(default=True, converter=bool)
     devices: tuple[Device, ...] = attrs.field(default=(), converter=_typed_tuple(Device, "devices"))
+    # execution domain (OCI linux.personality): "LINUX", or "LINUX32" (uname says i686)
+    personality: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(v.one_of(("LINUX", "LINUX32")))
+    )
+    # clock offsets of a new time namespace: {"monotonic": (secs, nanosecs), "boottime": (secs, nanosecs)}
+    time_offsets: tuple[tuple[str, int, int], ...] = attrs.field(default=(), converter=_time_offsets)
     # namespaced kernel parameters, as docker run --sysctl: {"net.ipv4.ip_forward": "1"}
     sysctl: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sysctl)
 
@@ -799,6 +822,8 @@ class ContainerConfig:
             raise ConfigError("resources", "limits need a cgroup, and cgroups=False asks for none")
         if not self.cgroups and self.cgroups_path is not None:
             raise ConfigError("cgroups_path", "given with cgroups=False")
+        if self.time_offsets and not self.new_namespace(NamespaceType.TIME):
+            raise ConfigError("time_offsets", "need a new time namespace (namespaces=[..., 'time'])")
 
     def has_namespace(self, kind: NamespaceType) -> bool:
         return any(n.type is kind for n in self.namespaces)

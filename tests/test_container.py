@@ -853,3 +853,18 @@ def test_extra_devices_are_made_owned_and_allowed(root, config):
     with Container.run(root, "e", config("sh", "-c", control), stdout=PIPE, stderr=STDOUT) as c:
         out, _ = c.communicate(timeout=30)
     assert b"opened" not in out and b"Operation not permitted" in out, out
+
+
+def test_personality_and_time_offsets(root, config):
+    from pycontainer import DEFAULT_NAMESPACES
+
+    year = 365 * 86400
+    cfg = config("sh", "-c", "uname -m; cut -d. -f1 /proc/uptime", personality="LINUX32",
+                 namespaces=[*DEFAULT_NAMESPACES, Namespace("time")], time_offsets={"boottime": (year, 0)})  # fmt: skip
+    with Container.run(root, "t", cfg, stdout=PIPE) as c:
+        out, _ = c.communicate(timeout=30)
+    machine, uptime = out.decode().split()
+    host = float(open("/proc/uptime").read().split()[0])
+    assert machine in ("i686", "i386") and year - 5 < int(uptime) - host < year + 5
+    with pytest.raises(ConfigError, match="new time namespace"):
+        config("true", time_offsets={"monotonic": (1, 0)})

@@ -5,8 +5,8 @@ reads a bundle's config (the spec's meanings: no ``capabilities`` is no
 capability, no ``seccomp`` is no filter, no ``maskedPaths`` masks nothing,
 ``mounts`` is the whole list); :func:`spec_from_config` writes one.  A field
 pycontainer cannot honour yet is a :class:`ConfigError` naming it, never
-silently dropped: hooks, ``linux.personality``, ``linux.timeOffsets``, ``linux.intelRdt``, mount
-labels and idmapped mounts.  The one exception is a ``cgroup`` mount on a
+silently dropped: hooks, ``linux.intelRdt``, mount labels, idmapped
+mounts, personality flags.  The one exception is a ``cgroup`` mount on a
 host that is not pure cgroup v2: it is left out with a warning (runc builds
 one from binds of the container's cgroup directories; pycontainer does not
 yet).
@@ -256,7 +256,7 @@ def config_from_spec(spec: Mapping[str, Any] | str | bytes, bundle: str = ".") -
         raise ConfigError("root.path", "is missing")
     linux = _obj(spec.get("linux"), "linux")
     _unknown(linux, _LINUX, "linux")
-    _unsupported(linux, ("timeOffsets", "intelRdt", "mountLabel", "personality",
+    _unsupported(linux, ("intelRdt", "mountLabel",
                          "rdmaResources", "unified", "memoryPolicy"), "linux")  # fmt: skip
     seccomp = linux.get("seccomp")
     namespaces = []
@@ -288,7 +288,22 @@ def config_from_spec(spec: Mapping[str, Any] | str | bytes, bundle: str = ".") -
         seccomp="unconfined" if seccomp is None else seccomp_profile_from_json(_obj(seccomp, "linux.seccomp")),
         sysctl=dict(_obj(linux.get("sysctl"), "linux.sysctl")),
         devices=[_device(i, d) for i, d in enumerate(_list(linux.get("devices"), "linux.devices"))],
+        personality=_personality(_obj(linux.get("personality"), "linux.personality")),
+        time_offsets={
+            clock: (o.get("secs", 0), o.get("nanosecs", 0))
+            for clock, o in _obj(linux.get("timeOffsets"), "linux.timeOffsets").items()
+            if isinstance(o, Mapping)
+        },
     )
+
+
+def _personality(p: Mapping[str, Any]) -> str | None:
+    if not p:
+        return None
+    _unknown(p, {"domain", "flags"}, "linux.personality")
+    if p.get("flags"):
+        raise ConfigError("linux.personality.flags", "are not supported by pycontainer yet")
+    return p.get("domain")
 
 
 def _device(i: int, d: object) -> Device:
@@ -416,6 +431,8 @@ def spec_from_config(cfg: ContainerConfig) -> dict[str, Any]:
             # only the four names without "r"; runc takes all eight)
             "rootfsPropagation": None if cfg.rootfs_propagation == "rprivate" else cfg.rootfs_propagation,
             "sysctl": dict(cfg.sysctl),
+            "personality": {"domain": cfg.personality} if cfg.personality else None,
+            "timeOffsets": {c: {"secs": secs, "nanosecs": ns} for c, secs, ns in cfg.time_offsets},
             "devices": [
                 {
                     "path": d.path,
