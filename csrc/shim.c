@@ -475,6 +475,21 @@ static int op_mknod(struct child *c, const struct pc_op *op)
 {
     const char *hostdev = str(c, op, 0), *name;
     int pfd = parent_dir(c, str(c, op, 1), &name), r;
+    if (pfd == -ENOENT) {
+        /* a nested node (/dev/net/tun): make its directories, in the root */
+        char dir[4096];
+        size_t len = (size_t)(name - str(c, op, 1));
+        if (len > 1)
+            len--; /* no trailing '/' */
+        if (len >= sizeof dir)
+            return -ENAMETOOLONG;
+        memcpy(dir, str(c, op, 1), len);
+        dir[len] = '\0';
+        if ((r = mkdirs_in_root(c, dir, 0)) < 0)
+            return r;
+        drop_dir_cache(c);
+        pfd = parent_dir(c, str(c, op, 1), &name);
+    }
     if (pfd < 0)
         return pfd;
     /* Exact modes: the child runs with umask 0 until PC_OP_UMASK. */
@@ -494,7 +509,15 @@ static int op_mknod(struct child *c, const struct pc_op *op)
         bind.v[1] = PC_M_MKFILE;
         return op_mount(c, &bind, &what);
     }
-    return r == -EEXIST ? 0 : r; /* there already (a bundle's /dev that is no tmpfs) */
+    if (r == -EEXIST) {
+        /* The very node there already (a bundle's /dev that holds it) is
+         * fine; anything else at that path is not what was asked for. */
+        struct stat st;
+        if (S4(SYS_newfstatat, pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (st.st_mode & S_IFMT) == ((unsigned)op->v[0] & S_IFMT) && st.st_rdev == (dev_t)op->v[1])
+            return 0;
+    }
+    return r;
 }
 
 static int op_symlink(struct child *c, const struct pc_op *op)
@@ -940,6 +963,32 @@ static int fork_child(struct child *c)
     child_exit(0);
 }
 
+/* Open "/proc/<rest>" for writing only inside a procfs: "/proc" itself must
+ * be one (no symlink, no directory of the rootfs), and <rest> is resolved
+ * beneath it without leaving its mount (procfs's own links, such as "self",
+ * are fine; a rootfs cannot put others there). */
+static int open_in_proc(const char *path)
+{
+    struct open_how how;
+    struct statfs sf;
+    long dir, fd;
+    if (path[0] != '/' || path[1] != 'p' || path[2] != 'r' || path[3] != 'o' || path[4] != 'c' || path[5] != '/')
+        return -EINVAL;
+    dir = S4(SYS_openat, AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (dir < 0)
+        return (int)dir;
+    if (S2(SYS_fstatfs, dir, &sf) < 0 || sf.f_type != 0x9fa0 /* PROC_SUPER_MAGIC */) {
+        S1(SYS_close, dir);
+        return -EXDEV;
+    }
+    memset(&how, 0, sizeof how);
+    how.flags = O_WRONLY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
+    fd = S4(SYS_openat2, dir, path + 6, &how, sizeof how);
+    S1(SYS_close, dir);
+    return (int)fd;
+}
+
 /* capset(2) the three sets, then the ambient one (each of its caps must be
  * permitted and inheritable by now).  KEEPCAPS, set by PC_OP_BOUNDING for the
  * uid change, is cleared again. */
@@ -1151,16 +1200,13 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         return (int)S4(SYS_prlimit64, 0, op->v[0], &rl, 0);
     }
     case PC_OP_WRITE: {
-        long r, fd = S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+        long r, fd;
+        if (op->v[0] & PC_W_PROC)
+            fd = open_in_proc(str(c, op, 0));
+        else
+            fd = S4(SYS_openat, AT_FDCWD, str(c, op, 0), O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0);
         if (fd < 0)
             return (int)fd;
-        if (op->v[0] & PC_W_PROC) {
-            struct statfs sf;
-            if (S2(SYS_fstatfs, fd, &sf) < 0 || sf.f_type != 0x9fa0 /* PROC_SUPER_MAGIC */) {
-                S1(SYS_close, fd);
-                return -EXDEV;
-            }
-        }
         r = S3(SYS_write, fd, str(c, op, 1), op->len[1]);
         S1(SYS_close, fd);
         return r == (long)op->len[1] ? 0 : r < 0 ? (int)r : -EIO;

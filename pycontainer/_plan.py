@@ -491,21 +491,21 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     ops.append(op(Op.OPEN_FIFO, f"{inp.state_dir}/exec.fifo"))
     ops.extend(_stdio_ops(inp.stdio, cfg.process.terminal))
 
+    mine = {d.path for d in cfg.devices}  # the config's nodes win over the default ones
     if cfg.docker_defaults:
-        ops.extend(
-            _kernel_mounts(
-                userns=userns,
-                tty_gid=not userns or _id_mapped(cfg.gid_mappings, 5),
-                ipc=cfg.new_namespace(NamespaceType.IPC),
-                bind_sys=userns and not cfg.new_namespace(NamespaceType.NETWORK),
-            )
+        kernel = _kernel_mounts(
+            userns=userns,
+            tty_gid=not userns or _id_mapped(cfg.gid_mappings, 5),
+            ipc=cfg.new_namespace(NamespaceType.IPC),
+            bind_sys=userns and not cfg.new_namespace(NamespaceType.NETWORK),
         )
+        ops.extend(o for o in kernel if not (o.kind is Op.MKNOD and o.s[1] in mine))
 
     taken = {os.path.normpath(m.destination) for m in cfg.mounts}
     for i, m in enumerate(cfg.mounts):
         ops.append(_mount_op(m, i))
-    if not cfg.docker_defaults:
-        ops.extend(_default_devices())
+    if not cfg.docker_defaults and dev_is_ours(cfg):
+        ops.extend(o for o in _default_devices() if not (o.kind is Op.MKNOD and o.s[1] in mine))
     for d in cfg.devices:
         kind = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}[d.type]
         dev = 0 if d.type == "p" else os.makedev(d.major, d.minor)
@@ -592,6 +592,18 @@ def _kernel_mounts(*, userns: bool, tty_gid: bool, ipc: bool, bind_sys: bool) ->
     return tuple(ops)
 
 
+def dev_is_ours(cfg: ContainerConfig) -> bool:
+    """May the runtime make nodes in the container's /dev?  Only in a /dev it
+    mounted itself (its tmpfs, or a bundle's non-bind mount there), never in
+    one bound from elsewhere, where a node would land on that filesystem
+    (runc skips its device set-up then too)."""
+    at_dev = [m for m in cfg.mounts if os.path.normpath(m.destination) == "/dev"]
+    if at_dev:
+        last = at_dev[-1]
+        return not (last.type == "bind" or "bind" in last.options or "rbind" in last.options)
+    return cfg.docker_defaults
+
+
 @functools.lru_cache(maxsize=1)
 def _default_devices() -> tuple[PlanOp, ...]:
     """The nodes and links runc makes in /dev whatever the bundle's mounts."""
@@ -640,7 +652,7 @@ def _oom_ops(conf: Any) -> list[PlanOp]:
     memory (the kernel sets it for every process sharing the mm)."""
     if conf is None or conf.oom_score_adj is None:
         return []
-    return [op(Op.WRITE, "/proc/self/oom_score_adj", str(conf.oom_score_adj))]
+    return [op(Op.WRITE, "/proc/self/oom_score_adj", str(conf.oom_score_adj), v=(WRITE_PROC,))]
 
 
 def _s64(value: int) -> int:

@@ -230,6 +230,12 @@ class Device:
     uid: int = attrs.field(default=0, validator=v.id_value)
     gid: int = attrs.field(default=0, validator=v.id_value)
 
+    def __attrs_post_init__(self) -> None:
+        if not self.path.startswith("/dev/") or "/../" in self.path + "/" or self.path.endswith("/"):
+            raise ConfigError("devices.path", f"{self.path!r} is not a node under /dev")
+        if self.type != "p" and (self.major is None or self.minor is None):
+            raise ConfigError("devices", f"{self.path}: a {self.type} device needs a major and a minor number")
+
     def rule(self) -> DeviceRule | None:
         """The cgroup rule that lets the container use it (none for a fifo)."""
         if self.type == "p":
@@ -550,17 +556,18 @@ def _seccomp(value: object) -> SeccompProfile | str:
     )
 
 
-_SYSCTL_KEY = re.compile(r"^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$")
+_SYSCTL_KEY = re.compile(r"[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+")
 
 
 def _sysctl(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     items = list(value.items()) if isinstance(value, Mapping) else list(value)
     out = []
     for item in items:
+        item = tuple(item) if isinstance(item, list) else item
         if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item)):
             raise ConfigError("sysctl", f"{item!r} is not a (name, value) pair of strings")
         key, val = item
-        if not _SYSCTL_KEY.match(key):
+        if not _SYSCTL_KEY.fullmatch(key):
             raise ConfigError(f"sysctl.{key}", "is not a kernel parameter name (such as net.ipv4.ip_forward)")
         if "\x00" in val or "\n" in val:
             raise ConfigError(f"sysctl.{key}", "the value must be one line without NUL bytes")

@@ -314,6 +314,16 @@ _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                 "kernel.shmmni", "kernel.shm_rmid_forced"}  # fmt: skip
 
 
+def check_devices(cfg: ContainerConfig) -> None:
+    from ._plan import dev_is_ours
+
+    if cfg.devices and not dev_is_ours(cfg):
+        raise ConfigError(
+            "devices",
+            "need a /dev the runtime mounts (a tmpfs): nodes made in a bound /dev would land on its filesystem",
+        )
+
+
 def check_sysctl(cfg: ContainerConfig) -> None:
     from .config import NamespaceType
 
@@ -338,6 +348,7 @@ CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
     check_mounts,
     check_resources,
     check_sysctl,
+    check_devices,
 )
 
 

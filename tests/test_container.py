@@ -868,3 +868,65 @@ def test_personality_and_time_offsets(root, config):
     assert machine in ("i686", "i386") and year - 5 < int(uptime) - host < year + 5
     with pytest.raises(ConfigError, match="new time namespace"):
         config("true", time_offsets={"monotonic": (1, 0)})
+
+
+def test_a_container_with_sysctls_and_devices_loads_and_updates(root, config):
+    from pycontainer import Device, Resources
+
+    cfg = config("sleep", "60", sysctl={"net.ipv4.ip_forward": "1"}, devices=[Device("/dev/net/tun", "c", 10, 200)],
+                 time_offsets=(), personality="LINUX")  # fmt: skip
+    with Container.run(root, "sd", cfg) as c:
+        again = Container.load(root, "sd")
+        assert again.config == c.config  # what state.json keeps reads back whole
+        assert [x.id for x in Container.list(root)] == ["sd"]
+        again.update(Resources(pids_limit=100))
+        with c.exec(["sh", "-c", "test -c /dev/net/tun && exec 3<>/dev/net/tun && echo ok"], stdout=PIPE) as p:
+            assert p.communicate(timeout=30)[0] == b"ok\n"  # nested, made, and still allowed after the update
+
+
+def test_devices_in_a_bound_dev_are_refused_and_none_land_there(root, rootfs, tmp_path):
+    from pycontainer import Device
+
+    host_dir = tmp_path / "host-dev"
+    host_dir.mkdir()
+    bound = [Mount("/proc", "proc", "proc"), Mount("/dev", str(host_dir), "bind", ["rbind"])]
+    base = dict(rootfs=rootfs, docker_defaults=False, namespaces=["pid", "mount"], mounts=bound, cgroups=False,
+                masked_paths=(), readonly_paths=())  # (masking binds /dev/null, which this /dev has not)  # fmt: skip
+    with pytest.raises(ConfigError, match="devices"):
+        Container.create(
+            root, "x", ContainerConfig(process=Process(args=["true"]), devices=[Device("/dev/x", "c", 1, 3)], **base)
+        )
+    with Container.run(root, "y", ContainerConfig(process=Process(args=["true"]), **base)) as c:
+        c.wait()
+    assert os.listdir(host_dir) == []  # no default nodes or links made in it either
+
+
+def test_a_config_device_wins_over_a_default_one(root, config):
+    from pycontainer import Device
+
+    cfg = config("stat", "-c", "%t:%T %a", "/dev/null", devices=[Device("/dev/null", "c", 1, 5, 0o600)])
+    with Container.run(root, "n", cfg, stdout=PIPE) as c:
+        assert c.communicate(timeout=30)[0] == b"1:5 600\n"
+
+
+def test_a_sysctl_cannot_be_sent_through_a_rootfs_symlink(root, rootfs, tmp_path):
+    """Without a /proc mount, a rootfs symlink inside /proc/sys could lead to
+    a host procfs bound elsewhere: the write goes only beneath a procfs /proc."""
+    fs = tmp_path / "fs"
+    shutil.copytree(rootfs, fs, symlinks=True)
+    (fs / "proc/sys/net/ipv4/conf").mkdir(parents=True)
+    sleeper = __import__("subprocess").Popen(["sleep", "60"])
+    try:
+        os.symlink(f"/hostproc/{sleeper.pid}", fs / "proc/sys/net/ipv4/conf/all")
+        cfg = ContainerConfig(process=Process(args=["true"]), rootfs=str(fs), docker_defaults=False,
+                              namespaces=["pid", "mount", "network"], cgroups=False,
+                              mounts=[Mount("/hostproc", "/proc", "bind", ["rbind"])],
+                              sysctl={"net.ipv4.conf.all.oom_score_adj": "777"})  # fmt: skip
+        with pytest.raises(InitError) as e:
+            Container.create(root, "x", cfg)
+        assert e.value.step == "write" and e.value.errno == errno.EXDEV
+        assert open(f"/proc/{sleeper.pid}/oom_score_adj").read().strip() == "0"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert os.listdir(root) == []

@@ -15,6 +15,7 @@ import warnings
 import pytest
 
 from pycontainer import (
+    DEFAULT_DEVICE_RULES,
     PIPE,
     STDOUT,
     Capabilities,
@@ -150,7 +151,8 @@ FIELDS = {
             cpu_shares=512, cpu_quota=50000, cpu_period=100000, cpuset_cpus="0", cpuset_mems="0", pids_limit=50,
             blkio_weight=300, blkio_weight_device=[WeightDevice(8, 0, 200)], blkio_read_bps=[ThrottleDevice(8, 0, 1000)],
             blkio_write_iops=[ThrottleDevice(8, 0, 10)], hugepage_limits=[HugepageLimit("2MB", 2 << 20)],
-            devices=[DeviceRule(False), DeviceRule(True, "c", 1, 3, "rw")]),
+            # runc's default nodes stay allowed after the bundle's rules
+            devices=[DeviceRule(False), DeviceRule(True, "c", 1, 3, "rw"), *DEFAULT_DEVICE_RULES[1:]]),
     ),
     "linux__seccomp": (
         {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
@@ -212,9 +214,21 @@ def test_the_specs_own_meanings_of_absent_fields():
         (spec_with(linux__seccomp={"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x"}), "seccomp.listenerPath"),
         (spec_with(process__args=[]), "process.args"),
         ("{not json", "config.json"),
+        ("DEEP", "config.json"),  # (made in the test: as a parameter it would swell the test's id)
+        ({**BASE, "root": {"path": 1}}, "config.json"),
+        (spec_with(process__rlimits=[{"type": [], "soft": 1, "hard": 1}]), "config.json"),
+        (spec_with(process__user={"uid": 0, "gid": 0, "additionalGids": -1}), "config.json"),
+        (spec_with(linux__resources={"memory": {"swappiness": "10"}}), "config.json"),
+        (spec_with(linux__resources={"devices": ["rwm"]}), "config.json"),
+        (spec_with(linux__resources={"devices": [{"allow": "false", "access": "rwm"}]}), "linux.resources.devices.allow"),
+        (spec_with(process__terminal="yes"), "process.terminal"),
+        (spec_with(linux__devices=[{"path": "/dev/x", "type": "c"}]), "devices"),
+        (spec_with(linux__devices=[{"path": "/etc/x", "type": "c", "major": 1, "minor": 3}]), "devices.path"),
     ],
 )  # fmt: skip
 def test_invalid_or_unsupported_fields_name_themselves(spec, field):
+    if spec == "DEEP":
+        spec = '{"a":' * 100000
     with pytest.raises(ConfigError) as e:
         config_from_spec(spec if isinstance(spec, str) else json.dumps(spec), "/bundle")
     assert e.value.field == field
@@ -241,7 +255,8 @@ def test_a_runc_spec_bundle_runs(tmp_path, rootfs):
     shutil.copytree(rootfs, tmp_path / "rootfs", symlinks=True)
     spec["process"]["terminal"] = False
     spec["process"]["args"] = ["sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; ulimit -n; hostname; "
-                               "echo $HOME; cat /proc/mounts | cut -d' ' -f2"]  # fmt: skip
+                               "echo $HOME; echo x > /dev/null && head -c1 /dev/zero > /dev/null && echo devices-ok; "
+                               "cat /proc/mounts | cut -d' ' -f2"]  # fmt: skip
     (tmp_path / "config.json").write_text(json.dumps(spec))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -252,7 +267,8 @@ def test_a_runc_spec_bundle_runs(tmp_path, rootfs):
         assert c.wait().code == 0, out
     lines = out.decode().split("\n")
     assert lines[:6] == ["CapEff:\t0000000020000420", "NoNewPrivs:\t1", "Seccomp:\t0", "1024", "runc", "/root"]
-    mounts = lines[6:]
+    assert lines[6] == "devices-ok"  # runc's default nodes are allowed after the bundle's deny-all rule
+    mounts = lines[7:]
     # exactly the bundle's mounts (no Docker /etc files), and runc's device nodes
     assert {"/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"} <= set(mounts)
     assert "/etc/hosts" not in mounts and "/etc/hostname" not in mounts
@@ -275,3 +291,10 @@ def test_a_config_with_dockers_defaults_writes_them_out(validate):
     assert set(spec["process"]["capabilities"]["bounding"]) >= {"CAP_CHOWN", "CAP_KILL"}
     with pytest.raises(ConfigError, match="image"):
         spec_from_config(ContainerConfig(process=Process(args=["sh"]), image="localhost/busybox"))
+
+
+def test_a_bind_without_rbind_is_not_recursive():
+    cfg = config_from_spec(
+        spec_with(mounts=[{"destination": "/x", "type": "bind", "source": "/etc", "options": ["ro"]}]), "/b"
+    )
+    assert cfg.mounts[0].options == ("bind", "ro")

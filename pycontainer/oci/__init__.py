@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config import (
+    DEFAULT_DEVICE_RULES,
     Capabilities,
     ContainerConfig,
     Device,
@@ -70,6 +71,12 @@ def _list(value: object, field: str) -> list[Any]:
     return value
 
 
+def _bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(field, f"must be true or false, not {value!r}")
+    return value
+
+
 def _unknown(obj: Mapping[str, Any], known: set[str], field: str) -> None:
     extra = sorted(set(obj) - known)
     if extra:
@@ -113,9 +120,9 @@ def _process(p: Mapping[str, Any]) -> Process:
         cwd=p.get("cwd", "/"),
         user=User(uid=user.get("uid", 0), gid=user.get("gid", 0), additional_gids=user.get("additionalGids") or ()),
         umask=user.get("umask", 0o022),
-        terminal=p.get("terminal", False),
+        terminal=_bool(p.get("terminal", False), "process.terminal"),
         capabilities=_capabilities(caps),
-        no_new_privileges=p.get("noNewPrivileges", False),
+        no_new_privileges=_bool(p.get("noNewPrivileges", False), "process.noNewPrivileges"),
         rlimits=rlimits,
         oom_score_adj=p.get("oomScoreAdj"),
         apparmor_profile=p.get("apparmorProfile") or None,
@@ -163,6 +170,8 @@ def _mounts(raw: list[Any]) -> list[Mount]:
         opts = _list(m.get("options"), f"mounts[{i}].options")
         if kind == "none" or any(o in ("bind", "rbind") for o in opts):
             kind = "bind"
+        if kind == "bind" and not {"bind", "rbind"} & set(opts):
+            opts = ["bind", *opts]  # the spec's bind without rbind is not recursive (pycontainer's own is)
         out.append(Mount(m.get("destination"), m.get("source"), kind, opts))
     return out
 
@@ -189,9 +198,10 @@ def _resources(r: Mapping[str, Any]) -> Resources:
 
     devices = None
     if "devices" in r:
+        # runc allows its default nodes after the spec's rules, whatever they say
         devices = [
             DeviceRule(
-                allow=d.get("allow", False),
+                allow=_bool(d.get("allow", False), "linux.resources.devices.allow"),
                 type=d.get("type") or "a",
                 major=d.get("major"),
                 minor=d.get("minor"),
@@ -199,6 +209,9 @@ def _resources(r: Mapping[str, Any]) -> Resources:
             )
             for d in _list(r.get("devices"), "linux.resources.devices")
         ]
+        defaults = list(DEFAULT_DEVICE_RULES[1:])
+        if devices[-len(defaults) :] != defaults:  # (not when they are there already: a spec we wrote)
+            devices += defaults
     pids = _obj(r.get("pids"), "linux.resources.pids")
     swappiness = mem.get("swappiness")
     return Resources(
@@ -206,7 +219,7 @@ def _resources(r: Mapping[str, Any]) -> Resources:
         memory_reservation=mem.get("reservation"),
         memory_swap=mem.get("swap"),
         memory_swappiness=None if swappiness is None or swappiness > 100 else swappiness,
-        oom_kill_disable=mem.get("disableOOMKiller", False),
+        oom_kill_disable=_bool(mem.get("disableOOMKiller", False), "linux.resources.memory.disableOOMKiller"),
         cpu_shares=cpu.get("shares") or None,
         cpu_quota=cpu.get("quota") if cpu.get("quota") not in (None, 0) else None,
         cpu_period=cpu.get("period") or None,
@@ -235,13 +248,23 @@ def config_from_spec(spec: Mapping[str, Any] | str | bytes, bundle: str = ".") -
     """A runtime-spec config (JSON text or parsed) as a ContainerConfig;
     ``root.path`` is taken relative to ``bundle``.  Raises ConfigError naming
     the field for anything invalid or not supported."""
-    from ..security import seccomp_profile_from_json
-
     if isinstance(spec, (str, bytes)):
         try:
             spec = json.loads(spec)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise ConfigError("config.json", f"is not JSON: {e}") from None
+    try:
+        return _config_from_spec(spec, bundle)
+    except (TypeError, AttributeError, ValueError, RecursionError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        # a value of the wrong JSON type somewhere the checks above do not look
+        raise ConfigError("config.json", f"is not a runtime-spec config: {type(e).__name__}: {e}") from None
+
+
+def _config_from_spec(spec: Any, bundle: str) -> ContainerConfig:
+    from ..security import seccomp_profile_from_json
+
     spec = _obj(spec, "config.json")
     _unknown(spec, _TOP, "")
     version = spec.get("ociVersion")
@@ -272,7 +295,7 @@ def config_from_spec(spec: Mapping[str, Any] | str | bytes, bundle: str = ".") -
     return ContainerConfig(
         process=_process(_obj(spec.get("process"), "process")),
         rootfs=os.path.normpath(os.path.join(os.path.abspath(bundle), root["path"])),
-        readonly_rootfs=root.get("readonly", False),
+        readonly_rootfs=_bool(root.get("readonly", False), "root.readonly"),
         hostname=spec.get("hostname") or None,
         domainname=spec.get("domainname") or None,
         namespaces=namespaces,
@@ -312,8 +335,8 @@ def _device(i: int, d: object) -> Device:
     return Device(
         path=d.get("path"),
         type=d.get("type"),
-        major=d.get("major", 0),
-        minor=d.get("minor", 0),
+        major=d.get("major", 0 if d.get("type") == "p" else None),
+        minor=d.get("minor", 0 if d.get("type") == "p" else None),
         file_mode=0o666 if d.get("fileMode") is None else d["fileMode"],
         uid=d.get("uid", 0),
         gid=d.get("gid", 0),
