@@ -829,10 +829,23 @@ static int op_exec(struct child *c, const struct pc_op *op)
     uint64_t empty = 0;
     long r;
 
-    if ((uint64_t)(argc + envc + 5) > c->nptrs)
+    if ((uint64_t)(argc + envc + 7) > c->nptrs)
         return -E2BIG;
+    char exit_fd[16];
     if (initfd >= 0) {
         argv[k++] = (char *)"pycontainer-init";
+        if (op->v[3] > 0) {
+            /* the init records the exit status through this fd (csrc/init.c) */
+            int64_t n = op->v[3], d = 1;
+            size_t j = 0;
+            while (d * 10 <= n)
+                d *= 10;
+            for (; d; d /= 10)
+                exit_fd[j++] = (char)('0' + (n / d) % 10);
+            exit_fd[j] = '\0';
+            argv[k++] = (char *)"--exit-fd";
+            argv[k++] = exit_fd;
+        }
         argv[k++] = c->exe;
     }
     for (i = 0; i < argc; i++) {
@@ -1429,7 +1442,7 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
     memset(res, 0, sizeof *res);
     for (i = 0; i < a->nops; i++) {
         if (a->ops[i].kind == PC_OP_EXEC)
-            nptrs += (size_t)(a->ops[i].v[0] + a->ops[i].v[1] + 5);
+            nptrs += (size_t)(a->ops[i].v[0] + a->ops[i].v[1] + 7);
     }
     /* [guard][stack][child][ops][blob][ptrs][keep] */
     off = page + STACK_SIZE;
@@ -1711,7 +1724,7 @@ __attribute__((noreturn, used)) void pc_helper_start(long *sp)
         if (c.ops[i].kind == PC_OP_EXEC) {
             if (c.ops[i].v[0] < 0 || c.ops[i].v[1] < 0 || c.ops[i].v[0] + c.ops[i].v[1] > (1 << 20))
                 child_exit(126);
-            nptrs += (size_t)(c.ops[i].v[0] + c.ops[i].v[1] + 5);
+            nptrs += (size_t)(c.ops[i].v[0] + c.ops[i].v[1] + 7);
         }
     }
     c.ptrs = helper_map(nptrs * sizeof(char *) + 8, -1);

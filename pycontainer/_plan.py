@@ -376,6 +376,7 @@ class CreateInputs:
     cgroup_files: tuple[str, ...] = ()  # host paths to write "0" to, right after HANDOFF
     in_cgroup: bool = False  # the container has a cgroup (perhaps cloned into: no files then)
     confinement: Any = None  # security.Confinement: capabilities, seccomp, rlimits...; None: none applied
+    exit_fd: int = 0  # > 0: the fd number (after the passed fds) where the --init records the exit status
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
@@ -551,7 +552,8 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     ops.append(op(Op.WAIT_START))
     if cfg.personality is not None:
         ops.append(op(Op.PERSONALITY, v=(PERSONALITIES[cfg.personality],)))
-    ops.extend(_exec_ops(inp.user, 3 + inp.preserve_fds, cfg.process.args, inp.env, inp.init_fd, conf))
+    first_closed = 3 + inp.preserve_fds + (1 if inp.exit_fd else 0)
+    ops.extend(_exec_ops(inp.user, first_closed, cfg.process.args, inp.env, inp.init_fd, conf, inp.exit_fd))
     return ops
 
 
@@ -669,7 +671,13 @@ def _rlimit_ops(conf: Any) -> list[PlanOp]:
 
 
 def _exec_ops(
-    user: User, first_closed: int, args: Sequence[str], env: Sequence[str], init_fd: int, conf: Any = None
+    user: User,
+    first_closed: int,
+    args: Sequence[str],
+    env: Sequence[str],
+    init_fd: int,
+    conf: Any = None,
+    exit_fd: int = 0,
 ) -> list[PlanOp]:
     """The last steps, in runc's order: the seccomp filter as late as it
     can be (without no_new_privs installing one needs CAP_SYS_ADMIN, so then
@@ -696,7 +704,7 @@ def _exec_ops(
             Op.EXEC,
             b"\0".join(a.encode() for a in args),
             b"\0".join(e.encode() for e in env),
-            v=(len(args), len(env), init_fd),
+            v=(len(args), len(env), init_fd, exit_fd if init_fd >= 0 else 0),
         )
     )
     return ops

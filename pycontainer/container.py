@@ -934,6 +934,7 @@ class Container(ProcessHandle):
             manager.create(_cgroup_resources(config, config.resources))
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         undo.callback(io.close_all)
+
         netns = _netpool.POOL.take() if _plan.pool_allowed(config) else None
         if bridge is not None:
             # The container's network namespace is made here, wired to the
@@ -948,16 +949,22 @@ class Container(ProcessHandle):
             except BaseException:
                 os.close(netns)
                 raise
-        clone_fd = -1
+        clone_fd = exit_src = -1
         try:
+            if config.init:
+                # The --init records the exit status here itself (csrc/init.c),
+                # so it stays known when this process is gone before the container.
+                exit_src = os.open(os.path.join(directory, "exit.json"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
             join_files, clone_fd = _cgroup_join(manager, clone=True)
+            exit_fd = 3 + len(pass_fds) if exit_src >= 0 else 0
             inputs = _plan.CreateInputs(
                 rootfs=rootfs,
                 state_dir=directory,
                 hostname=hostname,
                 user=user,
                 env=env,
-                stdio=tuple(io.pairs),
+                stdio=tuple(io.pairs) + (((exit_src, exit_fd),) if exit_fd else ()),
+                exit_fd=exit_fd,
                 preserve_fds=len(pass_fds),
                 init_fd=_init_fd() if config.init else -1,
                 helper_fd=_helper_fd(),
@@ -970,11 +977,17 @@ class Container(ProcessHandle):
                 confinement=confinement,
             )
             ops = _plan.compile_create(config, inputs)
-            keep = [src for src, _ in io.pairs] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
+            keep = [src for src, _ in inputs.stdio] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
             keep += [netns] if netns is not None else []
             flags = _plan.spawn_flags(config, pooled_netns=netns is not None, in_cgroup=manager is not None)
             try:
-                child = _spawn.spawn(ops, flags, keep_fds=keep, max_target_fd=2 + len(pass_fds), cgroup_fd=clone_fd)
+                child = _spawn.spawn(
+                    ops,
+                    flags,
+                    keep_fds=keep,
+                    max_target_fd=2 + len(pass_fds) + (1 if exit_fd else 0),
+                    cgroup_fd=clone_fd,
+                )
             except OSError as e:
                 if clone_fd >= 0 and e.errno == errno.EACCES:
                     err: PyContainerError = CgroupError(
@@ -988,7 +1001,7 @@ class Container(ProcessHandle):
         finally:
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)
-            _close_fds([clone_fd] if clone_fd >= 0 else [])
+            _close_fds([fd for fd in (clone_fd, exit_src) if fd >= 0])
         undo.callback(child.abandon)
         # The child sets up its mounts now; write the state meanwhile.  The
         # directory is private until renamed into place, so nobody reads a

@@ -18,6 +18,7 @@ from pycontainer import (
     ConfigError,
     Container,
     ContainerConfig,
+    ExitStatus,
     IDMap,
     InitError,
     Mount,
@@ -930,3 +931,44 @@ def test_a_sysctl_cannot_be_sent_through_a_rootfs_symlink(root, rootfs, tmp_path
         sleeper.kill()
         sleeper.wait()
     assert os.listdir(root) == []
+
+
+def test_with_init_the_exit_status_outlives_the_creating_process(root, rootfs):
+    """The --init records the status in the state directory itself: a process
+    that loads the container after its creator has gone still learns it
+    (without --init it cannot: nobody is left to reap the init for it)."""
+    import subprocess
+    import sys
+    import time
+
+    def create_and_leave(cid: str, init: bool) -> None:
+        script = (
+            "import sys\nfrom pycontainer import *\n"
+            f"c = Container.create(sys.argv[1], {cid!r}, ContainerConfig(process=Process(args=['sh', '-c', "
+            f"'sleep 0.3; kill -TERM $$ ; exit 7']), rootfs=sys.argv[2], init={init}, cgroups=False))\n"
+            "c.start()\n"
+        )
+        subprocess.run([sys.executable, "-c", script, root, rootfs], check=True)
+
+    create_and_leave("with", True)
+    create_and_leave("without", False)
+    deadline = time.monotonic() + 20
+    while {Container.load(root, cid).state().status for cid in ("with", "without")} != {Status.STOPPED}:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert Container.load(root, "with").wait(timeout=5) == ExitStatus(code=128 + signal.SIGTERM)
+    assert Container.load(root, "without").wait(timeout=5) == ExitStatus()
+    for cid in ("with", "without"):
+        Container.load(root, cid).delete()
+
+
+def test_the_inits_exit_fd_is_out_of_the_containers_reach(root, config):
+    script = "ls /proc/self/fd; echo ---; (echo forged > /proc/1/fd/3) 2>&1; echo done"
+    with Container.run(root, "i", config("sh", "-c", script, init=True), stdout=PIPE, stderr=STDOUT) as c:
+        out, _ = c.communicate(timeout=30)
+        status = c.wait()
+    lines = out.decode().split("\n")
+    assert set(lines[: lines.index("---")]) <= {"0", "1", "2", "3"}, out  # (3: the dir ls reads)
+    # the init is non-dumpable: its fds are not the container's to open
+    assert "Permission denied" in lines[lines.index("---") + 1], out
+    assert status.code == 0
