@@ -121,14 +121,16 @@ class State:
     created: str
     exit_status: ExitStatus | None = None
     oci_version: str = OCI_VERSION
+    bundle: str | None = None  # the OCI bundle it was created from, if any
 
     def to_oci(self) -> dict[str, Any]:
+        """The state the OCI runtime spec defines (``runc state``)."""
         return {
             "ociVersion": self.oci_version,
             "id": self.id,
             "status": self.status.value,
-            "pid": self.pid if self.status is not Status.STOPPED else 0,
-            "bundle": self.rootfs,
+            "pid": self.pid if self.status is not Status.STOPPED and self.pid else 0,
+            "bundle": self.bundle or self.rootfs,
             "created": self.created,
         }
 
@@ -706,6 +708,7 @@ class Container(ProcessHandle):
         image: str | None = None,
         network: str | None = None,
         ports: Sequence[str | PortMapping] = (),
+        bundle: str | None = None,
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
@@ -721,6 +724,8 @@ class Container(ProcessHandle):
         first use), see :mod:`pycontainer.network`; ``ports`` are published
         ports on a bridge network (``"8080:80"``, ``"127.0.0.1:53:53/udp"``
         or :class:`~pycontainer.network.PortMapping`).
+        ``bundle`` is the OCI bundle the config came from, kept for
+        :meth:`state` (``State.bundle``).
         On any failure every step done so far is undone."""
         root = state_root(root)
         container_id(id)
@@ -748,7 +753,7 @@ class Container(ProcessHandle):
             raise NetworkError("published ports need a bridge network (network='bridge' or another)")
         try:
             return cls._create(root, id, config, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, snapshotter,
-                               net_guard, bridge, ports)  # fmt: skip
+                               net_guard, bridge, ports, bundle)  # fmt: skip
         finally:
             if net_guard is not None:
                 os.close(net_guard)
@@ -769,6 +774,7 @@ class Container(ProcessHandle):
         net_guard: int | None,
         bridge: Any,
         ports: Any,
+        bundle: str | None = None,
     ) -> Container:
         check_config(config)
         # Compiled before anything is made: a bad profile or capability set
@@ -812,6 +818,7 @@ class Container(ProcessHandle):
                 bridge,
                 ports,
                 confinement,
+                bundle,
             )
             if net_guard is not None and _sys.pidfd_exited(net_guard):
                 # the container whose network namespace we joined (by its pid) is gone
@@ -846,10 +853,11 @@ class Container(ProcessHandle):
         bridge: Any = None,
         ports: Any = (),
         confinement: Any = None,
+        bundle: str | None = None,
     ) -> tuple[Container, _spawn.Child, Any]:
         hostname = config.hostname or (cid[:12] if config.docker_defaults else "")
         lower = lower_base = None
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"bundle": bundle} if bundle is not None else {}
         if config.image is None and config.rootfs is None and os.geteuid() != 0:
             # Rootless, no rootfs: the built-in busybox rootfs (a directory the
             # user built and owns, i.e. the container's root does) under an
@@ -1139,6 +1147,7 @@ class Container(ProcessHandle):
             rootfs=self._data["rootfs"],
             created=self._data["created"],
             exit_status=self._exit,
+            bundle=self._data.get("bundle"),
         )
 
     def _require(self, action: str) -> Status:
