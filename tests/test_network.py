@@ -622,11 +622,17 @@ def _sh(ns: str, cmd: str) -> str:
 
 
 def _fetch_from(ns: str, addr: str, port: int, tries: int = 1) -> str:
+    """(Tries a tenth of a second apart: a refused connection comes back at
+    once, and the server in a container just started may not listen yet.)"""
+    import time
+
     out = ""
-    for _ in range(tries):
+    for i in range(tries):
         out = _sh(ns, f"busybox nc -w 2 {addr} {port} </dev/null")
         if out.strip():
             break
+        if i + 1 < tries:
+            time.sleep(0.1)
     return out
 
 

@@ -428,13 +428,13 @@ def _outcome(action: str, ret: int | None, default_ret: int | None, allowed: str
 def profiles(draw):
     """(profile JSON, calls, expected lines) or (bad profile JSON, None, None)."""
     default = draw(st.sampled_from(ACTIONS))
-    default_ret = draw(st.none() | st.integers(1, 4095))
+    default_ret = draw(st.none() | st.integers(1, 4094))
     rules = [{"names": _all_syscalls(), "action": "SCMP_ACT_ALLOW"}]
     chosen = draw(st.lists(st.sampled_from(sorted(PROBES)), unique=True, max_size=len(PROBES)))
     model = {}
     for name in chosen:
         action = draw(st.sampled_from(ACTIONS))
-        ret = draw(st.none() | st.integers(1, 4095))
+        ret = draw(st.none() | st.integers(1, 4094))
         conds = []
         for index in draw(st.lists(st.sampled_from([0, 1]), unique=True, max_size=2)):
             op = draw(st.sampled_from(OPS))
@@ -790,3 +790,14 @@ def test_masked_eq_means_what_the_spec_says(root, rootfs, probe):
     ):
         prof = seccomp_profile_from_json({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule(mask, two)]})
         assert probe_lines(root, rootfs, probe, "sys", *calls, seccomp=prof) == expected, (mask, two)
+
+
+def test_an_errno_libseccomp_refuses_is_a_config_error():
+    for raw, field in (
+        ({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["dup"], "action": "SCMP_ACT_ERRNO", "errnoRet": 4095}]},
+         "seccomp.syscalls[0]"),
+        ({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4095}, "seccomp.defaultAction"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError) as e:
+            compile_seccomp(seccomp_profile_from_json(raw), frozenset(DEFAULT_CAPABILITIES))
+        assert e.value.field == field
