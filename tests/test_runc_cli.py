@@ -145,3 +145,25 @@ def test_features(tmp_path):
     f = json.loads(r.stdout)
     assert f["linux"]["seccomp"]["enabled"] and "SCMP_ACT_ERRNO" in f["linux"]["seccomp"]["actions"]
     assert "user" in f["linux"]["namespaces"] and "CAP_SYS_ADMIN" in f["linux"]["capabilities"]
+
+
+def test_exec_a_command_and_a_process_file(tmp_path, bundle, cleanup):
+    root = tmp_path / "state"
+    assert runc(root, "run", "-d", "--bundle", bundle("sleep", "60"), "ex").returncode == 0
+    r = runc(root, "exec", "--env", "X=1", "--cwd", "/tmp", "ex", "sh", "-c", "echo $X $(pwd); exit 4")
+    assert (r.returncode, r.stdout) == (4, "1 /tmp\n"), r.stderr
+    proc = {"args": ["sh", "-c", "grep CapEff /proc/self/status; id -u"], "cwd": "/", "env": ["PATH=/bin"],
+            "user": {"uid": 1000, "gid": 1000}, "capabilities": {}}  # fmt: skip
+    (tmp_path / "process.json").write_text(json.dumps(proc))
+    r = runc(root, "exec", "--process", str(tmp_path / "process.json"), "ex")
+    assert r.returncode == 0 and r.stdout.split() == ["CapEff:", "0000000000000000", "1000"], r.stderr
+    assert runc(root, "kill", "ex", "KILL").returncode == 0
+    deadline = time.monotonic() + 20
+    while Container.load(str(root), "ex").status is not Status.STOPPED:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    r = runc(root, "exec", "ex", "true")
+    assert r.returncode == 1 and "stopped" in r.stderr  # exec into a stopped container
+    assert runc(root, "delete", "ex").returncode == 0
+    r = runc(root, "exec", "ex", "true")
+    assert r.returncode == 1 and "does not exist" in r.stderr

@@ -2,8 +2,8 @@
 that drive a runtime binary with an OCI bundle.
 
 Built so far: ``spec``, ``features``, ``create``, ``start``, ``run``
-(foreground or ``--detach``), ``state``, ``kill``, ``delete``, ``list``,
-``ps``, ``pause``, ``resume``; global ``--root``, ``--log``, ``--log-format``,
+(foreground or ``--detach``), ``exec`` (``--process`` or a command line),
+``state``, ``kill``, ``delete``, ``list``, ``ps``, ``pause``, ``resume``; global ``--root``, ``--log``, ``--log-format``,
 ``--debug``.  A container's pid 1 is pycontainer's init, which records the
 exit status in the state directory: a detached container needs no process
 of ours while it runs.  Errors are printed on stderr (and logged to
@@ -56,6 +56,21 @@ def _parser() -> argparse.ArgumentParser:
 
     for name in ("start", "state", "pause", "resume"):
         sub.add_parser(name).add_argument("id")
+
+    e = sub.add_parser("exec", help="run another process in a running container")
+    e.add_argument("--process", "-p", help="a JSON file with the runtime spec's process object")
+    e.add_argument("--cwd")
+    e.add_argument("--env", "-e", action="append", default=[])
+    e.add_argument("--user", "-u", help="uid[:gid]")
+    e.add_argument("--cap", "-c", action="append", default=[], help="add a capability")
+    e.add_argument("--no-new-privs", action="store_true")
+    e.add_argument("--detach", "-d", action="store_true")
+    e.add_argument("--pid-file")
+    e.add_argument("--tty", "-t", action="store_true")
+    e.add_argument("--console-socket")
+    e.add_argument("--preserve-fds", type=int, default=0)
+    e.add_argument("id")
+    e.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
 
     k = sub.add_parser("kill")
     k.add_argument("--all", "-a", action="store_true")
@@ -191,6 +206,8 @@ def run(argv: list[str] | None = None) -> int:
                 print(f"{r['id']:<16}{r['pid']:<8}{r['status']:<10}{r['bundle']:<40}{r['created']}")
         return 0
     c = Container.load(args.root, args.id)
+    if cmd == "exec":
+        return _exec(args, c)
     if cmd == "start":
         c.start()
     elif cmd == "state":
@@ -219,6 +236,58 @@ def run(argv: list[str] | None = None) -> int:
             print("PID")
             print("\n".join(map(str, pids)))
     return 0
+
+
+def _exec_process(args: argparse.Namespace, c: Any) -> Any:
+    """The process to exec: --process (the spec's process object), or the
+    command line with the container's process as the base."""
+    import attrs
+
+    from .. import Capabilities, User
+    from . import _process
+
+    if args.process:
+        try:
+            with open(args.process, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as e:
+            raise _Usage(f"cannot read the process file {args.process}: {e}") from None
+        return _process(raw if isinstance(raw, dict) else {})
+    if not args.argv:
+        raise _Usage("exec needs a command (or --process)")
+    base = c.config.process
+    proc = attrs.evolve(base, args=args.argv, env=(*base.env, *args.env), cwd=args.cwd or base.cwd,
+                        terminal=False, no_new_privileges=base.no_new_privileges or args.no_new_privs)  # fmt: skip
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise _Usage(f"--user {args.user!r} is not uid[:gid]")
+        proc = attrs.evolve(proc, user=User(int(uid), int(gid or uid)))
+    if args.cap:
+        caps = base.capabilities or Capabilities()
+        add = [*args.cap]
+        proc = attrs.evolve(proc, capabilities=Capabilities(
+            bounding=(*caps.bounding, *add), effective=(*caps.effective, *add), permitted=(*caps.permitted, *add),
+            inheritable=caps.inheritable, ambient=caps.ambient))  # fmt: skip
+    return proc
+
+
+def _exec(args: argparse.Namespace, c: Any) -> int:
+    if args.tty or args.console_socket:
+        raise _Usage("exec --tty/--console-socket is not supported yet")
+    proc = _exec_process(args, c)
+    if proc.terminal:
+        raise _Usage("process.terminal needs --console-socket, which is not supported yet")
+    p = c.exec(proc, pass_fds=list(range(3, 3 + args.preserve_fds)))
+    if args.pid_file:
+        tmp = args.pid_file + ".tmp"
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(str(p.pid))
+        os.replace(tmp, args.pid_file)
+    if args.detach:
+        return 0
+    status = p.wait()
+    return status.code if status.code is not None else 128 + (status.signal or 0)
 
 
 def _features() -> dict[str, Any]:
