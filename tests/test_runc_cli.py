@@ -167,3 +167,47 @@ def test_exec_a_command_and_a_process_file(tmp_path, bundle, cleanup):
     assert runc(root, "delete", "ex").returncode == 0
     r = runc(root, "exec", "ex", "true")
     assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_a_terminal_goes_to_the_console_socket(tmp_path, bundle, cleanup):
+    """As runc: the pty master is sent over --console-socket (SCM_RIGHTS,
+    the terminal's name as data); the caller talks to the container through it."""
+    import socket
+    import threading
+
+    root, path = tmp_path / "state", str(tmp_path / "console.sock")
+    b = bundle("sh", "-c", "tty; read line; echo got-$line; sleep 30")
+    spec = json.loads((tmp_path / "bundle" / "config.json").read_text())
+    spec["process"]["terminal"] = True
+    (tmp_path / "bundle" / "config.json").write_text(json.dumps(spec))
+    got: dict = {}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+
+        def accept() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                got["name"], got["fds"], _, _ = socket.recv_fds(conn, 1024, 1)
+
+        t = threading.Thread(target=accept)
+        t.start()
+        r = runc(root, "run", "-d", "--console-socket", path, "--bundle", b, "tty")
+        t.join(timeout=30)
+    assert r.returncode == 0, r.stderr
+    (master,) = got["fds"]
+    try:
+        assert got["name"] == b"/dev/ptmx"  # the master's name, as runc's console package gives it
+        os.write(master, b"hi\n")
+        out = b""
+        deadline = time.monotonic() + 20
+        while b"got-hi" not in out:
+            assert time.monotonic() < deadline, out
+            out += os.read(master, 4096)
+        assert b"/dev/pts/0" in out  # the container's own devpts
+    finally:
+        os.close(master)
+    assert runc(root, "delete", "-f", "tty").returncode == 0
+    # without a console socket a terminal is refused, with a message
+    r = runc(root, "run", "--bundle", b, "tty2")
+    assert r.returncode == 1 and "console-socket" in r.stderr

@@ -131,17 +131,37 @@ def _load_config(bundle: str) -> Any:
     return attrs.evolve(cfg, init=True)
 
 
+def _send_console(path: str, master: int) -> None:
+    """Hand the pty master to whoever listens on ``path`` (a unix socket),
+    as runc does: one message carrying the fd (SCM_RIGHTS), with the
+    master's name as its data."""
+    import socket
+
+    name = "/dev/ptmx"  # the master's name, as runc's console package gives it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        socket.send_fds(s, [name.encode()], [master])
+
+
 def _create(args: argparse.Namespace) -> Any:
     from .. import Container
 
-    if args.console_socket:
-        raise _Usage("--console-socket is not supported yet")
     bundle = os.path.abspath(args.bundle)
     cfg = _load_config(bundle)
-    if cfg.process.terminal:
-        raise _Usage("process.terminal needs --console-socket, which is not supported yet")
+    if cfg.process.terminal and not args.console_socket:
+        raise _Usage("process.terminal needs --console-socket")
+    if args.console_socket and not cfg.process.terminal:
+        raise _Usage("--console-socket is for a process with terminal: true")
     pass_fds = list(range(3, 3 + args.preserve_fds))
     c = Container.create(args.root, args.id, cfg, pass_fds=pass_fds, bundle=bundle)
+    if c.pty is not None:
+        try:
+            _send_console(args.console_socket, c.pty)
+        except OSError as e:
+            c.delete(force=True)
+            raise _Usage(f"cannot send the console to {args.console_socket}: {e.strerror or e}") from None
+        os.close(c.pty)
+        c.pty = None
     if args.pid_file:
         tmp = args.pid_file + ".tmp"
         with open(tmp, "w", encoding="ascii") as f:
@@ -273,12 +293,20 @@ def _exec_process(args: argparse.Namespace, c: Any) -> Any:
 
 
 def _exec(args: argparse.Namespace, c: Any) -> int:
-    if args.tty or args.console_socket:
-        raise _Usage("exec --tty/--console-socket is not supported yet")
+    import attrs
+
     proc = _exec_process(args, c)
-    if proc.terminal:
-        raise _Usage("process.terminal needs --console-socket, which is not supported yet")
+    if args.tty:
+        proc = attrs.evolve(proc, terminal=True)
+    if proc.terminal and not args.console_socket:
+        raise _Usage("a terminal needs --console-socket")
     p = c.exec(proc, pass_fds=list(range(3, 3 + args.preserve_fds)))
+    if p.pty is not None:
+        try:
+            _send_console(args.console_socket, p.pty)
+        finally:
+            os.close(p.pty)
+            p.pty = None
     if args.pid_file:
         tmp = args.pid_file + ".tmp"
         with open(tmp, "w", encoding="ascii") as f:
