@@ -811,3 +811,25 @@ def test_apply_moves_a_process_in_from_outside_and_destroy_kills_it():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_shared_parents_do_not_outlive_a_container_its_creator_left(root, rootfs):
+    """The creator keeps the shared pycontainer/ parents while it runs and
+    tries them at exit; one that exits while its container runs cannot.
+    The process that later deletes the container removes them (when empty)."""
+    import subprocess
+    import sys
+
+    from .conftest import _shared_parents
+
+    def python(code: str) -> None:
+        subprocess.run(
+            [sys.executable, "-c", "import sys\nfrom pycontainer import *\n" + code, root, rootfs], check=True
+        )
+
+    python(
+        "Container.create(sys.argv[1], 'left', ContainerConfig(process=Process(args=['sleep', '60']), rootfs=sys.argv[2])).start()"
+    )
+    assert _shared_parents()  # the container is in them
+    python("Container.load(sys.argv[1], 'left').delete(force=True)")
+    assert _shared_parents() == set()

@@ -178,7 +178,7 @@ def load_manager(data: dict[str, Any], root: str = DEFAULT_ROOT) -> V1Manager | 
     """A manager from ``Manager.to_json()`` (state.json)."""
     layout = detect(root)
     cls = V2Manager if data["mode"] == "v2" else V1Manager
-    return cls(layout, data["paths"], data.get("made"), data.get("parents"))
+    return cls(layout, data["paths"], data.get("made"), data.get("parents"), shared=data.get("shared"))
 
 
 __all__ = [

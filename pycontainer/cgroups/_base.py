@@ -286,7 +286,13 @@ class Manager:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "paths": self._paths, "made": self._made, "parents": self._parents}
+        return {
+            "mode": self.mode,
+            "paths": self._paths,
+            "made": self._made,
+            "parents": self._parents,
+            "shared": sorted(self._shared),
+        }
 
     # -- the interface
     def create_dirs(self) -> None:
@@ -381,7 +387,12 @@ class Manager:
             raise CgroupError("; ".join(errors))
         # Parents made for this container alone (a custom cgroups_path) go too,
         # unless another container uses them (rmdir fails with EBUSY then).
-        for d in sorted(self._parents, key=lambda p: -p.count("/")):
+        # So do the shared parents, unless this process made them (it keeps
+        # them while it runs, see _shared_used): a container that outlived
+        # its creator leaves none behind when another process deletes it.
+        # (A creator that finds one gone meanwhile makes it again: _mkdirs.)
+        gone = [d for d in self._shared if d not in _shared_used]
+        for d in sorted([*self._parents, *gone], key=lambda p: -p.count("/")):
             try:
                 os.rmdir(d)
             except OSError:
