@@ -46,7 +46,7 @@ def _parse_signal(text: str) -> int:
     try:
         return int(signal.Signals[name])
     except KeyError:
-        raise ConfigError("signal", f"{text!r} is not a signal") from None
+        raise ConfigError("signal", f"unknown signal {text!r}") from None
 
 
 def _parser() -> argparse.ArgumentParser:

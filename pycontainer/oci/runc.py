@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import signal
 import sys
 from typing import Any
 
@@ -91,16 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _signal(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise _Usage(f"unknown signal {text!r}") from None
+def _write_pid_file(path: str, pid: int) -> None:
+    """The pid, replacing the file whole (a reader never sees half of it)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
 
 
 def _log(args: argparse.Namespace, level: str, msg: str) -> None:
@@ -163,10 +158,7 @@ def _create(args: argparse.Namespace) -> Any:
         os.close(c.pty)
         c.pty = None
     if args.pid_file:
-        tmp = args.pid_file + ".tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(str(c.pid))
-        os.replace(tmp, args.pid_file)
+        _write_pid_file(args.pid_file, c.pid)
     return c
 
 
@@ -233,7 +225,9 @@ def run(argv: list[str] | None = None) -> int:
     elif cmd == "state":
         print(json.dumps(_state_json(c), indent=2))
     elif cmd == "kill":
-        sig = _signal(args.signal)
+        from ..cli import _parse_signal
+
+        sig = _parse_signal(args.signal)
         if args.all:
             for pid in c.processes():
                 try:
@@ -308,10 +302,7 @@ def _exec(args: argparse.Namespace, c: Any) -> int:
             os.close(p.pty)
             p.pty = None
     if args.pid_file:
-        tmp = args.pid_file + ".tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(str(p.pid))
-        os.replace(tmp, args.pid_file)
+        _write_pid_file(args.pid_file, p.pid)
     if args.detach:
         return 0
     status = p.wait()
