@@ -82,6 +82,7 @@ enum {
     PC_MSG_PTY,         /* child -> parent: pty master attached (SCM_RIGHTS) */
     PC_MSG_HANDED,      /* child -> parent: now runs in the helper; the arena is free */
     PC_MSG_MAPS,        /* child -> parent: write my uid/gid maps, then GO */
+    PC_MSG_HOOKS,       /* child -> parent: mounts are made, run the create hooks, then GO */
 };
 
 struct pc_msg {

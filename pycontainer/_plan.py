@@ -380,6 +380,7 @@ class CreateInputs:
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
+MSG_HOOKS = 8  # PC_MSG_HOOKS
 
 
 def handoff_first(cfg: ContainerConfig) -> bool:
@@ -516,6 +517,10 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         if f"/etc/{name}" not in taken:
             ops.append(op(Op.MOUNT, f"{inp.state_dir}/{name}", f"/etc/{name}", None, None, v=(MS_BIND, M_MKFILE, 0, 0)))
 
+    if cfg.hooks.at_create():
+        # prestart, createRuntime and createContainer hooks: the mounts are
+        # made, pivot_root is still to come (where runc runs them).
+        ops.append(op(Op.SYNC, v=(MSG_HOOKS,)))
     ops.append(op(Op.PIVOT))
     # The working directory is made (where missing) before the rootfs may turn read-only.
     ops.append(op(Op.CHDIR, cfg.process.cwd, v=(1,)))

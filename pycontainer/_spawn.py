@@ -46,6 +46,8 @@ MSG_PTY = lib.PC_MSG_PTY
 MSG_HANDED = lib.PC_MSG_HANDED
 MSG_MAPS = lib.PC_MSG_MAPS
 assert MSG_MAPS == _plan.MSG_MAPS
+MSG_HOOKS = lib.PC_MSG_HOOKS
+assert MSG_HOOKS == _plan.MSG_HOOKS
 
 _MSG = struct.Struct("@iiiiq512s")
 MSG_SIZE = _MSG.size
@@ -120,11 +122,17 @@ class Child:
         return msg
 
     def wait_for(
-        self, until: int, timeout: float = SETUP_TIMEOUT, on_maps: Callable[[int], None] | None = None
+        self,
+        until: int,
+        timeout: float = SETUP_TIMEOUT,
+        on_maps: Callable[[int], None] | None = None,
+        on_hooks: Callable[[int], None] | None = None,
     ) -> None:
         """Read messages until ``until`` (READY) or EOF (exec'd, when until=0).
 
-        ``on_maps(pid)`` writes the child's id maps when it asks (MAPS); GO follows."""
+        ``on_maps(pid)`` writes the child's id maps when it asks (MAPS);
+        ``on_hooks(pid)`` runs the create hooks (HOOKS); GO follows each.
+        The hooks' own time does not count against ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             msg = self.recv(deadline)
@@ -138,6 +146,13 @@ class Child:
                 if on_maps is None:
                     raise PyContainerError("the child asked for id maps, but none were given")
                 on_maps(self.pid)
+                self.send_go()
+            elif msg.type == MSG_HOOKS:
+                if on_hooks is None:
+                    raise PyContainerError("the child asked for hooks, but none were given")
+                began = time.monotonic()
+                on_hooks(self.pid)
+                deadline += time.monotonic() - began
                 self.send_go()
             elif msg.type == MSG_HANDED:
                 # The child execs the helper: it no longer uses our memory.

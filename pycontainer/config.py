@@ -762,6 +762,70 @@ def _paths(value: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
+@attrs.frozen
+class Hook:
+    """A program the runtime runs at a point of the container's life (OCI
+    ``hooks``): ``path`` (absolute), ``args`` (argv, ``args[0]`` included; by
+    default just the path), ``env`` (the whole environment, ``K=V``),
+    ``timeout`` in seconds (None: no limit).  It reads the container's state
+    JSON on stdin."""
+
+    path: str = attrs.field(validator=v.absolute_path)
+    args: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    env: tuple[str, ...] = attrs.field(default=(), converter=_env)
+    timeout: int | None = attrs.field(default=None, validator=_opt_int(1))
+
+    def argv(self) -> list[str]:
+        return list(self.args) or [self.path]
+
+
+@attrs.frozen
+class Hooks:
+    """Hooks by the moment they run, as the OCI runtime spec places them:
+
+    - ``prestart`` (deprecated by the spec) and ``create_runtime``: during
+      create, once the namespaces and mounts are made and before
+      pivot_root, in the runtime's namespaces;
+    - ``create_container``: right after those, in the container's
+      namespaces, the path resolved in the runtime's mount tree;
+    - ``start_container``: at start, before the process runs, in the
+      container (path resolved in its rootfs);
+    - ``poststart``: after the process started, before start returns, in
+      the runtime's namespaces (a failure is a warning);
+    - ``poststop``: when the container is deleted (a failure is a warning).
+
+    A failing hook of the first four kinds fails create (or start), and the
+    container is removed."""
+
+    prestart: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.prestart"))
+    create_runtime: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.create_runtime"))
+    create_container: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.create_container"))
+    start_container: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.start_container"))
+    poststart: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.poststart"))
+    poststop: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.poststop"))
+
+    def at_create(self) -> bool:
+        return bool(self.prestart or self.create_runtime or self.create_container)
+
+
+def _hooks(value: Hooks | None) -> Hooks:
+    if value is None:
+        return Hooks()
+    if not isinstance(value, Hooks):
+        raise ConfigError("hooks", f"must be a Hooks, not {type(value).__name__}")
+    return value
+
+
+def _annotations(value: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    items = list(value.items()) if isinstance(value, Mapping) else [tuple(x) for x in value]
+    for item in items:
+        if len(item) != 2 or not all(isinstance(x, str) for x in item) or not item[0]:
+            raise ConfigError("annotations", f"{item!r} is not a (key, value) pair of strings")
+    if len({k for k, _ in items}) != len(items):
+        raise ConfigError("annotations", "a key is given twice")
+    return tuple(items)
+
+
 def _process(value: Process) -> Process:
     if not isinstance(value, Process):
         raise ConfigError("process", f"must be a Process, not {type(value).__name__}")
@@ -815,6 +879,10 @@ class ContainerConfig:
     time_offsets: tuple[tuple[str, int, int], ...] = attrs.field(default=(), converter=_time_offsets)
     # namespaced kernel parameters, as docker run --sysctl: {"net.ipv4.ip_forward": "1"}
     sysctl: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sysctl)
+    # programs run at points of the container's life (OCI hooks)
+    hooks: Hooks = attrs.field(factory=Hooks, converter=_hooks)
+    # free-form metadata (OCI annotations), shown in the state
+    annotations: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_annotations)
 
     def __attrs_post_init__(self) -> None:
         if self.rootfs is not None and not self.rootfs.startswith("/"):
@@ -851,6 +919,8 @@ __all__ = [
     "ContainerConfig",
     "Device",
     "DeviceRule",
+    "Hook",
+    "Hooks",
     "HugepageLimit",
     "IDMap",
     "Mount",

@@ -28,6 +28,7 @@ from typing import IO, Any
 import attrs
 
 from . import (
+    _hooks,
     _netpool,
     _plan,
     _spawn,
@@ -45,6 +46,8 @@ from .config import (
     ContainerConfig,
     Device,
     DeviceRule,
+    Hook,
+    Hooks,
     HugepageLimit,
     IDMap,
     Mount,
@@ -67,6 +70,7 @@ from .errors import (
     NetworkError,
     ContainerExists,
     ContainerNotFound,
+    HookError,
     InvalidStateTransition,
     PyContainerError,
 )
@@ -225,8 +229,15 @@ def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
             "gid_mappings": [IDMap(**m) for m in data["gid_mappings"]],
             "mounts": [Mount(**m) for m in data["mounts"]],
             "resources": _resources_from_json(data.get("resources") or {}),
+            "hooks": Hooks(**{k: [Hook(**h) for h in v] for k, v in (data.get("hooks") or {}).items()}),
         }
     )
+
+
+def _hook_state(cid: str, pid: int, bundle: str | None, config: ContainerConfig) -> dict[str, Any]:
+    """The state a hook reads on stdin (the spec's state, its status added by the caller)."""
+    return {"ociVersion": OCI_VERSION, "id": cid, "pid": pid, "bundle": bundle or "",
+            "annotations": dict(config.annotations)}  # fmt: skip
 
 
 def _write_file(path: str, text: str, mode: int = 0o644) -> None:
@@ -798,6 +809,10 @@ class Container(ProcessHandle):
                 _rmtree(directory, (config.uid_mappings, config.gid_mappings))
 
         with contextlib.ExitStack() as undo:
+            if config.hooks.poststop:
+                # A create that fails past this point ends as a delete does (OCI lifecycle step 12).
+                undo.callback(_hooks.run_warn, "poststop", config.hooks.poststop,
+                              _hook_state(id, 0, bundle, config), "stopped")  # fmt: skip
             os.mkdir(directory, 0o711)
             undo.callback(remove_debris)
             os.chmod(directory, 0o711)
@@ -1028,7 +1043,13 @@ class Container(ProcessHandle):
             else:
                 _spawn.write_id_maps(pid, config.uid_mappings, config.gid_mappings)
 
-        child.wait_for(_spawn.MSG_READY, on_maps=write_maps)
+        def run_create_hooks(pid: int) -> None:
+            st = _hook_state(cid, pid, bundle or state_rootfs, config)
+            _hooks.run("prestart", config.hooks.prestart, st, "creating")
+            _hooks.run("create_runtime", config.hooks.create_runtime, st, "creating")
+            _hooks.run("create_container", config.hooks.create_container, st, "creating", enter_pid=pid)
+
+        child.wait_for(_spawn.MSG_READY, on_maps=write_maps, on_hooks=run_create_hooks)
         if netns is not None:
             _netpool.POOL.kick()
         if forks:
@@ -1164,9 +1185,24 @@ class Container(ProcessHandle):
     # ---- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        """Release the init to exec the process.  Raises InitError when the exec fails."""
+        """Release the init to exec the process.  Raises InitError when the exec fails.
+
+        The config's ``start_container`` hooks run first, in the container; if
+        one fails the init is killed and HookError raised (delete comes next).
+        ``poststart`` hooks run once the process started; their failures are
+        warnings."""
+        hooks = self.config.hooks
         with _locked(self.dir, self._data.get("instance", "")):
             self._require("start")
+            if hooks.start_container:
+                try:
+                    _hooks.run("start_container", hooks.start_container, self._hook_state(), "created",
+                               enter_pid=self.pid, into_root=True)  # fmt: skip
+                except HookError:
+                    if self._pidfd is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            _sys.pidfd_signal(self._pidfd, _signal.SIGKILL)
+                    raise
             fifo = os.path.join(self.dir, "exec.fifo")
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             try:
@@ -1179,6 +1215,11 @@ class Container(ProcessHandle):
             raise _spawn.Message.unpack(data[1:].ljust(_spawn.MSG_SIZE, b"\0")).error()
         if not data:
             raise PyContainerError(f"container {self.id!r} died before it could start")
+        if hooks.poststart:
+            _hooks.run_warn("poststart", hooks.poststart, self._hook_state(), "running")
+
+    def _hook_state(self) -> dict[str, Any]:
+        return _hook_state(self.id, self.pid or 0, self._data.get("bundle") or self._data["rootfs"], self.config)
 
     def _drain_fifo(self, fd: int) -> bytes:
         """Read the exec fifo to EOF (the init exec'd or died), watching the init."""
@@ -1288,9 +1329,12 @@ class Container(ProcessHandle):
                     # and the kernel removes the pair with it, without making
                     # us wait for the RCU grace period a delete costs.
                     _bridge.detach(net["veth"], net.get("host_netns"))
+            hook_state = self._hook_state() if self.config.hooks.poststop else {}
             _rmtree(self.dir, (self.config.uid_mappings, self.config.gid_mappings))
             if self._data.get("image_holder"):
                 _images.ImageStore.release(self._data["image_holder"])
+            if hook_state:
+                _hooks.run_warn("poststop", self.config.hooks.poststop, hook_state, "stopped")
 
     # ---- cgroups ----------------------------------------------------------------
 

@@ -61,6 +61,22 @@ class InitError(PyContainerError):
         super().__init__(f"container setup failed at {step}{where}: {name} ({os.strerror(errno)})")
 
 
+class HookError(PyContainerError):
+    """A hook failed: ``kind`` (``create_runtime``, ...), its ``index`` in
+    that list, its ``path``, why (``reason``: an exit status, a signal, a
+    timeout, or that it could not be run) and what it wrote (``output``,
+    the last 4 KiB of its stdout and stderr)."""
+
+    def __init__(self, kind: str, index: int, path: str, reason: str, output: str = "") -> None:
+        self.kind = kind
+        self.index = index
+        self.path = path
+        self.reason = reason
+        self.output = output
+        tail = f": {output.strip()}" if output.strip() else ""
+        super().__init__(f"hooks.{kind}[{index}] {path!r} {reason}{tail}")
+
+
 class MountError(PyContainerError):
     def __init__(self, op: str, source: str, target: str, errno: int) -> None:
         self.op = op
@@ -87,6 +103,7 @@ __all__ = [
     "ConfigError",
     "ContainerExists",
     "ContainerNotFound",
+    "HookError",
     "ImageError",
     "InitError",
     "InvalidStateTransition",

@@ -5,7 +5,7 @@ reads a bundle's config (the spec's meanings: no ``capabilities`` is no
 capability, no ``seccomp`` is no filter, no ``maskedPaths`` masks nothing,
 ``mounts`` is the whole list); :func:`spec_from_config` writes one.  A field
 pycontainer cannot honour yet is a :class:`ConfigError` naming it, never
-silently dropped: hooks, ``linux.intelRdt``, mount labels, idmapped
+silently dropped: ``linux.intelRdt``, mount labels, idmapped
 mounts, personality flags.  The one exception is a ``cgroup`` mount on a
 host that is not pure cgroup v2: it is left out with a warning (runc builds
 one from binds of the container's cgroup directories; pycontainer does not
@@ -27,6 +27,8 @@ from ..config import (
     ContainerConfig,
     Device,
     DeviceRule,
+    Hook,
+    Hooks,
     HugepageLimit,
     IDMap,
     Mount,
@@ -270,9 +272,8 @@ def _config_from_spec(spec: Any, bundle: str) -> ContainerConfig:
     version = spec.get("ociVersion")
     if not isinstance(version, str) or not _VERSION_RE.match(version):
         raise ConfigError("ociVersion", f"{version!r} is not a runtime-spec 1.x version")
-    hooks = _obj(spec.get("hooks"), "hooks")
-    if any(hooks.values()):
-        raise ConfigError("hooks", "are not supported by pycontainer yet")
+    hooks = _hooks(_obj(spec.get("hooks"), "hooks"))
+    annotations = _obj(spec.get("annotations"), "annotations")
     root = _obj(spec.get("root"), "root")
     _unknown(root, {"path", "readonly"}, "root")
     if not root.get("path"):
@@ -317,7 +318,40 @@ def _config_from_spec(spec: Any, bundle: str) -> ContainerConfig:
             for clock, o in _obj(linux.get("timeOffsets"), "linux.timeOffsets").items()
             if isinstance(o, Mapping)
         },
+        hooks=hooks,
+        annotations=dict(annotations),
     )
+
+
+# the spec's hook kinds and Hooks' field names
+_HOOK_KINDS = {
+    "prestart": "prestart",
+    "createRuntime": "create_runtime",
+    "createContainer": "create_container",
+    "startContainer": "start_container",
+    "poststart": "poststart",
+    "poststop": "poststop",
+}
+
+
+def _hooks(hooks: Mapping[str, Any]) -> Hooks:
+    _unknown(hooks, set(_HOOK_KINDS), "hooks")
+    out: dict[str, list[Hook]] = {}
+    for kind, field in _HOOK_KINDS.items():
+        out[field] = []
+        for i, h in enumerate(_list(hooks.get(kind), f"hooks.{kind}")):
+            where = f"hooks.{kind}[{i}]"
+            h = _obj(h, where)
+            _unknown(h, {"path", "args", "env", "timeout"}, where)
+            timeout = h.get("timeout")
+            if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1):
+                raise ConfigError(f"{where}.timeout", f"{timeout!r} is not a whole number of seconds > 0")
+            try:
+                out[field].append(Hook(h.get("path"), _list(h.get("args"), f"{where}.args"),
+                                       _list(h.get("env"), f"{where}.env"), timeout))  # fmt: skip
+            except ConfigError as e:
+                raise ConfigError(f"{where}.{e.field}", e.reason) from None
+    return Hooks(**out)
 
 
 def _personality(p: Mapping[str, Any]) -> str | None:
@@ -472,6 +506,14 @@ def spec_from_config(cfg: ContainerConfig) -> dict[str, Any]:
             "readonlyPaths": list(cfg.readonly_paths),
         }
     )
+    hooks = {
+        kind: [
+            _drop_none({"path": h.path, "args": list(h.args) or None, "env": list(h.env) or None, "timeout": h.timeout})
+            for h in getattr(cfg.hooks, field)
+        ]  # fmt: skip
+        for kind, field in _HOOK_KINDS.items()
+        if getattr(cfg.hooks, field)
+    }
     return _drop_none(
         {
             "ociVersion": SPEC_VERSION,
@@ -480,6 +522,8 @@ def spec_from_config(cfg: ContainerConfig) -> dict[str, Any]:
             "hostname": cfg.hostname,
             "domainname": cfg.domainname,
             "mounts": mounts,
+            "hooks": hooks or None,
+            "annotations": dict(cfg.annotations) or None,
             "linux": linux,
         }
     )
