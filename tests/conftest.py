@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pycontainer import ContainerConfig, Process, default_rootfs
+from pycontainer import Container, ContainerConfig, Process, default_rootfs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root and the real kernel")
 
@@ -74,6 +74,12 @@ def root(tmp_path: os.PathLike[str]) -> Iterator[str]:
     if left == [".networks"] and os.listdir(os.path.join(path, ".networks")) == ["lock"]:
         left = []
     if left:
+        # a failed test's containers go with their cgroups, mounts and veths
+        for c in Container.list(path):
+            try:
+                c.delete(force=True)
+            except Exception as e:  # noqa: BLE001 - reported below, the rest still goes
+                left.append(f"{c.id} (delete failed: {e})")
         shutil.rmtree(path, ignore_errors=True)
         pytest.fail(f"containers left under the state root: {left}")
 
@@ -130,7 +136,14 @@ def shared_cgroup_parents() -> Iterator[None]:
 
 
 # Where skopeo and podman keep caches and locks (tests run them isolated from these).
-TOOL_STATE = ("/var/lib/containers", "/run/containers", "/run/libpod", "/dev/shm/libpod_lock")
+TOOL_STATE = (
+    "/var/lib/containers",
+    "/run/containers",
+    "/run/libpod",
+    "/dev/shm/libpod_lock",
+    "/run/containerd",
+    "/var/lib/containerd",
+)
 
 
 def _tool_state() -> set[str]:
@@ -170,7 +183,7 @@ def host_guard() -> Iterator[None]:
         changed = {k: (before_net[k], after_net[k]) for k in before_net if before_net[k] != after_net[k]}
         problems.append(f"the host's network changed (tests keep to throwaway namespaces): {changed}")
     if leaked_tools:
-        problems.append(f"state of skopeo or podman left on the host: {sorted(leaked_tools)}")
+        problems.append(f"state of skopeo, podman or containerd left on the host: {sorted(leaked_tools)}")
     if leaked_cgroups:
         problems.append(f"cgroups left on the host: {sorted(leaked_cgroups)}")
     if leaked_mounts:

@@ -211,3 +211,90 @@ def test_a_terminal_goes_to_the_console_socket(tmp_path, bundle, cleanup):
     # without a console socket a terminal is refused, with a message
     r = runc(root, "run", "--bundle", b, "tty2")
     assert r.returncode == 1 and "console-socket" in r.stderr
+
+
+def _set_spec(tmp_path, **changes) -> None:
+    path = tmp_path / "bundle" / "config.json"
+    spec = json.loads(path.read_text())
+    for key, value in changes.items():
+        where = spec
+        *parents, last = key.split("__")
+        for p in parents:
+            where = where.setdefault(p, {})
+        where[last] = value
+    path.write_text(json.dumps(spec))
+
+
+def test_update_and_events_stats(tmp_path, bundle, cleanup):
+    root = tmp_path / "state"
+    assert runc(root, "run", "-d", "--bundle", bundle("sleep", "60"), "up").returncode == 0
+    stats = json.loads(runc(root, "events", "--stats", "up").stdout)
+    assert stats["type"] == "stats" and stats["id"] == "up"
+    assert stats["data"]["pids"]["current"] >= 1 and "limit" not in stats["data"]["pids"]
+    r = runc(root, "update", "--memory", "64m", "--pids-limit", "20", "up")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(runc(root, "events", "--stats", "up").stdout)["data"]
+    assert data["pids"]["limit"] == 20 and data["memory"]["usage"]["limit"] == 64 << 20
+    (tmp_path / "res.json").write_text(json.dumps({"pids": {"limit": 30}}))
+    assert runc(root, "update", "--resources", str(tmp_path / "res.json"), "up").returncode == 0
+    data = json.loads(runc(root, "events", "--stats", "up").stdout)["data"]
+    assert data["pids"]["limit"] == 30 and data["memory"]["usage"]["limit"] == 64 << 20  # the rest stays
+    r = runc(root, "update", "--memory", "lots", "up")
+    assert r.returncode == 1 and "--memory" in r.stderr
+    assert runc(root, "delete", "-f", "up").returncode == 0
+
+
+def test_events_streams_stats_and_an_oom_until_the_container_stops(tmp_path, bundle, cleanup):
+    root = tmp_path / "state"
+    b = bundle("sh", "-c", "sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1")
+    _set_spec(tmp_path, linux__resources={"memory": {"limit": 16 << 20, "swap": 16 << 20}})
+    assert runc(root, "run", "-d", "--bundle", b, "ev").returncode == 0
+    r = runc(root, "events", "--interval", "200ms", "ev")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sum(e["type"] == "stats" for e in events) >= 3  # about a second of them
+    assert {"type": "oom", "id": "ev"} in events
+    assert runc(root, "delete", "ev").returncode == 0
+
+
+def test_hooks_from_the_bundle_run_across_commands(tmp_path, bundle, cleanup):
+    root, log = tmp_path / "state", tmp_path / "hooks.log"
+
+    def hook(name: str) -> dict:
+        return {"path": "/bin/sh", "args": ["sh", "-c", f'echo "{name} $(cat)" >> {log}']}
+
+    b = bundle("true")
+    _set_spec(tmp_path, hooks={"createRuntime": [hook("createRuntime")], "poststart": [hook("poststart")],
+                               "poststop": [hook("poststop")]},
+              annotations={"org.example.k": "v"})  # fmt: skip
+    assert runc(root, "create", "--bundle", b, "hk").returncode == 0
+    assert json.loads(runc(root, "state", "hk").stdout)["annotations"] == {"org.example.k": "v"}
+    assert runc(root, "start", "hk").returncode == 0
+    deadline = time.monotonic() + 20
+    while Container.load(str(root), "hk").status is not Status.STOPPED:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert runc(root, "delete", "hk").returncode == 0
+    lines = log.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["createRuntime", "poststart", "poststop"]
+    states = [json.loads(line.split(" ", 1)[1]) for line in lines]
+    assert [s["status"] for s in states] == ["creating", "running", "stopped"]
+    assert all(s["bundle"] == b and s["annotations"] == {"org.example.k": "v"} for s in states)
+    # a failing poststop hook is a warning (logged), not a failure
+    _set_spec(tmp_path, hooks={"poststop": [{"path": "/bin/false"}]})
+    r = runc(root, "run", "--bundle", b, "hk2")
+    assert r.returncode == 0 and "warning: hooks.poststop[0] '/bin/false' exited with status 1" in r.stderr
+    # a failing createRuntime hook fails create, leaving nothing
+    _set_spec(tmp_path, hooks={"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 9"]}]})
+    r = runc(root, "create", "--bundle", b, "hk3")
+    assert (
+        r.returncode == 1 and "createRuntime" not in r.stderr and "create_runtime[0]" in r.stderr and "nope" in r.stderr
+    )
+    assert os.listdir(root) == []
+
+
+def test_force_deleting_what_is_not_there_succeeds_as_runc(tmp_path):
+    r = runc(tmp_path / "state", "delete", "--force", "nothing")
+    assert (r.returncode, r.stderr) == (0, "")
+    r = runc(tmp_path / "state", "delete", "nothing")
+    assert r.returncode == 1 and "does not exist" in r.stderr

@@ -1,14 +1,15 @@
 """``pycontainer-runc``: runc's command line over pycontainer, for engines
 that drive a runtime binary with an OCI bundle.
 
-Built so far: ``spec``, ``features``, ``create``, ``start``, ``run``
+Commands: ``spec``, ``features``, ``create``, ``start``, ``run``
 (foreground or ``--detach``), ``exec`` (``--process`` or a command line),
-``state``, ``kill``, ``delete``, ``list``, ``ps``, ``pause``, ``resume``; global ``--root``, ``--log``, ``--log-format``,
+``state``, ``kill``, ``delete``, ``list``, ``ps``, ``pause``, ``resume``,
+``events``, ``update``; global ``--root``, ``--log``, ``--log-format``,
 ``--debug``.  A container's pid 1 is pycontainer's init, which records the
 exit status in the state directory: a detached container needs no process
 of ours while it runs.  Errors are printed on stderr (and logged to
-``--log``) with exit status 1, as runc does.  Not yet: ``exec``,
-``events``, ``update``, ``--console-socket``, hooks.
+``--log``) with exit status 1, as runc does; warnings (a failed poststart
+or poststop hook) go the same ways and change no exit status.
 """
 
 from __future__ import annotations
@@ -87,7 +88,64 @@ def _parser() -> argparse.ArgumentParser:
     ps = sub.add_parser("ps")
     ps.add_argument("--format", "-f", choices=("table", "json"), default="table")
     ps.add_argument("id")
+
+    ev = sub.add_parser("events", help="stats every --interval, and OOM events, as JSON lines")
+    ev.add_argument("--stats", action="store_true", help="print the stats once and exit")
+    ev.add_argument("--interval", default="5s", help="time between stats (5s, 500ms, 1m)")
+    ev.add_argument("id")
+
+    up = sub.add_parser("update", help="change a live container's resource limits")
+    up.add_argument("--resources", "-r", help="a JSON file with the spec's linux.resources object ('-': stdin)")
+    for flag in _UPDATE_FLAGS:
+        up.add_argument(flag)
+    up.add_argument("id")
     return p
+
+
+# runc update's flags -> Resources fields (memory sizes take k/m/g suffixes)
+_UPDATE_FLAGS = {
+    "--blkio-weight": "blkio_weight",
+    "--cpu-period": "cpu_period",
+    "--cpu-quota": "cpu_quota",
+    "--cpu-share": "cpu_shares",
+    "--cpu-rt-period": "cpu_rt_period",
+    "--cpu-rt-runtime": "cpu_rt_runtime",
+    "--cpuset-cpus": "cpuset_cpus",
+    "--cpuset-mems": "cpuset_mems",
+    "--memory": "memory",
+    "--memory-reservation": "memory_reservation",
+    "--memory-swap": "memory_swap",
+    "--pids-limit": "pids_limit",
+}
+_SIZE_FIELDS = {"memory", "memory_reservation", "memory_swap"}
+_TEXT_FIELDS = {"cpuset_cpus", "cpuset_mems"}
+
+
+def _size(flag: str, text: str) -> int:
+    """A byte count as runc's units.RAMInBytes reads it: 512, 64m, 1.5GiB; -1 is unlimited."""
+    import re
+
+    if text.strip() == "-1":
+        return -1
+    m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", text.strip(), re.IGNORECASE)
+    if not m:
+        raise _Usage(f"invalid value {text!r} for {flag}: not a size such as 512, 64m or 1g")
+    power = " kmgtp".index((m.group(2) or " ").lower())
+    return int(float(m.group(1)) * 1024**power)
+
+
+def _duration(text: str) -> float:
+    """Go's time.ParseDuration for the units runc's users give: 5s, 500ms, 1m30s."""
+    import re
+
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise _Usage(f"invalid duration {text!r} (such as 5s, 500ms, 1m)")
+    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    seconds = sum(float(n) * scale[u] for n, u in parts)
+    if seconds <= 0:
+        raise _Usage(f"duration must be greater than 0, not {text!r}")
+    return seconds
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -111,17 +169,11 @@ def _log(args: argparse.Namespace, level: str, msg: str) -> None:
 
 
 def _load_config(bundle: str) -> Any:
-    import warnings
-
     import attrs
 
     from . import load_bundle
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cfg = load_bundle(bundle)
-    for w in caught:
-        print(f"pycontainer-runc: warning: {w.message}", file=sys.stderr)
+    cfg = load_bundle(bundle)  # (its warnings go where main() shows them)
     # pid 1 is pycontainer's init: it records the exit status for later commands
     return attrs.evolve(cfg, init=True)
 
@@ -163,14 +215,121 @@ def _create(args: argparse.Namespace) -> Any:
 
 
 def _state_json(c: Any) -> dict[str, Any]:
-    st = c.state().to_oci()
-    st["rootfs"] = c.state().rootfs
+    """runc's state: the spec's, with rootfs, owner and annotations."""
+    import pwd
+
+    state = c.state()
+    st = state.to_oci()
+    st["rootfs"] = state.rootfs
+    try:
+        st["owner"] = pwd.getpwuid(os.stat(c.dir).st_uid).pw_name
+    except (KeyError, OSError):
+        st["owner"] = ""
+    if c.config.annotations:
+        st["annotations"] = dict(c.config.annotations)
     return st
+
+
+def _table(rows: list[list[Any]]) -> None:
+    """Columns as runc's tabwriter lays them out (min width 12, padding 3)."""
+    cells = [[str(x) for x in row] for row in rows]
+    widths = [max(12, *(len(row[i]) + 3 for row in cells)) for i in range(len(cells[0]) - 1)]
+    for row in cells:
+        print("".join(x.ljust(w) for x, w in zip(row[:-1], widths, strict=True)) + row[-1])
+
+
+def _update_resources(args: argparse.Namespace) -> Any:
+    """The limits to change: --resources (the spec's linux.resources object)
+    and the flags on top, as runc update reads them."""
+    import attrs
+
+    from .. import Resources
+    from . import _obj, _resources
+
+    res = Resources()
+    if args.resources:
+        try:
+            if args.resources == "-":
+                raw = json.load(sys.stdin)
+            else:
+                with open(args.resources, encoding="utf-8") as f:
+                    raw = json.load(f)
+        except (OSError, ValueError) as e:
+            raise _Usage(f"cannot read the resources {args.resources}: {e}") from None
+        res = _resources(_obj(raw, "resources"))
+    changes: dict[str, Any] = {}
+    for flag, field in _UPDATE_FLAGS.items():
+        text = getattr(args, flag[2:].replace("-", "_"))
+        if text is None:
+            continue
+        if field in _SIZE_FIELDS:
+            changes[field] = _size(flag, text)
+        elif field in _TEXT_FIELDS:
+            changes[field] = text
+        else:
+            try:
+                changes[field] = int(text)
+            except ValueError:
+                raise _Usage(f"invalid value {text!r} for {flag}: not a number") from None
+    return attrs.evolve(res, **changes)
+
+
+def _stats_json(st: Any) -> dict[str, Any]:
+    """Our Stats in the shape of runc's events data (libcontainer's types.Stats)."""
+    m, cpu, pids, io = st.memory, st.cpu, st.pids, st.io
+
+    def clean(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in d.items() if v is not None and v != {}}
+
+    return clean({
+        "cpu": clean({
+            "usage": clean({"total": cpu.total_ns, "kernel": cpu.system_ns, "user": cpu.user_ns}),
+            "throttling": clean({"periods": cpu.periods, "throttledPeriods": cpu.throttled_periods,
+                                 "throttledTime": cpu.throttled_ns}),
+        }),
+        "memory": clean({
+            "usage": clean({"usage": m.usage, "max": m.peak, "limit": m.limit, "failcnt": m.failcnt}),
+            "swap": clean({"usage": m.swap_usage}),
+        }),
+        "pids": clean({"current": pids.current, "limit": pids.limit}),
+        "blkio": {"ioServiceBytesRecursive": [{"op": op, "value": v} for op, v in
+                                              (("Read", io.read_bytes), ("Write", io.write_bytes)) if v is not None]},
+        "oomKills": st.oom_kills,
+    })  # fmt: skip
+
+
+def _events(args: argparse.Namespace, c: Any) -> int:
+    """runc events: {"type": "stats", "id", "data"} every --interval, and
+    {"type": "oom", "id"} when the OOM killer acts, until the container
+    stops; --stats prints the stats once."""
+    import time
+
+    from .. import Status
+
+    interval = _duration(args.interval)
+
+    def emit(event: dict[str, Any]) -> None:
+        print(json.dumps(event), flush=True)
+
+    if args.stats:
+        emit({"type": "stats", "id": c.id, "data": _stats_json(c.stats())})
+        return 0
+    with c.oom_watcher() as oom:
+        due = time.monotonic()
+        while c.status is not Status.STOPPED:
+            left = due - time.monotonic()
+            if left > 0 and oom.wait(min(left, 1.0)):
+                emit({"type": "oom", "id": c.id})
+                continue
+            if time.monotonic() >= due:
+                emit({"type": "stats", "id": c.id, "data": _stats_json(c.stats())})
+                due += interval
+    return 0
 
 
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .. import Container
+    from .. import Container, ContainerNotFound
 
     if args.systemd_cgroup:
         raise _Usage("--systemd-cgroup is not supported (pycontainer manages cgroupfs itself)")
@@ -213,11 +372,20 @@ def run(argv: list[str] | None = None) -> int:
         elif args.format == "json":
             print(json.dumps(rows))
         else:
-            print(f"{'ID':<16}{'PID':<8}{'STATUS':<10}{'BUNDLE':<40}CREATED")
-            for r in rows:
-                print(f"{r['id']:<16}{r['pid']:<8}{r['status']:<10}{r['bundle']:<40}{r['created']}")
+            _table([["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+                   + [[r["id"], r["pid"], r["status"], r["bundle"], r["created"], r["owner"]] for r in rows])  # fmt: skip
         return 0
-    c = Container.load(args.root, args.id)
+    try:
+        c = Container.load(args.root, args.id)
+    except ContainerNotFound:
+        if cmd == "delete" and args.force:
+            return 0  # as runc: forcing away what is not there is done
+        raise
+    if cmd == "events":
+        return _events(args, c)
+    if cmd == "update":
+        c.update(_update_resources(args))
+        return 0
     if cmd == "exec":
         return _exec(args, c)
     if cmd == "start":
@@ -318,7 +486,7 @@ def _features() -> dict[str, Any]:
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.0.2",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": sorted({*_FLAG_OPTIONS, *_PROPAGATION_FLAGS}),
         "linux": {
             "namespaces": [n.value for n in NamespaceType],
@@ -334,8 +502,19 @@ def _features() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """The console script: runc's exit status 1 and a message on stderr for
     any error."""
+    import warnings
+
     from .. import PyContainerError
 
+    def show(message: Any, _category: Any, *_rest: Any, **_kw: Any) -> None:
+        print(f"pycontainer-runc: warning: {message}", file=sys.stderr)
+        try:
+            _log(_parser().parse_known_args(argv)[0], "warning", str(message))
+        except (SystemExit, OSError):
+            pass
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", UserWarning)
     try:
         return run(argv)
     except (PyContainerError, _Usage, OSError) as e:
