@@ -499,33 +499,72 @@ def _features() -> dict[str, Any]:
     }
 
 
+def _runc_message(e: BaseException, command: str | None) -> str:
+    """runc's words for the lifecycle errors engines look for (podman and
+    containerd match on them); our own message otherwise."""
+    if command == "exec":
+        return f"exec failed: {_runc_words(e, command)}"
+    return _runc_words(e, command)
+
+
+def _runc_words(e: BaseException, command: str | None) -> str:
+    from .. import ContainerExists, ContainerNotFound, InvalidStateTransition
+
+    if isinstance(e, ContainerNotFound):
+        return "container does not exist"
+    if isinstance(e, ContainerExists):
+        return f"{command} failed: container with given ID already exists"
+    if isinstance(e, InvalidStateTransition):
+        action, status = e.action, e.from_
+        if action == "start":
+            if status == "stopped":
+                return "cannot start a container that has stopped"
+            return "cannot start an already running container"
+        if action == "delete":
+            return f"cannot delete container {e.id} that is not stopped: {status}"
+        if action == "exec":
+            return f"cannot exec in a {status} container"
+        if action == "resume":
+            return "container not paused"
+        if action in ("kill", "pause"):
+            return "container not running"
+    return str(e)
+
+
+def _emit(args: argparse.Namespace | None, level: str, msg: str) -> None:
+    """A message on stderr as runc's logrus writes it, and to --log."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f'time="{now}" level={level} msg={json.dumps(msg)}', file=sys.stderr)
+    if args is not None:
+        try:
+            _log(args, level, msg)
+        except OSError:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The console script: runc's exit status 1 and a message on stderr for
-    any error."""
+    """The console script: runc's messages on stderr and its exit statuses
+    (1 for an error, 255 for a failed exec)."""
     import warnings
 
     from .. import PyContainerError
 
+    try:
+        args: argparse.Namespace | None = _parser().parse_known_args(argv)[0]
+    except SystemExit:
+        args = None  # run() below reports the usage error itself
+
     def show(message: Any, _category: Any, *_rest: Any, **_kw: Any) -> None:
-        print(f"pycontainer-runc: warning: {message}", file=sys.stderr)
-        try:
-            _log(_parser().parse_known_args(argv)[0], "warning", str(message))
-        except (SystemExit, OSError):
-            pass
+        _emit(args, "warning", str(message))
 
     warnings.showwarning = show
     warnings.simplefilter("always", UserWarning)
     try:
         return run(argv)
     except (PyContainerError, _Usage, OSError) as e:
-        msg = str(e)
-        try:
-            args = _parser().parse_known_args(argv)[0]
-            _log(args, "error", msg)
-        except SystemExit:
-            pass
-        print(f"pycontainer-runc: {msg}", file=sys.stderr)
-        return 1
+        command = getattr(args, "command", None)
+        _emit(args, "error", _runc_message(e, command))
+        return 255 if command == "exec" else 1
 
 
 if __name__ == "__main__":
