@@ -530,6 +530,78 @@ static int op_symlink(struct child *c, const struct pc_op *op)
     return r == -EEXIST ? 0 : r;
 }
 
+/* runc --no-pivot: where pivot_root cannot work (the root is a ramfs),
+ * move the rootfs mount onto "/" and chroot into it.  The old root stays
+ * underneath, out of reach but for a chroot escape (hence the HIDE steps
+ * before, which detach the host's procfs and sysfs). */
+static int op_move_root(struct child *c)
+{
+    int r;
+    if ((r = (int)S1(SYS_fchdir, c->rootfd)) < 0)
+        return r;
+    if ((r = (int)S5(SYS_mount, ".", "/", 0, MS_MOVE, 0)) < 0)
+        return r;
+    if ((r = (int)S1(SYS_chroot, ".")) < 0)
+        return r;
+    if ((r = (int)S1(SYS_chdir, "/")) < 0)
+        return r;
+    S1(SYS_close, c->rootfd);
+    c->rootfd = high_fd(c, (int)S4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+    return c->rootfd < 0 ? c->rootfd : 0;
+}
+
+static int op_hide(const char *path)
+{
+    long r = S5(SYS_mount, 0, path, 0, MS_SLAVE | MS_REC, 0);
+    if (r == -EINVAL)
+        return 0; /* no longer a mount point: went with a parent detached before */
+    if (r < 0)
+        return (int)r;
+    r = S2(SYS_umount2, path, MNT_DETACH);
+    if (r == -EINVAL || r == -EPERM) /* locked (a user namespace's): cover it instead */
+        r = S5(SYS_mount, "tmpfs", path, "tmpfs", 0, 0);
+    return (int)r;
+}
+
+#ifndef KEYCTL_JOIN_SESSION_KEYRING
+#define KEYCTL_DESCRIBE 6
+#define KEYCTL_SETPERM 5
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+#endif
+
+/* A session keyring of the container's own, as runc joins "_ses.<id>":
+ * the host's session keyring is not inherited.  ENOSYS (no keyrings) is
+ * not an error, as with runc. */
+static int op_keyring(struct child *c, const struct pc_op *op)
+{
+    char desc[256];
+    long id = S2(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, str(c, op, 0)), n;
+    unsigned long perm = 0;
+    int field = 0;
+    if (id == -ENOSYS)
+        return 0;
+    if (id < 0 || op->v[0] == 0)
+        return id < 0 ? (int)id : 0;
+    /* "type;uid;gid;perm;description": perm is hex */
+    n = S4(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof desc - 1);
+    if (n < 0)
+        return (int)n;
+    desc[n < (long)sizeof desc - 1 ? n : (long)sizeof desc - 1] = 0;
+    for (char *p = desc; *p && field <= 3; p++) {
+        if (*p == ';') {
+            field++;
+            continue;
+        }
+        if (field == 3) {
+            int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+            if (d < 0)
+                return -EINVAL;
+            perm = perm * 16 + (unsigned long)d;
+        }
+    }
+    return (int)S3(SYS_keyctl, KEYCTL_SETPERM, id, perm | (unsigned long)op->v[0]);
+}
+
 static int op_pivot(struct child *c)
 {
     int r;
@@ -1086,7 +1158,13 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
     case PC_OP_PIVOT:
         *what = "/";
         drop_dir_cache(c);
-        return op_pivot(c);
+        return op->v[0] ? op_move_root(c) : op_pivot(c);
+    case PC_OP_HIDE:
+        *what = str(c, op, 0);
+        return op_hide(str(c, op, 0));
+    case PC_OP_KEYRING:
+        *what = str(c, op, 0);
+        return op_keyring(c, op);
     case PC_OP_MASK:
         *what = str(c, op, 1);
         return op_mask(c, op);

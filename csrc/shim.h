@@ -28,7 +28,8 @@ enum {
                              v3 MOUNT_ATTR_* applied after mounting (bind mounts) */
     PC_OP_MKNOD,          /* s1 target, v0 mode, v1 dev, v2 uid, v3 gid, s0 host device to bind if mknod is refused */
     PC_OP_SYMLINK,        /* s0 link text, s1 link path */
-    PC_OP_PIVOT,          /* pivot_root into the rootfs and detach the old root */
+    PC_OP_PIVOT,          /* pivot_root into the rootfs and detach the old root; v0 = 1: instead move
+                             the rootfs onto "/" and chroot (runc --no-pivot, for a ramfs root) */
     PC_OP_MASK,           /* s1 path (in the new root): hide it */
     PC_OP_READONLY,       /* s1 path (in the new root): make it read-only */
     PC_OP_REMOUNT_RO,     /* make "/" read-only */
@@ -60,6 +61,10 @@ enum {
                              the file must be on a procfs (a sysctl) */
     PC_OP_SECCOMP,        /* s0 struct sock_filter[v0], v1 SECCOMP_FILTER_FLAG_*: install the filter */
     PC_OP_PERSONALITY,    /* v0 execution domain (PER_LINUX, PER_LINUX32) */
+    PC_OP_KEYRING,        /* s0 name: join (or make) that session keyring; v0 permission bits to add
+                             (0: leave them) */
+    PC_OP_HIDE,           /* s0 host path of a procfs or sysfs mount outside the rootfs: detach it
+                             (or cover it with a tmpfs) before a no-pivot chroot */
     PC_OP__COUNT
 };
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import functools
 import os
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -75,6 +76,8 @@ class Op(enum.IntEnum):
     WRITE = 35
     SECCOMP = 36
     PERSONALITY = 37
+    KEYRING = 38
+    HIDE = 39
 
 
 # The step names InitError reports.
@@ -116,6 +119,8 @@ STEP_NAMES = {
     Op.WRITE: "write",
     Op.SECCOMP: "seccomp",
     Op.PERSONALITY: "personality",
+    Op.KEYRING: "session keyring",
+    Op.HIDE: "hide host mount",
 }
 
 # <sys/mount.h>
@@ -377,6 +382,7 @@ class CreateInputs:
     in_cgroup: bool = False  # the container has a cgroup (perhaps cloned into: no files then)
     confinement: Any = None  # security.Confinement: capabilities, seccomp, rlimits...; None: none applied
     exit_fd: int = 0  # > 0: the fd number (after the passed fds) where the --init records the exit status
+    container_id: str = ""  # names the session keyring (config.new_keyring)
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
@@ -521,7 +527,11 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         # prestart, createRuntime and createContainer hooks: the mounts are
         # made, pivot_root is still to come (where runc runs them).
         ops.append(op(Op.SYNC, v=(MSG_HOOKS,)))
-    ops.append(op(Op.PIVOT))
+    if cfg.no_pivot_root:
+        # runc --no-pivot: the host's full procfs and sysfs mounts go before
+        # the chroot (they would stay reachable beneath the moved root)
+        ops += [op(Op.HIDE, path) for path in host_proc_sys_mounts(inp.rootfs)]
+    ops.append(op(Op.PIVOT, v=(1 if cfg.no_pivot_root else 0,)))
     # The working directory is made (where missing) before the rootfs may turn read-only.
     ops.append(op(Op.CHDIR, cfg.process.cwd, v=(1,)))
     # Kernel parameters, in the container's own namespaces, before /proc/sys
@@ -539,6 +549,10 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             ops.append(op(Op.DOMAINNAME, cfg.domainname))
     if not early and not inp.in_cgroup:
         ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
+    if cfg.new_keyring:
+        # A session keyring of its own, as runc's "_ses.<id>", searchable by
+        # the container's uid (by "other" in a user namespace, as runc).
+        ops.append(op(Op.KEYRING, keyring_name(inp.container_id), v=(0x8 if userns else 0x80000,)))
 
     ops.extend(
         _process_ops(
@@ -715,6 +729,30 @@ def _exec_ops(
     return ops
 
 
+def keyring_name(container_id: str) -> str:
+    return f"_ses.{container_id}"
+
+
+def host_proc_sys_mounts(rootfs: str, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Mount points of whole procfs and sysfs mounts outside ``rootfs``
+    (what runc's --no-pivot detaches before its chroot)."""
+    out = []
+    with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            root, point, fstype = fields[3], _unescape(fields[4]), fields[sep + 1]
+            inside = point == rootfs or point.startswith(rootfs.rstrip("/") + "/")
+            if root == "/" and fstype in ("proc", "sysfs") and not inside:
+                out.append(point)
+    return out
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def compile_exec(
     ns_fds: Sequence[tuple[NamespaceType, int]],
     *,
@@ -729,6 +767,7 @@ def compile_exec(
     helper_fd: int = -1,
     cgroup_files: Sequence[str] = (),
     confinement: Any = None,
+    keyring: str = "",
 ) -> list[PlanOp]:
     """The plan that runs another process in a running container."""
     # Leave our memory before joining anything (see compile_create); the
@@ -740,6 +779,8 @@ def compile_exec(
     order = {k: i for i, k in enumerate(JOIN_ORDER)}
     for kind, fd in sorted(ns_fds, key=lambda item: order[item[0]]):
         ops.append(op(Op.SETNS, None, v=(CLONE_FLAGS[kind], fd)))
+    if keyring:
+        ops.append(op(Op.KEYRING, keyring, v=(0,)))  # the container's session keyring, as runc's exec joins
     # Joining a pid (or time) namespace only applies to children: clone again.
     ops.append(op(Op.FORK))
     ops.extend(_stdio_ops(stdio, terminal))

@@ -879,6 +879,10 @@ class ContainerConfig:
     time_offsets: tuple[tuple[str, int, int], ...] = attrs.field(default=(), converter=_time_offsets)
     # namespaced kernel parameters, as docker run --sysctl: {"net.ipv4.ip_forward": "1"}
     sysctl: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sysctl)
+    # a session keyring of the container's own ("_ses.<id>", as runc's; False: runc --no-new-keyring)
+    new_keyring: bool = attrs.field(default=True, converter=bool)
+    # move the rootfs onto "/" and chroot instead of pivot_root (runc --no-pivot: for a ramfs root)
+    no_pivot_root: bool = attrs.field(default=False, converter=bool)
     # programs run at points of the container's life (OCI hooks)
     hooks: Hooks = attrs.field(factory=Hooks, converter=_hooks)
     # free-form metadata (OCI annotations), shown in the state

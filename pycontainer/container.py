@@ -998,6 +998,7 @@ class Container(ProcessHandle):
                 cgroup_files=tuple(join_files),
                 in_cgroup=manager is not None,
                 confinement=confinement,
+                container_id=cid,
             )
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in inputs.stdio] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
@@ -1512,6 +1513,7 @@ class Container(ProcessHandle):
                 helper_fd=_helper_fd(),
                 cgroup_files=join_files,
                 confinement=confinement,
+                keyring=_plan.keyring_name(self.id) if self.config.new_keyring else "",
             )
             keep = [src for src, _ in io.pairs] + [fd for _, fd in fds] + [_helper_fd()]
             child = _spawn.spawn(ops, 0, keep_fds=keep, max_target_fd=2 + len(pass_fds))

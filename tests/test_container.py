@@ -972,3 +972,91 @@ def test_the_inits_exit_fd_is_out_of_the_containers_reach(root, config):
     # the init is non-dumpable: its fds are not the container's to open
     assert "Permission denied" in lines[lines.index("---") + 1], out
     assert status.code == 0
+
+
+def _keyrings() -> set[str]:
+    """Descriptions of the keyrings root can see (/proc/keys)."""
+    with open("/proc/keys") as f:
+        return {line.split(":", 1)[0].split()[-1] for line in f if " keyring " in line}
+
+
+@pytest.mark.parametrize("new_keyring", [True, False])
+def test_a_session_keyring_of_its_own_unless_asked_not_to(root, config, new_keyring):
+    cid = f"kr-{os.urandom(4).hex()}"
+
+    def users() -> list[int]:
+        with open("/proc/keys") as f:
+            return [int(line.split()[2]) for line in f if line.rstrip().endswith(f" _ses.{cid}: empty")]
+
+    c = Container.run(root, cid, config("sleep", "30", new_keyring=new_keyring))
+    try:
+        before = users()
+        assert len(before) == (1 if new_keyring else 0)  # runc's name for it
+        # an exec'd process joins it, as runc's exec does
+        p = c.exec(Process(args=["sleep", "30"]))
+        try:
+            after = users()
+            assert len(after) == len(before) and (not new_keyring or after[0] > before[0])
+        finally:
+            p.kill(9)
+            p.wait()
+    finally:
+        c.delete(force=True)
+
+
+PROC_SUPER_MAGIC, SYSFS_MAGIC = 0x9FA0, 0x62656572
+
+
+def _mounts_in_namespace_of(pid: int) -> list[int]:
+    """The superblock magic of every mount in ``pid``'s mount namespace,
+    reachable from its root or not (listmount(2) and statmount(2), Linux
+    6.11+ for another namespace's)."""
+    import ctypes
+    import fcntl
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_statmount, sys_listmount = 457, 458  # x86_64
+    ns_get_mntns_id = (2 << 30) | (8 << 16) | (0xB7 << 8) | 5  # _IOR(0xb7, 5, __u64)
+    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, ns_get_mntns_id, buf)
+        (ns_id,) = struct.unpack("Q", buf)
+    except OSError as e:
+        pytest.skip(f"the kernel cannot name a mount namespace (NS_GET_MNTNS_ID): {e}")
+    finally:
+        os.close(fd)
+    ids = (ctypes.c_uint64 * 4096)()
+    # struct mnt_id_req {size, spare, mnt_id (LSMT_ROOT: all), param, mnt_ns_id}
+    n = libc.syscall(sys_listmount, struct.pack("IIQQQ", 32, 0, 2**64 - 1, 0, ns_id), ids, 4096, 0)
+    if n < 0:
+        pytest.skip(f"no listmount(2) for another namespace here: {os.strerror(ctypes.get_errno())}")
+    magics = []
+    for mnt in ids[:n]:
+        sm = ctypes.create_string_buffer(512)
+        req = struct.pack("IIQQQ", 32, 0, mnt, 1, ns_id)  # STATMOUNT_SB_BASIC
+        assert libc.syscall(sys_statmount, req, sm, 512, 0) == 0, os.strerror(ctypes.get_errno())
+        magics.append(struct.unpack_from("Q", sm.raw, 24)[0])  # struct statmount.sb_magic
+    return magics
+
+
+def test_no_pivot_root_moves_the_rootfs_and_hides_the_hosts_proc_and_sys(root, config):
+    """runc --no-pivot: the rootfs is moved onto "/" and chroot'ed into, so
+    the old root stays in the namespace, out of reach; its procfs and sysfs
+    mounts (the host's) are detached first, as runc does."""
+    seen = {}
+    for no_pivot in (False, True):
+        c = Container.run(root, "pivot", config("sh", "-c", "ls /; sleep 30", no_pivot_root=no_pivot), stdout=PIPE)
+        try:
+            assert c.stdout.readline() == b"bin\n"  # the container's rootfs at /
+            with open(f"/proc/{c.pid}/mountinfo") as f:
+                visible = len(f.readlines())
+            seen[no_pivot] = (visible, _mounts_in_namespace_of(c.pid))
+        finally:
+            c.delete(force=True)
+    (visible, pivoted), (_, moved) = seen[False], seen[True]
+    assert len(pivoted) == visible  # pivot_root detached the old root
+    assert len(moved) > visible  # moved: the old root is still there, beneath
+    for magic in (PROC_SUPER_MAGIC, SYSFS_MAGIC):
+        assert moved.count(magic) == pivoted.count(magic)  # but not the host's /proc and /sys

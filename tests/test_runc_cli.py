@@ -368,3 +368,19 @@ def test_lifecycle_errors_match_runcs_codes_and_messages(tmp_path, rootfs, clean
         # --ignore-paused that pycontainer-runc does not have)
         words = [m.replace("runc ", "", 1).replace(" (use --ignore-paused to override)", "") for m in t[2]]
         assert o == (t[0], t[1], words), (t, o)
+
+
+def test_no_pivot_and_no_new_keyring_reach_the_container(tmp_path, bundle, cleanup):
+    root = tmp_path / "state"
+    b = bundle("sleep", "30")
+    ids = [f"np-{os.urandom(4).hex()}" for _ in range(2)]  # (keyrings outlive containers a while)
+    assert runc(root, "create", "--no-pivot", "--no-new-keyring", "--bundle", b, ids[0]).returncode == 0
+    assert runc(root, "create", "--bundle", b, ids[1]).returncode == 0
+    first, second = (Container.load(str(root), i).config for i in ids)
+    assert first.no_pivot_root and not first.new_keyring
+    assert not second.no_pivot_root and second.new_keyring
+    with open("/proc/keys") as f:
+        keys = f.read()
+    assert f" _ses.{ids[0]}: " not in keys and f" _ses.{ids[1]}: " in keys
+    for i in ids:
+        assert runc(root, "delete", i).returncode == 0

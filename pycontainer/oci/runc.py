@@ -199,6 +199,9 @@ def _create(args: argparse.Namespace) -> Any:
         raise _Usage("process.terminal needs --console-socket")
     if args.console_socket and not cfg.process.terminal:
         raise _Usage("--console-socket is for a process with terminal: true")
+    import attrs
+
+    cfg = attrs.evolve(cfg, no_pivot_root=args.no_pivot, new_keyring=not args.no_new_keyring)
     pass_fds = list(range(3, 3 + args.preserve_fds))
     c = Container.create(args.root, args.id, cfg, pass_fds=pass_fds, bundle=bundle)
     if c.pty is not None:
