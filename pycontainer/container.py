@@ -23,7 +23,7 @@ import stat
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -34,7 +34,6 @@ from . import (
     _spawn,
     _sys,
     cgroups as _cgroups,
-    images as _images,
     rootfs as _rootfs,
     security as _security,
 )
@@ -74,7 +73,26 @@ from .errors import (
     InvalidStateTransition,
     PyContainerError,
 )
-from .network import PortMapping
+
+if TYPE_CHECKING:
+    from . import images as _images
+    from .network import PortMapping
+else:
+
+    class _Lazy:
+        """A module imported on first use: the image store (tarfile, hashes,
+        an HTTP client) is not needed by a container made from a rootfs,
+        and every command of pycontainer-runc pays for what it imports."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            import importlib
+
+            return getattr(importlib.import_module(self._name, __package__), attr)
+
+    _images = _Lazy(".images")
 from .validate import check_config, check_process, check_resources, container_id
 
 DEFAULT_ROOT = "/run/pycontainer"

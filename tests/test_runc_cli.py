@@ -384,3 +384,18 @@ def test_no_pivot_and_no_new_keyring_reach_the_container(tmp_path, bundle, clean
     assert f" _ses.{ids[0]}: " not in keys and f" _ses.{ids[1]}: " in keys
     for i in ids:
         assert runc(root, "delete", i).returncode == 0
+
+
+def test_each_command_parses_alone_as_in_the_full_parser():
+    """pycontainer-runc builds only the subcommand it runs: the list of
+    commands it knows must be the full parser's."""
+    from pycontainer.oci import runc as cli
+
+    full = cli._parser(["--help"])
+    choices = next(a for a in full._actions if a.dest == "command").choices
+    assert tuple(choices) == cli._COMMANDS
+    assert cli._command_of(["--root", "/x", "--log-format", "json", "--debug", "kill", "c", "9"]) == "kill"
+    one = cli._parser(["--root", "/x", "update", "--memory", "1m", "c"])
+    assert list(next(a for a in one._actions if a.dest == "command").choices) == ["update"]
+    args = one.parse_args(["--root", "/x", "update", "--memory", "1m", "c"])
+    assert (args.root, args.command, args.memory, args.id) == ("/x", "update", "1m", "c")

@@ -28,7 +28,36 @@ class _Usage(Exception):
     pass
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Unused:
+    """Stands for a subcommand's parser that this process does not build."""
+
+    def add_argument(self, *_args: Any, **_kw: Any) -> None:
+        return None
+
+
+_GLOBAL_WITH_VALUE = ("--root", "--log", "--log-format")
+_COMMANDS = ("spec", "features", "create", "run", "start", "state", "pause", "resume", "exec", "kill", "delete",
+             "list", "ps", "events", "update")  # fmt: skip
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand in ``argv`` (the first word that is not a global option)."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_WITH_VALUE:
+            next(words, None)
+        elif word == "--" or not word.startswith("-"):
+            return None if word == "--" else word
+    return None
+
+
+def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """runc's command line.  With ``argv``, only the subcommand it names is
+    built: argparse looks up a translation for every help string, and each
+    command is a process of its own (engines run one per step)."""
+    only = _command_of(sys.argv[1:] if argv is None else argv)
+    if only not in _COMMANDS:
+        only = None  # --help, or a word argparse shall call an invalid choice among all
     p = argparse.ArgumentParser(prog="pycontainer-runc", description="runc's command line over pycontainer")
     p.add_argument("--root", default=DEFAULT_ROOT, help=f"state directory (default {DEFAULT_ROOT})")
     p.add_argument("--log", help="log file (default: stderr only)")
@@ -37,13 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--systemd-cgroup", action="store_true", help="not supported: refused")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("spec", help="write a default config.json")
+    def add(name: str, **kw: Any) -> Any:
+        return sub.add_parser(name, **kw) if only is None or only == name else _Unused()
+
+    s = add("spec", help="write a default config.json")
     s.add_argument("--bundle", "-b", default=".")
 
-    sub.add_parser("features", help="what this runtime supports, as JSON")
+    add("features", help="what this runtime supports, as JSON")
 
     for name in ("create", "run"):
-        c = sub.add_parser(name)
+        c = add(name)
         c.add_argument("--bundle", "-b", default=".")
         c.add_argument("--pid-file")
         c.add_argument("--console-socket")
@@ -55,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("id")
 
     for name in ("start", "state", "pause", "resume"):
-        sub.add_parser(name).add_argument("id")
+        add(name).add_argument("id")
 
-    e = sub.add_parser("exec", help="run another process in a running container")
+    e = add("exec", help="run another process in a running container")
     e.add_argument("--process", "-p", help="a JSON file with the runtime spec's process object")
     e.add_argument("--cwd")
     e.add_argument("--env", "-e", action="append", default=[])
@@ -72,29 +104,29 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("id")
     e.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
 
-    k = sub.add_parser("kill")
+    k = add("kill")
     k.add_argument("--all", "-a", action="store_true")
     k.add_argument("id")
     k.add_argument("signal", nargs="?", default="SIGTERM")
 
-    d = sub.add_parser("delete")
+    d = add("delete")
     d.add_argument("--force", "-f", action="store_true")
     d.add_argument("id")
 
-    ls = sub.add_parser("list")
+    ls = add("list")
     ls.add_argument("--format", "-f", choices=("table", "json"), default="table")
     ls.add_argument("--quiet", "-q", action="store_true")
 
-    ps = sub.add_parser("ps")
+    ps = add("ps")
     ps.add_argument("--format", "-f", choices=("table", "json"), default="table")
     ps.add_argument("id")
 
-    ev = sub.add_parser("events", help="stats every --interval, and OOM events, as JSON lines")
+    ev = add("events", help="stats every --interval, and OOM events, as JSON lines")
     ev.add_argument("--stats", action="store_true", help="print the stats once and exit")
     ev.add_argument("--interval", default="5s", help="time between stats (5s, 500ms, 1m)")
     ev.add_argument("id")
 
-    up = sub.add_parser("update", help="change a live container's resource limits")
+    up = add("update", help="change a live container's resource limits")
     up.add_argument("--resources", "-r", help="a JSON file with the spec's linux.resources object ('-': stdin)")
     for flag in _UPDATE_FLAGS:
         up.add_argument(flag)
@@ -331,7 +363,11 @@ def _events(args: argparse.Namespace, c: Any) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """One command line; errors are raised (main() reports them as runc)."""
+    return _run(_parser(argv).parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
     from .. import Container, ContainerNotFound
 
     if args.systemd_cgroup:
@@ -534,15 +570,14 @@ def _runc_words(e: BaseException, command: str | None) -> str:
     return str(e)
 
 
-def _emit(args: argparse.Namespace | None, level: str, msg: str) -> None:
+def _emit(args: argparse.Namespace, level: str, msg: str) -> None:
     """A message on stderr as runc's logrus writes it, and to --log."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     print(f'time="{now}" level={level} msg={json.dumps(msg)}', file=sys.stderr)
-    if args is not None:
-        try:
-            _log(args, level, msg)
-        except OSError:
-            pass
+    try:
+        _log(args, level, msg)
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -552,10 +587,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .. import PyContainerError
 
-    try:
-        args: argparse.Namespace | None = _parser().parse_known_args(argv)[0]
-    except SystemExit:
-        args = None  # run() below reports the usage error itself
+    args = _parser(argv).parse_args(argv)  # (a usage error exits 2 with argparse's message)
 
     def show(message: Any, _category: Any, *_rest: Any, **_kw: Any) -> None:
         _emit(args, "warning", str(message))
@@ -563,9 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = show
     warnings.simplefilter("always", UserWarning)
     try:
-        return run(argv)
+        return _run(args)
     except (PyContainerError, _Usage, OSError) as e:
-        command = getattr(args, "command", None)
+        command = args.command
         _emit(args, "error", _runc_message(e, command))
         return 255 if command == "exec" else 1
 
