@@ -82,6 +82,17 @@ struct pc_mount_attr {
     uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#define PC_OPEN_TREE_CLONE 1
+#define PC_MOVE_MOUNT_F_EMPTY_PATH 0x04
+#define PC_MOVE_MOUNT_T_EMPTY_PATH 0x40
+#define PC_MOUNT_ATTR_IDMAP 0x00100000
+
 /* ---- raw system calls: no errno, no libc state ------------------------- */
 
 #if defined(__x86_64__)
@@ -428,6 +439,40 @@ static int op_mount(struct child *c, const struct pc_op *op, const char **what)
         r = (int)S5(SYS_mount, 0, p, 0, op->v[2], 0);
     }
     S1(SYS_close, fd);
+    return r;
+}
+
+/* Attach an idmapped tree the parent made (pc_idmapped_tree) at the target,
+ * resolved in the root. */
+static int op_idmount(struct child *c, const struct pc_op *op, const char **what)
+{
+    const char *tgt = str(c, op, 1);
+    long mflags = op->v[1];
+    char p[32];
+    int fd, r;
+
+    *what = tgt;
+    fd = open_in_root(c, tgt, O_PATH);
+    if (fd == -ENOENT && (mflags & (PC_M_MKDIR | PC_M_MKFILE))) {
+        r = mkdirs_in_root(c, tgt, (mflags & PC_M_MKFILE) != 0);
+        if (r < 0)
+            return r;
+        fd = open_in_root(c, tgt, O_PATH);
+    }
+    if (fd < 0)
+        return fd;
+    /* onto the fd itself: move_mount does not follow a /proc/self/fd link */
+    r = (int)S5(SYS_move_mount, (int)op->v[0], "", fd, "", PC_MOVE_MOUNT_F_EMPTY_PATH | PC_MOVE_MOUNT_T_EMPTY_PATH);
+    S1(SYS_close, fd);
+    S1(SYS_close, (int)op->v[0]);
+    if (r == 0 && op->v[2]) {
+        fd = open_in_root(c, tgt, O_PATH);
+        if (fd < 0)
+            return fd;
+        fd_path(p, fd);
+        r = (int)S5(SYS_mount, 0, p, 0, op->v[2], 0);
+        S1(SYS_close, fd);
+    }
     return r;
 }
 
@@ -1159,6 +1204,9 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         *what = "/";
         drop_dir_cache(c);
         return op->v[0] ? op_move_root(c) : op_pivot(c);
+    case PC_OP_IDMOUNT:
+        drop_dir_cache(c);
+        return op_idmount(c, op, what);
     case PC_OP_HIDE:
         *what = str(c, op, 0);
         return op_hide(str(c, op, 0));
@@ -1830,3 +1878,23 @@ __asm__(".text\n.globl _start\n_start:\n    mov x29, #0\n    mov x0, sp\n    bl 
 #endif
 
 #endif /* PC_HELPER */
+
+int pc_idmapped_tree(const char *src, int userns_fd, int recursive, uint64_t attrs)
+{
+    struct pc_mount_attr attr;
+    int rec = recursive ? AT_RECURSIVE : 0;
+    long tree = S3(SYS_open_tree, AT_FDCWD, src, PC_OPEN_TREE_CLONE | O_CLOEXEC | rec), r;
+    if (tree < 0)
+        return (int)tree;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = PC_MOUNT_ATTR_IDMAP | attrs;
+    if (attrs & 0x70)
+        attr.attr_clr = 0x70; /* MOUNT_ATTR__ATIME */
+    attr.userns_fd = (uint64_t)userns_fd;
+    r = S5(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr);
+    if (r < 0) {
+        S1(SYS_close, tree);
+        return (int)r;
+    }
+    return (int)tree;
+}

@@ -65,6 +65,9 @@ enum {
                              (0: leave them) */
     PC_OP_HIDE,           /* s0 host path of a procfs or sysfs mount outside the rootfs: detach it
                              (or cover it with a tmpfs) before a no-pivot chroot */
+    PC_OP_IDMOUNT,        /* s1 target: attach the detached mount v0 (an fd from pc_idmapped_tree, made by
+                             the parent: the container's root may not idmap a host filesystem), v1 PC_M_*,
+                             v2 propagation */
     PC_OP__COUNT
 };
 
@@ -149,6 +152,10 @@ int pc_can_clone_into_cgroup(void);
 int pc_bpf_load_device_prog(const void *insns, uint32_t ninsns, char *log, uint32_t log_size);
 int pc_bpf_attach(int cgroup_fd, int prog_fd, uint32_t attach_type, uint32_t flags);
 int pc_bpf_detach(int cgroup_fd, int prog_fd, uint32_t attach_type);
+/* A detached copy of `src` (its submounts too if `recursive`), idmapped by
+ * the maps of the user namespace `userns_fd`, with MOUNT_ATTR_* `attrs`:
+ * an O_CLOEXEC fd, or -errno. */
+int pc_idmapped_tree(const char *src, int userns_fd, int recursive, uint64_t attrs);
 int pc_bpf_query(int cgroup_fd, uint32_t attach_type, uint32_t *prog_ids, uint32_t *count);
 int pc_bpf_prog_get_fd_by_id(uint32_t id);
 

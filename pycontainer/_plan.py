@@ -78,6 +78,7 @@ class Op(enum.IntEnum):
     PERSONALITY = 37
     KEYRING = 38
     HIDE = 39
+    IDMOUNT = 40
 
 
 # The step names InitError reports.
@@ -121,6 +122,7 @@ STEP_NAMES = {
     Op.PERSONALITY: "personality",
     Op.KEYRING: "session keyring",
     Op.HIDE: "hide host mount",
+    Op.IDMOUNT: "idmapped mount",
 }
 
 # <sys/mount.h>
@@ -336,7 +338,21 @@ def mount_flags(options: Iterable[str]) -> tuple[int, int, int, list[str]]:
     return flags, prop, attrs_, data
 
 
-def _mount_op(m: Mount, index: int) -> PlanOp:
+def idmap_params(m: Mount, index: int) -> tuple[bool, int, int]:
+    """An idmapped bind mount's (recursive, propagation, MOUNT_ATTR_* bits)."""
+    opts = [o for o in m.options if o not in ("idmap", "ridmap")]
+    flags, prop, attr, data = mount_flags(opts)
+    if data:
+        raise ConfigError(f"mounts[{index}].options", f"{data[0]!r} is not an option of a bind mount")
+    recursive = "ridmap" in m.options or "rbind" in opts or m.type == "bind" and "bind" not in opts
+    return recursive, prop, attr
+
+
+def _mount_op(m: Mount, index: int, tree_fd: int = -1) -> PlanOp:
+    if m.idmapped():
+        _recursive, prop, _attrs = idmap_params(m, index)
+        mflags = M_MKDIR if os.path.isdir(m.source or "") else M_MKFILE
+        return op(Op.IDMOUNT, None, m.destination, v=(tree_fd, mflags, prop, 0))
     flags, prop, attr, data = mount_flags(m.options)
     is_bind = m.type == "bind" or bool(flags & MS_BIND)
     mflags = 0
@@ -383,6 +399,7 @@ class CreateInputs:
     confinement: Any = None  # security.Confinement: capabilities, seccomp, rlimits...; None: none applied
     exit_fd: int = 0  # > 0: the fd number (after the passed fds) where the --init records the exit status
     container_id: str = ""  # names the session keyring (config.new_keyring)
+    idmap_fds: tuple[int, ...] = ()  # per config mount: its idmapped detached tree (pc_idmapped_tree), else -1
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
@@ -511,7 +528,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
 
     taken = {os.path.normpath(m.destination) for m in cfg.mounts}
     for i, m in enumerate(cfg.mounts):
-        ops.append(_mount_op(m, i))
+        ops.append(_mount_op(m, i, inp.idmap_fds[i] if m.idmapped() else -1))
     if not cfg.docker_defaults and dev_is_ours(cfg):
         ops.extend(o for o in _default_devices() if not (o.kind is Op.MKNOD and o.s[1] in mine))
     for d in cfg.devices:

@@ -265,3 +265,35 @@ def write_id_maps(pid: int, uid_maps: Sequence[object], gid_maps: Sequence[objec
             os.write(fd, text.encode())
         finally:
             os.close(fd)
+
+
+def userns_fd(
+    uid_maps: Sequence[object], gid_maps: Sequence[object], helper_fd: int, write_maps: Callable[..., None]
+) -> int:
+    """An fd of a new user namespace with these maps, for an idmapped mount
+    (mount_setattr takes the maps of a namespace, not a list).  A child
+    makes the namespace and waits while we write its maps and open it;
+    then it is killed: the fd keeps the namespace."""
+    ops = [
+        _plan.op(_plan.Op.HANDOFF, v=(helper_fd,)),
+        _plan.op(_plan.Op.UNSHARE, v=(_plan.CLONE_NEWUSER,)),
+        _plan.op(_plan.Op.SYNC, v=(MSG_MAPS,)),
+        _plan.op(_plan.Op.SYNC, v=(MSG_MAPS,)),  # (never answered: the child waits here until killed)
+    ]
+    child = spawn(ops, 0, keep_fds=[helper_fd])
+    try:
+        deadline = time.monotonic() + SETUP_TIMEOUT
+        while True:
+            msg = child.recv(deadline)
+            if msg is None:
+                raise PyContainerError(f"the user namespace helper (pid {child.pid}) died")
+            if msg.type == MSG_ERROR:
+                raise msg.error()
+            if msg.type == MSG_HANDED:
+                child.release_arena()
+            elif msg.type == MSG_MAPS:
+                break
+        write_maps(child.pid, uid_maps, gid_maps)
+        return os.open(f"/proc/{child.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        child.abandon()

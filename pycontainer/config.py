@@ -123,21 +123,45 @@ def _mount_options(_inst: object, attribute: Any, value: tuple[str, ...]) -> Non
             raise ConfigError(f"mounts.options[{i}]", f"{opt!r} is not a mount option")
 
 
+def _mount_id_maps(value: Iterable[IDMap]) -> tuple[IDMap, ...]:
+    out = tuple(value)
+    for m in out:
+        if not isinstance(m, IDMap):
+            raise ConfigError("mounts.uid_mappings", f"must hold IDMap values, not {type(m).__name__}")
+    return out
+
+
 @attrs.frozen
 class Mount:
-    """A mount in the container, with OCI-style options (``ro``, ``rbind``, ``nosuid``, ``rslave``...)."""
+    """A mount in the container, with OCI-style options (``ro``, ``rbind``, ``nosuid``, ``rslave``...).
+
+    ``uid_mappings`` and ``gid_mappings`` make a bind mount idmapped (Linux
+    5.12+): a file owned by id N on disk shows as the id N maps to, as a
+    user namespace maps its ids (``IDMap(container_id=N, host_id=...)``).
+    The ``idmap`` option without mappings uses the container's user
+    namespace mappings; ``ridmap`` (or ``rbind``) maps the submounts too."""
 
     destination: str = attrs.field(validator=v.absolute_path)
     source: str | None = attrs.field(default=None, validator=v.optional_string)
     type: str = attrs.field(default="bind", validator=v.string)
     options: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_mount_options)
+    uid_mappings: tuple[IDMap, ...] = attrs.field(default=(), converter=_mount_id_maps)
+    gid_mappings: tuple[IDMap, ...] = attrs.field(default=(), converter=_mount_id_maps)
 
     def __attrs_post_init__(self) -> None:
         if not self.type or not self.type.replace("_", "").replace(".", "").isalnum():
             raise ConfigError("mounts.type", f"{self.type!r} is not a filesystem type")
-        if self.type == "bind" or "bind" in self.options or "rbind" in self.options:
+        bind = self.type == "bind" or "bind" in self.options or "rbind" in self.options
+        if bind:
             if not self.source or not self.source.startswith("/"):
                 raise ConfigError("mounts.source", f"a bind mount needs an absolute source, not {self.source!r}")
+        if bool(self.uid_mappings) != bool(self.gid_mappings):
+            raise ConfigError("mounts.uid_mappings", "an idmapped mount needs both uid and gid mappings")
+        if self.idmapped() and not bind:
+            raise ConfigError("mounts.uid_mappings", f"only a bind mount can be idmapped, not a {self.type} mount")
+
+    def idmapped(self) -> bool:
+        return bool(self.uid_mappings) or "idmap" in self.options or "ridmap" in self.options
 
 
 def _env(value: Iterable[str] | Mapping[str, str]) -> tuple[str, ...]:
@@ -901,6 +925,12 @@ class ContainerConfig:
             raise ConfigError("resources", "limits need a cgroup, and cgroups=False asks for none")
         if not self.cgroups and self.cgroups_path is not None:
             raise ConfigError("cgroups_path", "given with cgroups=False")
+        for i, m in enumerate(self.mounts):
+            if m.idmapped() and not m.uid_mappings and not self.uid_mappings:
+                raise ConfigError(
+                    f"mounts[{i}].options",
+                    "idmap without mappings of its own takes the user namespace's: give uid_mappings",
+                )
         if self.time_offsets and not self.new_namespace(NamespaceType.TIME):
             raise ConfigError("time_offsets", "need a new time namespace (namespaces=[..., 'time'])")
 

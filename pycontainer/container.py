@@ -71,6 +71,7 @@ from .errors import (
     ContainerNotFound,
     HookError,
     InvalidStateTransition,
+    MountError,
     PyContainerError,
 )
 
@@ -245,11 +246,57 @@ def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
             "devices": [Device(**d) for d in data.get("devices") or ()],
             "uid_mappings": [IDMap(**m) for m in data["uid_mappings"]],
             "gid_mappings": [IDMap(**m) for m in data["gid_mappings"]],
-            "mounts": [Mount(**m) for m in data["mounts"]],
+            "mounts": [
+                Mount(
+                    **{
+                        **m,
+                        "uid_mappings": [IDMap(**x) for x in m.get("uid_mappings") or ()],
+                        "gid_mappings": [IDMap(**x) for x in m.get("gid_mappings") or ()],
+                    }
+                )
+                for m in data["mounts"]
+            ],  # fmt: skip
             "resources": _resources_from_json(data.get("resources") or {}),
             "hooks": Hooks(**{k: [Hook(**h) for h in v] for k, v in (data.get("hooks") or {}).items()}),
         }
     )
+
+
+def _idmap_fds(config: ContainerConfig) -> list[int]:
+    """Per config mount: a detached, idmapped copy of its source, or -1 for
+    a mount that is not idmapped.  Made here, not in the child: idmapping
+    a host filesystem takes CAP_SYS_ADMIN in the initial user namespace,
+    which a container's root has not; the child only attaches it."""
+    out: list[int] = []
+    userns: dict[tuple[Any, Any], int] = {}
+
+    def write_maps(pid: int, uid_maps: Any, gid_maps: Any) -> None:
+        if os.geteuid() != 0:
+            from .rootless import write_id_maps_setuid
+
+            write_id_maps_setuid(pid, uid_maps, gid_maps)
+        else:
+            _spawn.write_id_maps(pid, uid_maps, gid_maps)
+
+    try:
+        for i, m in enumerate(config.mounts):
+            if not m.idmapped():
+                out.append(-1)
+                continue
+            key = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else (config.uid_mappings, config.gid_mappings)
+            if key not in userns:
+                userns[key] = _spawn.userns_fd(key[0], key[1], _helper_fd(), write_maps)
+            recursive, _prop, attr = _plan.idmap_params(m, i)
+            fd = _shim_lib.pc_idmapped_tree(os.fsencode(m.source or ""), userns[key], int(recursive), attr)
+            if fd < 0:
+                raise MountError("idmap", m.source or "", m.destination, -fd)
+            out.append(fd)
+    except BaseException:
+        _close_fds([fd for fd in out if fd >= 0])
+        raise
+    finally:
+        _close_fds(list(userns.values()))
+    return out
 
 
 def _hook_state(cid: str, pid: int, bundle: str | None, config: ContainerConfig) -> dict[str, Any]:
@@ -991,7 +1038,9 @@ class Container(ProcessHandle):
                 os.close(netns)
                 raise
         clone_fd = exit_src = -1
+        idmap_fds: list[int] = []
         try:
+            idmap_fds = _idmap_fds(config)
             if config.init:
                 # The --init records the exit status here itself (csrc/init.c),
                 # so it stays known when this process is gone before the container.
@@ -1017,9 +1066,11 @@ class Container(ProcessHandle):
                 in_cgroup=manager is not None,
                 confinement=confinement,
                 container_id=cid,
+                idmap_fds=tuple(idmap_fds),
             )
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in inputs.stdio] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
+            keep += [fd for fd in idmap_fds if fd >= 0]
             keep += [netns] if netns is not None else []
             flags = _plan.spawn_flags(config, pooled_netns=netns is not None, in_cgroup=manager is not None)
             try:
@@ -1043,7 +1094,7 @@ class Container(ProcessHandle):
         finally:
             if netns is not None:
                 os.close(netns)  # the child has its own copy now (or never will)
-            _close_fds([fd for fd in (clone_fd, exit_src) if fd >= 0])
+            _close_fds([fd for fd in {clone_fd, exit_src, *idmap_fds} if fd >= 0])
         undo.callback(child.abandon)
         # The child sets up its mounts now; write the state meanwhile.  The
         # directory is private until renamed into place, so nobody reads a

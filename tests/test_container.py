@@ -22,6 +22,7 @@ from pycontainer import (
     IDMap,
     InitError,
     Mount,
+    MountError,
     Namespace,
     Process,
     Status,
@@ -1060,3 +1061,69 @@ def test_no_pivot_root_moves_the_rootfs_and_hides_the_hosts_proc_and_sys(root, c
     assert len(moved) > visible  # moved: the old root is still there, beneath
     for magic in (PROC_SUPER_MAGIC, SYSFS_MAGIC):
         assert moved.count(magic) == pivoted.count(magic)  # but not the host's /proc and /sys
+
+
+def _userns_rootfs(rootfs: str, base: str) -> str:
+    """A copy of the rootfs owned by the ids 0.. map to (100000..)."""
+    import shutil
+
+    mine = os.path.join(base, "rootfs")
+    shutil.copytree(rootfs, mine, symlinks=True)
+    for dirpath, dirnames, filenames in os.walk(mine):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.lchown(name, 100000, 100000)
+    return mine
+
+
+@pytest.mark.parametrize("idmap", [False, True])
+def test_an_idmapped_mount_shows_host_files_as_the_containers_own(rootfs, public_dir, idmap):
+    """In a user namespace (0 -> 100000), a host directory owned by root is
+    nobody's and closed; idmapped with the container's maps (the ``idmap``
+    option) it is the container root's, and what it writes there is owned
+    by root on disk."""
+    shared = os.path.join(public_dir, "shared")
+    os.mkdir(shared)
+    with open(os.path.join(shared, "f"), "w") as f:
+        f.write("x")
+    maps = [IDMap(0, 100000, 65536)]
+    cfg = ContainerConfig(
+        process=Process(args=["sh", "-c", "stat -c %u:%g /shared/f; touch /shared/new && stat -c %u /shared/new"]),
+        rootfs=_userns_rootfs(rootfs, public_dir),
+        namespaces=[*(Namespace(t) for t in ("pid", "mount", "uts", "ipc")), Namespace("user")],
+        uid_mappings=maps,
+        gid_mappings=maps,
+        mounts=[Mount("/shared", shared, options=["idmap"] if idmap else [])],
+    )
+    root = os.path.join(public_dir, "state")
+    status, out, err = run(root, cfg)
+    if idmap:
+        assert (status.code, out.split()) == (0, ["0:0", "0"]), err
+        assert os.stat(os.path.join(shared, "new")).st_uid == 0  # root's on disk
+    else:
+        assert status.code != 0 and out.split() == ["65534:65534"] and "Permission denied" in err
+    assert os.listdir(root) == []
+
+
+def test_an_idmapped_mount_with_maps_of_its_own(root, config, tmp_path):
+    """Without a user namespace: the mount's own maps (0 -> 1000) show a
+    file root owns on disk as uid 1000's, read-only as asked; the rest of
+    the rootfs is untouched."""
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "f").write_text("x")
+    m = Mount("/data", str(d), options=["ro"], uid_mappings=[IDMap(0, 1000, 1)], gid_mappings=[IDMap(0, 2000, 1)])
+    out = sh(root, config, "stat -c %u:%g /data/f; stat -c %u /bin/busybox; touch /data/g 2>&1 || true", mounts=[m])
+    lines = out.splitlines()
+    assert lines[:2] == ["1000:2000", "0"]
+    assert "Read-only file system" in lines[2]
+
+
+def test_an_idmapped_mount_the_filesystem_refuses_names_it(root, config, tmp_path):
+    # procfs cannot be idmapped; a missing source is a ConfigError before anything is made
+    maps = {"uid_mappings": [IDMap(0, 1000, 1)], "gid_mappings": [IDMap(0, 1000, 1)]}
+    with pytest.raises(MountError) as e:
+        Container.create(root, "idm-proc", config("true", mounts=[Mount("/data", "/proc/sys", **maps)]))
+    assert "'/proc/sys'" in str(e.value) and "Invalid argument" in str(e.value)
+    with pytest.raises(ConfigError, match="does not exist"):
+        Container.create(root, "idm-missing", config("true", mounts=[Mount("/data", str(tmp_path / "no"), **maps)]))
+    assert os.listdir(root) == []

@@ -78,7 +78,7 @@ def spec_with(**parts) -> dict:
     spec = json.loads(json.dumps(BASE))
     for key, value in parts.items():
         where = spec
-        path = key.split("__")
+        path = key.strip().split("__")
         for p in path[:-1]:
             where = where.setdefault(p, {})
         where[path[-1]] = value
@@ -116,6 +116,13 @@ FIELDS = {
          {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "nosuid"]}],
         lambda c: c.mounts == (Mount("/data", "/etc", "bind", ["rbind", "ro"]), Mount("/tmp", "tmpfs", "tmpfs", ["size=1m", "nosuid"]))
         and not c.docker_defaults,
+    ),
+    "mounts ": (  # (an idmapped one; the key's space keeps it apart from "mounts")
+        [{"destination": "/data", "type": "bind", "source": "/etc", "options": ["rbind", "ro", "ridmap"],
+          "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 10}],
+          "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 5}]}],
+        lambda c: c.mounts == (Mount("/data", "/etc", "bind", ["rbind", "ro", "ridmap"], [IDMap(0, 1000, 10)],
+                                     [IDMap(0, 2000, 5)]),),
     ),
     "linux__namespaces": (
         [{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}],
@@ -228,7 +235,12 @@ def test_the_specs_own_meanings_of_absent_fields():
         (spec_with(process__rlimits=[{"type": "RLIMIT_WINGS", "soft": 1, "hard": 1}]), "rlimits.type"),
         (spec_with(linux__namespaces=[{"type": "galaxy"}]), "namespaces"),
         (spec_with(mounts=[{"destination": "/x", "type": "bind", "source": "/etc",
-                            "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}]), "mounts[0].uidMappings"),
+                            "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}]), "mounts[0].uid_mappings"),
+        (spec_with(mounts=[{"destination": "/x", "type": "tmpfs", "source": "tmpfs",
+                            "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+                            "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}]), "mounts[0].uid_mappings"),
+        (spec_with(mounts=[{"destination": "/x", "type": "bind", "source": "/etc", "options": ["rbind", "idmap"]}]),
+         "mounts[0].options"),  # idmap with no mappings: the container's, and it has none
         (spec_with(linux__seccomp={"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x"}), "seccomp.listenerPath"),
         (spec_with(process__args=[]), "process.args"),
         ("{not json", "config.json"),

@@ -5,8 +5,7 @@ reads a bundle's config (the spec's meanings: no ``capabilities`` is no
 capability, no ``seccomp`` is no filter, no ``maskedPaths`` masks nothing,
 ``mounts`` is the whole list); :func:`spec_from_config` writes one.  A field
 pycontainer cannot honour yet is a :class:`ConfigError` naming it, never
-silently dropped: ``linux.intelRdt``, mount labels, idmapped
-mounts, personality flags.  The one exception is a ``cgroup`` mount on a
+silently dropped: ``linux.intelRdt``, mount labels, personality flags.  The one exception is a ``cgroup`` mount on a
 host that is not pure cgroup v2: it is left out with a warning (runc builds
 one from binds of the container's cgroup directories; pycontainer does not
 yet).
@@ -158,7 +157,6 @@ def _mounts(raw: list[Any]) -> list[Mount]:
     for i, m in enumerate(raw):
         m = _obj(m, f"mounts[{i}]")
         _unknown(m, {"destination", "source", "type", "options", "uidMappings", "gidMappings"}, f"mounts[{i}]")
-        _unsupported(m, ("uidMappings", "gidMappings"), f"mounts[{i}]")
         kind = m.get("type") or "bind"
         if kind == "cgroup":
             if _cgroup_v2_only():
@@ -174,7 +172,17 @@ def _mounts(raw: list[Any]) -> list[Mount]:
             kind = "bind"
         if kind == "bind" and not {"bind", "rbind"} & set(opts):
             opts = ["bind", *opts]  # the spec's bind without rbind is not recursive (pycontainer's own is)
-        out.append(Mount(m.get("destination"), m.get("source"), kind, opts))
+        maps = {
+            field: [
+                IDMap(x.get("containerID"), x.get("hostID"), x.get("size"))
+                for x in _list(m.get(key), f"mounts[{i}].{key}")
+            ]  # fmt: skip
+            for key, field in (("uidMappings", "uid_mappings"), ("gidMappings", "gid_mappings"))
+        }
+        try:
+            out.append(Mount(m.get("destination"), m.get("source"), kind, opts, **maps))
+        except ConfigError as e:
+            raise ConfigError(f"mounts[{i}].{e.field.removeprefix('mounts.')}", e.reason) from None
     return out
 
 
@@ -443,7 +451,11 @@ def spec_from_config(cfg: ContainerConfig) -> dict[str, Any]:
         opts = list(m.options)
         if m.type == "bind" and not {"bind", "rbind"} & set(opts):
             opts.insert(0, "rbind")  # Docker's -v is recursive
-        mounts.append(_drop_none({"destination": m.destination, "type": m.type, "source": m.source, "options": opts}))
+        mounts.append(_drop_none({"destination": m.destination, "type": m.type, "source": m.source, "options": opts,
+                                  "uidMappings": [{"containerID": x.container_id, "hostID": x.host_id, "size": x.size}
+                                                  for x in m.uid_mappings],
+                                  "gidMappings": [{"containerID": x.container_id, "hostID": x.host_id, "size": x.size}
+                                                  for x in m.gid_mappings]}))  # fmt: skip
     r = cfg.resources
     quota, period = r.quota_period()
     resources = _drop_none(

@@ -526,7 +526,7 @@ def _features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.0.2",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": sorted({*_FLAG_OPTIONS, *_PROPAGATION_FLAGS}),
+        "mountOptions": sorted({*_FLAG_OPTIONS, *_PROPAGATION_FLAGS, "idmap", "ridmap"}),
         "linux": {
             "namespaces": [n.value for n in NamespaceType],
             "capabilities": f["capabilities"],
