@@ -3,7 +3,8 @@
 ``cffi_modules`` compiles csrc/shim.c into ``pycontainer._shim``.  The
 ``build_ext`` subclass also links two static programs next to the extension,
 for both ``pip install .`` and ``pip install -e .``: ``pycontainer/_pcinit``
-(csrc/init.c, the ``--init`` pid 1) and ``pycontainer/_pchelper`` (csrc/shim.c
+(csrc/init.c, the ``--init`` pid 1), ``pycontainer/_pclog`` (csrc/logger.c,
+the json-file logger) and ``pycontainer/_pchelper`` (csrc/shim.c
 with -DPC_HELPER, freestanding: the helper that runs the rest of a plan after
 PC_OP_HANDOFF).
 """
@@ -20,11 +21,13 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 class BuildExtWithInit(build_ext):
-    """Also link the two static programs next to the extension."""
+    """Also link the static programs next to the extension."""
 
     PROGRAMS = {
         # the --init pid 1 (glibc, static)
         "_pcinit": ["-static", "-O2", "-s", "-Wall", "csrc/init.c"],
+        # the json-file logger of detached containers, run on the host
+        "_pclog": ["-static", "-O2", "-s", "-Wall", "-Wextra", "csrc/logger.c"],
         # the plan helper PC_OP_HANDOFF execs: freestanding, no libc start-up
         "_pchelper": [
             # -fno-tree-loop-distribute-patterns: gcc would turn the loops of

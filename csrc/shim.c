@@ -1879,19 +1879,25 @@ __asm__(".text\n.globl _start\n_start:\n    mov x29, #0\n    mov x0, sp\n    bl 
 
 #endif /* PC_HELPER */
 
-int pc_idmapped_tree(const char *src, int userns_fd, int recursive, uint64_t attrs)
+int pc_idmapped_tree(const char *src, int userns_fd, int clone_recursive, int idmap_recursive, uint64_t attrs,
+                     int attrs_recursive)
 {
     struct pc_mount_attr attr;
-    int rec = recursive ? AT_RECURSIVE : 0;
-    long tree = S3(SYS_open_tree, AT_FDCWD, src, PC_OPEN_TREE_CLONE | O_CLOEXEC | rec), r;
+    long tree = S3(SYS_open_tree, AT_FDCWD, src, PC_OPEN_TREE_CLONE | O_CLOEXEC | (clone_recursive ? AT_RECURSIVE : 0));
+    long r;
     if (tree < 0)
         return (int)tree;
     memset(&attr, 0, sizeof attr);
-    attr.attr_set = PC_MOUNT_ATTR_IDMAP | attrs;
-    if (attrs & 0x70)
-        attr.attr_clr = 0x70; /* MOUNT_ATTR__ATIME */
+    attr.attr_set = PC_MOUNT_ATTR_IDMAP;
     attr.userns_fd = (uint64_t)userns_fd;
-    r = S5(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr);
+    r = S5(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
+    if (r == 0 && attrs) {
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = attrs;
+        if (attrs & 0x70)
+            attr.attr_clr = 0x70; /* MOUNT_ATTR__ATIME */
+        r = S5(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (attrs_recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
+    }
     if (r < 0) {
         S1(SYS_close, tree);
         return (int)r;

@@ -152,10 +152,12 @@ int pc_can_clone_into_cgroup(void);
 int pc_bpf_load_device_prog(const void *insns, uint32_t ninsns, char *log, uint32_t log_size);
 int pc_bpf_attach(int cgroup_fd, int prog_fd, uint32_t attach_type, uint32_t flags);
 int pc_bpf_detach(int cgroup_fd, int prog_fd, uint32_t attach_type);
-/* A detached copy of `src` (its submounts too if `recursive`), idmapped by
- * the maps of the user namespace `userns_fd`, with MOUNT_ATTR_* `attrs`:
- * an O_CLOEXEC fd, or -errno. */
-int pc_idmapped_tree(const char *src, int userns_fd, int recursive, uint64_t attrs);
+/* A detached copy of `src` (with its submounts if `clone_recursive`),
+ * idmapped by the maps of the user namespace `userns_fd` (the submounts too
+ * if `idmap_recursive`), then given MOUNT_ATTR_* `attrs` (recursively if
+ * `attrs_recursive`): an O_CLOEXEC fd, or -errno. */
+int pc_idmapped_tree(const char *src, int userns_fd, int clone_recursive, int idmap_recursive, uint64_t attrs,
+                     int attrs_recursive);
 int pc_bpf_query(int cgroup_fd, uint32_t attach_type, uint32_t *prog_ids, uint32_t *count);
 int pc_bpf_prog_get_fd_by_id(uint32_t id);
 

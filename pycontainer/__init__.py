@@ -52,6 +52,7 @@ from .errors import (
     NetworkError,
     PyContainerError,
 )
+from .logs import LogConfig
 from .rootfs import default_rootfs
 
 __version__ = "0.1.0"
@@ -84,6 +85,7 @@ __all__ = [
     "ImageError",
     "InitError",
     "InvalidStateTransition",
+    "LogConfig",
     "Mount",
     "MountError",
     "Namespace",

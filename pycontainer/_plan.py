@@ -338,21 +338,33 @@ def mount_flags(options: Iterable[str]) -> tuple[int, int, int, list[str]]:
     return flags, prop, attrs_, data
 
 
-def idmap_params(m: Mount, index: int) -> tuple[bool, int, int]:
-    """An idmapped bind mount's (recursive, propagation, MOUNT_ATTR_* bits)."""
+@attrs.frozen
+class IdmapParams:
+    """How an idmapped bind mount is made: the submounts copied too (rbind,
+    or pycontainer's default bind), idmapped too (``ridmap``; ``idmap``
+    maps the top mount only, as the spec says), the MOUNT_ATTR_* bits and
+    whether they reach the submounts (``rro``), its propagation."""
+
+    clone_recursive: bool
+    idmap_recursive: bool
+    attrs: int
+    attrs_recursive: bool
+    propagation: int
+
+
+def idmap_params(m: Mount, index: int) -> IdmapParams:
     opts = [o for o in m.options if o not in ("idmap", "ridmap")]
-    flags, prop, attr, data = mount_flags(opts)
+    _flags, prop, attr, data = mount_flags(opts)
     if data:
         raise ConfigError(f"mounts[{index}].options", f"{data[0]!r} is not an option of a bind mount")
-    recursive = "ridmap" in m.options or "rbind" in opts or m.type == "bind" and "bind" not in opts
-    return recursive, prop, attr
+    clone = "rbind" in opts or m.type == "bind" and "bind" not in opts
+    return IdmapParams(clone, "ridmap" in m.options, attr, "rro" in opts, prop)
 
 
 def _mount_op(m: Mount, index: int, tree_fd: int = -1) -> PlanOp:
     if m.idmapped():
-        _recursive, prop, _attrs = idmap_params(m, index)
         mflags = M_MKDIR if os.path.isdir(m.source or "") else M_MKFILE
-        return op(Op.IDMOUNT, None, m.destination, v=(tree_fd, mflags, prop, 0))
+        return op(Op.IDMOUNT, None, m.destination, v=(tree_fd, mflags, idmap_params(m, index).propagation, 0))
     flags, prop, attr, data = mount_flags(m.options)
     is_bind = m.type == "bind" or bool(flags & MS_BIND)
     mflags = 0
@@ -540,9 +552,14 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         if f"/etc/{name}" not in taken:
             ops.append(op(Op.MOUNT, f"{inp.state_dir}/{name}", f"/etc/{name}", None, None, v=(MS_BIND, M_MKFILE, 0, 0)))
 
+    handed = early or inp.in_cgroup
     if cfg.hooks.at_create():
         # prestart, createRuntime and createContainer hooks: the mounts are
-        # made, pivot_root is still to come (where runc runs them).
+        # made, pivot_root is still to come (where runc runs them).  A hook
+        # may see the child: it must have left our memory (rule 5).
+        if not handed:
+            ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
+            handed = True
         ops.append(op(Op.SYNC, v=(MSG_HOOKS,)))
     if cfg.no_pivot_root:
         # runc --no-pivot: the host's full procfs and sysfs mounts go before
@@ -564,7 +581,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(op(Op.HOSTNAME, inp.hostname))
         if cfg.domainname:
             ops.append(op(Op.DOMAINNAME, cfg.domainname))
-    if not early and not inp.in_cgroup:
+    if not handed:
         ops.append(op(Op.HANDOFF, v=(inp.helper_fd,)))
     if cfg.new_keyring:
         # A session keyring of its own, as runc's "_ses.<id>", searchable by

@@ -812,8 +812,9 @@ class Hooks:
       pivot_root, in the runtime's namespaces;
     - ``create_container``: right after those, in the container's
       namespaces, the path resolved in the runtime's mount tree;
-    - ``start_container``: at start, before the process runs, in the
-      container (path resolved in its rootfs);
+    - ``start_container``: at start, before the process runs, as the
+      container's process (exec'd: its rootfs, cgroup, user, capabilities
+      and seccomp);
     - ``poststart``: after the process started, before start returns, in
       the runtime's namespaces (a failure is a warning);
     - ``poststop``: when the container is deleted (a failure is a warning).
@@ -905,7 +906,8 @@ class ContainerConfig:
     sysctl: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sysctl)
     # a session keyring of the container's own ("_ses.<id>", as runc's; False: runc --no-new-keyring)
     new_keyring: bool = attrs.field(default=True, converter=bool)
-    # move the rootfs onto "/" and chroot instead of pivot_root (runc --no-pivot: for a ramfs root)
+    # move the rootfs onto "/" and chroot instead of pivot_root (runc --no-pivot: for a ramfs root;
+    # less safe: the host's root stays beneath, in the container's mount namespace)
     no_pivot_root: bool = attrs.field(default=False, converter=bool)
     # programs run at points of the container's life (OCI hooks)
     hooks: Hooks = attrs.field(factory=Hooks, converter=_hooks)

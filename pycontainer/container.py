@@ -29,6 +29,7 @@ import attrs
 
 from . import (
     _hooks,
+    logs as _logs,
     _netpool,
     _plan,
     _spawn,
@@ -94,6 +95,7 @@ else:
             return getattr(importlib.import_module(self._name, __package__), attr)
 
     _images = _Lazy(".images")
+from .logs import LogConfig
 from .validate import check_config, check_process, check_resources, container_id
 
 DEFAULT_ROOT = "/run/pycontainer"
@@ -262,7 +264,7 @@ def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
     )
 
 
-def _idmap_fds(config: ContainerConfig) -> list[int]:
+def _idmap_fds(config: ContainerConfig, min_fd: int) -> list[int]:
     """Per config mount: a detached, idmapped copy of its source, or -1 for
     a mount that is not idmapped.  Made here, not in the child: idmapping
     a host filesystem takes CAP_SYS_ADMIN in the initial user namespace,
@@ -286,11 +288,15 @@ def _idmap_fds(config: ContainerConfig) -> list[int]:
             key = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else (config.uid_mappings, config.gid_mappings)
             if key not in userns:
                 userns[key] = _spawn.userns_fd(key[0], key[1], _helper_fd(), write_maps)
-            recursive, _prop, attr = _plan.idmap_params(m, i)
-            fd = _shim_lib.pc_idmapped_tree(os.fsencode(m.source or ""), userns[key], int(recursive), attr)
+            p = _plan.idmap_params(m, i)
+            fd = _shim_lib.pc_idmapped_tree(os.fsencode(m.source or ""), userns[key], p.clone_recursive,
+                                            p.idmap_recursive, p.attrs, p.attrs_recursive)  # fmt: skip
             if fd < 0:
                 raise MountError("idmap", m.source or "", m.destination, -fd)
-            out.append(fd)
+            # above every fd number the child's stdio steps dup onto
+            high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, min_fd)
+            os.close(fd)
+            out.append(high)
     except BaseException:
         _close_fds([fd for fd in out if fd >= 0])
         raise
@@ -785,6 +791,7 @@ class Container(ProcessHandle):
         network: str | None = None,
         ports: Sequence[str | PortMapping] = (),
         bundle: str | None = None,
+        log: LogConfig | None = None,
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
@@ -801,7 +808,10 @@ class Container(ProcessHandle):
         ports on a bridge network (``"8080:80"``, ``"127.0.0.1:53:53/udp"``
         or :class:`~pycontainer.network.PortMapping`).
         ``bundle`` is the OCI bundle the config came from, kept for
-        :meth:`state` (``State.bundle``).
+        :meth:`state` (``State.bundle``).  ``log`` keeps the container's
+        stdout and stderr (or its terminal) in a json-file log of its own
+        (see :mod:`pycontainer.logs` and :meth:`logs`); stdout and stderr
+        are then not to be given.
         On any failure every step done so far is undone."""
         root = state_root(root)
         container_id(id)
@@ -828,8 +838,10 @@ class Container(ProcessHandle):
                 os.close(net_guard)
             raise NetworkError("published ports need a bridge network (network='bridge' or another)")
         try:
+            if log is not None and (stdout is not None or stderr is not None):
+                raise ConfigError("log", "a logged container's stdout and stderr go to its log: give neither")
             return cls._create(root, id, config, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, snapshotter,
-                               net_guard, bridge, ports, bundle)  # fmt: skip
+                               net_guard, bridge, ports, bundle, log)  # fmt: skip
         finally:
             if net_guard is not None:
                 os.close(net_guard)
@@ -851,6 +863,7 @@ class Container(ProcessHandle):
         bridge: Any,
         ports: Any,
         bundle: str | None = None,
+        log: LogConfig | None = None,
     ) -> Container:
         check_config(config)
         # Compiled before anything is made: a bad profile or capability set
@@ -875,9 +888,16 @@ class Container(ProcessHandle):
 
         with contextlib.ExitStack() as undo:
             if config.hooks.poststop:
-                # A create that fails past this point ends as a delete does (OCI lifecycle step 12).
-                undo.callback(_hooks.run_warn, "poststop", config.hooks.poststop,
-                              _hook_state(id, 0, bundle, config), "stopped")  # fmt: skip
+                # A create that fails past this point ends as a delete does
+                # (OCI lifecycle step 12); but not one that lost the id to
+                # another creator: the hooks would act on that container.
+                def poststop(kind: type[BaseException] | None, *_: object) -> None:
+                    if kind is not None and not issubclass(kind, ContainerExists):
+                        _hooks.run_warn(
+                            "poststop", config.hooks.poststop, _hook_state(id, 0, bundle, config), "stopped"
+                        )
+
+                undo.push(poststop)
             os.mkdir(directory, 0o711)
             undo.callback(remove_debris)
             os.chmod(directory, 0o711)
@@ -899,6 +919,7 @@ class Container(ProcessHandle):
                 ports,
                 confinement,
                 bundle,
+                log,
             )
             if net_guard is not None and _sys.pidfd_exited(net_guard):
                 # the container whose network namespace we joined (by its pid) is gone
@@ -934,6 +955,7 @@ class Container(ProcessHandle):
         ports: Any = (),
         confinement: Any = None,
         bundle: str | None = None,
+        log: LogConfig | None = None,
     ) -> tuple[Container, _spawn.Child, Any]:
         hostname = config.hostname or (cid[:12] if config.docker_defaults else "")
         lower = lower_base = None
@@ -1020,7 +1042,21 @@ class Container(ProcessHandle):
             _write_file(cg_json + ".new", json.dumps({"cgroup": manager.to_json(), "cgroup_root": cg_root}), 0o600)
             os.replace(cg_json + ".new", cg_json)
             manager.create(_cgroup_resources(config, config.resources))
+        if log is not None and not config.process.terminal:
+            # the logger reads the other ends; ours go when create is done (or undone)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            try:
+                _logs.start(directory, log, out_r, err_r)
+            except BaseException:
+                _close_fds([out_w, err_w])
+                raise
+            finally:
+                _close_fds([out_r, err_r])
+            stdout, stderr = out_w, err_w
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
+        if log is not None and not config.process.terminal:
+            io.child_fds += [stdout, stderr]  # ours close once the child has them (or on undo)
         undo.callback(io.close_all)
 
         netns = _netpool.POOL.take() if _plan.pool_allowed(config) else None
@@ -1040,7 +1076,7 @@ class Container(ProcessHandle):
         clone_fd = exit_src = -1
         idmap_fds: list[int] = []
         try:
-            idmap_fds = _idmap_fds(config)
+            idmap_fds = _idmap_fds(config, 4 + len(pass_fds))
             if config.init:
                 # The --init records the exit status here itself (csrc/init.c),
                 # so it stays known when this process is gone before the container.
@@ -1131,6 +1167,10 @@ class Container(ProcessHandle):
         container.stdin, container.stdout, container.stderr = io.stdin, io.stdout, io.stderr
         container.pty = child.pty_master
         child.pty_master = None
+        if log is not None and container.pty is not None:
+            _logs.start(directory, log, container.pty)  # the terminal's output, as stream stdout
+            os.close(container.pty)
+            container.pty = None
         return container, child, io
 
     @staticmethod
@@ -1262,17 +1302,17 @@ class Container(ProcessHandle):
         ``poststart`` hooks run once the process started; their failures are
         warnings."""
         hooks = self.config.hooks
+        if hooks.start_container:
+            # Outside the lock: a slow hook must not hold up kill or delete.
+            self._require("start")
+            try:
+                _hooks.run_in_container("start_container", hooks.start_container, self._hook_state(), "created", self)
+            except HookError:
+                with contextlib.suppress(PyContainerError):
+                    self.kill(_signal.SIGKILL)
+                raise
         with _locked(self.dir, self._data.get("instance", "")):
             self._require("start")
-            if hooks.start_container:
-                try:
-                    _hooks.run("start_container", hooks.start_container, self._hook_state(), "created",
-                               enter_pid=self.pid, into_root=True)  # fmt: skip
-                except HookError:
-                    if self._pidfd is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            _sys.pidfd_signal(self._pidfd, _signal.SIGKILL)
-                    raise
             fifo = os.path.join(self.dir, "exec.fifo")
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             try:
@@ -1468,6 +1508,12 @@ class Container(ProcessHandle):
             os.replace(path + ".new", path)
             self.config = new
             self._data = data
+
+    def logs(self, *, follow: bool = False, tail: int | None = None) -> Iterator[_logs.LogEntry]:
+        """The container's log (created with ``log=LogConfig(...)``), oldest
+        entry first; ``tail``: the last ones only; ``follow``: wait for more
+        until its output ends (the container and what it started exited)."""
+        return _logs.read(self.dir, follow=follow, tail=tail)
 
     def stats(self) -> _cgroups.Stats:
         """Resource use: memory, CPU, pids, I/O and OOM kills (see cgroups.Stats)."""

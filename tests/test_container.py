@@ -1127,3 +1127,39 @@ def test_an_idmapped_mount_the_filesystem_refuses_names_it(root, config, tmp_pat
     with pytest.raises(ConfigError, match="does not exist"):
         Container.create(root, "idm-missing", config("true", mounts=[Mount("/data", str(tmp_path / "no"), **maps)]))
     assert os.listdir(root) == []
+
+
+@pytest.mark.parametrize("option", ["idmap", "ridmap"])
+def test_idmap_maps_the_top_mount_and_ridmap_the_submounts_too(root, config, tmp_path, option):
+    """rbind copies the submount either way; only ridmap idmaps it (the
+    spec's words).  With an init and a passed fd too, whose fd numbers the
+    child's stdio steps dup onto: the idmapped trees are made above them."""
+    from pycontainer import container as _container
+    import subprocess
+
+    d = tmp_path / "data"
+    (d / "sub").mkdir(parents=True)
+    (d / "f").write_text("x")
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(d / "sub")], check=True)
+    try:
+        (d / "sub" / "g").write_text("y")
+        maps = {"uid_mappings": [IDMap(0, 1000, 1)], "gid_mappings": [IDMap(0, 1000, 1)]}
+        m = Mount("/data", str(d), options=["rbind", option], **maps)
+        r, w = os.pipe()
+        try:
+            cfg = config("sh", "-c", "stat -c %u /data/f /data/sub/g; echo ok >&3", mounts=[m], init=True)
+            status, out, err = run(root, cfg, pass_fds=[w])
+        finally:
+            os.close(w)
+        with os.fdopen(r) as f:
+            assert f.read() == "ok\n"
+        assert status.code == 0, err
+        assert out.split() == (["1000", "0"] if option == "idmap" else ["1000", "1000"])
+        trees = _container._idmap_fds(cfg, 40)
+        try:
+            assert trees and all(fd >= 40 for fd in trees)
+        finally:
+            for fd in trees:
+                os.close(fd)
+    finally:
+        subprocess.run(["umount", str(d / "sub")], check=True)

@@ -89,6 +89,18 @@ def remove_cgroups(parent: str) -> None:
                 os.rmdir(dirpath)
 
 
+def kill_all_in(parent: str) -> None:
+    """SIGKILL every process still in the test's cgroups (only ours are there)."""
+    for _ in range(50):
+        pids = _pids_in(parent)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.1)
+
+
 def wait_for(predicate, timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -116,8 +128,12 @@ class Podman:
         self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": tmp, "CONTAINERS_CONF": conf}
         self.base = ["podman", "--root", os.path.join(tmp, "storage"), "--runtime", self.runtime,
                      "--cgroup-manager", "cgroupfs", "--events-backend", "file"]  # fmt: skip
-        r = self.run("import", "-", "localhost/bb:latest", input=_tar(rootfs))
-        assert r.returncode == 0, r.stderr
+        try:
+            r = self.run("import", "-", "localhost/bb:latest", input=_tar(rootfs))
+            assert r.returncode == 0, r.stderr
+        except BaseException:
+            self.ns.close()
+            raise
 
     def argv(self, *args: str) -> list[str]:
         return self.ns.cmd(*self.base, *args)
@@ -136,6 +152,7 @@ class Podman:
             # conmon outlives podman briefly; the namespace goes with the last of them
             wait_for(lambda: not _pids_in(self.parent), 30, "podman's processes to leave the test cgroup")
         finally:
+            kill_all_in(self.parent)  # whatever a failed clean-up left running
             self.ns.close()
             remove_cgroups(self.parent)
 
@@ -223,8 +240,13 @@ class Containerd:
         self.runtime, self.log = runtime_wrapper(tmp)
         self.daemon_log = open(os.path.join(tmp, "containerd.log"), "wb")  # noqa: SIM115 - closed in close()
         self.ns = Namespace()
-        self.daemon = subprocess.Popen(self.ns.cmd("containerd", "--config", config),
-                                       stdout=self.daemon_log, stderr=self.daemon_log)  # fmt: skip
+        try:
+            self.daemon = subprocess.Popen(self.ns.cmd("containerd", "--config", config),
+                                           stdout=self.daemon_log, stderr=self.daemon_log)  # fmt: skip
+        except BaseException:
+            self.ns.close()
+            self.daemon_log.close()
+            raise
         try:
             wait_for(lambda: self.ctr("version").returncode == 0, 30, "containerd to serve")
         except BaseException:
@@ -251,6 +273,7 @@ class Containerd:
             # the shims leave when their tasks are deleted
             wait_for(lambda: not _pids_in(self.namespace), 30, "containerd's processes to leave the test cgroup")
         finally:
+            kill_all_in(self.namespace)
             if self.daemon.poll() is None:
                 self.daemon.kill()
                 self.daemon.wait()

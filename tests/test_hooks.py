@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from pycontainer import PIPE, Container, ContainerConfig, Hook, HookError, Hooks, Process
+from pycontainer import PIPE, Container, ContainerConfig, Hook, HookError, Hooks, Namespace, Process
 
 SH = "/bin/sh"  # the host's shell: hooks of the runtime's namespaces run on the host
 
@@ -133,11 +133,30 @@ def test_a_hook_past_its_timeout_is_killed_with_what_it_started(root, config, tm
     assert os.listdir(root) == []
 
 
-def test_a_timed_out_hook_in_the_container_is_killed_too(root, config):
-    slow = Hook(path=SH, args=["sh", "-c", "sleep 60"], timeout=1)
+def test_a_timed_out_hook_in_the_container_is_killed_too(root, config, tmp_path):
+    # no pid namespace of its own: the init's death would not take the hook with it
+    pids = tmp_path / "pids"
+    slow = Hook(path=SH, args=["sh", "-c", f"sleep 60 & echo $$ $! > {pids}; wait"], timeout=1)
+    ns = [Namespace(t) for t in ("mount", "uts", "ipc")]
     with pytest.raises(HookError, match="timed out"):
-        Container.create(root, "hk-slow-cc", config("true", hooks=Hooks(create_container=[slow])))
-    assert os.listdir(root) == []  # (host_guard: no process left in another pid namespace)
+        Container.create(root, "hk-slow-cc", config("true", namespaces=ns, hooks=Hooks(create_container=[slow])))
+    for pid in map(int, pids.read_text().split()):
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert os.listdir(root) == []
+
+
+def test_start_container_hooks_run_confined_as_the_containers_process(root, config):
+    """A startContainer hook is a program of the rootfs: it runs as the
+    container's process does (its cgroup, capabilities, seccomp), not with
+    the runtime's privileges."""
+    probe = "grep -E '^(CapEff|Seccomp):' /proc/self/status; cat /proc/self/cgroup"
+    hook = Hook(path="/bin/sh", args=["sh", "-c", f"({probe}) > /hook.txt"])
+    c = Container.run(root, "hk-conf", config("sh", "-c", f"{probe}; echo ==; cat /hook.txt",
+                                               hooks=Hooks(start_container=[hook])), stdout=PIPE)  # fmt: skip
+    out, _ = c.communicate(timeout=30)
+    c.delete()
+    mine, hooks = out.decode().split("==\n")
+    assert mine == hooks and "Seccomp:\t2" in mine
 
 
 def test_a_failing_start_container_hook_stops_the_container(root, config, tmp_path):
@@ -191,7 +210,7 @@ def test_hooks_survive_in_the_state_for_a_later_process(root, config, tmp_path):
 def test_hooks_in_a_user_namespace(rootfs, public_dir):
     import shutil
 
-    from pycontainer import IDMap, Namespace
+    from pycontainer import IDMap
 
     logs = os.path.join(public_dir, "logs")
     os.mkdir(logs)

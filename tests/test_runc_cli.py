@@ -296,6 +296,11 @@ def test_hooks_from_the_bundle_run_across_commands(tmp_path, bundle, cleanup):
         r.returncode == 1 and "createRuntime" not in r.stderr and "create_runtime[0]" in r.stderr and "nope" in r.stderr
     )
     assert os.listdir(root) == []
+    # a run whose start fails (a failing startContainer hook) leaves nothing, as runc's
+    _set_spec(tmp_path, hooks={"startContainer": [{"path": "/bin/false"}]})
+    r = runc(root, "run", "--bundle", b, "hk4")
+    assert r.returncode == 1 and "start_container[0]" in r.stderr
+    assert os.listdir(root) == []
 
 
 def test_force_deleting_what_is_not_there_succeeds_as_runc(tmp_path):

@@ -397,7 +397,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "run":
         c = _create(args)
-        c.start()
+        try:
+            c.start()
+        except BaseException:
+            c.delete(force=True)  # as runc: a run that cannot start leaves nothing
+            raise
         if args.detach:
             c.close()
             return 0
