@@ -173,6 +173,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s MAX_SIZE MAX_FILES (fds 3, 4: stdout, stderr; 5: the log directory)\n", argv[0]);
         return 2;
     }
+    close_range(6, ~0U, 0); /* nothing else of the caller's stays open here */
     max_size = atoll(argv[1]);
     max_files = atoi(argv[2]);
     if (max_files < 1)

@@ -1,10 +1,14 @@
-"""A first command line over the library: run, list, state, kill, delete.
+"""``pycontainer``: a Docker-like command line over the library, no daemon.
 
-    python -m pycontainer run [--rootfs DIR | --image REF] [-e K=V] [-v SRC:DST[:ro]] [--hostname H]
-                              [--workdir D] [--user U] [--init] [-t] [--name ID] -- CMD...
-    python -m pycontainer list | state ID | kill ID [SIGNAL] | delete [-f] ID
+    pycontainer run [OPTIONS] [IMAGE | --rootfs DIR] [COMMAND [ARG...]]   (or: run [OPTIONS] -- COMMAND...)
+    pycontainer create | start | stop | kill | rm | ps | logs | exec | inspect | pause | unpause | wait | top | port
+    pycontainer network create | ls | inspect | rm
 
-Only this module maps errors to exit codes; the library raises.
+(``list``, ``state`` and ``delete`` are kept as the first CLI's names.)
+Every feature is a library call; only this module maps errors to exit
+codes, as Docker's: 125 for the CLI's own errors, 126 for a command that
+cannot run, 127 for one that is not found, else the container's status.
+See docs/cli.md.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import sys
 import termios
 import tty
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from . import Container, ContainerConfig, Mount, Process, User, _sys
+from . import DEVNULL, PIPE, Container, ContainerConfig, LogConfig, Mount, Process, Status, User, _sys
 from .errors import ConfigError, ContainerNotFound, InitError, InvalidStateTransition, PyContainerError
 
 
@@ -49,37 +54,91 @@ def _parse_signal(text: str) -> int:
         raise ConfigError("signal", f"unknown signal {text!r}") from None
 
 
+def _add_container_options(run: argparse.ArgumentParser) -> None:
+    """The options of run and create (docker run's names)."""
+    run.add_argument("--rootfs", help="a directory to use as / (instead of an image)")
+    run.add_argument("--image", help="an image in the store (the IMAGE argument, given as an option)")
+    run.add_argument("--data-root", help="images and layers (default $PYCONTAINER_DATA_ROOT or /var/lib/pycontainer)")
+    run.add_argument("--name", help="container id (default: a random one)")
+    run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    run.add_argument("--env-file", action="append", default=[], metavar="FILE", help="K=V lines")
+    run.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]")
+    run.add_argument("--mount", action="append", default=[], metavar="type=bind|tmpfs,src=S,dst=D[,readonly]")
+    run.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTIONS]")
+    run.add_argument("--hostname")
+    run.add_argument("-w", "--workdir")
+    run.add_argument("-u", "--user", help="user[:group] or uid[:gid]")
+    run.add_argument("--entrypoint", help="replace the image's entrypoint")
+    run.add_argument("--init", action="store_true", help="run an init as pid 1 that reaps zombies")
+    run.add_argument("-t", "--tty", action="store_true", help="give the process a terminal")
+    run.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    run.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
+    run.add_argument("--network", help="none, host, container:<id>, or a network's name (bridge: the default one)")
+    run.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER[/PROTO]")
+    run.add_argument("-m", "--memory", help="memory limit (512m, 1g)")
+    run.add_argument("--cpus", type=float, help="CPUs (0.5: half of one)")
+    run.add_argument("--pids-limit", type=int)
+    run.add_argument("--cap-add", action="append", default=[])
+    run.add_argument("--cap-drop", action="append", default=[])
+    run.add_argument(
+        "--security-opt", action="append", default=[], metavar="seccomp=FILE|unconfined, no-new-privileges"
+    )
+    run.add_argument("--log-opt", action="append", default=[], metavar="max-size=10m|max-file=3")
+    run.add_argument("--restart", default="no", help="no (the only policy so far)")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="[IMAGE] [COMMAND [ARG...]], or -- COMMAND...")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pycontainer", description="Run containers without a daemon.")
     p.add_argument("--root", help="state root (default $PYCONTAINER_ROOT or /run/pycontainer)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a command in a new container and wait for it")
-    run.add_argument("--rootfs", help="a directory to use as / (default: the built-in localhost/busybox image)")
-    run.add_argument("--image", help="an image in the store (see pycontainer.images) to run")
-    run.add_argument("--data-root", help="images and layers (default $PYCONTAINER_DATA_ROOT or /var/lib/pycontainer)")
-    run.add_argument("--name", help="container id (default: a random one)")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
-    run.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]")
-    run.add_argument("--hostname")
-    run.add_argument("-w", "--workdir", default="/")
-    run.add_argument("-u", "--user", help="user[:group] or uid[:gid]")
-    run.add_argument("--init", action="store_true", help="run an init as pid 1 that reaps zombies")
-    run.add_argument("-t", "--tty", action="store_true", help="give the process a terminal")
-    run.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
-    run.add_argument("--network", help="none, host, container:<id>, or a network's name (bridge: the default one)")
-    run.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER[/PROTO]")
-    run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    run = sub.add_parser("run", help="run a command in a new container")
+    run.add_argument("-d", "--detach", action="store_true", help="run in the background, print its id")
+    run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    _add_container_options(run)
+    create = sub.add_parser("create", help="create a container (start runs it)")
+    _add_container_options(create)
 
-    sub.add_parser("list", help="list containers")
-    st = sub.add_parser("state", help="print a container's state as JSON")
+    for name, text in (("start", "start created containers"), ("pause", "freeze"), ("unpause", "thaw"),
+                       ("wait", "wait for containers to stop, print their exit codes"),
+                       ("inspect", "containers as JSON"), ("port", "a container's published ports")):  # fmt: skip
+        sub.add_parser(name, help=text).add_argument("ids", nargs="+", metavar="CONTAINER")
+    stop = sub.add_parser("stop", help="stop containers: SIGTERM, then SIGKILL after --time")
+    stop.add_argument("-t", "--time", type=float, default=10.0)
+    stop.add_argument("ids", nargs="+", metavar="CONTAINER")
+    k = sub.add_parser("kill", help="send a signal to containers")
+    k.add_argument("-s", "--signal", default="KILL")
+    k.add_argument("ids", nargs="+", metavar="CONTAINER")
+    rm = sub.add_parser("rm", aliases=["delete"], help="remove containers")
+    rm.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
+    rm.add_argument("ids", nargs="+", metavar="CONTAINER")
+    ps = sub.add_parser("ps", aliases=["list"], help="list containers")
+    ps.add_argument("-a", "--all", action="store_true", help="stopped ones too")
+    ps.add_argument("-q", "--quiet", action="store_true", help="ids only")
+    ps.add_argument("--format", choices=("table", "json"), default="table")
+    lg = sub.add_parser("logs", help="a container's log")
+    lg.add_argument("-f", "--follow", action="store_true")
+    lg.add_argument("--tail", default="all", help="the last N lines (all)")
+    lg.add_argument("-t", "--timestamps", action="store_true")
+    lg.add_argument("id", metavar="CONTAINER")
+    ex = sub.add_parser("exec", help="run a command in a running container")
+    ex.add_argument("-d", "--detach", action="store_true")
+    ex.add_argument("-i", "--interactive", action="store_true")
+    ex.add_argument("-t", "--tty", action="store_true")
+    ex.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    ex.add_argument("-u", "--user")
+    ex.add_argument("-w", "--workdir")
+    ex.add_argument("id", metavar="CONTAINER")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    top = sub.add_parser("top", help="a container's processes")
+    top.add_argument("id", metavar="CONTAINER")
+    stats = sub.add_parser("stats", help="resource use")
+    stats.add_argument("--no-stream", action="store_true", help="print once (the only way so far)")
+    stats.add_argument("ids", nargs="*", metavar="CONTAINER")
+    st = sub.add_parser("state", help="a container's OCI state as JSON")
     st.add_argument("id")
-    k = sub.add_parser("kill", help="send a signal to a container's init")
-    k.add_argument("id")
-    k.add_argument("signal", nargs="?", default="TERM")
-    d = sub.add_parser("delete", help="remove a container")
-    d.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
-    d.add_argument("id")
+
     net = sub.add_parser("network", help="bridge networks: create, ls, inspect, rm")
     nsub = net.add_subparsers(dest="network_command", required=True)
     nc = nsub.add_parser("create", help="make a network (its bridge comes with the first container)")
@@ -98,33 +157,151 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace) -> ContainerConfig:
-    cmd = list(args.cmd)
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
-    if not cmd and not args.image:
-        raise ConfigError("cmd", "no command given (run ... -- CMD [ARG...])")
+def _env_lines(args: argparse.Namespace) -> list[str]:
+    items: list[str] = []
+    for path in args.env_file:
+        try:
+            with open(path, encoding="utf-8") as f:
+                items += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError as e:
+            raise ConfigError("env-file", f"{path}: {e.strerror}") from None
     env: list[str] = []  # our PATH (or the image's Env) comes in when it is not given
-    for item in args.env:
+    for item in [*items, *args.env]:
         if "=" not in item:
             item = f"{item}={os.environ.get(item, '')}"
         key = item.partition("=")[0]
         env = [e for e in env if e.partition("=")[0] != key] + [item]
-    return ContainerConfig(
-        process=Process(
-            args=cmd,
-            env=env,
-            cwd=args.workdir,
-            user=args.user or User(),
-            terminal=args.tty,
-        ),
-        rootfs=os.path.abspath(args.rootfs) if args.rootfs else None,
-        image=args.image,
-        hostname=args.hostname,
-        mounts=[_parse_volume(v) for v in args.volume],
-        init=args.init,
-        readonly_rootfs=args.read_only,
+    return env
+
+
+def _parse_mount(spec: str) -> Mount:
+    """--mount type=bind|tmpfs,source=S,target=D[,readonly][,tmpfs-size=N]"""
+    fields: dict[str, str] = {}
+    for part in spec.split(","):
+        k, _, val = part.partition("=")
+        fields[k.strip()] = val.strip() or "true"
+    kind = fields.pop("type", "volume")
+    dst = fields.pop("target", None) or fields.pop("destination", None) or fields.pop("dst", None)
+    src = fields.pop("source", None) or fields.pop("src", None)
+    ro = fields.pop("readonly", None) or fields.pop("ro", None)
+    size = fields.pop("tmpfs-size", None)
+    if not dst:
+        raise ConfigError("mount", f"{spec!r} names no target")
+    if fields:
+        raise ConfigError("mount", f"{spec!r}: unknown field {next(iter(fields))!r}")
+    options = ["ro"] if ro in ("true", "1") else []
+    if kind == "bind":
+        if not src:
+            raise ConfigError("mount", f"{spec!r}: a bind mount needs a source")
+        return Mount(dst, os.path.abspath(src), "bind", ["rbind", *options])
+    if kind == "tmpfs":
+        return Mount(dst, "tmpfs", "tmpfs", ["nosuid", "nodev", *options, *([f"size={size}"] if size else [])])
+    raise ConfigError("mount", f"type {kind!r} is not supported yet (bind, tmpfs)")
+
+
+def _parse_tmpfs(spec: str) -> Mount:
+    dst, _, opts = spec.partition(":")
+    return Mount(dst, "tmpfs", "tmpfs", ["nosuid", "nodev", *(o for o in opts.split(",") if o)])
+
+
+def _resources(args: argparse.Namespace) -> Any:
+    from . import Resources
+    from .oci.runc import _size
+
+    fields: dict[str, Any] = {}
+    if args.memory:
+        fields["memory"] = _size("--memory", args.memory)
+    if args.cpus is not None:
+        fields["cpus"] = args.cpus
+    if args.pids_limit is not None:
+        fields["pids_limit"] = args.pids_limit
+    return Resources(**fields)
+
+
+def _security(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for opt in args.security_opt:
+        key, _, value = opt.partition("=")
+        key = key.replace(":", "=")
+        if key == "seccomp":
+            if value == "unconfined":
+                out["seccomp"] = "unconfined"
+            else:
+                try:
+                    with open(value, encoding="utf-8") as f:
+                        out["seccomp"] = json.load(f)
+                except (OSError, ValueError) as e:
+                    raise ConfigError("security-opt", f"seccomp profile {value!r}: {e}") from None
+        elif key == "no-new-privileges" and value in ("", "true"):
+            out["no_new_privileges"] = True
+        else:
+            raise ConfigError("security-opt", f"{opt!r} is not supported (seccomp=FILE|unconfined, no-new-privileges)")
+    return out
+
+
+def _log_config(args: argparse.Namespace) -> LogConfig:
+    from .logs import parse_size
+
+    size, files = 0, 1
+    for opt in args.log_opt:
+        key, _, value = opt.partition("=")
+        if key == "max-size":
+            size = parse_size(value)
+        elif key == "max-file":
+            if not value.isdigit():
+                raise ConfigError("log-opt", f"max-file={value!r} is not a count")
+            files = int(value)
+        else:
+            raise ConfigError("log-opt", f"{opt!r} is not supported (max-size, max-file)")
+    return LogConfig(max_size=size, max_files=files)
+
+
+def _config(args: argparse.Namespace) -> tuple[ContainerConfig, str | None]:
+    """The config, and the image (None: a rootfs, or the built-in image)."""
+    from . import Capabilities
+
+    rest = list(args.cmd)
+    image = args.image
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    elif rest and not args.rootfs and not args.image:
+        image, rest = rest[0], rest[1:]
+    if not rest and not image and not args.rootfs:
+        image = None  # the built-in image's command
+    if not rest and args.rootfs:
+        raise ConfigError("cmd", "no command given (run --rootfs DIR ... COMMAND [ARG...])")
+    sec = _security(args)
+    caps = None
+    if args.cap_add or args.cap_drop:
+        caps = Capabilities.docker(add=args.cap_add, drop=args.cap_drop)
+    if args.restart not in ("no", ""):
+        raise ConfigError("restart", f"{args.restart!r}: restart policies are not built yet (only 'no')")
+    process = Process(
+        args=rest,
+        env=_env_lines(args),
+        cwd=args.workdir or "/",
+        user=args.user or User(),
+        terminal=args.tty,
+        entrypoint=None if args.entrypoint is None else [args.entrypoint] if args.entrypoint else [],
+        capabilities=caps,
+        no_new_privileges=sec.pop("no_new_privileges", False),
     )
+    cfg = ContainerConfig(
+        process=process,
+        rootfs=os.path.abspath(args.rootfs) if args.rootfs else None,
+        image=image if not args.rootfs else None,
+        hostname=args.hostname,
+        mounts=[
+            *(_parse_volume(v) for v in args.volume),
+            *(_parse_mount(m) for m in args.mount),
+            *(_parse_tmpfs(t) for t in args.tmpfs),
+        ],  # fmt: skip
+        init=args.init or getattr(args, "detach", False) or args.command == "create",
+        readonly_rootfs=args.read_only,
+        resources=_resources(args),
+        **sec,
+    )
+    return cfg, image
 
 
 def _relay_pty(master: int, container: Container) -> None:
@@ -164,12 +341,39 @@ def _relay_pty(master: int, container: Container) -> None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
 
 
+def _new_id(args: argparse.Namespace) -> str:
+    return args.name or uuid.uuid4().hex[:12]
+
+
+def _create(args: argparse.Namespace, *, foreground: bool) -> Container:
+    cfg, _image = _config(args)
+    cid = _new_id(args)
+    kw: dict[str, Any] = {"data_root": args.data_root, "network": args.network, "ports": args.publish}
+    if foreground:
+        if not args.interactive and not args.tty:
+            kw["stdin"] = DEVNULL
+    else:
+        # detached: its output goes to its log, its stdin nowhere (-i: an open, empty pipe)
+        kw["log"] = _log_config(args)
+        kw["stdin"] = PIPE if args.interactive else DEVNULL
+    return Container.create(args.root, cid, cfg, **kw)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    cfg = _config(args)
-    cid = args.name or uuid.uuid4().hex[:16]
-    container = Container.create(
-        args.root, cid, cfg, data_root=args.data_root, network=args.network, ports=args.publish
-    )
+    if args.detach and args.rm:
+        raise ConfigError("rm", "--rm with --detach needs a monitor that outlives us, not built yet")
+    if args.detach:
+        c = _create(args, foreground=False)
+        try:
+            c.start()
+        except BaseException:
+            c.delete(force=True)
+            raise
+        print(c.id)
+        c.close()
+        return 0
+    container = _create(args, foreground=True)
+    status = None
     try:
         # Forward the signals a user sends us to the container's init.
         forward = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -183,10 +387,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
             for s, h in old.items():
                 signal.signal(s, h)
     finally:
-        container.delete(force=True)
+        if args.rm or status is None:  # (interrupted or failed: nothing half-made stays)
+            container.delete(force=True)
+        else:
+            container.close()
     if status.signal is not None:
         return 128 + status.signal
     return status.code if status.code is not None else 0
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    c = _create(args, foreground=False)
+    print(c.id)
+    c.close()
+    return 0
 
 
 def _forward(container: Container, sig: int) -> None:
@@ -194,15 +408,244 @@ def _forward(container: Container, sig: int) -> None:
         container.kill(sig)
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    rows = [("ID", "PID", "STATUS", "CREATED")]
+def _each(args: argparse.Namespace, action: Callable[[Container], None]) -> int:
+    """Docker's way with several containers: each in turn, errors reported,
+    the id printed for each that worked; 1 if any failed."""
+    failed = False
+    for cid in args.ids:
+        try:
+            c = Container.load(args.root, cid)
+            try:
+                action(c)
+            finally:
+                c.close()
+            print(cid)
+        except PyContainerError as e:
+            print(f"pycontainer: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    return _each(args, lambda c: c.start())
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    return _each(args, lambda c: c.stop(args.time) and None)
+
+
+def _cmd_kill(args: argparse.Namespace) -> int:
+    sig = _parse_signal(args.signal)
+    return _each(args, lambda c: c.kill(sig))
+
+
+def _cmd_rm(args: argparse.Namespace) -> int:
+    return _each(args, lambda c: c.delete(force=args.force))
+
+
+def _cmd_pause(args: argparse.Namespace) -> int:
+    return _each(args, lambda c: c.pause())
+
+
+def _cmd_unpause(args: argparse.Namespace) -> int:
+    return _each(args, lambda c: c.resume())
+
+
+def _cmd_wait(args: argparse.Namespace) -> int:
+    failed = False
+    for cid in args.ids:
+        try:
+            c = Container.load(args.root, cid)
+            st = c.wait()
+            print(st.returncode if st.code is not None else 128 + (st.signal or 0))
+        except PyContainerError as e:
+            print(f"pycontainer: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def _status_text(c: Container) -> str:
+    st = c.state()
+    if st.status is Status.STOPPED:
+        ex = st.exit_status
+        code = "?" if ex is None or ex.code is None and ex.signal is None else ex.returncode
+        if ex is not None and ex.signal is not None:
+            code = 128 + ex.signal
+        return f"Exited ({code})"
+    return {"created": "Created", "running": "Up", "paused": "Up (Paused)"}[st.status.value]
+
+
+def _image_of(c: Container) -> str:
+    cfg = c.config
+    return cfg.image or (f"rootfs:{cfg.rootfs}" if cfg.rootfs else "localhost/busybox:latest")
+
+
+def _cmd_ps(args: argparse.Namespace) -> int:
+    rows = []
     for c in Container.list(args.root):
-        st = c.state()
-        rows.append((st.id, str(st.pid or 0), st.status.value, st.created))
+        try:
+            st = c.state()
+            if not args.all and st.status is Status.STOPPED:
+                continue
+            rows.append({
+                "ID": c.id, "Image": _image_of(c), "Command": " ".join(c.config.process.args),
+                "CreatedAt": st.created, "Status": _status_text(c), "State": st.status.value,
+                "Ports": ", ".join(str(p) for p in (c._data.get("network") or {}).get("ports", [])),
+                "Names": c.id, "Pid": st.pid or 0,
+            })  # fmt: skip
+        finally:
+            c.close()
+    if args.quiet:
+        for r in rows:
+            print(r["ID"])
+    elif args.format == "json":
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        table = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
+        for r in rows:
+            cmd = r["Command"] if len(r["Command"]) <= 20 else r["Command"][:19] + "…"
+            table.append(
+                (r["ID"][:12], r["Image"], f'"{cmd}"', r["CreatedAt"][:19], r["Status"], r["Ports"], r["Names"])
+            )
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for row in table:
+            print("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    c = Container.load(args.root, args.id)
+    tail = None if args.tail == "all" else int(args.tail) if args.tail.isdigit() else None
+    if tail is None and args.tail != "all":
+        raise ConfigError("tail", f"{args.tail!r} is not a number of lines or 'all'")
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    try:
+        for e in c.logs(follow=args.follow, tail=tail):
+            f = out if e.stream == "stdout" else err
+            f.write((e.time.encode() + b" " if args.timestamps else b"") + e.data)
+            f.flush()
+    except BrokenPipeError:
+        pass
+    finally:
         c.close()
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    c = Container.load(args.root, args.id)
+    cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else list(args.cmd)
+    if not cmd:
+        raise ConfigError("cmd", "exec needs a command")
+    base = c.config.process
+    env = [*base.env]
+    for item in args.env:
+        key = item.partition("=")[0]
+        env = [e for e in env if e.partition("=")[0] != key] + [
+            item if "=" in item else f"{item}={os.environ.get(item, '')}"
+        ]
+    import attrs
+
+    proc = attrs.evolve(base, args=cmd, env=env, cwd=args.workdir or base.cwd, terminal=args.tty,
+                        user=args.user if args.user else base.user)  # fmt: skip
+    stdin = None if args.interactive or args.tty else DEVNULL
+    p = c.exec(proc, stdin=stdin)
+    if args.detach:
+        if p.pty is not None:
+            os.close(p.pty)
+        return 0
+    if p.pty is not None:
+        _relay_pty(p.pty, c)
+    st = p.wait()
+    return st.code if st.code is not None else 128 + (st.signal or 0)
+
+
+def _inspect(c: Container) -> dict[str, Any]:
+    import attrs
+
+    from .container import _config_to_json
+
+    st = c.state()
+    ex = st.exit_status
+    return {
+        "Id": c.id,
+        "Name": c.id,
+        "Created": st.created,
+        "Image": _image_of(c),
+        "State": {
+            "Status": {"stopped": "exited"}.get(st.status.value, st.status.value),
+            "Running": st.status in (Status.RUNNING, Status.PAUSED),
+            "Paused": st.status is Status.PAUSED,
+            "Pid": st.pid if st.status is not Status.STOPPED else 0,
+            "ExitCode": (ex.returncode if ex and ex.code is not None else 128 + ex.signal if ex and ex.signal else 0),
+            "OOMKilled": bool(ex and ex.oom_killed),
+        },
+        "Path": c.config.process.args[0] if c.config.process.args else "",
+        "Args": list(c.config.process.args[1:]),
+        "Config": _config_to_json(c.config),
+        "NetworkSettings": c._data.get("network") or {},
+        "LogPath": os.path.join(c.dir, "container.log") if os.path.exists(os.path.join(c.dir, "container.log")) else "",
+        "State_OCI": st.to_oci(),
+        "ExitStatus": attrs.asdict(ex) if ex else None,
+    }
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    out, failed = [], False
+    for cid in args.ids:
+        try:
+            c = Container.load(args.root, cid)
+            out.append(_inspect(c))
+            c.close()
+        except PyContainerError as e:
+            print(f"pycontainer: {e}", file=sys.stderr)
+            failed = True
+    print(json.dumps(out, indent=2, default=str))
+    return 1 if failed else 0
+
+
+def _cmd_port(args: argparse.Namespace) -> int:
+    for cid in args.ids:
+        c = Container.load(args.root, cid)
+        for p in (c._data.get("network") or {}).get("ports", []):
+            print(p)
+        c.close()
+    return 0
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    c = Container.load(args.root, args.id)
+    try:
+        print(f"{'PID':>8} {'USER':>6}  CMD")
+        for pid in c.processes():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                uid = os.stat(f"/proc/{pid}").st_uid
+            except OSError:
+                continue
+            print(f"{pid:>8} {uid:>6}  {cmd}")
+    finally:
+        c.close()
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    if not args.no_stream:
+        raise ConfigError("stats", "only --no-stream is built so far")
+    containers = [Container.load(args.root, i) for i in args.ids] if args.ids else Container.list(args.root)
+    print(f"{'CONTAINER':<14}{'CPU s':>10}{'MEM USAGE / LIMIT':>26}{'PIDS':>6}")
+    for c in containers:
+        try:
+            if c.status is Status.STOPPED:
+                continue
+            s = c.stats()
+            mem = f"{(s.memory.usage or 0) / 2**20:.1f}MiB / " + (
+                f"{s.memory.limit / 2**20:.0f}MiB" if s.memory.limit else "unlimited"
+            )
+            print(f"{c.id[:12]:<14}{(s.cpu.total_ns or 0) / 1e9:>10.2f}{mem:>26}{s.pids.current or 0:>6}")
+        finally:
+            c.close()
     return 0
 
 
@@ -210,18 +653,6 @@ def _cmd_state(args: argparse.Namespace) -> int:
     c = Container.load(args.root, args.id)
     print(json.dumps(c.state().to_oci(), indent=2))
     c.close()
-    return 0
-
-
-def _cmd_kill(args: argparse.Namespace) -> int:
-    c = Container.load(args.root, args.id)
-    c.kill(_parse_signal(args.signal))
-    c.close()
-    return 0
-
-
-def _cmd_delete(args: argparse.Namespace) -> int:
-    Container.load(args.root, args.id).delete(force=args.force)
     return 0
 
 
@@ -250,12 +681,26 @@ def _cmd_network(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _cmd_run,
-    "list": _cmd_list,
-    "state": _cmd_state,
+    "create": _cmd_create,
+    "start": _cmd_start,
+    "stop": _cmd_stop,
     "kill": _cmd_kill,
-    "delete": _cmd_delete,
+    "rm": _cmd_rm,
+    "delete": _cmd_rm,
+    "ps": _cmd_ps,
+    "list": _cmd_ps,
+    "logs": _cmd_logs,
+    "exec": _cmd_exec,
+    "inspect": _cmd_inspect,
+    "pause": _cmd_pause,
+    "unpause": _cmd_unpause,
+    "wait": _cmd_wait,
+    "port": _cmd_port,
+    "top": _cmd_top,
+    "stats": _cmd_stats,
+    "state": _cmd_state,
     "network": _cmd_network,
 }
 

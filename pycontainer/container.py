@@ -1401,6 +1401,29 @@ class Container(ProcessHandle):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.dir, "paused"))
 
+    def stop(self, timeout: float = 10.0, sig: int = _signal.SIGTERM) -> ExitStatus:
+        """``docker stop``: ``sig``, then SIGKILL if the container still runs
+        after ``timeout`` seconds; returns its exit status.  When SIGKILL
+        ended an init that records its own status (``init=True``, which
+        the signal gives no chance to), the status is recorded here."""
+        if self.status is Status.STOPPED:
+            return self.wait()
+        try:
+            self.kill(sig)
+            return self.wait(timeout)
+        except InvalidStateTransition:  # it stopped meanwhile
+            return self.wait()
+        except TimeoutError:
+            pass
+        with contextlib.suppress(InvalidStateTransition):
+            self.kill(_signal.SIGKILL)
+        status = self.wait(30)
+        if status.code is None and status.signal is None:
+            status = ExitStatus(signal=_signal.SIGKILL)
+            self._exit = status
+            self._record_exit(status)
+        return status
+
     def delete(self, force: bool = False) -> None:
         """Remove the container.  A created one is killed first; a running one
         only with ``force=True`` (SIGKILL, then wait)."""

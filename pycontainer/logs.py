@@ -88,7 +88,8 @@ def start(directory: str, config: LogConfig, stdout_fd: int, stderr_fd: int = -1
         actions += [(os.POSIX_SPAWN_CLOSE, high + i) for i, fd in enumerate(sources) if fd >= 0]
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            actions += [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+            # (and nothing of the caller's: a pipe on our stderr would not see EOF while it runs)
+            actions += [(os.POSIX_SPAWN_DUP2, devnull, n) for n in (0, 1, 2)]
             if stderr_fd < 0:
                 actions.append((os.POSIX_SPAWN_CLOSE, 4))
             pid = os.posix_spawn(LOGGER, [LOGGER, str(config.max_size), str(config.max_files)], {},

@@ -1,4 +1,4 @@
-"""The first CLI, run as a user would: python -m pycontainer ..."""
+"""The Docker-like CLI (issue 8), run as a user would: python -m pycontainer ..."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def test_run_with_the_builtin_rootfs(root, data_root):
         root,
         data_root,
         "run",
+        "--rm",
         "--hostname",
         "demo",
         "-e",
@@ -43,7 +44,7 @@ def test_run_with_the_builtin_rootfs(root, data_root):
 def test_run_options(root, data_root, rootfs, tmp_path):
     (tmp_path / "vol").mkdir()
     r = cli(
-        root, data_root, "run", "--rootfs", rootfs, "-v", f"{tmp_path / 'vol'}:/vol:ro", "-w", "/work", "-u", "nobody",
+        root, data_root, "run", "--rm", "--rootfs", rootfs, "-v", f"{tmp_path / 'vol'}:/vol:ro", "-w", "/work", "-u", "nobody",
         "--init", "--read-only", "--", "sh", "-c", "pwd; id -un; touch /vol/x || echo ro; cat /proc/1/cmdline | head -c 16",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -52,10 +53,10 @@ def test_run_options(root, data_root, rootfs, tmp_path):
 
 
 def test_exit_codes_for_errors(root, data_root):
-    assert cli(root, data_root, "run", "--", "no-such-cmd").returncode == 127
+    assert cli(root, data_root, "run", "--", "no-such-cmd").returncode == 127  # (and removed: it never ran)
     r = cli(root, data_root, "run", "--rootfs", "/nonexistent", "--", "true")
     assert r.returncode == 125 and "does not exist" in r.stderr
-    r = cli(root, data_root, "run", "--", "sh", "-c", "kill -9 $$; exit 3")
+    r = cli(root, data_root, "run", "--rm", "--", "sh", "-c", "kill -9 $$; exit 3")
     assert r.returncode == 3  # pid 1 cannot be killed from inside
     r = cli(root, data_root, "state", "ghost")
     assert r.returncode == 125 and "'ghost' does not exist" in r.stderr
@@ -69,13 +70,14 @@ def test_list_state_kill_delete(root, data_root, config):
     c = Container.run(root, "svc", config("sleep", "60"))
     try:
         r = cli(root, data_root, "list")
-        assert r.returncode == 0 and "svc" in r.stdout and "running" in r.stdout
+        assert r.returncode == 0 and "svc" in r.stdout and "Up" in r.stdout
         state = json.loads(cli(root, data_root, "state", "svc").stdout)
         assert state["id"] == "svc" and state["status"] == "running" and state["pid"] == c.pid
-        assert cli(root, data_root, "delete", "svc").returncode == 125  # running: needs -f
-        assert cli(root, data_root, "kill", "svc", "KILL").returncode == 0
+        r = cli(root, data_root, "delete", "svc")
+        assert r.returncode == 1 and "running" in r.stderr  # needs -f (Docker's status for it: 1)
+        assert cli(root, data_root, "kill", "-s", "KILL", "svc").returncode == 0
         assert c.wait(timeout=10).signal == 9
-        assert cli(root, data_root, "kill", "svc").returncode == 125  # stopped
+        assert cli(root, data_root, "kill", "svc").returncode == 1  # stopped
         assert cli(root, data_root, "delete", "svc").returncode == 0
         assert os.listdir(root) == []
     finally:
@@ -87,7 +89,7 @@ def test_list_state_kill_delete(root, data_root, config):
 
 def test_tty(root, data_root):
     r = subprocess.run(
-        ["script", "-qec", f"{sys.executable} -m pycontainer run -t -- sh -c 'tty; echo $TERM'", "/dev/null"],
+        ["script", "-qec", f"{sys.executable} -m pycontainer run --rm -t -- sh -c 'tty; echo $TERM'", "/dev/null"],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
         env={**os.environ, "PYCONTAINER_ROOT": root, "PYCONTAINER_DATA_ROOT": data_root},
     )  # fmt: skip
@@ -109,7 +111,7 @@ def test_networks_from_the_command_line(root, data_root):
         from pycontainer.network import NetworkStore
 
         NetworkStore(root).create("tlan", subnet="10.132.0.0/24", host_netns=f"/proc/{os.getpid()}/fd/{fd}")
-        r = cli(root, data_root, "run", "--name", "web", "--network", "tlan", "-p", "8080:80", "--",
+        r = cli(root, data_root, "run", "--rm", "--name", "web", "--network", "tlan", "-p", "8080:80", "--",
                 "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'; grep web /etc/hosts")  # fmt: skip
         assert r.returncode == 0 and r.stdout == "10.132.0.2/24\n10.132.0.2\tweb\n", r.stderr
         inspect = json.loads(cli(root, data_root, "network", "inspect", "tlan").stdout)
@@ -124,3 +126,105 @@ def test_networks_from_the_command_line(root, data_root):
     assert cli(root, data_root, "network", "rm", "lan").returncode == 0
     r = cli(root, data_root, "network", "rm", "lan")
     assert r.returncode == 125 and "no network 'lan'" in r.stderr
+
+
+def _wait_status(root, data_root, cid, want, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        ps = [json.loads(line) for line in cli(root, data_root, "ps", "-a", "--format", "json").stdout.splitlines()]
+        got = next((p["State"] for p in ps if p["ID"] == cid), None)
+        if got == want:
+            return
+        assert time.monotonic() < deadline, (cid, got, want)
+        time.sleep(0.05)
+
+
+def test_detached_run_logs_exec_stop_wait_inspect_rm(root, data_root):
+    script = 'echo started; echo to-err >&2; trap "echo bye; exit 0" TERM; while :; do sleep 0.1; done'
+    r = cli(root, data_root, "run", "-d", "--name", "bg", "--log-opt", "max-size=1m", "--", "sh", "-c", script)
+    assert (r.returncode, r.stdout) == (0, "bg\n"), r.stderr
+    _wait_status(root, data_root, "bg", "running")
+    r = cli(root, data_root, "ps")
+    assert r.stdout.splitlines()[0].split()[:2] == ["CONTAINER", "ID"] and "bg" in r.stdout and "Up" in r.stdout
+    assert cli(root, data_root, "ps", "-q").stdout == "bg\n"
+    r = cli(root, data_root, "exec", "-e", "X=1", "bg", "sh", "-c", "echo in-exec $X; exit 5")
+    assert (r.returncode, r.stdout) == (5, "in-exec 1\n")
+    r = cli(root, data_root, "pause", "bg")
+    assert r.returncode == 0 and "Paused" in cli(root, data_root, "ps").stdout
+    assert cli(root, data_root, "unpause", "bg").returncode == 0
+    r = cli(root, data_root, "top", "bg")
+    assert "sleep" in r.stdout or "sh -c" in r.stdout
+    import time
+
+    began = time.monotonic()
+    assert cli(root, data_root, "stop", "-t", "10", "bg").returncode == 0
+    assert time.monotonic() - began < 8  # the trap ended it at SIGTERM: no wait for the timeout
+    r = cli(root, data_root, "logs", "bg")
+    assert (r.stdout, r.stderr) == ("started\nbye\n", "to-err\n")
+    r = cli(root, data_root, "logs", "--tail", "1", "-t", "bg")
+    assert r.stdout.split(" ", 1)[1] == "bye\n" and r.stdout[:4].isdigit()
+    assert cli(root, data_root, "wait", "bg").stdout == "0\n"
+    info = json.loads(cli(root, data_root, "inspect", "bg").stdout)[0]
+    assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 0 and info["Path"] == "sh"
+    assert cli(root, data_root, "ps").stdout.count("\n") == 1  # header only: stopped ones need -a
+    assert "Exited (0)" in cli(root, data_root, "ps", "-a").stdout
+    assert cli(root, data_root, "rm", "bg").returncode == 0
+    assert os.listdir(root) == []
+
+
+def test_stop_kills_after_the_timeout(root, data_root):
+    import time
+
+    r = cli(
+        root,
+        data_root,
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 0.1; done",
+    )
+    assert r.returncode == 0, r.stderr
+    _wait_status(root, data_root, "stubborn", "running")
+    began = time.monotonic()
+    assert cli(root, data_root, "stop", "-t", "1", "stubborn").returncode == 0
+    took = time.monotonic() - began
+    assert 1.0 <= took < 8
+    assert cli(root, data_root, "wait", "stubborn").stdout == "137\n"  # SIGKILL
+    assert cli(root, data_root, "rm", "stubborn").returncode == 0
+
+
+def test_create_start_and_a_kept_foreground_container(root, data_root, tmp_path):
+    (tmp_path / "env").write_text("A=1\n# a comment\nB=2\n")
+    r = cli(root, data_root, "create", "--name", "made", "--env-file", str(tmp_path / "env"), "-e", "B=3",
+            "--tmpfs", "/scratch", "--", "sh", "-c", "echo $A$B; mount | grep -c ' /scratch '")  # fmt: skip
+    assert (r.returncode, r.stdout) == (0, "made\n"), r.stderr
+    _wait_status(root, data_root, "made", "created")
+    assert cli(root, data_root, "start", "made").returncode == 0
+    assert cli(root, data_root, "wait", "made").stdout == "0\n"
+    assert cli(root, data_root, "logs", "made").stdout == "13\n1\n"
+    # a foreground run without --rm stays, stopped, as Docker's
+    r = cli(root, data_root, "run", "--name", "kept", "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7
+    assert "Exited (7)" in cli(root, data_root, "ps", "-a").stdout
+    r = cli(root, data_root, "rm", "made", "kept", "ghost")
+    assert r.returncode == 1 and r.stdout == "made\nkept\n" and "ghost" in r.stderr
+    assert os.listdir(root) == []
+
+
+def test_resource_and_security_options(root, data_root):
+    r = cli(root, data_root, "run", "--rm", "-m", "64m", "--pids-limit", "20", "--cap-drop", "ALL",
+            "--cap-add", "CHOWN", "--security-opt", "no-new-privileges", "--",
+            "sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["CapEff:", "0000000000000001", "NoNewPrivs:", "1"]
+    r = cli(root, data_root, "run", "--rm", "--restart", "always", "--", "true")
+    assert r.returncode == 125 and "restart" in r.stderr
+    r = cli(root, data_root, "run", "--rm", "--mount", "type=volume,src=x,dst=/x", "--", "true")
+    assert r.returncode == 125 and "volume" in r.stderr
+    assert os.listdir(root) == []
