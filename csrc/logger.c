@@ -2,7 +2,7 @@
  * pycontainer-logger: keeps a detached container's output as Docker's
  * json-file driver does, outside the container, on the host.
  *
- *   _pclog MAX_SIZE MAX_FILES
+ *   _pclog MAX_SIZE MAX_FILES [COMMAND [ARG...]]
  *
  * fd 3: the container's stdout (a pipe, or a pty master: EIO is its end),
  * fd 4: its stderr (optional: may be closed), fd 5: the directory that
@@ -18,7 +18,9 @@
  * truncated instead).  The logger forks once and the parent exits, so the
  * caller reaps it at once and nothing waits for the container; the child
  * holds an exclusive flock on "container.log.lock" until both streams end:
- * a reader that gets the lock knows no more lines will come.
+ * a reader that gets the lock knows no more lines will come.  Then, if a
+ * COMMAND is given, the logger execs it (the lock is close-on-exec: gone by
+ * then), e.g. to remove a container started with --rm -d.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -169,8 +171,9 @@ int main(int argc, char **argv)
     struct pollfd pf[2];
     int lock, open_streams = 0;
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s MAX_SIZE MAX_FILES (fds 3, 4: stdout, stderr; 5: the log directory)\n", argv[0]);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MAX_SIZE MAX_FILES [COMMAND...] (fds 3, 4: stdout, stderr; 5: the log directory)\n",
+                argv[0]);
         return 2;
     }
     close_range(6, ~0U, 0); /* nothing else of the caller's stays open here */
@@ -228,5 +231,11 @@ int main(int argc, char **argv)
         }
     }
     close(log_fd);
+    if (argc > 3) {
+        close(dir_fd);
+        execv(argv[3], argv + 3);
+        perror("pycontainer-logger: exec");
+        return 1;
+    }
     return 0; /* the lock goes with us */
 }

@@ -388,6 +388,20 @@ static int set_attrs(int fd, uint64_t attrs, int recursive)
 
 static int child_main(void *arg);
 
+/* The mount target, resolved in the root; made (a directory, or an empty
+ * file with PC_M_MKFILE) where it is missing and PC_M_MKDIR/MKFILE asks. */
+static int open_target(struct child *c, const char *tgt, long mflags)
+{
+    int fd = open_in_root(c, tgt, O_PATH), r;
+    if (fd == -ENOENT && (mflags & (PC_M_MKDIR | PC_M_MKFILE))) {
+        r = mkdirs_in_root(c, tgt, (mflags & PC_M_MKFILE) != 0);
+        if (r < 0)
+            return r;
+        fd = open_in_root(c, tgt, O_PATH);
+    }
+    return fd;
+}
+
 static int op_mount(struct child *c, const struct pc_op *op, const char **what)
 {
     const char *src = str(c, op, 0), *tgt = str(c, op, 1);
@@ -406,13 +420,7 @@ static int op_mount(struct child *c, const struct pc_op *op, const char **what)
             r = (int)S5(SYS_mount, 0, tgt, 0, op->v[2], 0);
         return r;
     }
-    fd = open_in_root(c, tgt, O_PATH);
-    if (fd == -ENOENT && (mflags & (PC_M_MKDIR | PC_M_MKFILE))) {
-        r = mkdirs_in_root(c, tgt, (mflags & PC_M_MKFILE) != 0);
-        if (r < 0)
-            return r;
-        fd = open_in_root(c, tgt, O_PATH);
-    }
+    fd = open_target(c, tgt, mflags);
     if (fd < 0)
         return fd;
     fd_path(p, fd);
@@ -452,13 +460,7 @@ static int op_idmount(struct child *c, const struct pc_op *op, const char **what
     int fd, r;
 
     *what = tgt;
-    fd = open_in_root(c, tgt, O_PATH);
-    if (fd == -ENOENT && (mflags & (PC_M_MKDIR | PC_M_MKFILE))) {
-        r = mkdirs_in_root(c, tgt, (mflags & PC_M_MKFILE) != 0);
-        if (r < 0)
-            return r;
-        fd = open_in_root(c, tgt, O_PATH);
-    }
+    fd = open_target(c, tgt, mflags);
     if (fd < 0)
         return fd;
     /* onto the fd itself: move_mount does not follow a /proc/self/fd link */

@@ -138,6 +138,53 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("ids", nargs="*", metavar="CONTAINER")
     st = sub.add_parser("state", help="a container's OCI state as JSON")
     st.add_argument("id")
+    df = sub.add_parser("diff", help="what a container changed in its image")
+    df.add_argument("id", metavar="CONTAINER")
+    cm = sub.add_parser("commit", help="a new image from a container's changes")
+    cm.add_argument("-m", "--message", default="")
+    cm.add_argument("-c", "--change", action="append", default=[], metavar="CMD [...]|ENV K=V|WORKDIR D|USER U")
+    cm.add_argument("--no-pause", action="store_true", help="do not pause it meanwhile")
+    cm.add_argument("id", metavar="CONTAINER")
+    cm.add_argument("ref", nargs="?", metavar="REPOSITORY[:TAG]")
+
+    def image_cmd(name: str, text: str, aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=text, aliases=list(aliases))
+        q.add_argument("--data-root", help="images and layers (default $PYCONTAINER_DATA_ROOT or /var/lib/pycontainer)")
+        return q
+
+    im = image_cmd("images", "list images")
+    im.add_argument("-q", "--quiet", action="store_true")
+    im.add_argument("--format", choices=("table", "json"), default="table")
+    pl = image_cmd("pull", "pull an image from a registry")
+    pl.add_argument("ref")
+    pl.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    pu = image_cmd("push", "push an image to a registry")
+    pu.add_argument("ref")
+    pu.add_argument("dest", nargs="?", help="another name to push it as")
+    pu.add_argument("-q", "--quiet", action="store_true")
+    tg = image_cmd("tag", "another name for an image")
+    tg.add_argument("source")
+    tg.add_argument("target")
+    ri = image_cmd("rmi", "remove image names (and the image with its last)")
+    ri.add_argument("refs", nargs="+", metavar="IMAGE")
+    sv = image_cmd("save", "images to a docker archive (docker load reads it)")
+    sv.add_argument("-o", "--output", required=True)
+    sv.add_argument("refs", nargs="+", metavar="IMAGE")
+    ld = image_cmd("load", "images from a docker archive or an OCI layout tar")
+    ld.add_argument("-i", "--input", required=True)
+    hi = image_cmd("history", "an image's layers and how they were made")
+    hi.add_argument("ref")
+    image = sub.add_parser("image", help="image commands: prune")
+    isub = image.add_subparsers(dest="image_command", required=True)
+    pr = isub.add_parser("prune", help="remove what no image or container uses")
+    pr.add_argument("--data-root")
+    lo = image_cmd("login", "store a registry's credentials (mode 0600)")
+    lo.add_argument("-u", "--username", required=True)
+    lo.add_argument("-p", "--password")
+    lo.add_argument("--password-stdin", action="store_true")
+    lo.add_argument("server")
+    lu = image_cmd("logout", "forget a registry's credentials")
+    lu.add_argument("server")
 
     net = sub.add_parser("network", help="bridge networks: create, ls, inspect, rm")
     nsub = net.add_subparsers(dest="network_command", required=True)
@@ -353,15 +400,15 @@ def _create(args: argparse.Namespace, *, foreground: bool) -> Container:
         if not args.interactive and not args.tty:
             kw["stdin"] = DEVNULL
     else:
-        # detached: its output goes to its log, its stdin nowhere (-i: an open, empty pipe)
+        # detached: its output goes to its log, its stdin nowhere (-i: an open, empty pipe);
+        # with --rm its logger removes it once its output ends
         kw["log"] = _log_config(args)
+        kw["auto_remove"] = bool(getattr(args, "rm", False))
         kw["stdin"] = PIPE if args.interactive else DEVNULL
     return Container.create(args.root, cid, cfg, **kw)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.detach and args.rm:
-        raise ConfigError("rm", "--rm with --detach needs a monitor that outlives us, not built yet")
     if args.detach:
         c = _create(args, foreground=False)
         try:
@@ -681,7 +728,212 @@ def _cmd_network(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace) -> Any:
+    from .images import ImageStore
+
+    return ImageStore(args.data_root)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    c = Container.load(args.root, args.id)
+    try:
+        for kind, path in c.changes():
+            print(f"{kind} {path}")
+    finally:
+        c.close()
+    return 0
+
+
+def _change(text: str) -> tuple[str, Any]:
+    """commit -c: Dockerfile-like instructions that set the image's config."""
+    word, _, rest = text.strip().partition(" ")
+    word, rest = word.upper(), rest.strip()
+
+    def argv() -> list[str]:
+        if rest.startswith("["):
+            try:
+                return [str(x) for x in json.loads(rest)]
+            except ValueError:
+                raise ConfigError("change", f"{text!r}: not a JSON array") from None
+        return ["/bin/sh", "-c", rest]
+
+    if word == "CMD":
+        return "Cmd", argv()
+    if word == "ENTRYPOINT":
+        return "Entrypoint", argv()
+    if word == "ENV":
+        return "Env", rest.replace(" ", "=", 1) if "=" not in rest else rest
+    if word in ("WORKDIR", "USER"):
+        return {"WORKDIR": "WorkingDir", "USER": "User"}[word], rest
+    raise ConfigError("change", f"{text!r}: CMD, ENTRYPOINT, ENV, WORKDIR or USER")
+
+
+def _cmd_commit(args: argparse.Namespace) -> int:
+    c = Container.load(args.root, args.id)
+    config: dict[str, Any] = {}
+    for text in args.change:
+        key, value = _change(text)
+        if key == "Env":
+            config.setdefault("Env", []).append(value)
+        else:
+            config[key] = value
+    try:
+        image = c.commit(args.ref, comment=args.message, config=config or None, pause=not args.no_pause)
+    finally:
+        c.close()
+    print(image.id)
+    return 0
+
+
+def _cmd_images(args: argparse.Namespace) -> int:
+    store = _store(args)
+    rows = []
+    for image in store.list():
+        size = sum(int(layer.get("size") or 0) for layer in image.layers)
+        created = str(image.config_json.get("created") or "")
+        for ref in image.refs or ("<none>:<none>",):
+            repo, _, tag = ref.rpartition(":")
+            rows.append({"Repository": repo, "Tag": tag, "ID": image.id, "CreatedAt": created, "Size": size})
+    if args.quiet:
+        for r in dict.fromkeys(r["ID"] for r in rows):
+            print(r.removeprefix("sha256:")[:12])
+    elif args.format == "json":
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        table = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
+        table += [(r["Repository"], r["Tag"], r["ID"].removeprefix("sha256:")[:12], r["CreatedAt"][:19],
+                   f"{r['Size'] / 1e6:.1f}MB") for r in rows]  # fmt: skip
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        for row in table:
+            print("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _credentials(server: str) -> dict[str, str]:
+    from . import auth
+
+    return auth.lookup(server) or {}
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    from .images._registry import split_ref
+
+    creds = _credentials(split_ref(args.ref)[0])
+    image = _store(args).pull(args.ref, progress=False if args.quiet else None, **creds)
+    print(image.refs[0] if image.refs else image.digest)
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .images._registry import split_ref
+
+    creds = _credentials(split_ref(args.dest or args.ref)[0])
+    digest = _store(args).push(args.ref, args.dest, progress=False if args.quiet else None, **creds)
+    print(digest)
+    return 0
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    _store(args).tag(args.source, args.target)
+    return 0
+
+
+def _cmd_rmi(args: argparse.Namespace) -> int:
+    store, failed = _store(args), False
+    for ref in args.refs:
+        try:
+            store.remove(ref)
+            print(f"Untagged: {ref}")
+        except PyContainerError as e:
+            print(f"pycontainer: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def _cmd_save(args: argparse.Namespace) -> int:
+    _store(args).export_docker_archive(list(args.refs), args.output)
+    return 0
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    import tarfile
+    import tempfile
+
+    store = _store(args)
+    try:
+        with tarfile.open(args.input) as t:
+            names = set(t.getnames())
+    except (OSError, tarfile.TarError) as e:
+        raise ConfigError("input", f"{args.input}: not a tar archive: {e}") from None
+    if "index.json" in names or "./index.json" in names:  # an OCI layout
+        from .images import unpack_layer
+
+        with tempfile.TemporaryDirectory() as d, open(args.input, "rb") as f:
+            unpack_layer(f, d, archive=True)  # the store's safe unpacker: nothing lands outside d
+            images = store.import_oci_layout(d)
+    else:
+        images = store.import_docker_archive(args.input)
+    for image in images:
+        for ref in image.refs or (image.id,):
+            print(f"Loaded image: {ref}")
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    image = _store(args).get(args.ref)
+    print(f"{'CREATED':<22}{'CREATED BY':<60}COMMENT")
+    for h in reversed(image.config_json.get("history") or []):
+        by = str(h.get("created_by") or "")
+        by = by if len(by) <= 57 else by[:56] + "…"
+        print(f"{str(h.get('created') or '')[:19]:<22}{by:<60}{h.get('comment') or ''}")
+    return 0
+
+
+def _cmd_image(args: argparse.Namespace) -> int:
+    removed = _store(args).gc()
+    print(json.dumps(removed))
+    return 0
+
+
+def _cmd_login(args: argparse.Namespace) -> int:
+    from . import auth
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif args.password is not None:
+        password = args.password
+    else:
+        import getpass
+
+        password = getpass.getpass()
+    auth.store(args.server, args.username, password)
+    print("Login Succeeded")
+    return 0
+
+
+def _cmd_logout(args: argparse.Namespace) -> int:
+    from . import auth
+
+    auth.forget(args.server)
+    print(f"Removing login credentials for {args.server}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "diff": _cmd_diff,
+    "commit": _cmd_commit,
+    "images": _cmd_images,
+    "pull": _cmd_pull,
+    "push": _cmd_push,
+    "tag": _cmd_tag,
+    "rmi": _cmd_rmi,
+    "save": _cmd_save,
+    "load": _cmd_load,
+    "history": _cmd_history,
+    "image": _cmd_image,
+    "login": _cmd_login,
+    "logout": _cmd_logout,
     "run": _cmd_run,
     "create": _cmd_create,
     "start": _cmd_start,

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal as _signal
 import stat
+import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -303,6 +304,20 @@ def _idmap_fds(config: ContainerConfig, min_fd: int) -> list[int]:
     finally:
         _close_fds(list(userns.values()))
     return out
+
+
+# What a logger runs for an auto_remove container once its output ended.
+_AUTO_REMOVE = """
+import sys
+from pycontainer import Container, PyContainerError
+root, cid, instance = sys.argv[1:4]
+try:
+    c = Container.load(root, cid)
+    if c._data.get("instance") == instance:  # not another container made under the id since
+        c.delete(force=True)
+except PyContainerError:
+    pass
+"""
 
 
 def _hook_state(cid: str, pid: int, bundle: str | None, config: ContainerConfig) -> dict[str, Any]:
@@ -792,6 +807,7 @@ class Container(ProcessHandle):
         ports: Sequence[str | PortMapping] = (),
         bundle: str | None = None,
         log: LogConfig | None = None,
+        auto_remove: bool = False,
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
@@ -811,7 +827,9 @@ class Container(ProcessHandle):
         :meth:`state` (``State.bundle``).  ``log`` keeps the container's
         stdout and stderr (or its terminal) in a json-file log of its own
         (see :mod:`pycontainer.logs` and :meth:`logs`); stdout and stderr
-        are then not to be given.
+        are then not to be given.  ``auto_remove`` (with ``log``): the
+        logger removes the container once its output ends (``docker run
+        --rm -d``), from a process of its own.
         On any failure every step done so far is undone."""
         root = state_root(root)
         container_id(id)
@@ -840,8 +858,12 @@ class Container(ProcessHandle):
         try:
             if log is not None and (stdout is not None or stderr is not None):
                 raise ConfigError("log", "a logged container's stdout and stderr go to its log: give neither")
+            if auto_remove and log is None:
+                raise ConfigError(
+                    "auto_remove", "needs log=LogConfig(...): the logger is what outlives us to remove it"
+                )
             return cls._create(root, id, config, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, snapshotter,
-                               net_guard, bridge, ports, bundle, log)  # fmt: skip
+                               net_guard, bridge, ports, bundle, log, auto_remove)  # fmt: skip
         finally:
             if net_guard is not None:
                 os.close(net_guard)
@@ -864,6 +886,7 @@ class Container(ProcessHandle):
         ports: Any,
         bundle: str | None = None,
         log: LogConfig | None = None,
+        auto_remove: bool = False,
     ) -> Container:
         check_config(config)
         # Compiled before anything is made: a bad profile or capability set
@@ -920,6 +943,7 @@ class Container(ProcessHandle):
                 confinement,
                 bundle,
                 log,
+                auto_remove,
             )
             if net_guard is not None and _sys.pidfd_exited(net_guard):
                 # the container whose network namespace we joined (by its pid) is gone
@@ -956,7 +980,13 @@ class Container(ProcessHandle):
         confinement: Any = None,
         bundle: str | None = None,
         log: LogConfig | None = None,
+        auto_remove: bool = False,
     ) -> tuple[Container, _spawn.Child, Any]:
+        instance = os.urandom(8).hex()  # names this container's lock file (state.json has it)
+        then: list[str] = []
+        if auto_remove:
+            # run by the logger when the output ends; acts only on this very instance
+            then = [sys.executable, "-c", _AUTO_REMOVE, root, cid, instance]
         hostname = config.hostname or (cid[:12] if config.docker_defaults else "")
         lower = lower_base = None
         extra: dict[str, Any] = {"bundle": bundle} if bundle is not None else {}
@@ -1047,7 +1077,7 @@ class Container(ProcessHandle):
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             try:
-                _logs.start(directory, log, out_r, err_r)
+                _logs.start(directory, log, out_r, err_r, then=then)
             except BaseException:
                 _close_fds([out_w, err_w])
                 raise
@@ -1139,7 +1169,7 @@ class Container(ProcessHandle):
         cg_state = {"cgroup": manager.to_json(), "cgroup_root": cg_root} if manager is not None else {}
         cg_state.update(extra)
         if not forks:
-            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state)
+            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state, instance)
 
         def write_maps(pid: int) -> None:
             if os.geteuid() != 0:
@@ -1159,7 +1189,7 @@ class Container(ProcessHandle):
         if netns is not None:
             _netpool.POOL.kick()
         if forks:
-            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state)
+            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state, instance)
         # Our own child: its pid cannot be recycled while we have not reaped it.
         container = cls(root, cid, data, config, pidfd=os.pidfd_open(child.pid), manager=manager)
         undo.callback(container._close_handle)  # if the rename below fails
@@ -1168,16 +1198,21 @@ class Container(ProcessHandle):
         container.pty = child.pty_master
         child.pty_master = None
         if log is not None and container.pty is not None:
-            _logs.start(directory, log, container.pty)  # the terminal's output, as stream stdout
+            _logs.start(directory, log, container.pty, then=then)  # the terminal's output, as stream stdout
             os.close(container.pty)
             container.pty = None
         return container, child, io
 
     @staticmethod
     def _prepare_state(
-        directory: str, cid: str, pid: int, rootfs: str, config: ContainerConfig, extra: dict[str, Any]
+        directory: str,
+        cid: str,
+        pid: int,
+        rootfs: str,
+        config: ContainerConfig,
+        extra: dict[str, Any],
+        instance: str,
     ) -> dict[str, Any]:
-        instance = os.urandom(8).hex()
         os.close(os.open(os.path.join(directory, f"lock-{instance}"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
         start = _sys.pid_start_time(pid)
         if start is None:
@@ -1401,13 +1436,21 @@ class Container(ProcessHandle):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.dir, "paused"))
 
-    def stop(self, timeout: float = 10.0, sig: int = _signal.SIGTERM) -> ExitStatus:
-        """``docker stop``: ``sig``, then SIGKILL if the container still runs
-        after ``timeout`` seconds; returns its exit status.  When SIGKILL
-        ended an init that records its own status (``init=True``, which
-        the signal gives no chance to), the status is recorded here."""
+    def stop(self, timeout: float = 10.0, sig: int | None = None) -> ExitStatus:
+        """``docker stop``: ``sig`` (default: the image's StopSignal, else
+        SIGTERM), then SIGKILL if the container still runs after ``timeout``
+        seconds; returns its exit status.  When SIGKILL ended an init that
+        records its own status (``init=True``, which the signal gives no
+        chance to), the status is recorded here."""
         if self.status is Status.STOPPED:
             return self.wait()
+        if sig is None:
+            name = (self.image_config or {}).get("stop_signal") or "SIGTERM"
+            sig = (
+                int(name)
+                if str(name).isdigit()
+                else int(_signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+            )
         try:
             self.kill(sig)
             return self.wait(timeout)

@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -68,11 +68,12 @@ def parse_size(text: str) -> int:
     return int(digits) * units[t[len(digits) :]]
 
 
-def start(directory: str, config: LogConfig, stdout_fd: int, stderr_fd: int = -1) -> None:
+def start(directory: str, config: LogConfig, stdout_fd: int, stderr_fd: int = -1, *, then: Sequence[str] = ()) -> None:
     """Start the logger on ``stdout_fd`` (and ``stderr_fd``), writing into
     ``directory``.  Returns once it holds its lock; it runs on by itself
-    (it forks and its first process exits) until both streams end.  Our
-    copies of the fds stay ours to close."""
+    (it forks and its first process exits) until both streams end, then
+    execs ``then`` if given (its lock gone first).  Our copies of the fds
+    stay ours to close."""
     if not os.path.exists(LOGGER):
         raise PyContainerError(f"the logger {LOGGER} is missing; reinstall pycontainer")
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -92,8 +93,8 @@ def start(directory: str, config: LogConfig, stdout_fd: int, stderr_fd: int = -1
             actions += [(os.POSIX_SPAWN_DUP2, devnull, n) for n in (0, 1, 2)]
             if stderr_fd < 0:
                 actions.append((os.POSIX_SPAWN_CLOSE, 4))
-            pid = os.posix_spawn(LOGGER, [LOGGER, str(config.max_size), str(config.max_files)], {},
-                                 file_actions=actions)  # fmt: skip
+            argv = [LOGGER, str(config.max_size), str(config.max_files), *then]
+            pid = os.posix_spawn(LOGGER, argv, dict(os.environ) if then else {}, file_actions=actions)
         finally:
             os.close(devnull)
         _, status = os.waitpid(pid, 0)

@@ -223,8 +223,121 @@ def test_resource_and_security_options(root, data_root):
             "sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["CapEff:", "0000000000000001", "NoNewPrivs:", "1"]
+    r = cli(root, data_root, "run", "-d", "--rm", "--name", "gone", "--", "sh", "-c", "echo hi")
+    assert (r.returncode, r.stdout) == (0, "gone\n"), r.stderr
+    import time
+
+    deadline = time.monotonic() + 20
+    while "gone" in cli(root, data_root, "ps", "-a", "-q").stdout:  # removed once it ended
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     r = cli(root, data_root, "run", "--rm", "--restart", "always", "--", "true")
     assert r.returncode == 125 and "restart" in r.stderr
     r = cli(root, data_root, "run", "--rm", "--mount", "type=volume,src=x,dst=/x", "--", "true")
     assert r.returncode == 125 and "volume" in r.stderr
+    assert os.listdir(root) == []
+
+
+def test_images_tag_save_rmi_load_history(root, data_root, tmp_path):
+    assert (
+        cli(root, data_root, "run", "--rm", "--", "true").returncode == 0
+    )  # (the built-in image is made on first use)
+    r = cli(root, data_root, "images")
+    assert r.returncode == 0 and "localhost/busybox" in r.stdout, r.stderr
+    assert cli(root, data_root, "tag", "localhost/busybox", "localhost/mine:1").returncode == 0
+    rows = [json.loads(line) for line in cli(root, data_root, "images", "--format", "json").stdout.splitlines()]
+    assert {("localhost/mine", "1"), ("localhost/busybox", "latest")} <= {(r["Repository"], r["Tag"]) for r in rows}
+    assert cli(root, data_root, "save", "-o", str(tmp_path / "mine.tar"), "localhost/mine:1").returncode == 0
+    r = cli(root, data_root, "rmi", "localhost/mine:1", "localhost/nothing:9")
+    assert r.returncode == 1 and r.stdout == "Untagged: localhost/mine:1\n" and "nothing" in r.stderr
+    assert "localhost/mine" not in cli(root, data_root, "images").stdout
+    r = cli(root, data_root, "load", "-i", str(tmp_path / "mine.tar"))
+    assert r.returncode == 0 and "localhost/mine:1" in r.stdout, r.stderr
+    r = cli(root, data_root, "run", "--rm", "localhost/mine:1", "echo", "from-loaded")
+    assert (r.returncode, r.stdout) == (0, "from-loaded\n"), r.stderr
+    assert "busybox" in cli(root, data_root, "history", "localhost/mine:1").stdout
+    # an OCI layout in a tar loads too
+    from pycontainer.images import ImageStore
+
+    ImageStore(data_root).export_oci_layout("localhost/mine:1", str(tmp_path / "layout"))
+    subprocess.run(["tar", "-C", str(tmp_path / "layout"), "-cf", str(tmp_path / "oci.tar"), "."], check=True)
+    assert cli(root, data_root, "rmi", "localhost/mine:1").returncode == 0
+    r = cli(root, data_root, "load", "-i", str(tmp_path / "oci.tar"))
+    assert r.returncode == 0 and "localhost/mine:1" in r.stdout, r.stderr
+    assert cli(root, data_root, "rmi", "localhost/mine:1").returncode == 0
+    r = cli(root, data_root, "load", "-i", str(tmp_path / "layout" / "index.json"))
+    assert r.returncode == 125 and "not a tar" in r.stderr
+    assert os.listdir(root) == []
+
+
+def test_diff_and_commit(root, data_root):
+    r = cli(
+        root,
+        data_root,
+        "run",
+        "--name",
+        "maker",
+        "--",
+        "sh",
+        "-c",
+        "echo made > /made.txt; rm /etc/motd 2>/dev/null; true",
+    )
+    assert r.returncode == 0, r.stderr
+    diff = cli(root, data_root, "diff", "maker").stdout.splitlines()
+    assert "A /made.txt" in diff
+    r = cli(root, data_root, "commit", "-m", "a test", "-c", 'CMD ["cat", "/made.txt"]', "maker", "localhost/made:1")
+    assert r.returncode == 0 and r.stdout.startswith("sha256:"), r.stderr
+    r = cli(root, data_root, "run", "--rm", "localhost/made:1")
+    assert (r.returncode, r.stdout) == (0, "made\n"), r.stderr
+    assert "a test" in cli(root, data_root, "history", "localhost/made:1").stdout
+    assert cli(root, data_root, "rm", "maker").returncode == 0
+    assert cli(root, data_root, "rmi", "localhost/made:1").returncode == 0
+    assert os.listdir(root) == []
+
+
+def test_login_logout_and_push_pull_through_a_registry(root, data_root, tmp_path):
+    """Credentials are kept 0600 and used: push to Debian's docker-registry
+    (htpasswd) on 127.0.0.1, remove the image, pull it back and run it."""
+    assert (
+        cli(root, data_root, "run", "--rm", "--", "true").returncode == 0
+    )  # (the built-in image is made on first use)
+    import stat
+
+    import bcrypt
+
+    from .imagetools import start_registry
+
+    (tmp_path / "htpasswd").write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(5)).decode() + "\n")
+    auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {tmp_path}/htpasswd\n"
+    proc, host = start_registry(str(tmp_path), auth)
+    env_auth = {"PYCONTAINER_AUTH_FILE": str(tmp_path / "conf" / "auth.json")}
+    try:
+
+        def c(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+            env = {**os.environ, "PYCONTAINER_ROOT": root, "PYCONTAINER_DATA_ROOT": data_root, **env_auth}
+            return subprocess.run([sys.executable, "-m", "pycontainer", *args], capture_output=True, text=True,
+                                  env=env, timeout=120, **kw)  # fmt: skip
+
+        assert c("tag", "localhost/busybox", f"{host}/bb:1").returncode == 0
+        r = c("push", "-q", f"{host}/bb:1")
+        assert r.returncode == 125 and "user name and password" in r.stderr  # no credentials yet
+        r = c("login", "-u", "alice", "--password-stdin", host, input="s3cret\n")
+        assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
+        st = os.stat(tmp_path / "conf" / "auth.json")
+        assert stat.S_IMODE(st.st_mode) == 0o600 and stat.S_IMODE(os.stat(tmp_path / "conf").st_mode) == 0o700
+        r = c("push", "-q", f"{host}/bb:1")
+        assert r.returncode == 0 and r.stdout.startswith("sha256:"), r.stderr
+        assert c("rmi", f"{host}/bb:1").returncode == 0
+        r = c("pull", "-q", f"{host}/bb:1")
+        assert r.returncode == 0, r.stderr
+        r = c("run", "--rm", f"{host}/bb:1", "echo", "pulled")
+        assert (r.returncode, r.stdout) == (0, "pulled\n"), r.stderr
+        assert c("rmi", f"{host}/bb:1").returncode == 0
+        assert c("logout", host).returncode == 0
+        assert json.loads((tmp_path / "conf" / "auth.json").read_text()) == {"auths": {}}
+        r = c("logout", host)
+        assert r.returncode == 125 and "not logged in" in r.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
     assert os.listdir(root) == []

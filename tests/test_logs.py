@@ -165,3 +165,26 @@ def test_follow_goes_on_through_rotations(root, config):
         assert datas == [f"line-{i}\n".encode() for i in range(60)]
     finally:
         c.delete()
+
+
+def test_auto_remove_goes_when_the_output_ends_and_spares_a_successor(root, config):
+    c = Container.run(root, "auto", config("sh", "-c", "echo bye"), log=LogConfig(), auto_remove=True)
+    c.wait(timeout=30)  # (reaps our child; the removal is the logger's)
+    c.close()
+    deadline = time.monotonic() + 20
+    while os.path.exists(os.path.join(root, "auto")):
+        assert time.monotonic() < deadline, "not removed"
+        time.sleep(0.05)
+    # one removed by hand, and another made under the same id at once: the
+    # first one's logger must not remove the second
+    first = Container.run(root, "auto", config("sleep", "60"), log=LogConfig(), auto_remove=True)
+    first.delete(force=True)
+    second = Container.run(root, "auto", config("sleep", "60"))
+    try:
+        time.sleep(1.5)
+        assert Container.load(root, "auto").status.value == "running"
+    finally:
+        second.delete(force=True)
+    with pytest.raises(ConfigError, match="auto_remove"):
+        Container.create(root, "auto", config("true"), auto_remove=True)
+    assert os.listdir(root) == []

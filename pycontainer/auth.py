@@ -1,0 +1,74 @@
+"""Registry credentials, as ``docker login`` keeps them: one JSON file,
+``$PYCONTAINER_AUTH_FILE`` or ``~/.config/pycontainer/auth.json``, mode
+0600 in a 0700 directory, ``{"auths": {"host": {"auth": base64("user:password")}}}``
+(the layout of Docker's config.json).  Written whole and renamed into place."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from typing import Any
+
+from .errors import ConfigError
+
+
+def path() -> str:
+    return os.environ.get("PYCONTAINER_AUTH_FILE") or os.path.join(
+        os.path.expanduser("~"), ".config", "pycontainer", "auth.json"
+    )
+
+
+def _load() -> dict[str, Any]:
+    try:
+        with open(path(), encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {"auths": {}}
+    except (OSError, ValueError) as e:
+        raise ConfigError("auth", f"{path()}: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("auths", {}), dict):
+        raise ConfigError("auth", f"{path()}: not a credentials file")
+    data.setdefault("auths", {})
+    return data
+
+
+def _save(data: dict[str, Any]) -> None:
+    target = path()
+    os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # exact, whatever the umask
+        os.write(fd, json.dumps(data, indent=2).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+
+
+def store(server: str, username: str, password: str) -> None:
+    if not server or "/" in server or ":" in username:
+        raise ConfigError("login", f"{server!r} / {username!r}: a registry host and a user name without ':'")
+    data = _load()
+    data["auths"][server] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
+    _save(data)
+
+
+def forget(server: str) -> None:
+    data = _load()
+    if data["auths"].pop(server, None) is None:
+        raise ConfigError("logout", f"not logged in to {server}")
+    _save(data)
+
+
+def lookup(server: str) -> dict[str, str] | None:
+    """``{"username": ..., "password": ...}`` for ``server``, or None."""
+    entry = _load()["auths"].get(server)
+    if not isinstance(entry, dict) or not entry.get("auth"):
+        return None
+    try:
+        user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ConfigError("auth", f"{path()}: the entry for {server} is not base64 of user:password") from None
+    return {"username": user, "password": password}
