@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("ids", nargs="*", metavar="CONTAINER")
     st = sub.add_parser("state", help="a container's OCI state as JSON")
     st.add_argument("id")
+    cp = sub.add_parser("cp", help="copy files between a container and the host")
+    cp.add_argument("src", metavar="SRC", help="CONTAINER:PATH or a host path")
+    cp.add_argument("dest", metavar="DEST", help="CONTAINER:PATH or a host path")
     df = sub.add_parser("diff", help="what a container changed in its image")
     df.add_argument("id", metavar="CONTAINER")
     cm = sub.add_parser("commit", help="a new image from a container's changes")
@@ -734,6 +737,25 @@ def _store(args: argparse.Namespace) -> Any:
     return ImageStore(args.data_root)
 
 
+def _cmd_cp(args: argparse.Namespace) -> int:
+    def side(text: str) -> tuple[str | None, str]:
+        cid, sep, path = text.partition(":")
+        return (cid, path) if sep and cid and "/" not in cid else (None, text)
+
+    (src_c, src), (dst_c, dst) = side(args.src), side(args.dest)
+    if (src_c is None) == (dst_c is None):
+        raise ConfigError("cp", "one side is CONTAINER:PATH, the other a host path")
+    c = Container.load(args.root, src_c or dst_c or "")
+    try:
+        if dst_c is not None:
+            c.copy_to(src, dst)
+        else:
+            c.copy_from(src, dst)
+    finally:
+        c.close()
+    return 0
+
+
 def _cmd_diff(args: argparse.Namespace) -> int:
     c = Container.load(args.root, args.id)
     try:
@@ -921,6 +943,7 @@ def _cmd_logout(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "cp": _cmd_cp,
     "diff": _cmd_diff,
     "commit": _cmd_commit,
     "images": _cmd_images,

@@ -306,6 +306,98 @@ def _idmap_fds(config: ContainerConfig, min_fd: int) -> list[int]:
     return out
 
 
+# The container's side of a copy, run chroot'ed into its root (/proc/<init>/root,
+# which walks the container's own mounts): a symlink in the container resolves
+# inside it.  argv: mode (in|out), path, name, uid, gid.  "in": extract the tar
+# on stdin at path (into it when it is a directory, else as it); "out": write
+# path as a tar named name to stdout.
+_COPY_SIDE = """
+import os, sys, tarfile
+mode, path, name, uid, gid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+os.chroot(sys.argv[6])
+os.chdir("/")
+if mode == "out":
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as t:
+        t.add(path, arcname=name)
+else:
+    dest = path if os.path.isdir(path) else os.path.dirname(path) or "/"
+    rename = None if os.path.isdir(path) else os.path.basename(path)
+
+    def place(member, where):
+        member = tarfile.data_filter(member, where)
+        if rename is not None:
+            first, _, rest = member.name.partition("/")
+            member = member.replace(name=rename + ("/" + rest if rest else ""), deep=False)
+        return member.replace(uid=uid, gid=gid, uname="", gname="", deep=False)
+
+    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as t:
+        t.extractall(dest, filter=place)
+"""
+
+
+def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
+    import subprocess
+    import tarfile
+
+    if not hasattr(tarfile, "data_filter"):
+        raise PyContainerError("copying needs Python's tarfile extraction filters (3.10.12, 3.11.4 or later)")
+    if c.status not in (Status.CREATED, Status.RUNNING, Status.PAUSED):
+        raise InvalidStateTransition(c.id, c.status.value, c.status.value, "copy files of")
+    uid = _host_id(c.config.uid_mappings, 0) if c.config.uid_mappings else 0
+    gid = _host_id(c.config.gid_mappings, 0) if c.config.gid_mappings else 0
+    root = f"/proc/{c.pid}/root"
+    inner = dest if into else src
+    if not inner.startswith("/"):
+        raise ConfigError("path", f"{inner!r}: a path in the container is absolute")
+    name = os.path.basename(os.path.normpath(src)) or "."
+    side = [sys.executable, "-c", _COPY_SIDE, "in" if into else "out", inner, name, str(uid), str(gid), root]
+    if into:
+        if not os.path.lexists(src):
+            raise ConfigError("source", f"{src!r} does not exist")
+        with subprocess.Popen(side, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+            assert p.stdin is not None
+            try:
+                with tarfile.open(fileobj=p.stdin, mode="w|") as t:
+                    t.add(src, arcname=name)
+            except BrokenPipeError:
+                pass
+            finally:
+                p.stdin.close()
+            err = p.stderr.read() if p.stderr else b""
+        if p.returncode:
+            raise PyContainerError(f"copy into {c.id}:{dest}: {_last_line(err)}")
+        return
+    target_dir = dest if os.path.isdir(dest) else os.path.dirname(os.path.abspath(dest))
+    rename = None if os.path.isdir(dest) else os.path.basename(dest)
+
+    def place(member: tarfile.TarInfo, where: str) -> tarfile.TarInfo:
+        member = tarfile.data_filter(member, where)  # nothing lands outside, no devices
+        if rename is not None:
+            _first, _, rest = member.name.partition("/")
+            member = member.replace(name=rename + ("/" + rest if rest else ""), deep=False)
+        return member
+
+    with subprocess.Popen(side, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        assert p.stdout is not None
+        try:
+            with tarfile.open(fileobj=p.stdout, mode="r|") as t:
+                t.extractall(target_dir, filter=place)
+        except tarfile.TarError as e:
+            p.kill()
+            p.wait()
+            err = p.stderr.read() if p.stderr else b""
+            why = _last_line(err) if err.strip() else f"refused: {e}"
+            raise PyContainerError(f"copy from {c.id}:{src}: {why}") from None
+        err = p.stderr.read() if p.stderr else b""
+    if p.returncode:
+        raise PyContainerError(f"copy from {c.id}:{src}: {_last_line(err)}")
+
+
+def _last_line(err: bytes) -> str:
+    lines = err.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "failed"
+
+
 # What a logger runs for an auto_remove container once its output ended.
 _AUTO_REMOVE = """
 import sys
@@ -1625,6 +1717,19 @@ class Container(ProcessHandle):
         finally:
             if paused:
                 self.resume()
+
+    def copy_to(self, src: str, dest: str) -> None:
+        """``docker cp SRC CONTAINER:DEST``: the host file or directory
+        ``src`` into the running (or created) container.  An existing
+        directory ``dest`` gets it inside, under its own name; otherwise it
+        is made as ``dest``.  Written as the container's root (its host id
+        in a user namespace)."""
+        _copy(self, src, dest, into=True)
+
+    def copy_from(self, src: str, dest: str) -> None:
+        """``docker cp CONTAINER:SRC DEST``: the container's ``src`` to the
+        host (same placing rules as :meth:`copy_to`)."""
+        _copy(self, src, dest, into=False)
 
     def oom_watcher(self) -> _cgroups.OOMWatcher:
         """Watch the container's cgroup for OOM kills (close it when done).

@@ -341,3 +341,38 @@ def test_login_logout_and_push_pull_through_a_registry(root, data_root, tmp_path
         proc.terminate()
         proc.wait(10)
     assert os.listdir(root) == []
+
+
+def test_cp_both_ways_and_never_out_of_the_container(root, data_root, tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "f").write_text("hello\n")
+    (tmp_path / "one").write_text("top\n")
+    r = cli(root, data_root, "run", "-d", "--name", "cpy", "--", "sh", "-c", "ln -s /etc /tmp/link; sleep 60")
+    assert r.returncode == 0, r.stderr
+    _wait_status(root, data_root, "cpy", "running")
+    try:
+        assert cli(root, data_root, "cp", str(tmp_path / "d"), "cpy:/tmp").returncode == 0  # into a directory
+        assert cli(root, data_root, "cp", str(tmp_path / "one"), "cpy:/renamed").returncode == 0  # as a new name
+        r = cli(root, data_root, "exec", "cpy", "sh", "-c", "cat /tmp/d/sub/f /renamed; stat -c %u /renamed")
+        assert r.stdout == "hello\ntop\n0\n", r.stderr
+        # a symlink in the container resolves in the container, never on the host
+        marker = f"pyc-cp-{os.getpid()}"
+        assert cli(root, data_root, "cp", str(tmp_path / "one"), f"cpy:/tmp/link/{marker}").returncode == 0
+        assert not os.path.exists(f"/etc/{marker}")
+        assert cli(root, data_root, "exec", "cpy", "cat", f"/etc/{marker}").stdout == "top\n"
+        # and back out
+        assert cli(root, data_root, "cp", "cpy:/tmp/d", str(tmp_path / "back")).returncode == 0
+        assert (tmp_path / "back" / "sub" / "f").read_text() == "hello\n"
+        (tmp_path / "dir").mkdir()
+        assert cli(root, data_root, "cp", "cpy:/etc/hostname", str(tmp_path / "dir")).returncode == 0
+        assert (tmp_path / "dir" / "hostname").read_text() == "cpy\n"
+        r = cli(root, data_root, "cp", "cpy:/tmp/link", str(tmp_path / "dir"))
+        assert r.returncode == 125 and "absolute path" in r.stderr  # an absolute link is not brought out
+        assert not (tmp_path / "dir" / "link").exists()
+        r = cli(root, data_root, "cp", "cpy:/nope", str(tmp_path / "x"))
+        assert r.returncode == 125 and "No such file" in r.stderr
+        r = cli(root, data_root, "cp", str(tmp_path / "one"), str(tmp_path / "two"))
+        assert r.returncode == 125 and "CONTAINER:PATH" in r.stderr
+    finally:
+        assert cli(root, data_root, "rm", "-f", "cpy").returncode == 0
+    assert os.listdir(root) == []
