@@ -904,6 +904,9 @@ class ContainerConfig:
     time_offsets: tuple[tuple[str, int, int], ...] = attrs.field(default=(), converter=_time_offsets)
     # namespaced kernel parameters, as docker run --sysctl: {"net.ipv4.ip_forward": "1"}
     sysctl: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sysctl)
+    # SELinux label of the container's mounts (OCI linux.mountLabel): refused at create
+    # on a host without SELinux, as process.selinux_label is
+    mount_label: str | None = attrs.field(default=None, validator=v.optional_string)
     # a session keyring of the container's own ("_ses.<id>", as runc's; False: runc --no-new-keyring)
     new_keyring: bool = attrs.field(default=True, converter=bool)
     # move the rootfs onto "/" and chroot instead of pivot_root (runc --no-pivot: for a ramfs root;

@@ -146,6 +146,8 @@ FIELDS = {
     "linux__sysctl": ({"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"},
                       lambda c: dict(c.sysctl) == {"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"}),
     "linux__readonlyPaths": (["/proc/sys"], lambda c: c.readonly_paths == ("/proc/sys",)),
+    "linux__mountLabel": ("system_u:object_r:container_file_t:s0",
+                          lambda c: c.mount_label == "system_u:object_r:container_file_t:s0"),
     "linux__resources": (
         {"memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 128 << 20, "swappiness": 10, "disableOOMKiller": True},
          "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
@@ -229,7 +231,6 @@ def test_the_specs_own_meanings_of_absent_fields():
         (spec_with(linux__timeOffsets={"monotonic": {"secs": 1}}), "time_offsets"),  # no time namespace
         (spec_with(linux__timeOffsets={"boottime": {"secs": 1, "nanosecs": 2 * 10**9}},
                    linux__namespaces=[{"type": "time"}]), "time_offsets.boottime"),
-        (spec_with(linux__mountLabel="system_u:object_r:container_file_t:s0"), "linux.mountLabel"),
         (spec_with(process__ioPriority={"class": "IOPRIO_CLASS_IDLE"}), "process.ioPriority"),
         (spec_with(process__capabilities={"bounding": ["CAP_FLYING"]}), "capabilities"),
         (spec_with(process__rlimits=[{"type": "RLIMIT_WINGS", "soft": 1, "hard": 1}]), "rlimits.type"),

@@ -139,6 +139,10 @@ def test_errors_are_runc_style_and_logged(tmp_path, bundle, cleanup):
     assert r.returncode == 1 and "does not exist" in r.stderr
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry == {"level": "error", "msg": "container does not exist", "time": entry["time"]}
+    r = runc(root, "--debug", "--log", str(log), "--log-format", "json", "list", "-q")
+    debug = [json.loads(line) for line in log.read_text().splitlines()][-2:]
+    assert r.returncode == 0 and [d["level"] for d in debug] == ["debug", "debug"]
+    assert "list -q" in debug[0]["msg"] and "exit status 0" in debug[1]["msg"]
     assert runc(root, "run", "-d", "--bundle", bundle("sleep", "60"), "x").returncode == 0
     r = runc(root, "kill", "x", "SIGWHATEVER")
     assert r.returncode == 1 and "unknown signal" in r.stderr

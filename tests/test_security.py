@@ -311,6 +311,12 @@ def test_apparmor_and_selinux_fields_are_reported_unsupported(root, rootfs):
         with pytest.raises(ConfigError, match="unsupported here") as e:
             Container.create(root, "x", cfg)
         assert e.value.field == f"process.{field}"
+    cfg = ContainerConfig(
+        process=Process(args=["true"]), rootfs=rootfs, mount_label="system_u:object_r:container_file_t:s0"
+    )
+    with pytest.raises(ConfigError, match="unsupported here") as e:
+        Container.create(root, "x", cfg)
+    assert e.value.field == "mount_label"
     assert os.listdir(root) == []
 
 

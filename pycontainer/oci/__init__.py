@@ -288,7 +288,7 @@ def _config_from_spec(spec: Any, bundle: str) -> ContainerConfig:
         raise ConfigError("root.path", "is missing")
     linux = _obj(spec.get("linux"), "linux")
     _unknown(linux, _LINUX, "linux")
-    _unsupported(linux, ("intelRdt", "mountLabel",
+    _unsupported(linux, ("intelRdt",
                          "rdmaResources", "unified", "memoryPolicy"), "linux")  # fmt: skip
     seccomp = linux.get("seccomp")
     namespaces = []
@@ -328,6 +328,7 @@ def _config_from_spec(spec: Any, bundle: str) -> ContainerConfig:
         },
         hooks=hooks,
         annotations=dict(annotations),
+        mount_label=linux.get("mountLabel") or None,
     )
 
 
@@ -514,6 +515,7 @@ def spec_from_config(cfg: ContainerConfig) -> dict[str, Any]:
                 }
                 for d in cfg.devices
             ],  # fmt: skip
+            "mountLabel": cfg.mount_label,
             "maskedPaths": list(cfg.masked_paths),
             "readonlyPaths": list(cfg.readonly_paths),
         }

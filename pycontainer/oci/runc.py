@@ -598,8 +598,15 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.showwarning = show
     warnings.simplefilter("always", UserWarning)
+    if args.debug:
+        # as runc --debug: what is being done goes to the log (stderr without --log)
+        debug = _log if args.log else (lambda _a, level, msg: _emit(args, level, msg))
+        debug(args, "debug", f"command line: {' '.join(sys.argv[1:] if argv is None else argv)}")
     try:
-        return _run(args)
+        status = _run(args)
+        if args.debug:
+            debug(args, "debug", f"{args.command}: done, exit status {status}")
+        return status
     except (PyContainerError, _Usage, OSError) as e:
         command = args.command
         _emit(args, "error", _runc_message(e, command))

@@ -403,8 +403,12 @@ class Confinement:
     oom_score_adj: int | None = None
 
 
-def _check_lsm(process: Process) -> None:
+def _check_lsm(process: Process, mount_label: str | None = None) -> None:
     apparmor, selinux = host_lsm()
+    if mount_label and not selinux:
+        raise ConfigError(
+            "mount_label", f"{mount_label!r} cannot be applied: this host has no SELinux (unsupported here)"
+        )
     if process.apparmor_profile not in (None, "", "unconfined") and not apparmor:
         raise ConfigError(
             "process.apparmor_profile",
@@ -415,7 +419,7 @@ def _check_lsm(process: Process) -> None:
             "process.selinux_label",
             f"{process.selinux_label!r} cannot be applied: this host has no SELinux (unsupported here)",
         )
-    if process.apparmor_profile not in (None, "", "unconfined") or process.selinux_label:
+    if process.apparmor_profile not in (None, "", "unconfined") or process.selinux_label or mount_label:
         raise ConfigError("process.apparmor_profile", "applying AppArmor or SELinux labels is not supported yet")
 
 
@@ -426,7 +430,7 @@ def confinement(process: Process, config: ContainerConfig, *, base: Process | No
     no_new_privs holds if either asks for it."""
     from ..config import RLIMITS
 
-    _check_lsm(process)
+    _check_lsm(process, config.mount_label if base is None else None)
     caps = process.capabilities
     if caps is None and base is not None:
         caps = base.capabilities
