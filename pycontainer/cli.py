@@ -28,6 +28,7 @@ from typing import Any
 
 from . import DEVNULL, PIPE, Container, ContainerConfig, LogConfig, Mount, Process, Status, User, _sys
 from .errors import ConfigError, ContainerNotFound, InitError, InvalidStateTransition, PyContainerError
+from .volumes import check_name as volume_name
 
 
 def _parse_volume(spec: str) -> Mount:
@@ -39,6 +40,8 @@ def _parse_volume(spec: str) -> Mount:
         if parts[2] not in ("ro", "rw"):
             raise ConfigError("volume", f"{parts[2]!r} in {spec!r} is not ro or rw")
         options.append(parts[2])
+    if "/" not in parts[0] and not parts[0].startswith("."):  # a name: a named volume, as Docker's
+        return Mount(destination=parts[1], source=volume_name(parts[0]), type="volume", options=tuple(options[1:]))
     return Mount(destination=parts[1], source=os.path.abspath(parts[0]), type="bind", options=tuple(options))
 
 
@@ -189,6 +192,21 @@ def _parser() -> argparse.ArgumentParser:
     lu = image_cmd("logout", "forget a registry's credentials")
     lu.add_argument("server")
 
+    vol = sub.add_parser("volume", help="named volumes: create, ls, inspect, rm, prune")
+    vsub = vol.add_subparsers(dest="volume_command", required=True)
+    vc = vsub.add_parser("create", help="make a volume (run -v NAME:/path makes one too)")
+    vc.add_argument("name", nargs="?")
+    vc.add_argument("--label", action="append", default=[], metavar="K=V")
+    vsub.add_parser("ls", help="list the volumes")
+    vi = vsub.add_parser("inspect", help="volumes as JSON")
+    vi.add_argument("names", nargs="+")
+    vr = vsub.add_parser("rm", help="remove volumes no container uses")
+    vr.add_argument("-f", "--force", action="store_true")
+    vr.add_argument("names", nargs="+")
+    vsub.add_parser("prune", help="remove every volume no container uses")
+    for q in (vol, vc, vi, vr):
+        q.add_argument("--data-root", help="(default $PYCONTAINER_DATA_ROOT or /var/lib/pycontainer)")
+
     net = sub.add_parser("network", help="bridge networks: create, ls, inspect, rm")
     nsub = net.add_subparsers(dest="network_command", required=True)
     nc = nsub.add_parser("create", help="make a network (its bridge comes with the first container)")
@@ -246,7 +264,11 @@ def _parse_mount(spec: str) -> Mount:
         return Mount(dst, os.path.abspath(src), "bind", ["rbind", *options])
     if kind == "tmpfs":
         return Mount(dst, "tmpfs", "tmpfs", ["nosuid", "nodev", *options, *([f"size={size}"] if size else [])])
-    raise ConfigError("mount", f"type {kind!r} is not supported yet (bind, tmpfs)")
+    if kind == "volume":
+        if not src:
+            raise ConfigError("mount", f"{spec!r}: anonymous volumes are not supported yet: name it (src=NAME)")
+        return Mount(dst, volume_name(src), "volume", options)
+    raise ConfigError("mount", f"type {kind!r} is not supported (bind, volume, tmpfs)")
 
 
 def _parse_tmpfs(spec: str) -> Mount:
@@ -737,6 +759,36 @@ def _store(args: argparse.Namespace) -> Any:
     return ImageStore(args.data_root)
 
 
+def _cmd_volume(args: argparse.Namespace) -> int:
+    from .volumes import VolumeStore
+
+    store = VolumeStore(getattr(args, "data_root", None))
+    cmd = args.volume_command
+    if cmd == "create":
+        labels = dict(item.partition("=")[::2] for item in args.label)
+        print(store.create(args.name, labels).name)
+    elif cmd == "ls":
+        print("DRIVER    VOLUME NAME")
+        for v in store.list():
+            print(f"local     {v.name}")
+    elif cmd == "inspect":
+        print(json.dumps([store.inspect(n) for n in args.names], indent=2))
+    elif cmd == "rm":
+        failed = False
+        for n in args.names:
+            try:
+                store.remove(n, force=args.force)
+                print(n)
+            except PyContainerError as e:
+                print(f"pycontainer: {e}", file=sys.stderr)
+                failed = True
+        return 1 if failed else 0
+    else:
+        for n in store.prune():
+            print(n)
+    return 0
+
+
 def _cmd_cp(args: argparse.Namespace) -> int:
     def side(text: str) -> tuple[str | None, str]:
         cid, sep, path = text.partition(":")
@@ -944,6 +996,7 @@ def _cmd_logout(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cp": _cmd_cp,
+    "volume": _cmd_volume,
     "diff": _cmd_diff,
     "commit": _cmd_commit,
     "images": _cmd_images,

@@ -265,6 +265,34 @@ def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
     )
 
 
+def _use_volumes(
+    config: ContainerConfig,
+    data_root: str | None,
+    container_dir: str,
+    undo: contextlib.ExitStack,
+    extra: dict[str, Any],
+) -> ContainerConfig:
+    """Named volumes (``Mount(type="volume", source=NAME)``) as binds of
+    their directories, each made if missing (as ``docker run -v``) and held
+    for the container until it is deleted."""
+    from .volumes import VolumeStore
+
+    store = VolumeStore(data_root)
+    mounts, holders = [], []
+    for m in config.mounts:
+        if m.type != "volume":
+            mounts.append(m)
+            continue
+        path, holder = store.hold(m.source or "", container_dir)
+        undo.callback(store.release, holder)
+        holders.append(holder)
+        mounts.append(
+            Mount(m.destination, path, "bind", ["rbind", *(o for o in m.options if o not in ("bind", "rbind"))])
+        )
+    extra["volume_holders"] = holders
+    return attrs.evolve(config, mounts=mounts)
+
+
 def _idmap_fds(config: ContainerConfig, min_fd: int) -> list[int]:
     """Per config mount: a detached, idmapped copy of its source, or -1 for
     a mount that is not idmapped.  Made here, not in the child: idmapping
@@ -1082,6 +1110,8 @@ class Container(ProcessHandle):
         hostname = config.hostname or (cid[:12] if config.docker_defaults else "")
         lower = lower_base = None
         extra: dict[str, Any] = {"bundle": bundle} if bundle is not None else {}
+        if any(m.type == "volume" for m in config.mounts):
+            config = _use_volumes(config, data_root, os.path.join(root, cid), undo, extra)
         if config.image is None and config.rootfs is None and os.geteuid() != 0:
             # Rootless, no rootfs: the built-in busybox rootfs (a directory the
             # user built and owns, i.e. the container's root does) under an
@@ -1601,6 +1631,10 @@ class Container(ProcessHandle):
             _rmtree(self.dir, (self.config.uid_mappings, self.config.gid_mappings))
             if self._data.get("image_holder"):
                 _images.ImageStore.release(self._data["image_holder"])
+            for holder in self._data.get("volume_holders") or ():
+                from .volumes import VolumeStore
+
+                VolumeStore.release(holder)
             if hook_state:
                 _hooks.run_warn("poststop", self.config.hooks.poststop, hook_state, "stopped")
 

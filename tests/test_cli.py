@@ -233,8 +233,10 @@ def test_resource_and_security_options(root, data_root):
         time.sleep(0.1)
     r = cli(root, data_root, "run", "--rm", "--restart", "always", "--", "true")
     assert r.returncode == 125 and "restart" in r.stderr
-    r = cli(root, data_root, "run", "--rm", "--mount", "type=volume,src=x,dst=/x", "--", "true")
-    assert r.returncode == 125 and "volume" in r.stderr
+    r = cli(root, data_root, "run", "--rm", "--mount", "type=volume,dst=/x", "--", "true")
+    assert r.returncode == 125 and "anonymous volumes" in r.stderr
+    r = cli(root, data_root, "run", "--rm", "-v", "bad name!:/x", "--", "true")
+    assert r.returncode == 125 and "volume name" in r.stderr
     assert os.listdir(root) == []
 
 
@@ -375,4 +377,31 @@ def test_cp_both_ways_and_never_out_of_the_container(root, data_root, tmp_path):
         assert r.returncode == 125 and "CONTAINER:PATH" in r.stderr
     finally:
         assert cli(root, data_root, "rm", "-f", "cpy").returncode == 0
+    assert os.listdir(root) == []
+
+
+def test_named_volumes_outlive_containers_and_are_kept_while_used(root, data_root):
+    assert cli(root, data_root, "volume", "create", "--label", "k=v", "keep").stdout == "keep\n"
+    r = cli(root, data_root, "run", "--rm", "-v", "keep:/data", "--", "sh", "-c", "echo kept > /data/f")
+    assert r.returncode == 0, r.stderr
+    # -v NAME makes a missing one; --mount type=volume names one too
+    r = cli(root, data_root, "run", "-d", "--name", "user", "-v", "keep:/data", "--mount", "type=volume,src=fresh,dst=/f",
+            "--", "sh", "-c", "cat /data/f; ls -A /f | wc -l; sleep 60")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    _wait_status(root, data_root, "user", "running")
+    import time
+
+    deadline = time.monotonic() + 20
+    while cli(root, data_root, "logs", "user").stdout != "kept\n0\n":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    info = json.loads(cli(root, data_root, "volume", "inspect", "keep").stdout)[0]
+    assert info["Labels"] == {"k": "v"} and info["UsedBy"] == [os.path.join(root, "user")]
+    assert info["Mountpoint"] == os.path.join(data_root, "volumes", "keep", "_data")
+    r = cli(root, data_root, "volume", "rm", "keep")
+    assert r.returncode == 1 and "in use" in r.stderr
+    assert cli(root, data_root, "volume", "prune").stdout == ""  # both in use
+    assert cli(root, data_root, "rm", "-f", "user").returncode == 0
+    assert sorted(cli(root, data_root, "volume", "prune").stdout.split()) == ["fresh", "keep"]
+    assert cli(root, data_root, "volume", "ls").stdout.splitlines()[1:] == []
     assert os.listdir(root) == []
