@@ -28,6 +28,7 @@ from typing import Any
 
 from . import DEVNULL, PIPE, Container, ContainerConfig, LogConfig, Mount, Process, Status, User, _sys
 from .errors import ConfigError, ContainerNotFound, InitError, InvalidStateTransition, PyContainerError
+from .build import BuildError
 from .volumes import check_name as volume_name
 
 
@@ -191,6 +192,16 @@ def _parser() -> argparse.ArgumentParser:
     lo.add_argument("server")
     lu = image_cmd("logout", "forget a registry's credentials")
     lu.add_argument("server")
+
+    bd = sub.add_parser("build", help="build an image from a Dockerfile")
+    bd.add_argument("-t", "--tag")
+    bd.add_argument("-f", "--file", help="the Dockerfile (default CONTEXT/Dockerfile)")
+    bd.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    bd.add_argument("--no-cache", action="store_true")
+    bd.add_argument("--target", help="stop after this stage")
+    bd.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    bd.add_argument("--data-root")
+    bd.add_argument("context")
 
     vol = sub.add_parser("volume", help="named volumes: create, ls, inspect, rm, prune")
     vsub = vol.add_subparsers(dest="volume_command", required=True)
@@ -759,6 +770,20 @@ def _store(args: argparse.Namespace) -> Any:
     return ImageStore(args.data_root)
 
 
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .build import build
+
+    build_args = {}
+    for item in args.build_arg:
+        k, sep, v = item.partition("=")
+        build_args[k] = v if sep else os.environ.get(k, "")
+    image = build(args.context, tag=args.tag, dockerfile=args.file, build_args=build_args, target=args.target,
+                  no_cache=args.no_cache, root=args.root, data_root=args.data_root,
+                  out=(lambda _s: None) if args.quiet else None)  # fmt: skip
+    print(image.id)
+    return 0
+
+
 def _cmd_volume(args: argparse.Namespace) -> int:
     from .volumes import VolumeStore
 
@@ -995,6 +1020,7 @@ def _cmd_logout(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "build": _cmd_build,
     "cp": _cmd_cp,
     "volume": _cmd_volume,
     "diff": _cmd_diff,
@@ -1040,6 +1066,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InitError as e:
         print(f"pycontainer: {e}", file=sys.stderr)
         return 127 if e.step == "exec" and e.errno == errno.ENOENT else 126 if e.step == "exec" else 125
+    except BuildError as e:
+        print(f"pycontainer: {e}", file=sys.stderr)
+        return 1  # as docker build's
     except (ConfigError, ContainerNotFound, InvalidStateTransition, PyContainerError) as e:
         print(f"pycontainer: {e}", file=sys.stderr)
         return 125

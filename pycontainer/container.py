@@ -421,6 +421,37 @@ def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
         raise PyContainerError(f"copy from {c.id}:{src}: {_last_line(err)}")
 
 
+def copy_entries_in(c: Container, entries: Sequence[tuple[str, str]], owner: tuple[int, int] | None = None) -> None:
+    """Each host path of ``entries`` to its absolute path in the container
+    (directories with their contents; missing parents made), as one tar
+    extracted at the container's "/" on its side (see ``_COPY_SIDE``):
+    for a builder's COPY.  ``owner``: host ids for every file (default:
+    the container's root)."""
+    import subprocess
+    import tarfile
+
+    uid, gid = owner or (
+        _host_id(c.config.uid_mappings, 0) if c.config.uid_mappings else 0,
+        _host_id(c.config.gid_mappings, 0) if c.config.gid_mappings else 0,
+    )
+    side = [sys.executable, "-c", _COPY_SIDE, "in", "/", ".", str(uid), str(gid), f"/proc/{c.pid}/root"]
+    with subprocess.Popen(side, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        assert p.stdin is not None
+        try:
+            with tarfile.open(fileobj=p.stdin, mode="w|") as t:
+                for src, dest in entries:
+                    if not dest.startswith("/"):
+                        raise ConfigError("path", f"{dest!r}: a path in the container is absolute")
+                    t.add(src, arcname=os.path.normpath(dest).lstrip("/") or ".")
+        except BrokenPipeError:
+            pass
+        finally:
+            p.stdin.close()
+        err = p.stderr.read() if p.stderr else b""
+    if p.returncode:
+        raise PyContainerError(f"copy into {c.id}: {_last_line(err)}")
+
+
 def _last_line(err: bytes) -> str:
     lines = err.decode(errors="replace").strip().splitlines()
     return lines[-1] if lines else "failed"
@@ -1735,7 +1766,13 @@ class Container(ProcessHandle):
         return _images.changes(upper, list(reversed(store.unpack(image))))
 
     def commit(
-        self, ref: str | None = None, *, comment: str = "", config: dict[str, Any] | None = None, pause: bool = True
+        self,
+        ref: str | None = None,
+        *,
+        comment: str = "",
+        config: dict[str, Any] | None = None,
+        pause: bool = True,
+        created_by: str = "pycontainer commit",
     ) -> _images.Image:
         """A new image: the container's image plus its changes as one layer
         (deletions as whiteouts), tagged ``ref``.  ``config`` updates the
@@ -1747,7 +1784,7 @@ class Container(ProcessHandle):
             self.pause()
             paused = True
         try:
-            return _images.commit(store, image, upper, ref, comment=comment, config=config)
+            return _images.commit(store, image, upper, ref, comment=comment, config=config, created_by=created_by)
         finally:
             if paused:
                 self.resume()

@@ -161,9 +161,11 @@ def commit(
     *,
     comment: str = "",
     config: dict[str, Any] | None = None,
+    created_by: str = "pycontainer commit",
 ) -> Image:
     """A new image: ``base`` plus one layer holding the changes in ``upper``.
-    ``config`` updates the image config's ``config`` object (Cmd, Env, ...)."""
+    ``config`` updates the image config's ``config`` object (Cmd, Env, ...);
+    ``created_by`` goes into its history (a build step's instruction)."""
     fd, tmp = tempfile.mkstemp(dir=store.root, prefix=".commit-")
     os.close(fd)
     try:
@@ -180,5 +182,5 @@ def commit(
         cfg.setdefault("config", {}).update(config)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cfg["created"] = created
-    cfg.setdefault("history", []).append({"created": created, "created_by": "pycontainer commit", "comment": comment})
+    cfg.setdefault("history", []).append({"created": created, "created_by": created_by, "comment": comment})
     return store.add_image(cfg, [*base.layers, store.layer_descriptor(layer_digest)], ref)
