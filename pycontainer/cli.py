@@ -179,6 +179,10 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("refs", nargs="+", metavar="IMAGE")
     ld = image_cmd("load", "images from a docker archive or an OCI layout tar")
     ld.add_argument("-i", "--input", required=True)
+    ip = image_cmd("import", "an image of a root filesystem tarball")
+    ip.add_argument("-c", "--change", action="append", default=[], metavar="CMD [...]|ENV K=V|WORKDIR D|USER U")
+    ip.add_argument("file", help="a tar (gzip, zstd too), or - for stdin")
+    ip.add_argument("ref", nargs="?", metavar="REPOSITORY[:TAG]")
     hi = image_cmd("history", "an image's layers and how they were made")
     hi.add_argument("ref")
     image = sub.add_parser("image", help="image commands: prune")
@@ -869,13 +873,7 @@ def _change(text: str) -> tuple[str, Any]:
 
 def _cmd_commit(args: argparse.Namespace) -> int:
     c = Container.load(args.root, args.id)
-    config: dict[str, Any] = {}
-    for text in args.change:
-        key, value = _change(text)
-        if key == "Env":
-            config.setdefault("Env", []).append(value)
-        else:
-            config[key] = value
+    config = _config_changes(args.change)
     try:
         image = c.commit(args.ref, comment=args.message, config=config or None, pause=not args.no_pause)
     finally:
@@ -979,6 +977,24 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_changes(changes: Sequence[str]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for text in changes:
+        key, value = _change(text)
+        if key == "Env":
+            config.setdefault("Env", []).append(value)
+        else:
+            config[key] = value
+    return config
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    source = sys.stdin.buffer if args.file == "-" else args.file
+    image = _store(args).import_rootfs(source, args.ref, _config_changes(args.change))
+    print(image.id)
+    return 0
+
+
 def _cmd_history(args: argparse.Namespace) -> int:
     image = _store(args).get(args.ref)
     print(f"{'CREATED':<22}{'CREATED BY':<60}COMMENT")
@@ -1033,6 +1049,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "save": _cmd_save,
     "load": _cmd_load,
     "history": _cmd_history,
+    "import": _cmd_import,
     "image": _cmd_image,
     "login": _cmd_login,
     "logout": _cmd_logout,

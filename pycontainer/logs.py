@@ -159,7 +159,9 @@ def _newer_than(directory: str, f: Any) -> list[str]:
 
 def _entry(line: bytes) -> LogEntry | None:
     try:
-        obj = json.loads(line)
+        # the logger passes bytes through as they came: what is not UTF-8
+        # comes back as it went in, through surrogate escapes
+        obj = json.loads(line.decode("utf-8", "surrogateescape"))
         return LogEntry(obj["stream"], obj["log"].encode("utf-8", "surrogateescape"), obj["time"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return None  # a torn last line (a full disk): skipped, as Docker does

@@ -405,3 +405,40 @@ def test_named_volumes_outlive_containers_and_are_kept_while_used(root, data_roo
     assert sorted(cli(root, data_root, "volume", "prune").stdout.split()) == ["fresh", "keep"]
     assert cli(root, data_root, "volume", "ls").stdout.splitlines()[1:] == []
     assert os.listdir(root) == []
+
+
+def test_import_a_rootfs_tarball(root, data_root, rootfs, tmp_path):
+    tar = subprocess.run(["tar", "-C", rootfs, "-c", "."], capture_output=True, check=True).stdout
+    env = {**os.environ, "PYCONTAINER_ROOT": root, "PYCONTAINER_DATA_ROOT": data_root}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pycontainer",
+            "import",
+            "-c",
+            'CMD ["echo", "imported"]',
+            "-c",
+            "ENV WHO=me",
+            "-",
+            "localhost/imp:1",
+        ],
+        input=tar,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )  # fmt: skip  (from stdin, as bytes)
+    assert r.returncode == 0 and r.stdout.startswith(b"sha256:"), r.stderr
+    r = cli(root, data_root, "run", "--rm", "localhost/imp:1")
+    assert (r.returncode, r.stdout) == (0, "imported\n"), r.stderr
+    assert cli(root, data_root, "run", "--rm", "localhost/imp:1", "sh", "-c", "echo $WHO").stdout == "me\n"
+    (tmp_path / "fs.tar.gz").write_bytes(__import__("gzip").compress(tar))
+    r = cli(root, data_root, "import", str(tmp_path / "fs.tar.gz"), "localhost/imp:2")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "not.tar").write_text("hello\n")
+    r = cli(root, data_root, "import", str(tmp_path / "not.tar"), "localhost/imp:3")
+    assert r.returncode == 125 and "not a tar" in r.stderr
+    assert "localhost/imp" in cli(root, data_root, "images").stdout
+    for ref in ("localhost/imp:1", "localhost/imp:2"):
+        assert cli(root, data_root, "rmi", ref).returncode == 0
+    assert os.listdir(root) == []

@@ -147,10 +147,12 @@ def test_bad_log_input_is_refused(root, config):
 
 
 def test_entries_round_trip_any_bytes(root, config):
-    c = Container.run(root, "lg10", config("sh", "-c", "printf 'q\"\\\\ \\t\\001 \\303\\251\\n'"), log=LogConfig())
+    c = Container.run(
+        root, "lg10", config("sh", "-c", "printf 'q\"\\\\ \\t\\001 \\303\\251 \\377\\n'"), log=LogConfig()
+    )
     try:
         c.wait(timeout=30)
-        assert [e.data for e in c.logs(follow=True)] == [b'q"\\ \t\x01 \xc3\xa9\n']
+        assert [e.data for e in c.logs(follow=True)] == [b'q"\\ \t\x01 \xc3\xa9 \xff\n']  # \xff: not UTF-8
     finally:
         c.delete()
 

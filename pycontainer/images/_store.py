@@ -546,6 +546,49 @@ class ImageStore:
 
         export_docker_archive(self, [refs] if isinstance(refs, str) else refs, dest)
 
+    def import_rootfs(
+        self, source: str | IO[bytes], ref: str | None = None, config: dict[str, Any] | None = None
+    ) -> Image:
+        """``docker import``: a one-layer image of a root filesystem tarball
+        (a path or a stream; gzip and zstd are read too), with ``config``
+        (Cmd, Env, ...) as its config.  An archive that is not a tar is an
+        ImageError; nothing of it stays."""
+        from ._unpack import open_layer_stream
+
+        close = isinstance(source, str)
+        try:
+            f = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise ImageError(f"cannot read {source}: {e.strerror}") from None
+        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".import-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                stream = open_layer_stream(f)
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    out.write(chunk)
+            import tarfile
+
+            if not tarfile.is_tarfile(tmp):
+                raise ImageError(f"{source if close else 'the input'} is not a tar archive")
+            with open(tmp, "rb") as t:
+                digest = self.put_blob(t)
+        finally:
+            if close:
+                f.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        os_, arch = host_platform()
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        cfg = {
+            "architecture": arch,
+            "os": os_,
+            "created": created,
+            "config": dict(config or {}),
+            "rootfs": {"type": "layers", "diff_ids": [digest]},
+            "history": [{"created": created, "created_by": "pycontainer import"}],
+        }
+        return self.add_image(cfg, [self.layer_descriptor(digest)], ref)
+
     def pull(self, ref: str, **kwargs: Any) -> Image:
         """Pull from a registry (see images._registry.pull for the options:
         username, password, insecure, platform, progress)."""
