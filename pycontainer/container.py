@@ -931,7 +931,9 @@ class Container(ProcessHandle):
             self.cgroup = _cgroups.load_manager(data["cgroup"], data.get("cgroup_root") or _cgroups.DEFAULT_ROOT)
         if data.get("exit"):
             self._exit = ExitStatus(**data["exit"])
-        elif pidfd is None:  # loaded, not just created: the creator may have recorded it
+        elif config is None:
+            # loaded, not just created: its init or creator may have recorded
+            # it (also while the init is an unreaped zombie: a pidfd opens then)
             self._exit = _read_exit(self.dir)
 
     def __repr__(self) -> str:
