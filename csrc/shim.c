@@ -948,7 +948,7 @@ static int op_exec(struct child *c, const struct pc_op *op)
     uint64_t empty = 0;
     long r;
 
-    if ((uint64_t)(argc + envc + 7) > c->nptrs)
+    if ((uint64_t)(argc + envc + 9) > c->nptrs)
         return -E2BIG;
     char exit_fd[16];
     if (initfd >= 0) {
@@ -964,6 +964,10 @@ static int op_exec(struct child *c, const struct pc_op *op)
             exit_fd[j] = '\0';
             argv[k++] = (char *)"--exit-fd";
             argv[k++] = exit_fd;
+        }
+        if (op->s[2] != PC_NONE) { /* the restart policy the init applies */
+            argv[k++] = (char *)"--restart";
+            argv[k++] = (char *)str(c, op, 2);
         }
         argv[k++] = c->exe;
     }
@@ -1570,7 +1574,7 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
     memset(res, 0, sizeof *res);
     for (i = 0; i < a->nops; i++) {
         if (a->ops[i].kind == PC_OP_EXEC)
-            nptrs += (size_t)(a->ops[i].v[0] + a->ops[i].v[1] + 7);
+            nptrs += (size_t)(a->ops[i].v[0] + a->ops[i].v[1] + 9);
     }
     /* [guard][stack][child][ops][blob][ptrs][keep] */
     off = page + STACK_SIZE;
@@ -1852,7 +1856,7 @@ __attribute__((noreturn, used)) void pc_helper_start(long *sp)
         if (c.ops[i].kind == PC_OP_EXEC) {
             if (c.ops[i].v[0] < 0 || c.ops[i].v[1] < 0 || c.ops[i].v[0] + c.ops[i].v[1] > (1 << 20))
                 child_exit(126);
-            nptrs += (size_t)(c.ops[i].v[0] + c.ops[i].v[1] + 7);
+            nptrs += (size_t)(c.ops[i].v[0] + c.ops[i].v[1] + 9);
         }
     }
     c.ptrs = helper_map(nptrs * sizeof(char *) + 8, -1);

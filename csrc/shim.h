@@ -47,7 +47,8 @@ enum {
     PC_OP_WAIT_START,     /* block on the exec fifo until `start` */
     PC_OP_CLOSE_FDS,      /* v0 first fd to close on exec */
     PC_OP_EXEC,           /* s0 argv (NUL separated, v0 argc), s1 envp (v1 envc), v2 init memfd or -1,
-                             v3 > 0: the fd the init records the exit status to (--exit-fd) */
+                             v3 > 0: the fd the init records the exit status to (--exit-fd);
+                             s2: the init's restart policy (--restart), if any */
     PC_OP_LOOPBACK,       /* bring "lo" up in the (new) network namespace */
     PC_OP_HANDOFF,        /* v0 helper fd: continue the plan in the static helper, with a memory of our own */
     PC_OP_SYNC,           /* send message v0 to the parent, wait for GO (e.g. "write my id maps") */

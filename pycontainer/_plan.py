@@ -606,7 +606,9 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     if cfg.personality is not None:
         ops.append(op(Op.PERSONALITY, v=(PERSONALITIES[cfg.personality],)))
     first_closed = 3 + inp.preserve_fds + (1 if inp.exit_fd else 0)
-    ops.extend(_exec_ops(inp.user, first_closed, cfg.process.args, inp.env, inp.init_fd, conf, inp.exit_fd))
+    ops.extend(
+        _exec_ops(inp.user, first_closed, cfg.process.args, inp.env, inp.init_fd, conf, inp.exit_fd, cfg.restart)
+    )
     return ops
 
 
@@ -731,6 +733,7 @@ def _exec_ops(
     init_fd: int,
     conf: Any = None,
     exit_fd: int = 0,
+    restart: str = "no",
 ) -> list[PlanOp]:
     """The last steps, in runc's order: the seccomp filter as late as it
     can be (without no_new_privs installing one needs CAP_SYS_ADMIN, so then
@@ -757,6 +760,7 @@ def _exec_ops(
             Op.EXEC,
             b"\0".join(a.encode() for a in args),
             b"\0".join(e.encode() for e in env),
+            restart.encode() if init_fd >= 0 and restart != "no" else None,
             v=(len(args), len(env), init_fd, exit_fd if init_fd >= 0 else 0),
         )
     )

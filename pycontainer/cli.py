@@ -88,7 +88,7 @@ def _add_container_options(run: argparse.ArgumentParser) -> None:
         "--security-opt", action="append", default=[], metavar="seccomp=FILE|unconfined, no-new-privileges"
     )
     run.add_argument("--log-opt", action="append", default=[], metavar="max-size=10m|max-file=3")
-    run.add_argument("--restart", default="no", help="no (the only policy so far)")
+    run.add_argument("--restart", default="no", help="no, always, unless-stopped, on-failure[:MAX]")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="[IMAGE] [COMMAND [ARG...]], or -- COMMAND...")
 
 
@@ -361,8 +361,9 @@ def _config(args: argparse.Namespace) -> tuple[ContainerConfig, str | None]:
     caps = None
     if args.cap_add or args.cap_drop:
         caps = Capabilities.docker(add=args.cap_add, drop=args.cap_drop)
-    if args.restart not in ("no", ""):
-        raise ConfigError("restart", f"{args.restart!r}: restart policies are not built yet (only 'no')")
+    restart = args.restart or "no"
+    if restart != "no" and getattr(args, "rm", False):
+        raise ConfigError("restart", "--restart and --rm conflict (as Docker's)")
     process = Process(
         args=rest,
         env=_env_lines(args),
@@ -383,7 +384,8 @@ def _config(args: argparse.Namespace) -> tuple[ContainerConfig, str | None]:
             *(_parse_mount(m) for m in args.mount),
             *(_parse_tmpfs(t) for t in args.tmpfs),
         ],  # fmt: skip
-        init=args.init or getattr(args, "detach", False) or args.command == "create",
+        init=args.init or getattr(args, "detach", False) or args.command == "create" or restart != "no",
+        restart=restart,
         readonly_rootfs=args.read_only,
         resources=_resources(args),
         **sec,

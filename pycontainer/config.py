@@ -904,6 +904,9 @@ class ContainerConfig:
     time_offsets: tuple[tuple[str, int, int], ...] = attrs.field(default=(), converter=_time_offsets)
     # namespaced kernel parameters, as docker run --sysctl: {"net.ipv4.ip_forward": "1"}
     sysctl: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_sysctl)
+    # restart policy, applied by the init (init=True): "no", "always", "unless-stopped",
+    # "on-failure" or "on-failure:MAX" (Docker's --restart)
+    restart: str = attrs.field(default="no", validator=v.restart_policy)
     # SELinux label of the container's mounts (OCI linux.mountLabel): refused at create
     # on a host without SELinux, as process.selinux_label is
     mount_label: str | None = attrs.field(default=None, validator=v.optional_string)
@@ -936,6 +939,8 @@ class ContainerConfig:
                     f"mounts[{i}].options",
                     "idmap without mappings of its own takes the user namespace's: give uid_mappings",
                 )
+        if self.restart != "no" and not self.init:
+            raise ConfigError("restart", "a restart policy is applied by the init: give init=True")
         if self.time_offsets and not self.new_namespace(NamespaceType.TIME):
             raise ConfigError("time_offsets", "need a new time namespace (namespaces=[..., 'time'])")
 

@@ -356,3 +356,13 @@ def check_config(cfg: ContainerConfig) -> None:
     """Run every whole-config check; raise ConfigError at the first failure."""
     for check in CHECKS:
         check(cfg)
+
+
+_RESTART = re.compile(r"no|always|unless-stopped|on-failure(:[0-9]{1,6})?")
+
+
+def restart_policy(_inst: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, str) or not _RESTART.fullmatch(value):
+        raise ConfigError(
+            _name(attribute), f"{value!r} is not a restart policy (no, always, unless-stopped, on-failure[:MAX])"
+        )

@@ -232,7 +232,9 @@ def test_resource_and_security_options(root, data_root):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     r = cli(root, data_root, "run", "--rm", "--restart", "always", "--", "true")
-    assert r.returncode == 125 and "restart" in r.stderr
+    assert r.returncode == 125 and "conflict" in r.stderr
+    r = cli(root, data_root, "run", "--restart", "sometimes", "--", "true")
+    assert r.returncode == 125 and "restart policy" in r.stderr
     r = cli(root, data_root, "run", "--rm", "--mount", "type=volume,dst=/x", "--", "true")
     assert r.returncode == 125 and "anonymous volumes" in r.stderr
     r = cli(root, data_root, "run", "--rm", "-v", "bad name!:/x", "--", "true")
@@ -441,4 +443,86 @@ def test_import_a_rootfs_tarball(root, data_root, rootfs, tmp_path):
     assert "localhost/imp" in cli(root, data_root, "images").stdout
     for ref in ("localhost/imp:1", "localhost/imp:2"):
         assert cli(root, data_root, "rmi", ref).returncode == 0
+    assert os.listdir(root) == []
+
+
+def test_restart_on_failure_restarts_then_gives_up_and_stop_ends_always(root, data_root):
+    import time
+
+    script = "echo run; date >> /runs; exit 3"
+    r = cli(root, data_root, "run", "-d", "--name", "flaky", "--restart", "on-failure:2", "--", "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert cli(root, data_root, "wait", "flaky").stdout == "3\n"  # the last run's status
+    assert cli(root, data_root, "logs", "flaky").stdout == "run\nrun\nrun\n"  # 1 + 2 restarts, then it gave up
+    # a success ends on-failure; what a run wrote stays for the next (same container)
+    script = "n=$(cat /n 2>/dev/null || echo 0); echo $((n+1)) > /n; echo try-$n; [ $n -ge 1 ]"
+    r = cli(root, data_root, "run", "-d", "--name", "second", "--restart", "on-failure", "--", "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    assert cli(root, data_root, "wait", "second").stdout == "0\n"
+    assert cli(root, data_root, "logs", "second").stdout == "try-0\ntry-1\n"
+    # always: restarted whatever the status, until a stop
+    r = cli(
+        root, data_root, "run", "-d", "--name", "forever", "--restart", "always", "--", "sh", "-c", "echo up; sleep 0.2"
+    )
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 20
+    while cli(root, data_root, "logs", "forever").stdout.count("up") < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert cli(root, data_root, "stop", "-t", "5", "forever").returncode == 0
+    _wait_status(root, data_root, "forever", "stopped")
+    ups = cli(root, data_root, "logs", "forever").stdout.count("up")
+    time.sleep(0.8)
+    assert cli(root, data_root, "logs", "forever").stdout.count("up") == ups  # not started again
+    assert cli(root, data_root, "rm", "flaky", "second", "forever").returncode == 0
+    assert os.listdir(root) == []
+
+
+def test_it_is_a_real_terminal_with_ctrl_c_and_window_size(root, data_root):
+    """-it: raw mode on our side, the caller's window size, and Ctrl-C
+    reaching the container's foreground process, not us."""
+    import time
+
+    env = {**os.environ, "PYCONTAINER_ROOT": root, "PYCONTAINER_DATA_ROOT": data_root}
+    cmd = f"stty rows 33 cols 99; {sys.executable} -m pycontainer run --rm -it -- sh"
+    p = subprocess.Popen(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    assert p.stdin is not None
+    try:
+        time.sleep(1.5)
+        p.stdin.write(b"stty size; sleep 100\n")
+        p.stdin.flush()
+        time.sleep(1.0)
+        p.stdin.write(b"\x03")  # Ctrl-C: ends the sleep in the container
+        p.stdin.flush()
+        time.sleep(0.5)
+        p.stdin.write(b"echo after-$((6*7)); exit 5\n")
+        p.stdin.flush()
+        out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = out.decode(errors="replace")
+    assert "33 99" in text and "after-42" in text, text
+    assert p.returncode == 5, text
+    assert os.listdir(root) == []
+
+
+def test_rm_cleans_up_when_we_are_interrupted(root, data_root):
+    import signal as _signal
+    import time
+
+    env = {**os.environ, "PYCONTAINER_ROOT": root, "PYCONTAINER_DATA_ROOT": data_root}
+    # (with --init: a pid 1 without a handler ignores SIGINT, as under Docker)
+    p = subprocess.Popen([sys.executable, "-m", "pycontainer", "run", "--rm", "--init", "--name", "intr", "--",
+                          "sleep", "100"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not os.path.exists(os.path.join(root, "intr")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(_signal.SIGINT)  # forwarded: the container ends, and goes
+    p.communicate(timeout=30)
+    assert p.returncode == 128 + _signal.SIGINT
     assert os.listdir(root) == []

@@ -272,3 +272,15 @@ def test_etc_files(tmp_path):
     assert resolv_conf(own_netns=True, servers=("1.1.1.1",)) == "nameserver 1.1.1.1\n"
     assert hosts_file("web", ("10.1.0.2",)).endswith("10.1.0.2\tweb\n")
     assert hosts_file("web").startswith("127.0.0.1\tlocalhost\n")
+
+
+def test_restart_policies_are_the_inits():
+    from pycontainer import ConfigError, ContainerConfig, Process
+
+    for policy in ("no", "always", "unless-stopped", "on-failure", "on-failure:3"):
+        ContainerConfig(process=Process(args=["true"]), init=True, restart=policy)
+    with pytest.raises(ConfigError, match="give init=True"):
+        ContainerConfig(process=Process(args=["true"]), restart="always")
+    for bad in ("sometimes", "on-failure:", "on-failure:-1", 3):
+        with pytest.raises(ConfigError, match="restart policy"):
+            ContainerConfig(process=Process(args=["true"]), init=True, restart=bad)
