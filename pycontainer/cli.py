@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     top = sub.add_parser("top", help="a container's processes")
     top.add_argument("id", metavar="CONTAINER")
     stats = sub.add_parser("stats", help="resource use")
-    stats.add_argument("--no-stream", action="store_true", help="print once (the only way so far)")
+    stats.add_argument("--no-stream", action="store_true", help="print once, and exit")
     stats.add_argument("ids", nargs="*", metavar="CONTAINER")
     st = sub.add_parser("state", help="a container's OCI state as JSON")
     st.add_argument("id")
@@ -719,23 +719,60 @@ def _cmd_top(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_stats(args: argparse.Namespace) -> int:
-    if not args.no_stream:
-        raise ConfigError("stats", "only --no-stream is built so far")
-    containers = [Container.load(args.root, i) for i in args.ids] if args.ids else Container.list(args.root)
-    print(f"{'CONTAINER':<14}{'CPU s':>10}{'MEM USAGE / LIMIT':>26}{'PIDS':>6}")
+def _stats_rows(containers: list[Container], before: dict[str, tuple[float, int]]) -> list[tuple[str, ...]]:
+    """docker stats' columns; CPU % from the CPU time since ``before`` (which is updated)."""
+    import time
+
+    rows = []
     for c in containers:
         try:
             if c.status is Status.STOPPED:
                 continue
             s = c.stats()
-            mem = f"{(s.memory.usage or 0) / 2**20:.1f}MiB / " + (
-                f"{s.memory.limit / 2**20:.0f}MiB" if s.memory.limit else "unlimited"
-            )
-            print(f"{c.id[:12]:<14}{(s.cpu.total_ns or 0) / 1e9:>10.2f}{mem:>26}{s.pids.current or 0:>6}")
-        finally:
-            c.close()
-    return 0
+        except PyContainerError:
+            continue
+        now, cpu = time.monotonic(), s.cpu.total_ns or 0
+        then, cpu0 = before.get(c.id, (now, cpu))
+        before[c.id] = (now, cpu)
+        pct = 100.0 * (cpu - cpu0) / ((now - then) * 1e9) if now > then else 0.0
+        usage, limit = s.memory.usage or 0, s.memory.limit
+        mem = f"{usage / 2**20:.1f}MiB / " + (f"{limit / 2**20:.0f}MiB" if limit else "unlimited")
+        mem_pct = f"{100.0 * usage / limit:.2f}%" if limit else "--"
+        blk = f"{(s.io.read_bytes or 0) / 1e6:.1f}MB / {(s.io.write_bytes or 0) / 1e6:.1f}MB"
+        rows.append((c.id[:12], f"{pct:.2f}%", mem, mem_pct, blk, str(s.pids.current or 0)))
+    return rows
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    """docker stats: CPU % over a second (--no-stream: one table), memory, block I/O, pids."""
+    import time
+
+    def containers() -> list[Container]:
+        return [Container.load(args.root, i) for i in args.ids] if args.ids else Container.list(args.root)
+
+    header = ("CONTAINER", "CPU %", "MEM USAGE / LIMIT", "MEM %", "BLOCK I/O", "PIDS")
+    before: dict[str, tuple[float, int]] = {}
+    first = containers()
+    _stats_rows(first, before)  # the first sample: CPU % needs two
+    for c in first:
+        c.close()
+    try:
+        while True:
+            time.sleep(1.0)
+            cs = containers()
+            rows = [header, *_stats_rows(cs, before)]
+            for c in cs:
+                c.close()
+            widths = [max(len(r[k]) for r in rows) for k in range(len(header))]
+            if not args.no_stream and sys.stdout.isatty():
+                sys.stdout.write("\x1b[2J\x1b[H")
+            for r in rows:
+                print("   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+            sys.stdout.flush()
+            if args.no_stream or (args.ids and len(rows) == 1):
+                return 0
+    except KeyboardInterrupt:
+        return 0
 
 
 def _cmd_state(args: argparse.Namespace) -> int:

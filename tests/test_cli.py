@@ -526,3 +526,28 @@ def test_rm_cleans_up_when_we_are_interrupted(root, data_root):
     p.communicate(timeout=30)
     assert p.returncode == 128 + _signal.SIGINT
     assert os.listdir(root) == []
+
+
+def test_stats_shows_cpu_percent_memory_and_ends_with_its_container(root, data_root):
+    r = cli(root, data_root, "run", "-d", "--name", "busy", "-m", "64m", "--", "sh", "-c", "while :; do :; done")
+    assert r.returncode == 0, r.stderr
+    _wait_status(root, data_root, "busy", "running")
+    lines = cli(root, data_root, "stats", "--no-stream").stdout.splitlines()
+    assert lines[0].split()[:3] == ["CONTAINER", "CPU", "%"]
+    row = lines[1].split()
+    assert row[0] == "busy" and float(row[1].rstrip("%")) > 30 and "64MiB" in lines[1]
+    # streaming, for a named container: it ends when the container does
+    env = {**os.environ, "PYCONTAINER_ROOT": root, "PYCONTAINER_DATA_ROOT": data_root}
+    p = subprocess.Popen([sys.executable, "-m", "pycontainer", "stats", "busy"], stdout=subprocess.PIPE, env=env)
+    try:
+        import time
+
+        time.sleep(2.5)
+        assert cli(root, data_root, "kill", "busy").returncode == 0
+        out, _ = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0 and out.decode().count("busy") >= 1
+    assert cli(root, data_root, "rm", "busy").returncode == 0
