@@ -577,6 +577,17 @@ static int op_symlink(struct child *c, const struct pc_op *op)
     return r == -EEXIST ? 0 : r;
 }
 
+/* After the switch of root: cwd "/" and the root fd on the new root. */
+static int enter_new_root(struct child *c)
+{
+    int r;
+    if ((r = (int)S1(SYS_chdir, "/")) < 0)
+        return r;
+    S1(SYS_close, c->rootfd);
+    c->rootfd = high_fd(c, (int)S4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+    return c->rootfd < 0 ? c->rootfd : 0;
+}
+
 /* runc --no-pivot: where pivot_root cannot work (the root is a ramfs),
  * move the rootfs mount onto "/" and chroot into it.  The old root stays
  * underneath, out of reach but for a chroot escape (hence the HIDE steps
@@ -590,11 +601,7 @@ static int op_move_root(struct child *c)
         return r;
     if ((r = (int)S1(SYS_chroot, ".")) < 0)
         return r;
-    if ((r = (int)S1(SYS_chdir, "/")) < 0)
-        return r;
-    S1(SYS_close, c->rootfd);
-    c->rootfd = high_fd(c, (int)S4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
-    return c->rootfd < 0 ? c->rootfd : 0;
+    return enter_new_root(c);
 }
 
 static int op_hide(const char *path)
@@ -662,11 +669,7 @@ static int op_pivot(struct child *c)
         return r;
     if ((r = (int)S2(SYS_umount2, ".", MNT_DETACH)) < 0)
         return r;
-    if ((r = (int)S1(SYS_chdir, "/")) < 0)
-        return r;
-    S1(SYS_close, c->rootfd);
-    c->rootfd = high_fd(c, (int)S4(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
-    return c->rootfd < 0 ? c->rootfd : 0;
+    return enter_new_root(c);
 }
 
 static int op_mask(struct child *c, const struct pc_op *op)

@@ -23,7 +23,7 @@ import stat
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -382,18 +382,7 @@ def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
     if into:
         if not os.path.lexists(src):
             raise ConfigError("source", f"{src!r} does not exist")
-        with subprocess.Popen(side, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as p:
-            assert p.stdin is not None
-            try:
-                with tarfile.open(fileobj=p.stdin, mode="w|") as t:
-                    t.add(src, arcname=name)
-            except BrokenPipeError:
-                pass
-            finally:
-                p.stdin.close()
-            err = p.stderr.read() if p.stderr else b""
-        if p.returncode:
-            raise PyContainerError(f"copy into {c.id}:{dest}: {_last_line(err)}")
+        _tar_in(side, lambda t: t.add(src, arcname=name), f"copy into {c.id}:{dest}")
         return
     target_dir = dest if os.path.isdir(dest) else os.path.dirname(os.path.abspath(dest))
     rename = None if os.path.isdir(dest) else os.path.basename(dest)
@@ -427,29 +416,39 @@ def copy_entries_in(c: Container, entries: Sequence[tuple[str, str]], owner: tup
     extracted at the container's "/" on its side (see ``_COPY_SIDE``):
     for a builder's COPY.  ``owner``: host ids for every file (default:
     the container's root)."""
-    import subprocess
-    import tarfile
-
     uid, gid = owner or (
         _host_id(c.config.uid_mappings, 0) if c.config.uid_mappings else 0,
         _host_id(c.config.gid_mappings, 0) if c.config.gid_mappings else 0,
     )
     side = [sys.executable, "-c", _COPY_SIDE, "in", "/", ".", str(uid), str(gid), f"/proc/{c.pid}/root"]
+    for _src, dest in entries:
+        if not dest.startswith("/"):
+            raise ConfigError("path", f"{dest!r}: a path in the container is absolute")
+
+    def add_all(t: Any) -> None:
+        for src, dest in entries:
+            t.add(src, arcname=os.path.normpath(dest).lstrip("/") or ".")
+
+    _tar_in(side, add_all, f"copy into {c.id}")
+
+
+def _tar_in(side: list[str], add: Callable[[Any], None], what: str) -> None:
+    """A tar that ``add`` writes, piped to the container's side of a copy."""
+    import subprocess
+    import tarfile
+
     with subprocess.Popen(side, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as p:
         assert p.stdin is not None
         try:
             with tarfile.open(fileobj=p.stdin, mode="w|") as t:
-                for src, dest in entries:
-                    if not dest.startswith("/"):
-                        raise ConfigError("path", f"{dest!r}: a path in the container is absolute")
-                    t.add(src, arcname=os.path.normpath(dest).lstrip("/") or ".")
+                add(t)
         except BrokenPipeError:
             pass
         finally:
             p.stdin.close()
         err = p.stderr.read() if p.stderr else b""
     if p.returncode:
-        raise PyContainerError(f"copy into {c.id}: {_last_line(err)}")
+        raise PyContainerError(f"{what}: {_last_line(err)}")
 
 
 def _last_line(err: bytes) -> str:
