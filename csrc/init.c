@@ -1,7 +1,7 @@
 /*
  * pycontainer-init - a minimal pid 1 for containers (like `docker run --init`).
  *
- *   pycontainer-init [--exit-fd N] [--restart always|unless-stopped|on-failure[:MAX]] PATH ARGV0 [ARG...]
+ *   pycontainer-init [--exit-fd N] [--restart always|unless-stopped|on-failure[:MAX][@STOPSIG]] PATH ARGV0 [ARG...]
  *
  * Starts PATH with the given argv in its own process group (made the terminal's
  * foreground group when stdin is a terminal), forwards every catchable signal
@@ -20,10 +20,11 @@
  * rootfs and cgroup (what the process wrote stays), every other process of
  * the pid namespace killed first.  ``always``/``unless-stopped``: whatever
  * its status; ``on-failure``: when it is not 0, at most MAX times (0: no
- * limit).  Not after SIGTERM, SIGINT, SIGQUIT or SIGHUP was sent to this
- * init (a stop; other signals are forwarded and change nothing), and not
- * without a pause: 100 ms, doubled each time up to 10 s, back to 100 ms
- * after 10 s of running.  The status recorded is the last run's.
+ * limit).  Not after a stop: SIGTERM, SIGINT, SIGQUIT or the container's
+ * stop signal (@STOPSIG, its image's StopSignal) sent to this init; other
+ * signals are forwarded and change nothing.  Not without a pause: 100 ms,
+ * doubled each time up to a minute, back to 100 ms after 10 s of running,
+ * as Docker's.  The status recorded is the last run's.
  *
  * Built static (it runs inside rootfs images that may have no libc) and
  * executed from a sealed memfd, so nothing in the container can write to it.
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
     sigset_t all, none;
     pid_t child;
     int status = 0, exit_fd = -1, code, stopping = 0;
-    int restart = 0, on_failure = 0, max_restarts = 0, restarts = 0;
+    int restart = 0, on_failure = 0, max_restarts = 0, restarts = 0, stop_sig = SIGTERM, reaped_main;
     long long delay = 100, started;
 
     if (argc >= 5 && !strcmp(argv[1], "--exit-fd")) {
@@ -83,8 +84,12 @@ int main(int argc, char **argv)
         argc -= 2;
     }
     if (argc >= 5 && !strcmp(argv[1], "--restart")) {
-        const char *p = argv[2];
+        char *p = argv[2], *at = strchr(p, '@');
         restart = 1;
+        if (at) {
+            *at = '\0';
+            stop_sig = atoi(at + 1);
+        }
         if (!strncmp(p, "on-failure", 10)) {
             on_failure = 1;
             max_restarts = p[10] == ':' ? atoi(p + 11) : 0;
@@ -131,7 +136,7 @@ int main(int argc, char **argv)
         if (sig < 0)
             continue;
         if (sig != SIGCHLD) {
-            if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT || sig == SIGHUP)
+            if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT || sig == stop_sig)
                 stopping = 1; /* a stop: the child is not started again */
             if (child > 0 && sig != SIGTTIN && sig != SIGTTOU)
                 kill(child, sig);
@@ -139,6 +144,7 @@ int main(int argc, char **argv)
                 break;
             continue;
         }
+        reaped_main = 0;
         for (;;) {
             int st;
             pid_t p = waitpid(-1, &st, WNOHANG);
@@ -147,10 +153,11 @@ int main(int argc, char **argv)
             if (p == child) {
                 status = st;
                 child = -1;
+                reaped_main = 1;
             }
         }
-        if (child >= 0)
-            continue;
+        if (!reaped_main)
+            continue; /* only orphans (also those of a run being restarted) */
         code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
         if (!restart || stopping || (on_failure && code == 0) || (max_restarts && restarts >= max_restarts))
             break;
@@ -159,8 +166,8 @@ int main(int argc, char **argv)
             kill(-1, SIGKILL);
         restarts++;
         delay = now_ms() - started >= 10000 ? 100 : (restarts == 1 ? 100 : delay * 2);
-        if (delay > 10000)
-            delay = 10000;
+        if (delay > 60000)
+            delay = 60000;
         started = now_ms();
         child = -1; /* (status keeps the last run's, should a stop come in the pause) */
     }

@@ -53,17 +53,16 @@ static void open_log(int truncate)
 {
     struct stat st;
     log_fd = openat(dir_fd, LOG_NAME, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0640);
-    if (log_fd < 0) {
+    if (log_fd < 0) /* (the directory went: the output is read and dropped, never left to block the container) */
         perror("pycontainer-logger: " LOG_NAME);
-        exit(1);
-    }
-    size = fstat(log_fd, &st) == 0 ? (long long)st.st_size : 0;
+    size = log_fd >= 0 && fstat(log_fd, &st) == 0 ? (long long)st.st_size : 0;
 }
 
 static void rotate(void)
 {
     char from[64], to[64];
-    close(log_fd);
+    if (log_fd >= 0)
+        close(log_fd);
     if (max_files <= 1) {
         open_log(1);
         return;
@@ -82,6 +81,8 @@ static void rotate(void)
 
 static void write_all(const char *p, size_t n)
 {
+    if (log_fd < 0)
+        return;
     while (n) {
         ssize_t w = write(log_fd, p, n);
         if (w < 0) {
@@ -192,6 +193,8 @@ int main(int argc, char **argv)
         return 1;
     }
     open_log(0);
+    if (log_fd < 0)
+        return 1; /* at start it is an error the caller hears of */
     switch (fork()) {
     case -1:
         perror("pycontainer-logger: fork");
@@ -230,7 +233,8 @@ int main(int argc, char **argv)
             }
         }
     }
-    close(log_fd);
+    if (log_fd >= 0)
+        close(log_fd);
     if (argc > 3) {
         close(dir_fd);
         execv(argv[3], argv + 3);

@@ -411,6 +411,7 @@ class CreateInputs:
     confinement: Any = None  # security.Confinement: capabilities, seccomp, rlimits...; None: none applied
     exit_fd: int = 0  # > 0: the fd number (after the passed fds) where the --init records the exit status
     container_id: str = ""  # names the session keyring (config.new_keyring)
+    stop_signal: int = 15  # the image's StopSignal: a stop, for the init's restart policy
     idmap_fds: tuple[int, ...] = ()  # per config mount: its idmapped detached tree (pc_idmapped_tree), else -1
 
 
@@ -607,7 +608,17 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         ops.append(op(Op.PERSONALITY, v=(PERSONALITIES[cfg.personality],)))
     first_closed = 3 + inp.preserve_fds + (1 if inp.exit_fd else 0)
     ops.extend(
-        _exec_ops(inp.user, first_closed, cfg.process.args, inp.env, inp.init_fd, conf, inp.exit_fd, cfg.restart)
+        _exec_ops(
+            inp.user,
+            first_closed,
+            cfg.process.args,
+            inp.env,
+            inp.init_fd,
+            conf,
+            inp.exit_fd,
+            cfg.restart,
+            inp.stop_signal,
+        )  # fmt: skip
     )
     return ops
 
@@ -734,6 +745,7 @@ def _exec_ops(
     conf: Any = None,
     exit_fd: int = 0,
     restart: str = "no",
+    stop_signal: int = 15,
 ) -> list[PlanOp]:
     """The last steps, in runc's order: the seccomp filter as late as it
     can be (without no_new_privs installing one needs CAP_SYS_ADMIN, so then
@@ -760,7 +772,7 @@ def _exec_ops(
             Op.EXEC,
             b"\0".join(a.encode() for a in args),
             b"\0".join(e.encode() for e in env),
-            restart.encode() if init_fd >= 0 and restart != "no" else None,
+            f"{restart}@{stop_signal}".encode() if init_fd >= 0 and restart != "no" else None,
             v=(len(args), len(env), init_fd, exit_fd if init_fd >= 0 else 0),
         )
     )

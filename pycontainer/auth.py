@@ -47,7 +47,16 @@ def _save(data: dict[str, Any]) -> None:
     os.replace(tmp, target)
 
 
+_DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/")
+
+
+def _key(server: str) -> str:
+    """Docker Hub's names are one registry (``split_ref`` says registry-1.docker.io)."""
+    return "docker.io" if server in _DOCKER_HUB else server
+
+
 def store(server: str, username: str, password: str) -> None:
+    server = _key(server)
     if not server or "/" in server or ":" in username:
         raise ConfigError("login", f"{server!r} / {username!r}: a registry host and a user name without ':'")
     data = _load()
@@ -56,6 +65,7 @@ def store(server: str, username: str, password: str) -> None:
 
 
 def forget(server: str) -> None:
+    server = _key(server)
     data = _load()
     if data["auths"].pop(server, None) is None:
         raise ConfigError("logout", f"not logged in to {server}")
@@ -64,7 +74,7 @@ def forget(server: str) -> None:
 
 def lookup(server: str) -> dict[str, str] | None:
     """``{"username": ..., "password": ...}`` for ``server``, or None."""
-    entry = _load()["auths"].get(server)
+    entry = _load()["auths"].get(_key(server))
     if not isinstance(entry, dict) or not entry.get("auth"):
         return None
     try:

@@ -162,6 +162,11 @@ class _Ignore:
         except FileNotFoundError:
             pass
 
+    def reincludes_below(self, rel: str) -> bool:
+        """May a ``!`` pattern re-include something inside directory ``rel``?"""
+        rel = os.path.normpath(rel)
+        return any(neg and (pat.startswith(rel + "/") or "**" in pat) for neg, pat in self.rules)
+
     def ignored(self, rel: str) -> bool:
         rel = os.path.normpath(rel)
         out = False
@@ -302,11 +307,19 @@ class _Builder:
     def _image(self, ref: str, ins: Instruction) -> Any:
         if ref == "scratch":
             raise BuildError(f"line {ins.line}: FROM scratch is not supported yet")
+        from .images import BUILTIN, builtin_image, normalize_ref
+
         try:
+            if normalize_ref(ref) == normalize_ref(BUILTIN):
+                return builtin_image(self.store)  # made on first use, as for containers
             return self.store.get(ref)
         except PyContainerError:
             try:
-                return self.store.pull(ref, progress=False)
+                from . import auth
+                from .images._registry import split_ref
+
+                creds = auth.lookup(split_ref(ref)[0]) or {}
+                return self.store.pull(ref, progress=False, **creds)
             except PyContainerError as e:
                 raise BuildError(f"line {ins.line}: image {ref!r}: {e}") from None
 
@@ -393,7 +406,9 @@ class _Builder:
     def _container_config(self, stage: _Stage, args: Sequence[str]) -> Any:
         from . import ContainerConfig, Process
 
-        env = [f"{k}={v}" for k, v in stage.args.items()]
+        # the build args, but not over the image's ENV (which wins, as Docker's)
+        image_env = {e.partition("=")[0] for e in (stage.image.config_json.get("config") or {}).get("Env") or []}
+        env = [f"{k}={v}" for k, v in stage.args.items() if k not in image_env]
         process = Process(args=list(args), entrypoint=[], **({"env": env} if env else {}))
         return ContainerConfig(process=process, image=stage.image.digest)
 
@@ -437,8 +452,9 @@ class _Builder:
             raise BuildError(f"line {ins.line}: {ins.cmd} SRC... DEST")
         *sources, dest = words
         workdir = (stage.image.config_json.get("config") or {}).get("WorkingDir") or "/"
-        dest_abs = dest if dest.startswith("/") else os.path.join(workdir, dest)
-        into_dir = dest.endswith("/") or len(sources) > 1
+        dest_abs = os.path.normpath(dest if dest.startswith("/") else os.path.join(workdir, dest))
+        # into DEST: "dir/", ".", several sources, or a directory the image has there
+        into_dir = dest.endswith(("/", "/.")) or dest == "." or len(sources) > 1 or self._image_dir(stage, dest_abs)
         source_root, digest = self._source_root(ins)
         entries: list[tuple[str, str]] = []
         for src in sources:
@@ -470,9 +486,12 @@ class _Builder:
                     if ins.cmd == "ADD" and os.path.isfile(host) and tarfile.is_tarfile(host):
                         unpacked = os.path.join(tmp, str(len(final)))
                         os.mkdir(unpacked)
-                        with tarfile.open(host) as t:
-                            t.extractall(unpacked, filter="data")
-                        target = where if into_dir or dest.endswith("/") else dest_abs
+                        try:
+                            with tarfile.open(host) as t:
+                                t.extractall(unpacked, filter="data")
+                        except (tarfile.TarError, OSError) as e:
+                            raise BuildError(f"line {ins.line}: {ins}: {host}: {e}") from None
+                        target = where if into_dir else dest_abs
                         target = os.path.dirname(where) if where.endswith(os.path.basename(host)) else target
                         final += [(os.path.join(unpacked, n), os.path.join(target, n)) for n in os.listdir(unpacked)]
                     else:
@@ -507,7 +526,7 @@ class _Builder:
         if image.digest not in self._trees:
             d = os.path.join(self._tmp.name, image.digest.split(":")[1][:16])
             os.mkdir(d)
-            copy_layers(list(reversed(self.store.unpack(image))), d)
+            copy_layers(self.store.unpack(image), d)  # (bottom layer first)
             self._trees[image.digest] = d
         return self._trees[image.digest]
 
@@ -539,18 +558,42 @@ class _Builder:
             where = os.path.join(dest, os.path.basename(path)) if into_dir else dest
             return [(path, where)]
         out = []
+        left_out = False
         for dirpath, dirnames, filenames in os.walk(path):
             rel_dir = os.path.relpath(dirpath, path)
             for name in sorted(dirnames + filenames):
                 host = os.path.join(dirpath, name)
                 rel_ctx = os.path.relpath(host, base)
-                if base == self.context and self.ignore.ignored(rel_ctx):
+                if base == self.context and self.ignore.ignored(rel_ctx) and not self.ignore.reincludes_below(rel_ctx):
+                    left_out = True
                     if name in dirnames:
                         dirnames.remove(name)
                     continue
+                if base == self.context and self.ignore.ignored(rel_ctx):
+                    left_out = True  # (a directory walked only for the files re-included below it)
+                    continue
                 if name in filenames or os.path.islink(host) or not os.listdir(host):
                     out.append((host, os.path.normpath(os.path.join(dest, rel_dir, name))))
-        return out or [(path, dest)]
+        # an empty directory comes as itself (tar adds it alone); one whose
+        # every entry .dockerignore left out comes empty, as an empty one
+        return out or [(self._empty_dir() if left_out else path, dest)]
+
+    def _empty_dir(self) -> str:
+        if not hasattr(self, "_empty"):
+            self._empty = tempfile.TemporaryDirectory(prefix="pyc-build-empty-")
+        return self._empty.name
+
+    def _image_dir(self, stage: _Stage, path: str) -> bool:
+        """Is ``path`` a directory in the stage's image?  From its layers,
+        top first: the first that has the path (or whites it out) says."""
+        for layer in reversed(self.store.unpack(stage.image)):
+            here = os.path.join(layer, path.lstrip("/"))
+            if os.path.lexists(here):
+                return os.path.isdir(here) and not os.path.islink(here)
+            parent, name = os.path.split(path.lstrip("/"))
+            if os.path.lexists(os.path.join(layer, parent, ".wh." + name)):
+                return False
+        return False
 
 
 def _hash_path(path: str) -> str:

@@ -341,6 +341,10 @@ def _idmap_fds(config: ContainerConfig, min_fd: int) -> list[int]:
 # path as a tar named name to stdout.
 _COPY_SIDE = """
 import os, sys, tarfile
+# No user or group name lookups once chroot'ed: glibc would load the
+# container's NSS modules (its nsswitch.conf, its libnss_*.so) into this
+# process, which runs as the host's root (CVE-2019-14271 in Docker's cp).
+tarfile.pwd = tarfile.grp = None
 mode, path, name, uid, gid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 os.chroot(sys.argv[6])
 os.chdir("/")
@@ -351,11 +355,16 @@ else:
     dest = path if os.path.isdir(path) else os.path.dirname(path) or "/"
     rename = None if os.path.isdir(path) else os.path.basename(path)
 
+    def renamed(n):
+        first, _, rest = n.partition("/")
+        return rename + ("/" + rest if rest else "")
+
     def place(member, where):
         member = tarfile.data_filter(member, where)
         if rename is not None:
-            first, _, rest = member.name.partition("/")
-            member = member.replace(name=rename + ("/" + rest if rest else ""), deep=False)
+            member = member.replace(name=renamed(member.name), deep=False)
+            if member.islnk():  # a hard link's target is renamed with it
+                member = member.replace(linkname=renamed(member.linkname), deep=False)
         return member.replace(uid=uid, gid=gid, uname="", gname="", deep=False)
 
     with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as t:
@@ -387,11 +396,16 @@ def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
     target_dir = dest if os.path.isdir(dest) else os.path.dirname(os.path.abspath(dest))
     rename = None if os.path.isdir(dest) else os.path.basename(dest)
 
+    def renamed(n: str) -> str:
+        _first, _, rest = n.partition("/")
+        return (rename or "") + ("/" + rest if rest else "")
+
     def place(member: tarfile.TarInfo, where: str) -> tarfile.TarInfo:
         member = tarfile.data_filter(member, where)  # nothing lands outside, no devices
         if rename is not None:
-            _first, _, rest = member.name.partition("/")
-            member = member.replace(name=rename + ("/" + rest if rest else ""), deep=False)
+            member = member.replace(name=renamed(member.name), deep=False)
+            if member.islnk():  # a hard link's target is renamed with it
+                member = member.replace(linkname=renamed(member.linkname), deep=False)
         return member
 
     with subprocess.Popen(side, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
@@ -432,6 +446,21 @@ def copy_entries_in(c: Container, entries: Sequence[tuple[str, str]], owner: tup
     _tar_in(side, add_all, f"copy into {c.id}")
 
 
+def stop_signal(image_config: dict[str, Any] | None) -> int:
+    """The image's StopSignal (a name, ``SIGRTMIN+3``, or a number), else SIGTERM."""
+    name = str((image_config or {}).get("stop_signal") or "SIGTERM").upper()
+    if name.isdigit():
+        return int(name)
+    name = name if name.startswith("SIG") else "SIG" + name
+    for base, sign in (("SIGRTMIN+", 1), ("SIGRTMAX-", -1)):
+        if name.startswith(base) and name[len(base) :].isdigit():
+            return int(_signal.SIGRTMIN if sign > 0 else _signal.SIGRTMAX) + sign * int(name[len(base) :])
+    try:
+        return int(_signal.Signals[name])
+    except KeyError:
+        return int(_signal.SIGTERM)
+
+
 def _tar_in(side: list[str], add: Callable[[Any], None], what: str) -> None:
     """A tar that ``add`` writes, piped to the container's side of a copy."""
     import subprocess
@@ -464,6 +493,7 @@ root, cid, instance = sys.argv[1:4]
 try:
     c = Container.load(root, cid)
     if c._data.get("instance") == instance:  # not another container made under the id since
+        c.wait()  # the output ended; the container may still run (it closed its stdout)
         c.delete(force=True)
 except PyContainerError:
     pass
@@ -1287,6 +1317,7 @@ class Container(ProcessHandle):
                 confinement=confinement,
                 container_id=cid,
                 idmap_fds=tuple(idmap_fds),
+                stop_signal=stop_signal(extra.get("image_config")),
             )
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in inputs.stdio] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
@@ -1599,12 +1630,7 @@ class Container(ProcessHandle):
         if self.status is Status.STOPPED:
             return self.wait()
         if sig is None:
-            name = (self.image_config or {}).get("stop_signal") or "SIGTERM"
-            sig = (
-                int(name)
-                if str(name).isdigit()
-                else int(_signal.Signals[name if name.startswith("SIG") else "SIG" + name])
-            )
+            sig = stop_signal(self.image_config)
         try:
             self.kill(sig)
             return self.wait(timeout)

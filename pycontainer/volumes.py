@@ -138,11 +138,15 @@ class VolumeStore:
             pass
 
     def remove(self, name: str, *, force: bool = False) -> None:
+        """Remove a volume no container uses (as Docker's, ``force`` only
+        spares the error for a missing one: a volume in use is never removed)."""
         d = self._dir(name)
         if not os.path.isdir(d):
+            if force:
+                return
             raise VolumeError(f"no volume {name!r} (in {self.root})")
         users = self.users(name)
-        if users and not force:
+        if users:
             raise VolumeError(f"volume {name!r} is in use by {len(users)} container(s): {', '.join(users)}")
         gone = os.path.join(self.root, f".gone-{name}-{uuid.uuid4().hex[:8]}")
         os.rename(d, gone)  # at once out of sight, then removed

@@ -194,3 +194,43 @@ def test_a_built_image_pushes_to_a_registry(root, data_root, context, tmp_path):
         proc.wait(10)
     for ref in ("localhost/tobepushed:1", f"{host}/pushed:1"):
         ImageStore(data_root).remove(ref)
+
+
+def test_copy_into_dot_an_existing_directory_and_all_ignored_dirs(root, data_root, context):
+    (context / "secrets").mkdir()
+    (context / "secrets" / "key").write_text("no\n")
+    (context / ".dockerignore").write_text("skipme\n.env\nsecrets/key\n")
+    (context / "Dockerfile").write_text(
+        "FROM localhost/busybox\nWORKDIR /app\nCOPY app/main.txt .\nCOPY app/main.txt /etc\nCOPY secrets /s\n"
+        "CMD cat /app/main.txt /etc/main.txt; ls -A /s 2>&1 | wc -l\n"
+    )
+    image = build(str(context), tag="localhost/dot:1", root=root, data_root=data_root, out=lambda _s: None)
+    r = cli(root, data_root, "run", "--rm", "localhost/dot:1")
+    assert r.stdout.split() == ["main", "main", "0"], r.stdout + r.stderr
+    ImageStore(data_root).remove(image.refs[0])
+    assert os.listdir(root) == []
+
+
+def test_the_images_stop_signal_ends_a_restart_policy(root, data_root, context):
+    import time
+
+    (context / "Dockerfile").write_text(
+        "FROM localhost/busybox\nSTOPSIGNAL SIGUSR1\n"
+        """CMD ["sh", "-c", "trap 'exit 0' USR1; echo up; while :; do sleep 0.1; done"]\n"""
+    )
+    build(str(context), tag="localhost/usr1:1", root=root, data_root=data_root, out=lambda _s: None)
+    r = cli(root, data_root, "run", "-d", "--name", "u1", "--restart", "always", "localhost/usr1:1")
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 20
+    while "up" not in cli(root, data_root, "logs", "u1").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    began = time.monotonic()
+    assert cli(root, data_root, "stop", "-t", "10", "u1").returncode == 0
+    assert time.monotonic() - began < 5  # ended by SIGUSR1, not killed after the timeout
+    time.sleep(0.6)
+    assert cli(root, data_root, "logs", "u1").stdout == "up\n"  # and not started again
+    assert cli(root, data_root, "wait", "u1").stdout == "0\n"
+    assert cli(root, data_root, "rm", "u1").returncode == 0
+    ImageStore(data_root).remove("localhost/usr1:1")
+    assert os.listdir(root) == []

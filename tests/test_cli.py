@@ -379,6 +379,8 @@ def test_cp_both_ways_and_never_out_of_the_container(root, data_root, tmp_path):
         assert r.returncode == 125 and "CONTAINER:PATH" in r.stderr
     finally:
         assert cli(root, data_root, "rm", "-f", "cpy").returncode == 0
+        if os.path.exists(f"/etc/pyc-cp-{os.getpid()}"):  # (only were the test to fail)
+            os.unlink(f"/etc/pyc-cp-{os.getpid()}")
     assert os.listdir(root) == []
 
 
@@ -402,6 +404,8 @@ def test_named_volumes_outlive_containers_and_are_kept_while_used(root, data_roo
     assert info["Mountpoint"] == os.path.join(data_root, "volumes", "keep", "_data")
     r = cli(root, data_root, "volume", "rm", "keep")
     assert r.returncode == 1 and "in use" in r.stderr
+    r = cli(root, data_root, "volume", "rm", "-f", "keep")
+    assert r.returncode == 1 and "in use" in r.stderr  # not even with -f, as Docker's
     assert cli(root, data_root, "volume", "prune").stdout == ""  # both in use
     assert cli(root, data_root, "rm", "-f", "user").returncode == 0
     assert sorted(cli(root, data_root, "volume", "prune").stdout.split()) == ["fresh", "keep"]
@@ -449,7 +453,7 @@ def test_import_a_rootfs_tarball(root, data_root, rootfs, tmp_path):
 def test_restart_on_failure_restarts_then_gives_up_and_stop_ends_always(root, data_root):
     import time
 
-    script = "echo run; date >> /runs; exit 3"
+    script = "echo run; sleep 100 & exit 3"  # (an orphan each run: its death is no exit of the process)
     r = cli(root, data_root, "run", "-d", "--name", "flaky", "--restart", "on-failure:2", "--", "sh", "-c", script)
     assert r.returncode == 0, r.stderr
     assert cli(root, data_root, "wait", "flaky").stdout == "3\n"  # the last run's status
@@ -551,3 +555,37 @@ def test_stats_shows_cpu_percent_memory_and_ends_with_its_container(root, data_r
             p.wait()
     assert p.returncode == 0 and out.decode().count("busy") >= 1
     assert cli(root, data_root, "rm", "busy").returncode == 0
+
+
+def test_cp_keeps_hard_links_inside_a_renamed_copy(root, data_root, tmp_path):
+    r = cli(root, data_root, "run", "-d", "--name", "hl", "--", "sh", "-c",
+            "mkdir /d && echo x > /d/a && ln /d/a /d/b && sleep 60")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    _wait_status(root, data_root, "hl", "running")
+    try:
+        (tmp_path / "d").mkdir()
+        (tmp_path / "d" / "a").write_text("host file\n")  # what a stray link would reach
+        import time
+
+        deadline = time.monotonic() + 20
+        while cli(root, data_root, "exec", "hl", "test", "-e", "/d/b").returncode:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r = cli(root, data_root, "cp", "hl:/d", str(tmp_path / "copy"))
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "copy" / "b").read_text() == "x\n"
+        assert os.stat(tmp_path / "copy" / "a").st_ino == os.stat(tmp_path / "copy" / "b").st_ino
+        assert (tmp_path / "d" / "a").read_text() == "host file\n"  # untouched
+    finally:
+        cli(root, data_root, "rm", "-f", "hl")
+
+
+def test_credentials_for_docker_hub_have_one_name(tmp_path, monkeypatch):
+    from pycontainer import auth
+
+    monkeypatch.setenv("PYCONTAINER_AUTH_FILE", str(tmp_path / "auth.json"))
+    auth.store("docker.io", "me", "pw")
+    assert auth.lookup("registry-1.docker.io") == {"username": "me", "password": "pw"}
+    assert auth.lookup("index.docker.io") == auth.lookup("docker.io")
+    auth.forget("registry-1.docker.io")
+    assert auth.lookup("docker.io") is None

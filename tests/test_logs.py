@@ -121,9 +121,11 @@ def test_the_log_outlives_the_creating_process(root, rootfs):
     )
     subprocess.run([sys.executable, "-c", code, root, rootfs], check=True, timeout=60)
     c = Container.load(root, "lg7")  # the creator is gone; the container and its logger are not
-    assert [e.data for e in c.logs(follow=True)] == [b"late\n"]
-    assert c.wait(timeout=30).code == 0  # recorded by the init
-    c.delete()
+    try:
+        assert [e.data for e in c.logs(follow=True)] == [b"late\n"]
+        assert c.wait(timeout=30).code == 0  # recorded by the init
+    finally:
+        c.delete(force=True)
 
 
 def test_bad_log_input_is_refused(root, config):
