@@ -13,6 +13,25 @@ import signal
 PROC = "/proc"
 
 
+def signal_number(text: str) -> int:
+    """A signal by number, by name with or without ``SIG`` (``TERM``,
+    ``sigusr1``), or real-time as ``SIGRTMIN+3``/``RTMAX-1``.  ValueError
+    for anything else."""
+    name = text.strip().upper()
+    if name.isdigit():
+        return int(name)
+    name = name if name.startswith("SIG") else "SIG" + name
+    for base, low, sign in (("SIGRTMIN+", signal.SIGRTMIN, 1), ("SIGRTMAX-", signal.SIGRTMAX, -1)):
+        if name.startswith(base) and name[len(base) :].isdigit():
+            n = int(low) + sign * int(name[len(base) :])
+            if int(signal.SIGRTMIN) <= n <= int(signal.SIGRTMAX):
+                return n
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"unknown signal {text!r}") from None
+
+
 def _stat_fields(pid: int, proc: str = PROC) -> list[str] | None:
     try:
         fd = os.open(f"{proc}/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)

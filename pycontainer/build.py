@@ -219,7 +219,10 @@ def build(
         raise ConfigError("dockerfile", f"{path}: {e.strerror}") from None
     say = out or (lambda s: (sys.stdout.write(s + "\n"), sys.stdout.flush()))
     b = _Builder(ImageStore(data_root), context, root, data_root, dict(build_args or {}), no_cache, say)
-    image = b.run(instructions, target)
+    try:
+        image = b.run(instructions, target)
+    finally:
+        b.scratch.cleanup()
     if tag:
         image = b.store.tag(image.digest, tag)
     return image
@@ -234,6 +237,12 @@ class _Builder:
         self.stages: list[_Stage] = []
         self.cache_dir = os.path.join(store.root, "build-cache")
         self.used_args: set[str] = set()
+        # COPY --from trees, by image digest, and an empty directory, in one
+        # scratch directory that goes with the build
+        self.scratch = tempfile.TemporaryDirectory(prefix="pyc-build-")
+        self.trees: dict[str, str] = {}
+        self.empty_dir = os.path.join(self.scratch.name, "empty")
+        os.mkdir(self.empty_dir)
 
     # ---- the cache: step key -> image digest ------------------------------------------
 
@@ -520,15 +529,12 @@ class _Builder:
         for COPY --from: a temporary directory kept for the build."""
         from .images import copy_layers
 
-        if not hasattr(self, "_trees"):
-            self._trees: dict[str, str] = {}
-            self._tmp = tempfile.TemporaryDirectory(prefix="pyc-build-")
-        if image.digest not in self._trees:
-            d = os.path.join(self._tmp.name, image.digest.split(":")[1][:16])
+        if image.digest not in self.trees:
+            d = os.path.join(self.scratch.name, image.digest.split(":")[1][:16])
             os.mkdir(d)
             copy_layers(self.store.unpack(image), d)  # (bottom layer first)
-            self._trees[image.digest] = d
-        return self._trees[image.digest]
+            self.trees[image.digest] = d
+        return self.trees[image.digest]
 
     def _sources(self, base: str, src: str, ins: Instruction) -> list[str]:
         import glob
@@ -576,12 +582,7 @@ class _Builder:
                     out.append((host, os.path.normpath(os.path.join(dest, rel_dir, name))))
         # an empty directory comes as itself (tar adds it alone); one whose
         # every entry .dockerignore left out comes empty, as an empty one
-        return out or [(self._empty_dir() if left_out else path, dest)]
-
-    def _empty_dir(self) -> str:
-        if not hasattr(self, "_empty"):
-            self._empty = tempfile.TemporaryDirectory(prefix="pyc-build-empty-")
-        return self._empty.name
+        return out or [(self.empty_dir if left_out else path, dest)]
 
     def _image_dir(self, stage: _Stage, path: str) -> bool:
         """Is ``path`` a directory in the stage's image?  From its layers,

@@ -47,15 +47,10 @@ def _parse_volume(spec: str) -> Mount:
 
 
 def _parse_signal(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
     try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise ConfigError("signal", f"unknown signal {text!r}") from None
+        return _sys.signal_number(text)
+    except ValueError as e:
+        raise ConfigError("signal", str(e)) from None
 
 
 def _add_container_options(run: argparse.ArgumentParser) -> None:

@@ -380,8 +380,7 @@ def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
         raise PyContainerError("copying needs Python's tarfile extraction filters (3.10.12, 3.11.4 or later)")
     if c.status not in (Status.CREATED, Status.RUNNING, Status.PAUSED):
         raise InvalidStateTransition(c.id, c.status.value, c.status.value, "copy files of")
-    uid = _host_id(c.config.uid_mappings, 0) if c.config.uid_mappings else 0
-    gid = _host_id(c.config.gid_mappings, 0) if c.config.gid_mappings else 0
+    uid, gid = _root_ids(c.config)
     root = f"/proc/{c.pid}/root"
     inner = dest if into else src
     if not inner.startswith("/"):
@@ -430,10 +429,7 @@ def copy_entries_in(c: Container, entries: Sequence[tuple[str, str]], owner: tup
     extracted at the container's "/" on its side (see ``_COPY_SIDE``):
     for a builder's COPY.  ``owner``: host ids for every file (default:
     the container's root)."""
-    uid, gid = owner or (
-        _host_id(c.config.uid_mappings, 0) if c.config.uid_mappings else 0,
-        _host_id(c.config.gid_mappings, 0) if c.config.gid_mappings else 0,
-    )
+    uid, gid = owner or _root_ids(c.config)
     side = [sys.executable, "-c", _COPY_SIDE, "in", "/", ".", str(uid), str(gid), f"/proc/{c.pid}/root"]
     for _src, dest in entries:
         if not dest.startswith("/"):
@@ -448,16 +444,9 @@ def copy_entries_in(c: Container, entries: Sequence[tuple[str, str]], owner: tup
 
 def stop_signal(image_config: dict[str, Any] | None) -> int:
     """The image's StopSignal (a name, ``SIGRTMIN+3``, or a number), else SIGTERM."""
-    name = str((image_config or {}).get("stop_signal") or "SIGTERM").upper()
-    if name.isdigit():
-        return int(name)
-    name = name if name.startswith("SIG") else "SIG" + name
-    for base, sign in (("SIGRTMIN+", 1), ("SIGRTMAX-", -1)):
-        if name.startswith(base) and name[len(base) :].isdigit():
-            return int(_signal.SIGRTMIN if sign > 0 else _signal.SIGRTMAX) + sign * int(name[len(base) :])
     try:
-        return int(_signal.Signals[name])
-    except KeyError:
+        return _sys.signal_number(str((image_config or {}).get("stop_signal") or "SIGTERM"))
+    except ValueError:
         return int(_signal.SIGTERM)
 
 
@@ -1213,8 +1202,7 @@ class Container(ProcessHandle):
         os.chmod(fifo, 0o622)
         userns = config.new_namespace(NamespaceType.USER)
         if userns:
-            host_root = _host_id(config.uid_mappings, 0)
-            host_root_gid = _host_id(config.gid_mappings, 0)
+            host_root, host_root_gid = _root_ids(config)
             os.chown(fifo, host_root, host_root_gid)
             if lower is not None:
                 for d in ("layer", "layer/upper", "layer/work", "rootfs"):
@@ -1927,6 +1915,14 @@ def _read_exit(directory: str) -> ExitStatus | None:
             return ExitStatus(**json.load(f))
     except (FileNotFoundError, ValueError, TypeError):
         return None
+
+
+def _root_ids(config: ContainerConfig) -> tuple[int, int]:
+    """The host uid and gid of the container's root (0, 0 without a user namespace's maps)."""
+    return (
+        _host_id(config.uid_mappings, 0) if config.uid_mappings else 0,
+        _host_id(config.gid_mappings, 0) if config.gid_mappings else 0,
+    )
 
 
 def _host_id(maps: Sequence[IDMap], ident: int) -> int:

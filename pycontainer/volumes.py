@@ -106,17 +106,16 @@ class VolumeStore:
         hd = os.path.join(self._dir(name), "holders")
         out = []
         for h in sorted(os.listdir(hd)) if os.path.isdir(hd) else []:
+            holder = os.path.join(hd, h)
             try:
-                with open(os.path.join(hd, h), encoding="utf-8") as f:
+                with open(holder, encoding="utf-8") as f:
                     container_dir = f.read().strip()
             except FileNotFoundError:
                 continue
             if os.path.isdir(container_dir):
                 out.append(container_dir)
             else:
-                with_missing = os.path.join(hd, h)
-                if os.path.exists(with_missing):
-                    os.unlink(with_missing)
+                self.release(holder)
         return out
 
     def hold(self, name: str, container_dir: str, *, create: bool = True) -> tuple[str, str]:

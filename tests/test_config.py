@@ -284,3 +284,15 @@ def test_restart_policies_are_the_inits():
     for bad in ("sometimes", "on-failure:", "on-failure:-1", 3):
         with pytest.raises(ConfigError, match="restart policy"):
             ContainerConfig(process=Process(args=["true"]), init=True, restart=bad)
+
+
+def test_one_signal_parser_for_the_clis_and_stop_signals():
+    import signal
+
+    from pycontainer._sys import signal_number
+
+    assert signal_number("TERM") == signal_number("sigterm") == signal_number("15") == signal.SIGTERM
+    assert signal_number("SIGRTMIN+3") == signal.SIGRTMIN + 3 and signal_number("RTMAX-1") == signal.SIGRTMAX - 1
+    for bad in ("SIGWHATEVER", "SIGRTMIN+99", ""):
+        with pytest.raises(ValueError, match="unknown signal"):
+            signal_number(bad)

@@ -436,9 +436,12 @@ def _run(args: argparse.Namespace) -> int:
     elif cmd == "state":
         print(json.dumps(_state_json(c), indent=2))
     elif cmd == "kill":
-        from ..cli import _parse_signal
+        from .._sys import signal_number
 
-        sig = _parse_signal(args.signal)
+        try:
+            sig = signal_number(args.signal)
+        except ValueError as e:
+            raise _Usage(str(e)) from None
         if args.all:
             for pid in c.processes():
                 try:
