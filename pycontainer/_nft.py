@@ -299,6 +299,31 @@ def remove_ports(host_netns: str | None, ports: list[Port]) -> None:
                     c.run([cmd])
 
 
+def published(host_netns: str | None) -> set[tuple[str | None, str, int]]:
+    """Every port the table publishes, whoever published it (another state
+    root too): (host ip or None for every address, proto, host port).  None
+    when there is no table yet."""
+    try:
+        with _ctxs.use(host_netns) as c:
+            out = c.run([{"list": {"table": {"family": "inet", "name": TABLE}}}])
+    except _NftError:
+        return set()  # no table: nothing published
+    except OSError as e:
+        raise NetworkError(f"nftables: {e}") from None
+    held: set[tuple[str | None, str, int]] = set()
+    for item in (out or {}).get("nftables", []):
+        m = item.get("map")
+        if not m or m.get("name") not in ("ports4", "ports4ip"):
+            continue
+        for key, _value in m.get("elem", []):
+            parts = key["concat"]
+            if m["name"] == "ports4":
+                held.add((None, str(parts[0]), int(parts[1])))
+            else:
+                held.add((str(parts[0]), str(parts[1]), int(parts[2])))
+    return held
+
+
 def sysctl(host_netns: str | None, items: dict[str, str]) -> None:
     """Write net sysctls (``ipv4/ip_forward``...) in the host namespace: the
     files under /proc/sys/net are those of the namespace of the thread that

@@ -17,12 +17,15 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .config import ContainerConfig, Namespace, NamespaceType
 from .errors import ContainerNotFound, NetworkError
+
+if TYPE_CHECKING:
+    from .container import Container
 
 
 def apply_network_mode(config: ContainerConfig, mode: str, root: str) -> tuple[ContainerConfig, int | None]:
@@ -101,7 +104,10 @@ class Network:
 @attrs.frozen
 class PortMapping:
     """A published port: ``host_port`` on the host (on ``host_ip`` only, or on
-    every local address, 127.0.0.1 included) forwarded to ``container_port``."""
+    every local address, 127.0.0.1 included) forwarded to ``container_port``.
+    ``host_port`` 0 asks for a free one, picked when the container joins
+    its network (as ``docker run -p 80``); the container's state and its
+    :class:`Member` hold the port picked."""
 
     host_port: int
     container_port: int
@@ -110,26 +116,30 @@ class PortMapping:
 
     @classmethod
     def parse(cls, spec: str) -> PortMapping:
-        """Docker's ``-p`` syntax: ``[host_ip:]host_port:container_port[/proto]``."""
+        """Docker's ``-p`` syntax: ``[[host_ip:]host_port:]container_port[/proto]``;
+        ``80`` and ``127.0.0.1::80`` (or a host port 0) publish on a free port."""
         if not isinstance(spec, str):
             raise NetworkError(f"a published port is a string such as '8080:80/tcp', not {type(spec).__name__}")
         body, _, proto = spec.partition("/")
         parts = body.rsplit(":", 2)
-        if len(parts) == 2:
+        if len(parts) == 1:
+            ip, hp, cp = None, "0", parts[0]
+        elif len(parts) == 2:
             ip, (hp, cp) = None, parts
-        elif len(parts) == 3:
-            ip, hp, cp = parts
         else:
-            raise NetworkError(f"published port {spec!r}: write [host_ip:]host_port:container_port[/tcp|udp]")
+            ip, hp, cp = parts
+            hp = hp or "0"  # ip::port
         try:
             return cls(int(hp), int(cp), proto or "tcp", ip or None).checked()
         except ValueError:
-            raise NetworkError(f"published port {spec!r}: ports are numbers") from None
+            raise NetworkError(
+                f"published port {spec!r}: write [[host_ip:]host_port:]container_port[/tcp|udp] with numbers"
+            ) from None
 
     def checked(self) -> PortMapping:
-        for what, port in (("host port", self.host_port), ("container port", self.container_port)):
-            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-                raise NetworkError(f"published port {self}: {what} {port!r} is not in 1..65535")
+        for what, port, low in (("host port", self.host_port, 0), ("container port", self.container_port, 1)):
+            if not isinstance(port, int) or isinstance(port, bool) or not low <= port <= 65535:
+                raise NetworkError(f"published port {self}: {what} {port!r} is not in {low}..65535")
         if self.protocol not in _PROTOCOLS:
             raise NetworkError(f"published port {self}: protocol {self.protocol!r} is not tcp or udp")
         if self.host_ip is not None:
@@ -144,13 +154,17 @@ class PortMapping:
         return self
 
     def clashes(self, other: PortMapping) -> bool:
+        """Do both hold one host port?  (One still to be picked clashes with none.)"""
         return (
             self.protocol == other.protocol
-            and self.host_port == other.host_port
+            and self.host_port == other.host_port != 0
             and (self.host_ip is None or other.host_ip is None or self.host_ip == other.host_ip)
         )
 
     def __str__(self) -> str:
+        if self.host_port == 0:  # (as written to ask for a free one)
+            ip = f"{self.host_ip}::" if self.host_ip else ""
+            return f"{ip}{self.container_port}/{self.protocol}"
         ip = f"{self.host_ip}:" if self.host_ip else ""
         return f"{ip}{self.host_port}:{self.container_port}/{self.protocol}"
 
@@ -182,6 +196,46 @@ class Member:
     ports: tuple[PortMapping, ...] = ()
     address6: str | None = None
     veth: str | None = None  # the host end of its veth pair
+
+
+@attrs.frozen
+class Attachment:
+    """Where a container sits on its bridge network, as its state records
+    it (see :func:`attachment`): the network's name, the container's
+    addresses, the gateway, the namespace the bridge lives in (None: the
+    runtime's own) and its published ports, host ports picked for it
+    (``-p 80``) included."""
+
+    network: str
+    address: str
+    gateway: str
+    host_netns: str | None = None
+    ports: tuple[PortMapping, ...] = ()
+    address6: str | None = None
+
+    def host_port(self, container_port: int, protocol: str = "tcp") -> int:
+        """The host port ``container_port`` is published on (the first, if
+        several); NetworkError if it is not published."""
+        for p in self.ports:
+            if p.container_port == container_port and p.protocol == protocol:
+                return p.host_port
+        raise NetworkError(f"port {container_port}/{protocol} is not published (network {self.network!r})")
+
+
+def attachment(container: Container) -> Attachment | None:
+    """The container's place on its bridge network (None for any other
+    network mode)."""
+    net = container._data.get("network")
+    if not net:
+        return None
+    return Attachment(
+        network=net["name"],
+        address=net["address"],
+        gateway=net["gateway"],
+        host_netns=net.get("host_netns"),
+        ports=_ports(net.get("ports")),
+        address6=net.get("address6"),
+    )
 
 
 class NetworkStore:
@@ -440,12 +494,13 @@ class NetworkStore:
     ) -> Member:
         from . import _nft
 
+        asked = wanted
         for addr, v in leases.items():
             if v["owner"] == owner and not v.get("draining"):
                 if hosts_file is None and "hosts" not in v:
                     return _member(addr, v)  # allocate() again
                 raise NetworkError(f"container {owner!r} is on network {network.name!r} already ({addr})")
-        self._check_ports(network, leases, wanted)
+        wanted = self._check_ports(network, leases, wanted)
         address = _free4(network, leases)
         if address is None and self._settle(network, leases, budget=None):
             address = _free4(network, leases)
@@ -466,8 +521,18 @@ class NetworkStore:
         if (hosts_file is not None or wanted) and self._table_checked(network):
             self._restore(network.host_netns)
         try:
-            if _nft.add_ports(network.host_netns, _nft_ports(address, wanted)):
-                self._restore(network.host_netns)  # the table went in between
+            for attempt in range(3):
+                try:
+                    if _nft.add_ports(network.host_netns, _nft_ports(address, wanted)):
+                        self._restore(network.host_netns)  # the table went in between
+                    break
+                except NetworkError:
+                    if attempt == 2 or not any(p.host_port == 0 for p in asked):
+                        raise
+                    # a port picked here was published meanwhile from another
+                    # state root (whose lock is not ours): pick again
+                    wanted = self._check_ports(network, leases, asked)
+                    lease["ports"] = [str(p) for p in wanted]
             try:
                 leases[address] = lease
                 self._save(network, leases)
@@ -654,12 +719,16 @@ class NetworkStore:
                 if not v.get("draining"):
                     _nft.add_ports(host_netns, _nft_ports(addr, _ports(v.get("ports"))), verb="add")
 
-    def _check_ports(self, network: Network, mine: dict[str, dict[str, Any]], wanted: tuple[PortMapping, ...]) -> None:
-        """NetworkError if a live member of a network on the same host holds
-        one of the ports; a gone owner's are taken back first (its network's
-        file saved: the lock is the whole store's)."""
+    def _check_ports(
+        self, network: Network, mine: dict[str, dict[str, Any]], wanted: tuple[PortMapping, ...]
+    ) -> tuple[PortMapping, ...]:
+        """``wanted`` with a free host port given to each one that asks for
+        one (host port 0); NetworkError if a live member of a network on the
+        same host holds one of them.  A gone owner's ports are taken back
+        first (its network's file saved: the lock is the whole store's)."""
         if not wanted:
-            return
+            return wanted
+        held: list[tuple[PortMapping, str, str]] = []  # port, owner, network
         for other in self._list():
             if other.host_netns != network.host_netns:
                 continue
@@ -670,14 +739,80 @@ class NetworkStore:
                 if self._settle(other, leases, budget=0):
                     self._save(other, leases)
             for v in leases.values():
-                if v.get("draining"):
+                if not v.get("draining"):
+                    held += [(p, v["owner"], other.name) for p in _ports(v.get("ports"))]
+        for p in wanted:
+            for h, owner, name in held:
+                if p.clashes(h):
+                    raise NetworkError(f"port {p} is published already by container {owner!r} ({h}, network {name!r})")
+        if all(p.host_port for p in wanted):
+            return wanted
+        from . import _nft
+
+        taken = {(h.host_ip, h.protocol, h.host_port) for h, _, _ in held}
+        taken |= {(p.host_ip, p.protocol, p.host_port) for p in wanted if p.host_port}
+        taken |= _nft.published(network.host_netns)  # other state roots' too
+        return _pick_ports(network, wanted, taken)
+
+
+def _pick_ports(
+    network: Network, wanted: tuple[PortMapping, ...], taken: set[tuple[str | None, str, int]]
+) -> tuple[PortMapping, ...]:
+    """A free host port for each port of ``wanted`` that asks for one, from
+    the host namespace's ephemeral range (``net.ipv4.ip_local_port_range``,
+    as Docker's allocator), starting at a random one: not in ``taken`` (ip or
+    None, proto, port) on any address it would share, and one that no
+    process of the host namespace is bound to (a listener there would be
+    shadowed by the DNAT rule)."""
+    import random
+    import socket
+
+    def pick() -> tuple[PortMapping, ...]:
+        try:
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                low, high = (int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            low, high = 32768, 60999
+        used: dict[tuple[str, int], set[str | None]] = {}
+        for ip, proto, port in taken:
+            used.setdefault((proto, port), set()).add(ip)
+        out = []
+        for p in wanted:
+            if p.host_port:
+                out.append(p)
+                continue
+            start = random.randrange(low, high + 1)
+            for i in range(high - low + 1):
+                port = low + (start - low + i) % (high - low + 1)
+                ips = used.get((p.protocol, port), set())
+                if ips and (p.host_ip is None or None in ips or p.host_ip in ips):
                     continue
-                for held in _ports(v.get("ports")):
-                    for p in wanted:
-                        if p.clashes(held):
-                            raise NetworkError(
-                                f"port {p} is published already by container {v['owner']!r} ({held}, network {other.name!r})"
-                            )
+                if _bindable(p.protocol, port):
+                    break
+            else:
+                raise NetworkError(f"published port {p}: no free host port left in {low}..{high}")
+            used.setdefault((p.protocol, port), set()).add(p.host_ip)
+            out.append(attrs.evolve(p, host_port=port))
+        return tuple(out)
+
+    def _bindable(proto: str, port: int) -> bool:
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as s:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (a TIME_WAIT is no listener)
+            try:
+                # the wildcard address conflicts with a listener on any address
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                return False
+        return True
+
+    from ._netlink import in_netns
+
+    try:
+        return in_netns(network.host_netns, pick)
+    except OSError as e:
+        raise NetworkError(f"network {network.name!r}: picking a free host port: {e}") from None
 
 
 def _names(lease: dict[str, Any]) -> str:
@@ -748,4 +883,14 @@ def _check_subnet(name: str, subnet: str) -> ipaddress.IPv4Network:
     return net
 
 
-__all__ = ["DEFAULT_NETWORK", "DEFAULT_POOL", "Member", "Network", "NetworkStore", "PortMapping", "apply_network_mode"]
+__all__ = [
+    "DEFAULT_NETWORK",
+    "DEFAULT_POOL",
+    "Attachment",
+    "Member",
+    "Network",
+    "NetworkStore",
+    "PortMapping",
+    "apply_network_mode",
+    "attachment",
+]

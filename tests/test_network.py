@@ -612,7 +612,13 @@ def test_port_specs_parse_as_dockers():
     assert PortMapping.parse("127.0.0.1:53:5353/udp") == PortMapping(53, 5353, "udp", "127.0.0.1")
     assert PortMapping.parse("0.0.0.0:1:2") == PortMapping(1, 2)
     assert str(PortMapping(53, 5353, "udp", "127.0.0.1")) == "127.0.0.1:53:5353/udp"
-    for bad in ("80", "0:80", "80:65536", "a:b", "::1:80:80", "80:80/icmp", 8080):
+    # a free host port, picked at join: -p 80, -p 127.0.0.1::80 (and host port 0)
+    assert PortMapping.parse("80") == PortMapping.parse("0:80") == PortMapping(0, 80)
+    assert PortMapping.parse("127.0.0.1::53/udp") == PortMapping(0, 53, "udp", "127.0.0.1")
+    for p in (PortMapping(0, 80), PortMapping(0, 53, "udp", "127.0.0.1")):
+        assert PortMapping.parse(str(p)) == p
+    assert not PortMapping(0, 80).clashes(PortMapping(0, 80))  # each gets its own
+    for bad in ("80:0", "", ":80", "80:65536", "a:b", "::1:80:80", "80:80/icmp", "-1:80", 8080):
         with pytest.raises(NetworkError):
             PortMapping.parse(bad)  # type: ignore[arg-type]
 
@@ -820,3 +826,58 @@ def test_a_failed_creation_leaves_no_lease_link_or_mark(root, config, lan, hostn
     assert set(_links(hostns)) - {net.bridge} == set(links)
     assert os.listdir(root) == [".networks"]
     store.leave("lan", "doomed", veth="pcvnothere00")  # another's veth: no lease of it, nothing to do
+
+
+def test_a_free_host_port_is_picked_at_join_and_recorded(root, config, hostns, tmp_path):
+    """``-p 80``: a host port from the host namespace's ephemeral range that
+    no member of this state root holds, that another state root has not
+    published, and that no process of the host namespace listens on."""
+    import socket
+
+    from pycontainer.network import NetworkStore, PortMapping, attachment
+
+    # three ports to pick from: 40000 has a listener, 40001 is another state root's
+    _sh(hostns, "sysctl -qw net.ipv4.ip_local_port_range='40000 40002'")
+    listener = _in_ns(hostns, lambda: socket.create_server(("127.0.0.1", 40000)))
+    store = NetworkStore(root)
+    store.create("lan", subnet="10.123.0.0/24", host_netns=hostns)
+    other_root = str(tmp_path / "other-root")
+    other = NetworkStore(other_root)
+    other.create("lan2", subnet="10.124.0.0/24", host_netns=hostns)
+    serve = "while true; do echo served | nc -l -p 80; done"
+    try:
+        a = Container.run(other_root, "a", config("sleep", "100"), network="lan2", ports=["40001:80"])
+        try:
+            b = Container.run(root, "b", config("sh", "-c", serve), network="lan", ports=["8080:81", "80"])
+            try:
+                att = attachment(b)
+                assert att is not None and att.host_netns == hostns and att.address == "10.123.0.2"
+                assert att.ports == (PortMapping(8080, 81), PortMapping(40002, 80)) and att.host_port(80) == 40002
+                assert b._data["network"]["ports"] == ["8080:81/tcp", "40002:80/tcp"]
+                assert store.members("lan")[0].ports == att.ports
+                with pytest.raises(NetworkError, match="not published"):
+                    att.host_port(80, "udp")
+                assert _wait_for(lambda: _fetch_from(hostns, "127.0.0.1", 40002).strip() == "served", 10)
+                links = _links(hostns)
+                for ports in (["40002:80"], ["80"], ["127.0.0.1::80"]):
+                    with pytest.raises(NetworkError, match="published already|no free host port left in 40000..40002"):
+                        Container.create(root, "c", config("true"), network="lan", ports=ports)
+                assert _links(hostns) == links and sorted(os.listdir(root)) == [".networks", "b"]
+            finally:
+                b.delete(force=True)
+            # given back: the next one gets it, on one address too
+            c = Container.create(root, "c", config("true"), network="lan", ports=["127.0.0.1::80", "53/udp"])
+            try:
+                att = attachment(c)
+                assert att is not None and att.ports[0] == PortMapping(40002, 80, "tcp", "127.0.0.1")
+                assert 40000 <= att.host_port(53, "udp") <= 40002  # udp ports are another space
+            finally:
+                c.delete()
+        finally:
+            a.delete(force=True)
+        assert _elements(hostns)["ports4"] == [] and _elements(hostns)["ports4ip"] == []
+    finally:
+        listener.close()
+        store.remove("lan")
+        other.remove("lan2")
+    assert os.listdir(os.path.join(other_root, ".networks")) == ["lock"]
