@@ -1724,6 +1724,11 @@ int pc_setns(int fd, int nstype)
     return setns(fd, nstype) < 0 ? -errno : 0;
 }
 
+int pc_rename2(const char *from, const char *to, unsigned int flags)
+{
+    return syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, flags) < 0 ? -errno : 0;
+}
+
 int pc_new_netns(int back_fd)
 {
     int fd, r;

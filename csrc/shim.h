@@ -139,6 +139,11 @@ int pc_spawn(const struct pc_spawn_args *args, struct pc_spawn_result *res);
  * way back that failed: the caller must stop using the thread). */
 int pc_new_netns(int back_fd);
 int pc_setns(int fd, int nstype);
+/* renameat2(): RENAME_EXCHANGE swaps two paths atomically (a restarted
+ * container's new state directory takes the place of the old one, the id
+ * never free in between); RENAME_NOREPLACE renames only onto nothing
+ * (rename(2) would replace an empty directory).  0 or -errno. */
+int pc_rename2(const char *from, const char *to, unsigned int flags);
 /* The static helper (csrc/shim.c built with -DPC_HELPER, pycontainer/_pchelper)
  * is started as `pycontainer-helper --plan FD` by PC_OP_HANDOFF and runs the
  * rest of the plan written to the memfd FD.  `pycontainer-helper --x32-probe`

@@ -99,13 +99,20 @@ def _parser() -> argparse.ArgumentParser:
     create = sub.add_parser("create", help="create a container (start runs it)")
     _add_container_options(create)
 
-    for name, text in (("start", "start created containers"), ("pause", "freeze"), ("unpause", "thaw"),
+    for name, text in (("start", "start containers (a stopped one anew, as restart)"), ("pause", "freeze"),
+                       ("unpause", "thaw"),
                        ("wait", "wait for containers to stop, print their exit codes"),
                        ("inspect", "containers as JSON"), ("port", "a container's published ports")):  # fmt: skip
         sub.add_parser(name, help=text).add_argument("ids", nargs="+", metavar="CONTAINER")
     stop = sub.add_parser("stop", help="stop containers: SIGTERM, then SIGKILL after --time")
     stop.add_argument("-t", "--time", type=float, default=10.0)
     stop.add_argument("ids", nargs="+", metavar="CONTAINER")
+    rs = sub.add_parser("restart", help="stop containers (as stop) and start them anew")
+    rs.add_argument("-t", "--time", type=float, default=10.0)
+    rs.add_argument("ids", nargs="+", metavar="CONTAINER")
+    rn = sub.add_parser("rename", help="give a container another name")
+    rn.add_argument("old", metavar="CONTAINER")
+    rn.add_argument("new", metavar="NEW_NAME")
     k = sub.add_parser("kill", help="send a signal to containers")
     k.add_argument("-s", "--signal", default="KILL")
     k.add_argument("ids", nargs="+", metavar="CONTAINER")
@@ -510,8 +517,28 @@ def _each(args: argparse.Namespace, action: Callable[[Container], None]) -> int:
     return 1 if failed else 0
 
 
+def _restart(c: Container, timeout: float) -> None:
+    # (a container without a log: its output has nowhere to go once we are gone)
+    quiet = {} if c.log_config is not None else {"stdout": DEVNULL, "stderr": DEVNULL}
+    c.restart(timeout, stdin=DEVNULL, **quiet)
+
+
 def _cmd_start(args: argparse.Namespace) -> int:
-    return _each(args, lambda c: c.start())
+    # docker start of a stopped container runs it anew
+    return _each(args, lambda c: _restart(c, 0) if c.status is Status.STOPPED else c.start())
+
+
+def _cmd_restart(args: argparse.Namespace) -> int:
+    return _each(args, lambda c: _restart(c, args.time))
+
+
+def _cmd_rename(args: argparse.Namespace) -> int:
+    c = Container.load(args.root, args.old)
+    try:
+        c.rename(args.new)
+    finally:
+        c.close()
+    return 0
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
@@ -1100,6 +1127,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "exec": _cmd_exec,
     "inspect": _cmd_inspect,
     "pause": _cmd_pause,
+    "restart": _cmd_restart,
+    "rename": _cmd_rename,
     "unpause": _cmd_unpause,
     "wait": _cmd_wait,
     "port": _cmd_port,

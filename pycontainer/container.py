@@ -22,6 +22,7 @@ import signal as _signal
 import stat
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -480,8 +481,13 @@ import sys
 from pycontainer import Container, PyContainerError
 root, cid, instance = sys.argv[1:4]
 try:
-    c = Container.load(root, cid)
-    if c._data.get("instance") == instance:  # not another container made under the id since
+    try:
+        c = Container.load(root, cid)
+    except PyContainerError:
+        c = None
+    if c is None or c._data.get("instance") != instance:  # renamed since?
+        c = next((x for x in Container.list(root) if x._data.get("instance") == instance), None)
+    if c is not None:  # (not another container made under the id since)
         c.wait()  # the output ended; the container may still run (it closed its stdout)
         c.delete(force=True)
 except PyContainerError:
@@ -515,12 +521,21 @@ def _locked(directory: str, instance: str) -> Iterator[int]:
         raise ContainerNotFound(os.path.basename(directory), os.path.dirname(directory)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            # A restart may have put a new instance in place meanwhile (see
+            # Container.restart): then this lock is the old one's, elsewhere.
+            same = os.path.samestat(os.fstat(fd), os.stat(os.path.join(directory, f"lock-{instance}")))
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise ContainerNotFound(os.path.basename(directory), os.path.dirname(directory))
         yield fd
     finally:
         os.close(fd)
 
 
 CREATING_PREFIX = ".creating-"
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2  # renameat2(2)
 
 
 def _sweep_debris(root: str, names: list[str]) -> None:
@@ -795,6 +810,21 @@ def _attach_bridge(
     }
 
 
+def _take_over(old_dir: str | None, new_dir: str, name: str, undo: contextlib.ExitStack) -> bool:
+    """Move ``name`` from a replaced instance's directory into the new one
+    (what a restart keeps: the writable layer, anonymous volumes, the log);
+    moved back should the new one fail.  False if there is none."""
+    if old_dir is None:
+        return False
+    src, dest = os.path.join(old_dir, name), os.path.join(new_dir, name)
+    try:
+        os.rename(src, dest)
+    except FileNotFoundError:
+        return False
+    undo.callback(os.rename, dest, src)
+    return True
+
+
 def _image_rootfs(
     config: ContainerConfig,
     root: str,
@@ -804,6 +834,7 @@ def _image_rootfs(
     snapshotter: str,
     undo: contextlib.ExitStack,
     extra: dict[str, Any],
+    reuse: str | None = None,
 ) -> tuple[ContainerConfig, tuple[str | None, str | None, str, tuple[str, ...]]]:
     """An image's rootfs for a new container: the config with the image's
     defaults, and (overlay lowerdir or None, its base dir, rootfs, layers top
@@ -837,17 +868,19 @@ def _image_rootfs(
         # a copy keeps the image's setuid files and device nodes, which no
         # other host user may reach.
         fence = os.path.join(directory, "rootfs")
-        os.mkdir(fence, 0o700)
         rootfs = os.path.join(fence, "fs")
-        os.mkdir(rootfs, 0o755)
-        _images.copy_layers(list(reversed(layers)), rootfs)
-        if userns:  # the image's owners, as the user namespace maps them
+        kept = _take_over(reuse, directory, "rootfs", undo)  # a restart: the copy as the container left it
+        if not kept:
+            os.mkdir(fence, 0o700)
+            os.mkdir(rootfs, 0o755)
+            _images.copy_layers(list(reversed(layers)), rootfs)
+        if userns and not kept:  # the image's owners, as the user namespace maps them
             _images.shift_ownership(rootfs, lambda u: _host_id(config.uid_mappings, u),
                                     lambda g: _host_id(config.gid_mappings, g))  # fmt: skip
             os.chown(fence, _host_id(config.uid_mappings, 0), _host_id(config.gid_mappings, 0))
     else:
         raise ConfigError("snapshotter", f"{snapshotter!r} is not auto, overlay or copy")
-    config = _anonymous_volumes(config, image, layers, directory)
+    config = _anonymous_volumes(config, image, layers, directory, reuse, undo)
     ic = image.config
     extra.update(
         snapshotter=snapshotter,
@@ -866,15 +899,26 @@ def _image_rootfs(
 
 
 def _anonymous_volumes(
-    config: ContainerConfig, image: _images.Image, layers: tuple[str, ...], directory: str
+    config: ContainerConfig,
+    image: _images.Image,
+    layers: tuple[str, ...],
+    directory: str,
+    reuse: str | None = None,
+    undo: contextlib.ExitStack | None = None,
 ) -> ContainerConfig:
     """The image's Volumes the config does not mount itself become anonymous
     volumes, as Docker makes them: a directory of the container's own (gone
-    with it), filled with what the image holds there, bound over the path."""
+    with it), filled with what the image holds there, bound over the path.
+    A restart (``reuse``: the replaced instance's directory) keeps them."""
     taken = {os.path.normpath(m.destination) for m in config.mounts}
     wanted = [v for v in image.config.volumes if v.startswith("/") and os.path.normpath(v) not in taken]
     if not wanted:
         return config
+    if undo is not None and _take_over(reuse, directory, "volumes", undo):
+        mounts = list(config.mounts)
+        for i, path in enumerate(wanted):
+            mounts.append(Mount(destination=path, source=os.path.join(directory, "volumes", str(i)), options=["rbind"]))
+        return attrs.evolve(config, mounts=mounts)
     # 0700: a volume is filled from the image (setuid files, devices); the
     # container's root owns it (in a user namespace, as mapped)
     vdir = os.path.join(directory, "volumes")
@@ -979,6 +1023,7 @@ class Container(ProcessHandle):
         bundle: str | None = None,
         log: LogConfig | None = None,
         auto_remove: bool = False,
+        _replaces: Container | None = None,
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
@@ -1008,6 +1053,20 @@ class Container(ProcessHandle):
             raise TypeError(f"config must be a ContainerConfig, not {type(config).__name__}")
         if image is not None:
             config = attrs.evolve(config, image=image, rootfs=None)
+        # What restart() needs to make the container anew: the config as
+        # given (before the image's defaults, the network mode and anonymous
+        # volumes are applied) and the arguments that are not stdio.
+        spec = {
+            "network": network,
+            "ports": [str(p) for p in ports],
+            "data_root": data_root,
+            "cgroup_root": cgroup_root,
+            "snapshotter": snapshotter,
+            "bundle": bundle,
+            "log": None if log is None else attrs.asdict(log),
+            "auto_remove": auto_remove,
+        }
+        given = config
         if os.geteuid() != 0:
             from .rootless import rootless_config
 
@@ -1034,7 +1093,8 @@ class Container(ProcessHandle):
                     "auto_remove", "needs log=LogConfig(...): the logger is what outlives us to remove it"
                 )
             return cls._create(root, id, config, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, snapshotter,
-                               net_guard, bridge, ports, bundle, log, auto_remove)  # fmt: skip
+                               net_guard, bridge, ports, bundle, log, auto_remove, (given, spec),
+                               _replaces)  # fmt: skip
         finally:
             if net_guard is not None:
                 os.close(net_guard)
@@ -1058,6 +1118,8 @@ class Container(ProcessHandle):
         bundle: str | None = None,
         log: LogConfig | None = None,
         auto_remove: bool = False,
+        spec: tuple[ContainerConfig, dict[str, Any]] | None = None,
+        replaces: Container | None = None,
     ) -> Container:
         check_config(config)
         # Compiled before anything is made: a bad profile or capability set
@@ -1067,7 +1129,7 @@ class Container(ProcessHandle):
             os.makedirs(root, mode=0o711, exist_ok=True)
             os.chmod(root, 0o711)  # exact, whatever the umask: a user namespace's root traverses it
         final = os.path.join(root, id)
-        if os.path.lexists(final):
+        if replaces is None and os.path.lexists(final):
             raise ContainerExists(id, root)
         # Everything is made in a private directory that is renamed into place
         # once the init is READY: the rename is what claims the id, so two
@@ -1115,19 +1177,35 @@ class Container(ProcessHandle):
                 bundle,
                 log,
                 auto_remove,
+                spec,
+                replaces,
             )
             if net_guard is not None and _sys.pidfd_exited(net_guard):
                 # the container whose network namespace we joined (by its pid) is gone
                 raise NetworkError(f"container {id!r}: the container whose network it joins stopped meanwhile")
-            try:
-                os.rename(directory, final)
-            except OSError as e:
-                if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise ContainerExists(id, root) from None
-                raise
+            if replaces is not None:
+                # The new instance takes the old one's place in one step: the
+                # id is never free, and the old one's lock (named by its
+                # instance token) is gone from the path for anyone who waits
+                # on it (_locked sees that).  The old one's remains are now
+                # at `directory`, for the caller to remove.
+                r = _shim_lib.pc_rename2(directory.encode(), final.encode(), _RENAME_EXCHANGE)
+                if r < 0:
+                    if r == -errno.ENOENT:
+                        raise ContainerNotFound(id, root)
+                    raise OSError(-r, f"container {id!r}: replacing its state directory: {os.strerror(-r)}")
+            else:
+                try:
+                    os.rename(directory, final)
+                except OSError as e:
+                    if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise ContainerExists(id, root) from None
+                    raise
             undo.pop_all()
         child.close()
         io.close_child_ends()
+        if replaces is not None:
+            replaces._dispose(directory, container._data)
         return container
 
     @classmethod
@@ -1152,8 +1230,11 @@ class Container(ProcessHandle):
         bundle: str | None = None,
         log: LogConfig | None = None,
         auto_remove: bool = False,
+        spec: tuple[ContainerConfig, dict[str, Any]] | None = None,
+        replaces: Container | None = None,
     ) -> tuple[Container, _spawn.Child, Any]:
         instance = os.urandom(8).hex()  # names this container's lock file (state.json has it)
+        reuse = replaces.dir if replaces is not None else None
         then: list[str] = []
         if auto_remove:
             # run by the logger when the output ends; acts only on this very instance
@@ -1161,6 +1242,10 @@ class Container(ProcessHandle):
         hostname = config.hostname or (cid[:12] if config.docker_defaults else "")
         lower = lower_base = None
         extra: dict[str, Any] = {"bundle": bundle} if bundle is not None else {}
+        if spec is not None:
+            extra["spec"] = spec[1]
+        if replaces is not None and replaces._data.get("created"):
+            extra["created"] = replaces._data["created"]  # (as Docker's: a restart keeps it)
         if any(m.type == "volume" for m in config.mounts):
             config = _use_volumes(config, data_root, os.path.join(root, cid), undo, extra)
         if config.image is None and config.rootfs is None and os.geteuid() != 0:
@@ -1172,7 +1257,7 @@ class Container(ProcessHandle):
             etc_base = lower
             user, home = _rootfs.lookup_user(lower, config.process.user)
         elif config.image is not None or config.rootfs is None:
-            config, image_fs = _image_rootfs(config, root, cid, directory, data_root, snapshotter, undo, extra)
+            config, image_fs = _image_rootfs(config, root, cid, directory, data_root, snapshotter, undo, extra, reuse)
             lower, lower_base, rootfs, layers = image_fs
             user, home = _rootfs.lookup_user(layers, config.process.user)
             etc_base: str | tuple[str, ...] = layers
@@ -1183,9 +1268,12 @@ class Container(ProcessHandle):
             # layer/upper gets copies of what the container changes, setuid
             # files too: layer/ (0700) keeps other host users out; upper/ itself
             # is the container's "/" and keeps the usual 0755.
-            for d, mode in (("rootfs", 0o755), ("layer", 0o700), ("layer/upper", 0o755), ("layer/work", 0o755)):
-                os.mkdir(os.path.join(directory, d), mode)
-                os.chmod(os.path.join(directory, d), mode)
+            os.mkdir(os.path.join(directory, "rootfs"), 0o755)
+            os.chmod(os.path.join(directory, "rootfs"), 0o755)
+            if not _take_over(reuse, directory, "layer", undo):  # (a restart keeps the container's changes)
+                for d, mode in (("layer", 0o700), ("layer/upper", 0o755), ("layer/work", 0o755)):
+                    os.mkdir(os.path.join(directory, d), mode)
+                    os.chmod(os.path.join(directory, d), mode)
         env = (
             _process_env(config.process, hostname, home)
             if config.docker_defaults
@@ -1244,6 +1332,11 @@ class Container(ProcessHandle):
             _write_file(cg_json + ".new", json.dumps({"cgroup": manager.to_json(), "cgroup_root": cg_root}), 0o600)
             os.replace(cg_json + ".new", cg_json)
             manager.create(_cgroup_resources(config, config.resources))
+        if log is not None and reuse is not None:
+            # a restart appends to the log of the instance it replaces
+            for name in sorted(os.listdir(reuse)):
+                if name == _logs.LOG_NAME or (name.startswith(_logs.LOG_NAME + ".") and name[len(_logs.LOG_NAME) + 1 :].isdigit()):
+                    _take_over(reuse, directory, name, undo)
         if log is not None and not config.process.terminal:
             # the logger reads the other ends; ours go when create is done (or undone)
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -1341,8 +1434,9 @@ class Container(ProcessHandle):
         forks = any(o.kind is _plan.Op.FORK for o in ops)
         cg_state = {"cgroup": manager.to_json(), "cgroup_root": cg_root} if manager is not None else {}
         cg_state.update(extra)
+        given = spec[0] if spec is not None else None
         if not forks:
-            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state, instance)
+            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state, instance, given)
 
         def write_maps(pid: int) -> None:
             if os.geteuid() != 0:
@@ -1362,7 +1456,7 @@ class Container(ProcessHandle):
         if netns is not None:
             _netpool.POOL.kick()
         if forks:
-            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state, instance)
+            data = cls._prepare_state(directory, cid, child.pid, state_rootfs, config, cg_state, instance, given)
         # Our own child: its pid cannot be recycled while we have not reaped it.
         container = cls(root, cid, data, config, pidfd=os.pidfd_open(child.pid), manager=manager)
         undo.callback(container._close_handle)  # if the rename below fails
@@ -1385,6 +1479,7 @@ class Container(ProcessHandle):
         config: ContainerConfig,
         extra: dict[str, Any],
         instance: str,
+        given: ContainerConfig | None = None,
     ) -> dict[str, Any]:
         os.close(os.open(os.path.join(directory, f"lock-{instance}"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
         start = _sys.pid_start_time(pid)
@@ -1402,10 +1497,14 @@ class Container(ProcessHandle):
             "exit": None,
             **extra,
         }
-        # The config part is serialised once per config (it is frozen).
-        text = json.dumps(data, separators=(",", ":"))[:-1] + ',"config":' + _config_json_text(config) + "}"
-        _write_file(os.path.join(directory, "state.json"), text, 0o600)
+        # The config parts are serialised once per config (they are frozen).
+        text = json.dumps(data, separators=(",", ":"))[:-1] + ',"config":' + _config_json_text(config)
+        if given is not None:
+            text += ',"given_config":' + _config_json_text(given)
+        _write_file(os.path.join(directory, "state.json"), text + "}", 0o600)
         data["config"] = _config_to_json(config)
+        if given is not None:
+            data["given_config"] = _config_to_json(given)
         return data
 
     @classmethod
@@ -1684,6 +1783,174 @@ class Container(ProcessHandle):
             if hook_state:
                 _hooks.run_warn("poststop", self.config.hooks.poststop, hook_state, "stopped")
 
+    def restart(
+        self,
+        timeout: float = 10.0,
+        *,
+        stdin: StdioArg = None,
+        stdout: StdioArg = None,
+        stderr: StdioArg = None,
+    ) -> None:
+        """``docker restart``, and ``docker start`` of a stopped container:
+        stop it if it runs (:meth:`stop`, ``timeout`` seconds before
+        SIGKILL), then make it anew under the same id from the config and
+        arguments it was created with, and start it.  What a Docker
+        container keeps across a restart is kept: its writable layer (the
+        files it changed), its anonymous and named volumes, its network,
+        address-independent name and published ports, and its log (the new
+        output is appended).  Its pid, cgroup and namespaces are new; this
+        object stands for the new instance from then on.  A created
+        container is just started; a paused one is an error (as Docker's:
+        resume it first).  Stdio arguments are :meth:`create`'s, for a
+        container without a log.
+
+        The new instance takes the old one's place atomically: the id is
+        never free, and a process waiting on the old one (say, a delete)
+        finds it gone, not the new one.  Should the new one fail to come up,
+        the stopped container stays as it was, except that it has left its
+        network (its address and ports were needed by the new one)."""
+        spec, given = self._data.get("spec"), self._data.get("given_config")
+        if spec is None or given is None:
+            raise PyContainerError(
+                f"container {self.id!r} cannot be restarted: its state has no record of how it was created "
+                "(an older pycontainer made it)"
+            )
+        if self.status is Status.CREATED:
+            self.start()
+            return
+        # Held throughout: a delete (an auto-remove too) waits for us, then
+        # finds the old instance gone.
+        with _locked(self.dir, self._data.get("instance", "")):
+            status = self.status
+            if status is Status.PAUSED:
+                raise InvalidStateTransition(self.id, status.value, Status.RUNNING.value, "restart")
+            if status is Status.RUNNING:
+                self.stop(timeout)
+            elif self._ours:
+                self._reap(None)
+            if spec.get("log"):
+                # Its logger writes what the old instance left in the pipe, then
+                # lets go of the log: the new instance's logger appends to it.
+                deadline = time.monotonic() + 10.0
+                while _logs.writing(self.dir):
+                    if time.monotonic() > deadline:
+                        raise PyContainerError(f"container {self.id!r}: its logger did not finish within 10 s")
+                    time.sleep(0.005)
+            net = self._data.get("network")
+            if net:
+                from .network import NetworkStore
+
+                # (the new instance takes the same name and ports; they must be free)
+                NetworkStore(self.root).leave(net["name"], self.id, net["veth"])
+            log = spec.get("log")
+            try:
+                new = type(self).create(
+                    self.root,
+                    self.id,
+                    _config_from_json(given),
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                    data_root=spec.get("data_root"),
+                    cgroup_root=spec.get("cgroup_root"),
+                    snapshotter=spec.get("snapshotter") or "auto",
+                    network=spec.get("network"),
+                    ports=spec.get("ports") or (),
+                    bundle=spec.get("bundle"),
+                    log=None if log is None else LogConfig(**log),
+                    auto_remove=bool(spec.get("auto_remove")),
+                    _replaces=self,
+                )
+            except BaseException:
+                # The failed creation's undo released its holds on the image and
+                # volumes: files named by the container's path, ours too.
+                self._hold_again()
+                raise
+        self._close_handle()
+        self.__dict__.update(new.__dict__)
+        self.start()
+
+    def _hold_again(self) -> None:
+        for holder in (self._data.get("image_holder"), *(self._data.get("volume_holders") or ())):
+            if holder and not os.path.exists(holder):
+                with contextlib.suppress(OSError):
+                    _write_file(holder, self.dir, 0o600)
+
+    def rename(self, new_id: str) -> None:
+        """``docker rename``: the container is ``new_id`` from now on,
+        running or not.  Its state directory moves (atomically, and only onto
+        a free id: ContainerExists otherwise); its holds on the image and
+        volumes, its network membership and its state follow.  Its hostname
+        stays (as Docker's).  Other handles to it find it gone
+        (ContainerNotFound): load it again by the new id."""
+        container_id(new_id)
+        if new_id == self.id:
+            return
+        new_dir = os.path.join(self.root, new_id)
+        with _locked(self.dir, self._data.get("instance", "")):
+
+            def move() -> None:
+                r = _shim_lib.pc_rename2(self.dir.encode(), new_dir.encode(), _RENAME_NOREPLACE)
+                if r < 0:
+                    if r == -errno.EEXIST:
+                        raise ContainerExists(new_id, self.root)
+                    raise PyContainerError(f"container {self.id!r}: renaming it to {new_id!r}: {os.strerror(-r)}")
+
+            net = self._data.get("network")
+            if net:
+                from .network import NetworkStore
+
+                # (under the network's lock: its users look for members by their directories)
+                NetworkStore(self.root).rename_member(net["name"], self.id, new_id, os.path.join(new_dir, "hosts"), move)
+            else:
+                move()
+            old_dir = self.dir
+            self.id, self.dir = new_id, new_dir
+            data = self._data
+            data["id"] = new_id
+            if data.get("rootfs", "").startswith(old_dir + "/"):
+                data["rootfs"] = new_dir + data["rootfs"][len(old_dir) :]
+            spec = data.get("spec") or {}
+            if data.get("image_holder"):
+                store = _images.ImageStore(data.get("data_root"))
+                holder = store.hold(data["image"], new_dir)
+                _images.ImageStore.release(data["image_holder"])
+                data["image_holder"] = holder
+            if data.get("volume_holders"):
+                from .volumes import VolumeStore
+
+                vstore = VolumeStore(spec.get("data_root", data.get("data_root")))
+                holders = []
+                for old in data["volume_holders"]:
+                    name = os.path.basename(os.path.dirname(os.path.dirname(old)))
+                    holders.append(vstore.hold(name, new_dir, create=False)[1])
+                    VolumeStore.release(old)
+                data["volume_holders"] = holders
+            text = json.dumps(data, separators=(",", ":"))
+            _write_file(os.path.join(new_dir, "state.json.new"), text, 0o600)
+            os.replace(os.path.join(new_dir, "state.json.new"), os.path.join(new_dir, "state.json"))
+
+    def _dispose(self, path: str, successor: dict[str, Any]) -> None:
+        """The remains of this (stopped) instance, replaced by a restart and
+        moved to ``path``: its cgroup, the directory, its holds on the image
+        and volumes (but not those the ``successor``'s state names: a hold is
+        named by the container's path, which the new instance has too)."""
+        self._close_handle()
+        if self.cgroup is not None:
+            try:
+                self.cgroup.destroy(empty=self.config.new_namespace(NamespaceType.PID))
+            except PyContainerError as e:
+                warnings.warn(f"container {self.id!r}: the replaced instance's cgroup stays: {e}", stacklevel=3)
+        _rmtree(path, (self.config.uid_mappings, self.config.gid_mappings))
+        keep = {successor.get("image_holder"), *(successor.get("volume_holders") or ())}
+        if self._data.get("image_holder") not in keep:
+            _images.ImageStore.release(self._data["image_holder"])
+        for holder in self._data.get("volume_holders") or ():
+            from .volumes import VolumeStore
+
+            if holder not in keep:
+                VolumeStore.release(holder)
+
     # ---- cgroups ----------------------------------------------------------------
 
     def _manager(self, action: str) -> _cgroups.Manager:
@@ -1746,6 +2013,14 @@ class Container(ProcessHandle):
             os.replace(path + ".new", path)
             self.config = new
             self._data = data
+
+    @property
+    def log_config(self) -> LogConfig | None:
+        """How its output is logged (``create(log=...)``), None if it is not."""
+        log = (self._data.get("spec") or {}).get("log")
+        if log is None:
+            return LogConfig() if os.path.exists(os.path.join(self.dir, _logs.LOG_NAME)) else None
+        return LogConfig(**log)
 
     def logs(self, *, follow: bool = False, tail: int | None = None) -> Iterator[_logs.LogEntry]:
         """The container's log (created with ``log=LogConfig(...)``), oldest

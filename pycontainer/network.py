@@ -16,7 +16,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -591,6 +591,29 @@ class NetworkStore:
 
     def release(self, name: str, owner: str) -> None:
         self.leave(name, owner)
+
+    def rename_member(
+        self, name: str, owner: str, new_owner: str, hosts_file: str, move: Callable[[], None]
+    ) -> None:
+        """A member container is renamed: ``move`` (which moves its state
+        directory) runs under the network's lock, so that no other user of
+        the network takes the lease for a gone container's meanwhile; then
+        the lease is ``new_owner``'s, its /etc/hosts (``hosts_file``, the
+        path of its state directory's file now) kept current from there.
+        Its address, ports and names stay."""
+        with self._locked():
+            try:
+                network, leases = self._load(name)
+            except NetworkError:
+                move()
+                return
+            move()
+            for v in leases.values():
+                if v["owner"] == owner and not v.get("draining"):
+                    v["owner"] = new_owner
+                    if "hosts" in v:
+                        v["hosts"] = hosts_file
+            self._save(network, leases)
 
     def _drain(self, network: Network, leases: dict[str, dict[str, Any]], gone: dict[str, dict[str, Any]]) -> None:
         from . import _nft

@@ -589,3 +589,64 @@ def test_credentials_for_docker_hub_have_one_name(tmp_path, monkeypatch):
     assert auth.lookup("index.docker.io") == auth.lookup("docker.io")
     auth.forget("registry-1.docker.io")
     assert auth.lookup("docker.io") is None
+
+
+def test_restart_start_again_and_rename_keep_what_docker_keeps(root, data_root):
+    """restart and start of a stopped container make it anew with its changes,
+    log, volume, address, name and port; rename moves all of it."""
+    from pycontainer import _netpool
+    from pycontainer.network import NetworkStore
+
+    fd = _netpool.new_netns()
+    try:
+        NetworkStore(root).create("tlan", subnet="10.133.0.0/24", host_netns=f"/proc/{os.getpid()}/fd/{fd}")
+        script = 'echo run >> /runs; echo "$(wc -l < /runs) $(grep -c x /vol/f)"; ip -o -4 addr show eth0 | awk \'{print $4}\'; sleep 60'
+        r = cli(root, data_root, "run", "-d", "--name", "svc", "--network", "tlan", "-p", "8081:80", "-v", "data:/vol",
+                "--", "sh", "-c", f"echo x >> /vol/f; {script}")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+
+        def log_lines(cid: str, n: int) -> list[str]:
+            import time
+
+            deadline = time.monotonic() + 20
+            while len(lines := cli(root, data_root, "logs", cid).stdout.splitlines()) < n:
+                assert time.monotonic() < deadline, lines
+                time.sleep(0.05)
+            return lines
+
+        assert log_lines("svc", 2) == ["1 1", "10.133.0.2/24"]
+        created = json.loads(cli(root, data_root, "inspect", "svc").stdout)[0]["Created"]
+        r = cli(root, data_root, "restart", "-t", "1", "svc")
+        assert r.returncode == 0 and r.stdout == "svc\n", r.stderr
+        # the same writable layer (/runs), volume, address; the log goes on
+        assert log_lines("svc", 4) == ["1 1", "10.133.0.2/24", "2 2", "10.133.0.2/24"]
+        info = json.loads(cli(root, data_root, "inspect", "svc").stdout)[0]
+        assert info["Created"] == created and info["State"]["Running"]
+        assert cli(root, data_root, "port", "svc").stdout == "8081:80/tcp\n"
+        # rename: the old name is free, the volume and the network follow
+        assert cli(root, data_root, "run", "-d", "--name", "other", "--", "sleep", "60").returncode == 0
+        r = cli(root, data_root, "rename", "svc", "other")
+        assert r.returncode == 125 and "exists" in r.stderr
+        assert cli(root, data_root, "rename", "svc", "api").returncode == 0
+        assert cli(root, data_root, "logs", "svc").returncode == 125
+        vol = json.loads(cli(root, data_root, "volume", "inspect", "data").stdout)[0]
+        assert vol["UsedBy"] == [os.path.join(root, "api")]
+        members = json.loads(cli(root, data_root, "network", "inspect", "tlan").stdout)["members"]
+        assert [m["owner"] for m in members] == ["api"], members
+        # start of a stopped container runs it anew (as docker start)
+        assert cli(root, data_root, "stop", "-t", "1", "api").returncode == 0
+        _wait_status(root, data_root, "api", "stopped")
+        r = cli(root, data_root, "start", "api")
+        assert r.returncode == 0, r.stderr
+        assert log_lines("api", 6)[4:] == ["3 3", "10.133.0.2/24"]
+        # paused: an error, as Docker's
+        assert cli(root, data_root, "pause", "api").returncode == 0
+        r = cli(root, data_root, "restart", "api")
+        assert r.returncode == 1 and "paused" in r.stderr
+        assert cli(root, data_root, "rm", "-f", "api", "other").returncode == 0
+        assert cli(root, data_root, "volume", "rm", "data").returncode == 0
+        assert NetworkStore(root).members("tlan") == []
+        assert cli(root, data_root, "network", "rm", "tlan").returncode == 0
+    finally:
+        os.close(fd)
+    assert os.listdir(root) == [".networks"]
