@@ -34,15 +34,20 @@ from .volumes import check_name as volume_name
 
 def _parse_volume(spec: str) -> Mount:
     parts = spec.split(":")
+    if len(parts) == 1 and spec.startswith("/"):  # -v /path: an anonymous volume
+        return Mount(destination=spec, type="volume")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise ConfigError("volume", f"{spec!r} is not SRC:DST[:ro|rw]")
+        raise ConfigError("volume", f"{spec!r} is not [SRC:]DST[:OPTIONS]")
     options: list[str] = ["rbind"]
     if len(parts) == 3:
-        if parts[2] not in ("ro", "rw"):
-            raise ConfigError("volume", f"{parts[2]!r} in {spec!r} is not ro or rw")
-        options.append(parts[2])
+        for opt in parts[2].split(","):
+            if opt not in ("ro", "rw", "nocopy"):
+                raise ConfigError("volume", f"{opt!r} in {spec!r} is not ro, rw or nocopy")
+            options.append(opt)
     if "/" not in parts[0] and not parts[0].startswith("."):  # a name: a named volume, as Docker's
         return Mount(destination=parts[1], source=volume_name(parts[0]), type="volume", options=tuple(options[1:]))
+    if "nocopy" in options:
+        raise ConfigError("volume", f"{spec!r}: nocopy is for volumes, not bind mounts")
     return Mount(destination=parts[1], source=os.path.abspath(parts[0]), type="bind", options=tuple(options))
 
 
@@ -118,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("ids", nargs="+", metavar="CONTAINER")
     rm = sub.add_parser("rm", aliases=["delete"], help="remove containers")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
+    rm.add_argument("-v", "--volumes", action="store_true", help="remove its anonymous volumes too")
     rm.add_argument("ids", nargs="+", metavar="CONTAINER")
     ps = sub.add_parser("ps", aliases=["list"], help="list containers")
     ps.add_argument("-a", "--all", action="store_true", help="stopped ones too")
@@ -270,6 +276,7 @@ def _parse_mount(spec: str) -> Mount:
     src = fields.pop("source", None) or fields.pop("src", None)
     ro = fields.pop("readonly", None) or fields.pop("ro", None)
     size = fields.pop("tmpfs-size", None)
+    nocopy = fields.pop("volume-nocopy", None)
     if not dst:
         raise ConfigError("mount", f"{spec!r} names no target")
     if fields:
@@ -282,9 +289,9 @@ def _parse_mount(spec: str) -> Mount:
     if kind == "tmpfs":
         return Mount(dst, "tmpfs", "tmpfs", ["nosuid", "nodev", *options, *([f"size={size}"] if size else [])])
     if kind == "volume":
-        if not src:
-            raise ConfigError("mount", f"{spec!r}: anonymous volumes are not supported yet: name it (src=NAME)")
-        return Mount(dst, volume_name(src), "volume", options)
+        if nocopy in ("true", "1"):
+            options.append("nocopy")
+        return Mount(dst, volume_name(src) if src else None, "volume", options)  # (no source: anonymous)
     raise ConfigError("mount", f"type {kind!r} is not supported (bind, volume, tmpfs)")
 
 
@@ -458,7 +465,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             c.start()
         except BaseException:
-            c.delete(force=True)
+            c.delete(force=True, volumes=True)
             raise
         print(c.id)
         c.close()
@@ -479,7 +486,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 signal.signal(s, h)
     finally:
         if args.rm or status is None:  # (interrupted or failed: nothing half-made stays)
-            container.delete(force=True)
+            container.delete(force=True, volumes=True)
         else:
             container.close()
     if status.signal is not None:
@@ -520,7 +527,7 @@ def _each(args: argparse.Namespace, action: Callable[[Container], None]) -> int:
 def _restart(c: Container, timeout: float) -> None:
     # (a container without a log: its output has nowhere to go once we are gone)
     quiet = {} if c.log_config is not None else {"stdout": DEVNULL, "stderr": DEVNULL}
-    c.restart(timeout, stdin=DEVNULL, **quiet)
+    c.restart(timeout, stdin=DEVNULL, init=True, **quiet)  # (init: we do not stay to learn its status)
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
@@ -551,7 +558,7 @@ def _cmd_kill(args: argparse.Namespace) -> int:
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
-    return _each(args, lambda c: c.delete(force=args.force))
+    return _each(args, lambda c: c.delete(force=args.force, volumes=args.volumes))
 
 
 def _cmd_pause(args: argparse.Namespace) -> int:

@@ -266,16 +266,33 @@ def _config_from_json(data: dict[str, Any]) -> ContainerConfig:
     )
 
 
+def _name_anonymous_volumes(config: ContainerConfig) -> tuple[ContainerConfig, list[str]]:
+    """A volume mount without a source (``docker run -v /path``) gets a
+    volume of a random name of its own, as Docker's anonymous volumes
+    (named here, before the config is recorded: a restart finds it again)."""
+    names: list[str] = []
+    mounts = []
+    for m in config.mounts:
+        if m.type == "volume" and not m.source:
+            names.append(os.urandom(32).hex())
+            m = attrs.evolve(m, source=names[-1])
+        mounts.append(m)
+    return (attrs.evolve(config, mounts=mounts), names) if names else (config, names)
+
+
 def _use_volumes(
     config: ContainerConfig,
     data_root: str | None,
     container_dir: str,
     undo: contextlib.ExitStack,
     extra: dict[str, Any],
+    empty: list[tuple[str, str]],
 ) -> ContainerConfig:
     """Named volumes (``Mount(type="volume", source=NAME)``) as binds of
     their directories, each made if missing (as ``docker run -v``) and held
-    for the container until it is deleted."""
+    for the container until it is deleted.  Appends to ``empty`` (its
+    destination, its directory) each that is empty and may be filled from
+    the image (no ``nocopy`` option, as Docker's)."""
     from .volumes import VolumeStore
 
     store = VolumeStore(data_root)
@@ -284,14 +301,45 @@ def _use_volumes(
         if m.type != "volume":
             mounts.append(m)
             continue
-        path, holder = store.hold(m.source or "", container_dir)
+        name = m.source or ""
+        existed = os.path.isdir(os.path.join(store.root, name))
+        path, holder = store.hold(name, container_dir)
+        if not existed:  # (made for this container: gone again should it fail)
+            undo.callback(_remove_volume, store, name)
         undo.callback(store.release, holder)
         holders.append(holder)
-        mounts.append(
-            Mount(m.destination, path, "bind", ["rbind", *(o for o in m.options if o not in ("bind", "rbind"))])
-        )
+        if "nocopy" not in m.options and not os.listdir(path):
+            empty.append((m.destination, path))
+        options = (o for o in m.options if o not in ("bind", "rbind", "nocopy"))
+        mounts.append(Mount(m.destination, path, "bind", ["rbind", *options]))
     extra["volume_holders"] = holders
     return attrs.evolve(config, mounts=mounts)
+
+
+def _remove_volume(store: Any, name: str) -> None:
+    from .volumes import VolumeError
+
+    with contextlib.suppress(VolumeError, OSError):
+        store.remove(name)
+
+
+def _fill_from_layers(dest: str, path: str, layers: Sequence[str], config: ContainerConfig) -> None:
+    """Copy what the image holds at ``path`` (its ``layers``, top first)
+    into the directory ``dest``: a volume's first contents, as Docker's."""
+    parts = [p for p in os.path.normpath(path).split("/") if p]
+    # the layers' content there, bottom first, each walked without following
+    # symlinks (a layer's "a -> /etc" must not copy the host's /etc in)
+    fds = [fd for fd in (_rootfs.walk_in_layer(layer, parts) for layer in reversed(layers)) if fd is not None]
+    if not fds:
+        return
+    try:
+        _images.copy_layers([f"/proc/self/fd/{fd}" for fd in fds], dest)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if config.new_namespace(NamespaceType.USER):
+        _images.shift_ownership(dest, lambda u: _host_id(config.uid_mappings, u),
+                                lambda g: _host_id(config.gid_mappings, g))  # fmt: skip
 
 
 def _idmap_fds(config: ContainerConfig, min_fd: int) -> list[int]:
@@ -489,7 +537,7 @@ try:
         c = next((x for x in Container.list(root) if x._data.get("instance") == instance), None)
     if c is not None:  # (not another container made under the id since)
         c.wait()  # the output ended; the container may still run (it closed its stdout)
-        c.delete(force=True)
+        c.delete(force=True, volumes=True)  # (as docker run --rm: its anonymous volumes too)
 except PyContainerError:
     pass
 """
@@ -930,18 +978,7 @@ def _anonymous_volumes(
     for i, path in enumerate(wanted):
         src = os.path.join(directory, "volumes", str(i))
         os.mkdir(src, 0o755)
-        parts = [p for p in os.path.normpath(path).split("/") if p]
-        # the layers' content there, bottom first, each walked without following
-        # symlinks (a layer's "a -> /etc" must not copy the host's /etc in)
-        fds = [fd for fd in (_rootfs.walk_in_layer(layer, parts) for layer in reversed(layers)) if fd is not None]
-        try:
-            _images.copy_layers([f"/proc/self/fd/{fd}" for fd in fds], src)
-        finally:
-            for fd in fds:
-                os.close(fd)
-        if userns:
-            _images.shift_ownership(src, lambda u: _host_id(config.uid_mappings, u),
-                                    lambda g: _host_id(config.gid_mappings, g))  # fmt: skip
+        _fill_from_layers(src, path, layers, config)
         # (a path in the .creating dir: the child mounts it before the rename)
         mounts.append(Mount(destination=path, source=src, options=["rbind"]))
     return attrs.evolve(config, mounts=mounts)
@@ -1066,6 +1103,9 @@ class Container(ProcessHandle):
             "log": None if log is None else attrs.asdict(log),
             "auto_remove": auto_remove,
         }
+        config, anonymous = _name_anonymous_volumes(config)
+        if anonymous:
+            spec["anonymous_volumes"] = anonymous
         given = config
         if os.geteuid() != 0:
             from .rootless import rootless_config
@@ -1246,8 +1286,9 @@ class Container(ProcessHandle):
             extra["spec"] = spec[1]
         if replaces is not None and replaces._data.get("created"):
             extra["created"] = replaces._data["created"]  # (as Docker's: a restart keeps it)
+        empty_volumes: list[tuple[str, str]] = []
         if any(m.type == "volume" for m in config.mounts):
-            config = _use_volumes(config, data_root, os.path.join(root, cid), undo, extra)
+            config = _use_volumes(config, data_root, os.path.join(root, cid), undo, extra, empty_volumes)
         if config.image is None and config.rootfs is None and os.geteuid() != 0:
             # Rootless, no rootfs: the built-in busybox rootfs (a directory the
             # user built and owns, i.e. the container's root does) under an
@@ -1259,6 +1300,8 @@ class Container(ProcessHandle):
         elif config.image is not None or config.rootfs is None:
             config, image_fs = _image_rootfs(config, root, cid, directory, data_root, snapshotter, undo, extra, reuse)
             lower, lower_base, rootfs, layers = image_fs
+            for volume_dest, volume_dir in empty_volumes:
+                _fill_from_layers(volume_dir, volume_dest, layers, config)
             user, home = _rootfs.lookup_user(layers, config.process.user)
             etc_base: str | tuple[str, ...] = layers
         else:
@@ -1734,9 +1777,11 @@ class Container(ProcessHandle):
             self._record_exit(status)
         return status
 
-    def delete(self, force: bool = False) -> None:
+    def delete(self, force: bool = False, *, volumes: bool = False) -> None:
         """Remove the container.  A created one is killed first; a running one
-        only with ``force=True`` (SIGKILL, then wait)."""
+        only with ``force=True`` (SIGKILL, then wait).  ``volumes``: its
+        anonymous volumes go too (``docker rm -v``; named ones stay), unless
+        another container uses one."""
         with _locked(self.dir, self._data.get("instance", "")):
             status = self._require("force-delete" if force else "delete")
             own_pidns = self.config.new_namespace(NamespaceType.PID)
@@ -1780,6 +1825,16 @@ class Container(ProcessHandle):
                 from .volumes import VolumeStore
 
                 VolumeStore.release(holder)
+            spec = self._data.get("spec") or {}
+            if volumes and spec.get("anonymous_volumes"):
+                from .volumes import VolumeError, VolumeStore
+
+                vstore = VolumeStore(spec.get("data_root"))
+                for name in spec["anonymous_volumes"]:
+                    try:
+                        vstore.remove(name)
+                    except (VolumeError, OSError) as e:
+                        warnings.warn(f"container {self.id!r}: its volume {name!r} stays: {e}", stacklevel=2)
             if hook_state:
                 _hooks.run_warn("poststop", self.config.hooks.poststop, hook_state, "stopped")
 
@@ -1790,6 +1845,7 @@ class Container(ProcessHandle):
         stdin: StdioArg = None,
         stdout: StdioArg = None,
         stderr: StdioArg = None,
+        init: bool | None = None,
     ) -> None:
         """``docker restart``, and ``docker start`` of a stopped container:
         stop it if it runs (:meth:`stop`, ``timeout`` seconds before
@@ -1802,7 +1858,10 @@ class Container(ProcessHandle):
         object stands for the new instance from then on.  A created
         container is just started; a paused one is an error (as Docker's:
         resume it first).  Stdio arguments are :meth:`create`'s, for a
-        container without a log.
+        container without a log.  ``init=True`` gives the new instance the
+        minimal init (``ContainerConfig.init``) if it had none: a caller
+        that will not wait for it (a command line that returns) needs it to
+        have the exit status recorded.
 
         The new instance takes the old one's place atomically: the id is
         never free, and a process waiting on the old one (say, a delete)
@@ -1844,10 +1903,13 @@ class Container(ProcessHandle):
                 NetworkStore(self.root).leave(net["name"], self.id, net["veth"])
             log = spec.get("log")
             try:
+                config = _config_from_json(given)
+                if init and not config.init:
+                    config = attrs.evolve(config, init=True)
                 new = type(self).create(
                     self.root,
                     self.id,
-                    _config_from_json(given),
+                    config,
                     stdin=stdin,
                     stdout=stdout,
                     stderr=stderr,

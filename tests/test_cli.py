@@ -650,3 +650,38 @@ def test_restart_start_again_and_rename_keep_what_docker_keeps(root, data_root):
     finally:
         os.close(fd)
     assert os.listdir(root) == [".networks"]
+
+
+def test_anonymous_volumes_and_a_new_volume_filled_from_the_image(root, data_root):
+    """-v /path makes an anonymous volume; an empty volume gets what the image
+    holds at its path (not with nocopy); rm -v and --rm remove anonymous ones."""
+
+    def volumes() -> list[str]:
+        return [line.split()[-1] for line in cli(root, data_root, "volume", "ls").stdout.splitlines()[1:]]
+
+    r = cli(root, data_root, "run", "--name", "a", "-v", "/usr/bin", "-v", "fresh:/etc", "-v", "bare:/usr/sbin:nocopy",
+            "--", "sh", "-c", "ls /usr/bin | grep -c . ; cat /etc/passwd | head -1; ls -A /usr/sbin | wc -l; echo x > /usr/bin/new")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert int(lines[0]) > 10 and lines[1].startswith("root:") and lines[2] == "0"
+    anon = [v for v in volumes() if v not in ("fresh", "bare")]
+    assert len(anon) == 1 and len(anon[0]) == 64
+    # a restart keeps the anonymous volume (the same one, with what was written)
+    r = cli(root, data_root, "start", "a")
+    assert r.returncode == 0, r.stderr
+    assert cli(root, data_root, "wait", "a").stdout == "0\n"
+    assert [v for v in volumes() if v not in ("fresh", "bare")] == anon
+    path = json.loads(cli(root, data_root, "volume", "inspect", anon[0]).stdout)[0]["Mountpoint"]
+    assert os.path.exists(os.path.join(path, "new"))
+    # a volume with something in it is not filled again
+    r = cli(root, data_root, "run", "--rm", "-v", f"{anon[0]}:/usr/sbin", "--", "sh", "-c", "ls /usr/sbin/new")
+    assert r.returncode == 0 and r.stdout == "/usr/sbin/new\n", r.stderr
+    assert cli(root, data_root, "rm", "-v", "a").returncode == 0
+    assert sorted(volumes()) == ["bare", "fresh"]  # named ones stay
+    # --rm takes its anonymous volumes with it
+    assert cli(root, data_root, "run", "--rm", "-v", "/data", "--", "true").returncode == 0
+    assert sorted(volumes()) == ["bare", "fresh"]
+    r = cli(root, data_root, "run", "--rm", "-v", "x:/y:bogus", "--", "true")
+    assert r.returncode == 125 and "'bogus'" in r.stderr
+    assert sorted(cli(root, data_root, "volume", "prune").stdout.split()) == ["bare", "fresh"]
+    assert os.listdir(root) == []
