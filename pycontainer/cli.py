@@ -985,8 +985,18 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     from .images._registry import split_ref
 
     creds = _credentials(split_ref(args.ref)[0])
-    image = _store(args).pull(args.ref, progress=False if args.quiet else None, **creds)
-    print(image.refs[0] if image.refs else image.digest)
+    store = _store(args)
+    before = None
+    with contextlib.suppress(PyContainerError):
+        before = store.get(args.ref).digest
+    # Docker's progress on stderr (bars on a terminal, status lines
+    # elsewhere); stdout keeps the name alone, for scripts.
+    image = store.pull(args.ref, progress=not args.quiet, **creds)
+    name = image.refs[0] if image.refs else image.digest
+    if not args.quiet:
+        news = "Image is up to date for" if before == image.digest else "Downloaded newer image for"
+        print(f"Digest: {image.digest}\nStatus: {news} {name}", file=sys.stderr)
+    print(name)
     return 0
 
 
@@ -994,7 +1004,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
     from .images._registry import split_ref
 
     creds = _credentials(split_ref(args.dest or args.ref)[0])
-    digest = _store(args).push(args.ref, args.dest, progress=False if args.quiet else None, **creds)
+    digest = _store(args).push(args.ref, args.dest, progress=not args.quiet, **creds)
     print(digest)
     return 0
 

@@ -329,11 +329,15 @@ def test_login_logout_and_push_pull_through_a_registry(root, data_root, tmp_path
         assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
         st = os.stat(tmp_path / "conf" / "auth.json")
         assert stat.S_IMODE(st.st_mode) == 0o600 and stat.S_IMODE(os.stat(tmp_path / "conf").st_mode) == 0o700
-        r = c("push", "-q", f"{host}/bb:1")
+        r = c("push", f"{host}/bb:1")
         assert r.returncode == 0 and r.stdout.startswith("sha256:"), r.stderr
+        assert r.stderr.splitlines()[-1].endswith(": Pushed")  # (Docker's progress: a pipe gets status lines)
         assert c("rmi", f"{host}/bb:1").returncode == 0
+        r = c("pull", f"{host}/bb:1")
+        assert r.returncode == 0 and r.stdout == f"{host}/bb:1\n", r.stderr
+        assert r.stderr.splitlines()[-1] == f"Status: Downloaded newer image for {host}/bb:1", r.stderr
         r = c("pull", "-q", f"{host}/bb:1")
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0 and r.stderr == "", r.stderr
         r = c("run", "--rm", f"{host}/bb:1", "echo", "pulled")
         assert (r.returncode, r.stdout) == (0, "pulled\n"), r.stderr
         assert c("rmi", f"{host}/bb:1").returncode == 0

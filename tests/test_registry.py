@@ -297,3 +297,61 @@ def test_pull_by_digest_moves_no_tag(tmp_path, fake):
     store = ImageStore(str(tmp_path / "s"))
     image = store.pull(f"127.0.0.1:{fake.port}/lib/img@{digest}")
     assert image.digest == digest and store.refs() == {} and image in store.list()
+
+
+def test_progress_events_of_a_push_and_a_pull(tmp_path, registry):
+    """Docker's words per layer, in order, from the first to the last byte;
+    a second pull of the same layers says they exist."""
+    from pycontainer.images import Progress
+
+    host, creds = registry
+    store = ImageStore(str(tmp_path / "a"))
+    make_layout(str(tmp_path / "lay"), LAYERS, ref="x")
+    (image,) = store.import_oci_layout(str(tmp_path / "lay"), ref=f"{host}/team/app:1")
+    layers = [d["digest"] for d in image.layers]
+    pushed: list[Progress] = []
+    store.push(f"{host}/team/app:1", chunk_size=64 * 1024, progress=pushed.append, **_creds(creds))
+    big = [p for p in pushed if p.blob == layers[1]]
+    assert [p.status for p in big][0] == "Preparing" and big[-1].status == "Pushed"
+    sent = [p.current for p in big if p.status == "Pushing"]
+    assert sent == sorted(sent) and len(sent) >= 4 and big[-1].current == big[-1].total > 300_000 // 2
+    assert {p.blob for p in pushed} == set(layers)  # (the config is not shown)
+    again: list[Progress] = []
+    store.push(f"{host}/team/app:1", progress=again.append, **_creds(creds))
+    assert [p.status for p in again if p.blob == layers[0]] == ["Preparing", "Layer already exists"]
+
+    other = ImageStore(str(tmp_path / "b"))
+    pulled: list[Progress] = []
+    other.pull(f"{host}/team/app:1", progress=pulled.append, **_creds(creds))
+    for d in layers:
+        mine = [p for p in pulled if p.blob == d]
+        assert mine[0].status == "Waiting" and mine[-1].status == "Pull complete"
+        assert mine[-1].current == mine[-1].total and all(p.status == "Downloading" for p in mine[1:-1])
+    second: list[Progress] = []
+    other.pull(f"{host}/team/app:1", progress=second.append, **_creds(creds))
+    assert [(p.blob, p.status) for p in second] == [(d, "Already exists") for d in layers]
+
+
+def test_progress_bars_draw_lines_in_place_on_a_terminal_and_status_lines_elsewhere():
+    import io
+
+    from pycontainer.images import Progress, ProgressBars
+    from pycontainer.images._progress import bar
+
+    assert bar(5_000_000, 10_000_000, width=10) == "[=====>    ] 5.0MB/10.0MB"
+    assert bar(10, 10, width=4) == "[====] 10B/10B"
+    out = io.StringIO()
+    bars = ProgressBars(out, tty=True, interval=0)
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    bars(Progress(a, "Waiting", 0, 100))
+    bars(Progress(b, "Already exists"))
+    bars(Progress(a, "Downloading", 50, 100))
+    bars.close()
+    frames = out.getvalue().split("\x1b[2A")  # each redraw goes back up over both lines
+    assert frames[-1] == "\x1b[2Kaaaaaaaaaaaa: Downloading " + bar(50, 100) + "\n\x1b[2Kbbbbbbbbbbbb: Already exists\n"
+    plain = io.StringIO()
+    bars = ProgressBars(plain, tty=False)
+    for p in (Progress(a, "Waiting"), Progress(a, "Downloading", 1, 9), Progress(a, "Downloading", 5, 9),
+              Progress(a, "Pull complete", 9, 9)):  # fmt: skip
+        bars(p)
+    assert plain.getvalue() == "aaaaaaaaaaaa: Waiting\naaaaaaaaaaaa: Downloading\naaaaaaaaaaaa: Pull complete\n"

@@ -5,6 +5,7 @@ from ._apply import apply_image, merge_env
 from ._builtin import BUILTIN, builtin_image
 from ._changes import changes, commit
 from ._copy import copy_layers, overlay_supported, shift_ownership
+from ._progress import Progress, ProgressBars
 from ._store import Image, ImageConfig, ImageStore, host_platform, local_ref, normalize_ref
 from ._unpack import LayerLimits, UnpackResult, remove_tree, unpack_layer
 
@@ -22,6 +23,8 @@ __all__ = [
     "ImageConfig",
     "ImageStore",
     "LayerLimits",
+    "Progress",
+    "ProgressBars",
     "UnpackResult",
     "host_platform",
     "local_ref",

@@ -21,12 +21,12 @@ import http.client
 import json
 import os
 import re
-import sys
-import threading
 import urllib.parse
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ImageError
+from ._progress import Progress, ProgressCallback, reporter
 from ._store import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -58,23 +58,6 @@ def split_ref(ref: str) -> tuple[str, str, str]:
     name, _, tag = full.rpartition(":")
     host, _, repo = name.partition("/")
     return ("registry-1.docker.io" if host == "docker.io" else host), repo, tag
-
-
-class _Progress:
-    """One line per blob on a terminal; nothing otherwise."""
-
-    def __init__(self, enabled: bool | None) -> None:
-        self.on = sys.stderr.isatty() if enabled is None else enabled
-
-    def show(self, what: str, done: int, total: int) -> None:
-        if self.on:
-            pct = f"{100 * done // total:3d}%" if total else "    "
-            sys.stderr.write(f"\r{what[:40]:40} {pct} {done / 1e6:8.1f}/{total / 1e6:.1f} MB")
-            sys.stderr.flush()
-
-    def end(self) -> None:
-        if self.on:
-            sys.stderr.write("\n")
 
 
 class Registry:
@@ -231,13 +214,33 @@ def pull(
     password: str | None = None,
     insecure: bool | None = None,
     platform: tuple[str, str] | None = None,
-    progress: bool | None = None,
+    progress: bool | None | ProgressCallback = None,
 ) -> Image:
-    """Pull ``ref`` into the store under its name; returns the image."""
+    """Pull ``ref`` into the store under its name; returns the image.
+    ``progress``: a callable given a :class:`Progress` per layer event
+    (from several threads: blobs come in parallel), True for Docker's
+    progress bars on stderr, None for them where stderr is a terminal."""
     host, repo, tag = split_ref(ref)
     reg = Registry(host, username=username, password=password, insecure=insecure)
     scope = f"repository:{repo}:pull"
-    show = _Progress(progress)
+    tell_progress, end_progress = reporter(progress)
+    try:
+        return _pull(store, ref, reg, host, repo, tag, scope, platform, tell_progress)
+    finally:
+        end_progress()
+
+
+def _pull(
+    store: ImageStore,
+    ref: str,
+    reg: Registry,
+    host: str,
+    repo: str,
+    tag: str,
+    scope: str,
+    platform: tuple[str, str] | None,
+    show: ProgressCallback | None,
+) -> Image:
     raw, media, digest = _get_manifest(reg, repo, tag, scope)
     doc = json.loads(raw)
     if media in INDEX_TYPES or "manifests" in doc:
@@ -253,36 +256,33 @@ def pull(
         doc = json.loads(raw)
     if "config" not in doc:
         raise ImageError(f"{ref}: the registry's manifest ({media}) is not an image manifest")
-    wanted = [
-        desc
-        for desc in [doc["config"], *(doc.get("layers") or [])]
-        if not store.has_blob(_check_digest(desc["digest"]))
-    ]
-    total = sum(int(desc.get("size") or 0) for desc in wanted)
-    done = [0]
-    lock = threading.Lock()
+    layers = {_check_digest(desc["digest"]) for desc in doc.get("layers") or []}
+    wanted = []
+    for desc in [doc["config"], *(doc.get("layers") or [])]:
+        d = _check_digest(desc["digest"])
+        if not store.has_blob(d):
+            wanted.append(desc)
+            if show is not None and d in layers:  # (the config is not shown, as Docker's)
+                show(Progress(d, "Waiting", 0, int(desc.get("size") or 0)))
+        elif show is not None and d in layers:
+            show(Progress(d, "Already exists"))
 
     def fetch(desc: dict[str, Any]) -> None:
         d = desc["digest"]
         if not isinstance(desc.get("size"), int) or desc["size"] <= 0:
             raise ImageError(f"{ref}: blob {d} has no size in its manifest (a registry could send without end)")
         resp = reg.request("GET", f"/v2/{repo}/blobs/{d}", scope=scope, stream=True)
-
-        def tell(n: int, last: list[int] = [0]) -> None:  # noqa: B006 - one per blob
-            with lock:
-                done[0] += n - last[0]
-                last[0] = n
-                show.show(f"pulling {repo}", done[0], total)
-
-        store.put_blob(_Counting(resp, tell, desc["size"], d), d)
+        size = desc["size"]
+        tell = (lambda n: show(Progress(d, "Downloading", n, size))) if show is not None and d in layers else None
+        store.put_blob(_Counting(resp, tell, size, d), d)
+        if tell is not None:
+            show(Progress(d, "Pull complete", size, size))
 
     # Blobs in parallel, as skopeo does: the socket reads and the hashing
     # let go of the GIL.
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         for fut in [pool.submit(fetch, desc) for desc in wanted]:
             fut.result()
-    if wanted:
-        show.end()
     store.put_blob(raw, digest)
     if "@" in ref:  # by digest: no tag moves; the image stays, untagged
         store.keep(digest, len(raw), media or OCI_MANIFEST)
@@ -297,7 +297,7 @@ class _Counting:
     """Reads through, telling how far it got; no further than the size the
     manifest gave (a registry cannot fill the disk with one blob)."""
 
-    def __init__(self, f: Any, tell: Any, size: int, what: str) -> None:
+    def __init__(self, f: Any, tell: Callable[[int], None] | None, size: int, what: str) -> None:
         self._f = f
         self._tell = tell
         self._n = 0
@@ -309,7 +309,8 @@ class _Counting:
         self._n += len(data)
         if self._n > self._size:
             raise ImageError(f"blob {self._what} is longer than the {self._size} bytes its manifest says")
-        self._tell(self._n)
+        if self._tell is not None:
+            self._tell(self._n)
         return data  # type: ignore[no-any-return]
 
 
@@ -339,20 +340,46 @@ def push(
     password: str | None = None,
     insecure: bool | None = None,
     chunk_size: int | None = None,
-    progress: bool | None = None,
+    progress: bool | None | ProgressCallback = None,
 ) -> str:
     """Push the image ``ref`` to ``dest`` (default: ``ref`` itself, whose
     name says the registry).  Blobs go in one PUT, or in ``chunk_size``
-    chunks.  Returns the manifest's digest."""
+    chunks.  Returns the manifest's digest.  ``progress`` as :func:`pull`'s."""
     image = store.get(ref)
     host, repo, tag = split_ref(dest or ref)
     reg = Registry(host, username=username, password=password, insecure=insecure)
     scope = f"repository:{repo}:pull,push"
-    show = _Progress(progress)
+    tell_progress, end_progress = reporter(progress)
+    try:
+        return _push(store, image, reg, host, repo, tag, scope, chunk_size, tell_progress)
+    finally:
+        end_progress()
+
+
+def _push(
+    store: ImageStore,
+    image: Image,
+    reg: Registry,
+    host: str,
+    repo: str,
+    tag: str,
+    scope: str,
+    chunk_size: int | None,
+    tell: ProgressCallback | None,
+) -> str:
+    layers = {_check_digest(desc["digest"]) for desc in image.layers}
+
+    def show(d: str, status: str, current: int = 0, total: int = 0) -> None:
+        if tell is not None and d in layers:  # (the config is not shown, as Docker's)
+            tell(Progress(d, status, current, total))
+
+    for desc in image.layers:
+        show(_check_digest(desc["digest"]), "Preparing")
     for desc in [image.manifest["config"], *image.layers]:
         d = _check_digest(desc["digest"])
         have = reg.request("HEAD", f"/v2/{repo}/blobs/{d}", scope=scope, ok=(200, 404))
         if have.status == 200:
+            show(d, "Layer already exists")
             continue
         start = reg.request("POST", f"/v2/{repo}/blobs/uploads/", scope=scope, ok=(202,))
         location = start.getheader("Location") or ""
@@ -360,7 +387,7 @@ def push(
         with store.open_blob(d) as f:
             if chunk_size is None:
                 data = f.read()
-                show.show(d[7:19], size, size)
+                show(d, "Pushing", 0, size)
                 reg.request("PUT", _with_digest(location, d), scope=scope, body=data, ok=(201,),
                             headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))})  # fmt: skip
             else:
@@ -373,10 +400,10 @@ def push(
                     })  # fmt: skip
                     location = r.getheader("Location") or location
                     offset += len(chunk)
-                    show.show(d[7:19], offset, size)
+                    show(d, "Pushing", offset, size)
                 reg.request("PUT", _with_digest(location, d), scope=scope, body=b"", ok=(201,),
                             headers={"Content-Length": "0"})  # fmt: skip
-        show.end()
+        show(d, "Pushed", size, size)
     raw = store.read_blob(image.digest)
     media = image.manifest.get("mediaType") or OCI_MANIFEST
     resp = reg.request("PUT", f"/v2/{repo}/manifests/{tag}", scope=scope, body=raw, ok=(201,),
