@@ -64,6 +64,24 @@ def store(server: str, username: str, password: str) -> None:
     _save(data)
 
 
+def login(server: str, username: str, password: str, *, insecure: bool | None = None) -> None:
+    """``docker login``: ask the registry whether it takes the credentials
+    (``GET /v2/``, answering its basic or bearer challenge with them), then
+    :func:`store` them.  ImageError, with nothing stored, if it does not.
+    ``insecure`` as the registry client's (plain HTTP for 127.0.0.1 and
+    localhost by default)."""
+    from .images._registry import Registry
+    from .errors import ImageError
+
+    host = "registry-1.docker.io" if _key(server) == "docker.io" else server
+    reg = Registry(host, username=username, password=password, insecure=insecure)
+    try:
+        reg.request("GET", "/v2/", scope="")
+    except ImageError as e:
+        raise ImageError(f"login to {server} as {username!r} refused: {e}") from None
+    store(server, username, password)
+
+
 def forget(server: str) -> None:
     server = _key(server)
     data = _load()

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import DEVNULL, PIPE, Container, ContainerConfig, LogConfig, Mount, Process, Status, User, _sys
-from .errors import ConfigError, ContainerNotFound, InitError, InvalidStateTransition, PyContainerError
+from .errors import ConfigError, ContainerNotFound, ImageError, InitError, InvalidStateTransition, PyContainerError
 from .build import BuildError
 from .volumes import check_name as volume_name
 
@@ -1100,7 +1100,11 @@ def _cmd_login(args: argparse.Namespace) -> int:
         import getpass
 
         password = getpass.getpass()
-    auth.store(args.server, args.username, password)
+    try:
+        auth.login(args.server, args.username, password)
+    except ImageError as e:
+        print(f"pycontainer: {e}", file=sys.stderr)
+        return 1  # (as docker login's)
     print("Login Succeeded")
     return 0
 

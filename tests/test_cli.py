@@ -325,6 +325,9 @@ def test_login_logout_and_push_pull_through_a_registry(root, data_root, tmp_path
         assert c("tag", "localhost/busybox", f"{host}/bb:1").returncode == 0
         r = c("push", "-q", f"{host}/bb:1")
         assert r.returncode == 125 and "user name and password" in r.stderr  # no credentials yet
+        r = c("login", "-u", "alice", "-p", "wrong", host)
+        assert r.returncode == 1 and "refused" in r.stderr and "401" in r.stderr
+        assert not (tmp_path / "conf" / "auth.json").exists()  # nothing kept of a refused login
         r = c("login", "-u", "alice", "--password-stdin", host, input="s3cret\n")
         assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
         st = os.stat(tmp_path / "conf" / "auth.json")
