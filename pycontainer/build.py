@@ -314,9 +314,14 @@ class _Builder:
         return stage
 
     def _image(self, ref: str, ins: Instruction) -> Any:
+        from .images import BUILTIN, builtin_image, host_platform, normalize_ref
+
         if ref == "scratch":
-            raise BuildError(f"line {ins.line}: FROM scratch is not supported yet")
-        from .images import BUILTIN, builtin_image, normalize_ref
+            # Docker's empty image: no layers, an empty config
+            os_, arch = host_platform()
+            cfg = {"architecture": arch, "os": os_, "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+                   "history": []}  # fmt: skip
+            return self.store.add_image(cfg, [], None)
 
         try:
             if normalize_ref(ref) == normalize_ref(BUILTIN):
@@ -424,6 +429,8 @@ class _Builder:
     def _run(self, stage: _Stage, ins: Instruction) -> Any:
         from . import PIPE, STDOUT, Container
 
+        if not stage.image.layers:
+            raise BuildError(f"line {ins.line}: {ins}: the stage FROM scratch has no files to run anything with yet")
         words = ins.json_args()
         cfg_json = stage.image.config_json.get("config") or {}
         argv = words if words is not None else [*(cfg_json.get("Shell") or ["/bin/sh", "-c"]), ins.args]
@@ -480,8 +487,17 @@ class _Builder:
         if cached is not None:
             self.say("--> using cache")
             return cached
+        if not stage.image.layers:
+            # FROM scratch: no files to run a container on; the copy is the
+            # first layer, made in a directory of the build's own
+            image = self._copy_onto_scratch(stage, ins, entries, into_dir, dest_abs)
+            self._remember(key, image)
+            return image
         cid = f"build-{uuid.uuid4().hex[:12]}"
-        c = Container.create(self.root, cid, self._container_config(stage, ["true"]), data_root=self.data_root)
+        # Never started: its process only has to pass create's check that it
+        # can be executed, which an image from scratch has nothing for; the
+        # executable of the container's own setup process always does.
+        c = Container.create(self.root, cid, self._container_config(stage, ["/proc/self/exe"]), data_root=self.data_root)
         try:
             owner = None
             chown = ins.flag("chown")
@@ -490,27 +506,52 @@ class _Builder:
                 u, _home = lookup_user(f"/proc/{c.pid}/root", f"{user}:{group}" if group else user)
                 owner = (u.uid, u.gid)
             with tempfile.TemporaryDirectory() as tmp:
-                final = []
-                for host, where in entries:
-                    if ins.cmd == "ADD" and os.path.isfile(host) and tarfile.is_tarfile(host):
-                        unpacked = os.path.join(tmp, str(len(final)))
-                        os.mkdir(unpacked)
-                        try:
-                            with tarfile.open(host) as t:
-                                t.extractall(unpacked, filter="data")
-                        except (tarfile.TarError, OSError) as e:
-                            raise BuildError(f"line {ins.line}: {ins}: {host}: {e}") from None
-                        target = where if into_dir else dest_abs
-                        target = os.path.dirname(where) if where.endswith(os.path.basename(host)) else target
-                        final += [(os.path.join(unpacked, n), os.path.join(target, n)) for n in os.listdir(unpacked)]
-                    else:
-                        final.append((host, where))
-                copy_entries_in(c, final, owner)
+                copy_entries_in(c, self._add_entries(ins, entries, into_dir, dest_abs, tmp), owner)
             image = c.commit(None, comment="", created_by=str(ins), pause=False)
         finally:
             c.delete(force=True)
         self._remember(key, image)
         return image
+
+    def _add_entries(
+        self, ins: Instruction, entries: list[tuple[str, str]], into_dir: bool, dest_abs: str, tmp: str
+    ) -> list[tuple[str, str]]:
+        """The entries to copy, ADD's local tar archives unpacked (in ``tmp``)."""
+        final: list[tuple[str, str]] = []
+        for host, where in entries:
+            if ins.cmd == "ADD" and os.path.isfile(host) and tarfile.is_tarfile(host):
+                unpacked = os.path.join(tmp, str(len(final)))
+                os.mkdir(unpacked)
+                try:
+                    with tarfile.open(host) as t:
+                        t.extractall(unpacked, filter="data")
+                except (tarfile.TarError, OSError) as e:
+                    raise BuildError(f"line {ins.line}: {ins}: {host}: {e}") from None
+                target = where if into_dir else dest_abs
+                target = os.path.dirname(where) if where.endswith(os.path.basename(host)) else target
+                final += [(os.path.join(unpacked, n), os.path.join(target, n)) for n in os.listdir(unpacked)]
+            else:
+                final.append((host, where))
+        return final
+
+    def _copy_onto_scratch(
+        self, stage: _Stage, ins: Instruction, entries: list[tuple[str, str]], into_dir: bool, dest_abs: str
+    ) -> Any:
+        from .container import copy_entries_into
+        from .images import commit
+
+        owner = (0, 0)
+        chown = ins.flag("chown")
+        if chown:
+            user, _, group = chown.partition(":")
+            if not user.isdigit() or not (group or user).isdigit():
+                raise BuildError(f"line {ins.line}: --chown={chown}: a stage FROM scratch has no /etc/passwd: use ids")
+            owner = (int(user), int(group or user))
+        with tempfile.TemporaryDirectory(dir=self.scratch.name) as tmp:
+            layer = os.path.join(tmp, "layer")
+            os.mkdir(layer, 0o755)
+            copy_entries_into(layer, self._add_entries(ins, entries, into_dir, dest_abs, tmp), owner, str(ins))
+            return commit(self.store, stage.image, layer, None, created_by=str(ins))
 
     def _source_root(self, ins: Instruction) -> tuple[str, str]:
         """Where COPY's sources are: the context, or (``--from``) a stage's

@@ -478,8 +478,16 @@ def copy_entries_in(c: Container, entries: Sequence[tuple[str, str]], owner: tup
     extracted at the container's "/" on its side (see ``_COPY_SIDE``):
     for a builder's COPY.  ``owner``: host ids for every file (default:
     the container's root)."""
-    uid, gid = owner or _root_ids(c.config)
-    side = [sys.executable, "-c", _COPY_SIDE, "in", "/", ".", str(uid), str(gid), f"/proc/{c.pid}/root"]
+    copy_entries_into(f"/proc/{c.pid}/root", entries, owner or _root_ids(c.config), f"copy into {c.id}")
+
+
+def copy_entries_into(
+    root: str, entries: Sequence[tuple[str, str]], owner: tuple[int, int], what: str = "copy"
+) -> None:
+    """:func:`copy_entries_in` for the tree at ``root`` (chroot'ed into on
+    the copy's side, as into a container's root): a layer being made."""
+    uid, gid = owner
+    side = [sys.executable, "-c", _COPY_SIDE, "in", "/", ".", str(uid), str(gid), root]
     for _src, dest in entries:
         if not dest.startswith("/"):
             raise ConfigError("path", f"{dest!r}: a path in the container is absolute")
@@ -488,7 +496,7 @@ def copy_entries_in(c: Container, entries: Sequence[tuple[str, str]], owner: tup
         for src, dest in entries:
             t.add(src, arcname=os.path.normpath(dest).lstrip("/") or ".")
 
-    _tar_in(side, add_all, f"copy into {c.id}")
+    _tar_in(side, add_all, what)
 
 
 def stop_signal(image_config: dict[str, Any] | None) -> int:
@@ -858,6 +866,37 @@ def _attach_bridge(
     }
 
 
+# What the runtime mounts over in every container (docker_defaults): where
+# an image lacks one, the mount would make it in the container's writable
+# layer, and a commit would take it into the image.
+_MOUNTPOINTS = (("proc", True), ("sys", True), ("dev", True), ("etc", True),
+                ("etc/hostname", False), ("etc/hosts", False), ("etc/resolv.conf", False))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _missing_mountpoints(layers: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """The mountpoints ``layers`` (top first; immutable, so cached) lack."""
+    return tuple((p, is_dir) for p, is_dir in _MOUNTPOINTS if _rootfs.layer_lookup(layers, p) is None)
+
+
+def _init_layer(directory: str, missing: tuple[tuple[str, bool], ...]) -> str:
+    """Docker's init layer: the missing mountpoints in a layer of the
+    container's own between its image and its writable layer, so the
+    writable layer (what diff and commit see) holds only what the
+    container itself changed.  Returns its path."""
+    init = os.path.join(directory, "layer", "init")
+    if not os.path.isdir(init):  # (a restart's taken-over layer/ has it)
+        os.mkdir(init, 0o755)
+        for path, is_dir in missing:
+            target = os.path.join(init, path)
+            if is_dir:
+                os.makedirs(target, 0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    return init
+
+
 def _take_over(old_dir: str | None, new_dir: str, name: str, undo: contextlib.ExitStack) -> bool:
     """Move ``name`` from a replaced instance's directory into the new one
     (what a restart keeps: the writable layer, anonymous volumes, the log);
@@ -1104,6 +1143,8 @@ class Container(ProcessHandle):
             "auto_remove": auto_remove,
         }
         config, anonymous = _name_anonymous_volumes(config)
+        if _replaces is not None:  # (named when it was first made)
+            anonymous = [*(_replaces._data.get("spec") or {}).get("anonymous_volumes", ()), *anonymous]
         if anonymous:
             spec["anonymous_volumes"] = anonymous
         given = config
@@ -1317,6 +1358,10 @@ class Container(ProcessHandle):
                 for d, mode in (("layer", 0o700), ("layer/upper", 0o755), ("layer/work", 0o755)):
                     os.mkdir(os.path.join(directory, d), mode)
                     os.chmod(os.path.join(directory, d), mode)
+            if lower_base is not None and config.docker_defaults:
+                missing = _missing_mountpoints(layers)
+                if missing:
+                    lower = f"{_init_layer(directory, missing)}:{lower}"
         env = (
             _process_env(config.process, hostname, home)
             if config.docker_defaults

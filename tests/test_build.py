@@ -147,7 +147,8 @@ def test_target_stops_after_a_stage(root, data_root, context):
         ("FROM localhost/busybox\nCOPY nothere /x\n", "'nothere': no such file"),
         ("FROM localhost/busybox\nCOPY ../outside /x\n", "outside the build context"),
         ("FROM localhost/busybox\nCOPY skipme /x\n", ".dockerignore"),
-        ("FROM scratch\n", "scratch"),
+        ("FROM scratch\nRUN true\n", "line 2: RUN true: the stage FROM scratch has no files"),
+        ("FROM scratch\nCOPY --chown=app app /app\n", "--chown=app: a stage FROM scratch has no /etc/passwd"),
     ],
 )
 def test_bad_dockerfiles_name_the_line_and_leave_nothing(root, data_root, context, dockerfile, words):
@@ -233,4 +234,30 @@ def test_the_images_stop_signal_ends_a_restart_policy(root, data_root, context):
     assert cli(root, data_root, "wait", "u1").stdout == "0\n"
     assert cli(root, data_root, "rm", "u1").returncode == 0
     ImageStore(data_root).remove("localhost/usr1:1")
+    assert os.listdir(root) == []
+
+
+def test_from_scratch_takes_only_what_is_copied(root, data_root, context):
+    """A static binary and files, copied from a stage and the context onto
+    an empty image: a layer each and nothing else, and it runs."""
+    (context / "Dockerfile").write_text(
+        "FROM localhost/busybox AS tools\n"
+        "RUN echo made > /made.txt\n"
+        "FROM scratch\n"
+        "COPY --from=tools /bin/busybox /bin/busybox\n"
+        "COPY --chown=1000:1000 app/main.txt /data/\n"
+        "COPY --from=tools --chown=1000 /made.txt /data/\n"
+        'ENTRYPOINT ["/bin/busybox"]\n'
+        'CMD ["sh", "-c", "/bin/busybox ls -n /data; /bin/busybox cat /data/made.txt"]\n'
+    )
+    assert cli(root, data_root, "run", "--rm", "--", "true").returncode == 0  # (the built-in image)
+    image = build(str(context), tag="localhost/tiny:1", root=root, data_root=data_root, out=lambda _s: None)
+    assert len(image.layers) == 3 and image.config_json["rootfs"]["diff_ids"] == image.diff_ids
+    r = cli(root, data_root, "run", "--rm", "localhost/tiny:1")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [ln.split()[2:4] for ln in lines[1:3]] == [["1000", "1000"], ["1000", "1000"]] and lines[-1] == "made"
+    layers = ImageStore(data_root).unpack(image)
+    assert [sorted(os.listdir(d)) for d in layers] == [["bin"], ["data"], ["data"]]  # and nothing else
+    ImageStore(data_root).remove("localhost/tiny:1")
     assert os.listdir(root) == []
