@@ -24,7 +24,8 @@
  * stop signal (@STOPSIG, its image's StopSignal) sent to this init; other
  * signals are forwarded and change nothing.  Not without a pause: 100 ms,
  * doubled each time up to a minute, back to 100 ms after 10 s of running,
- * as Docker's.  The status recorded is the last run's.
+ * as Docker's.  The status recorded is the last run's; the exit fd holds
+ * {"restarts": N} meanwhile (N so far), and the final status N too.
  *
  * Built static (it runs inside rootfs images that may have no libc) and
  * executed from a sealed memfd, so nothing in the container can write to it.
@@ -165,6 +166,12 @@ int main(int argc, char **argv)
         if (getpid() == 1)
             kill(-1, SIGKILL);
         restarts++;
+        if (exit_fd >= 0) { /* how many so far, for inspect's RestartCount (no "code": still running) */
+            char text[64];
+            int n = snprintf(text, sizeof text, "{\"restarts\": %d}\n", restarts);
+            if (ftruncate(exit_fd, 0) == 0 && n > 0)
+                (void)!pwrite(exit_fd, text, (size_t)n, 0);
+        }
         delay = now_ms() - started >= 10000 ? 100 : (restarts == 1 ? 100 : delay * 2);
         if (delay > 60000)
             delay = 60000;
@@ -174,7 +181,8 @@ int main(int argc, char **argv)
     code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
     if (exit_fd >= 0) {
         char text[128];
-        int n = snprintf(text, sizeof text, "{\"code\": %d, \"signal\": null, \"oom_killed\": false}\n", code);
+        int n = snprintf(text, sizeof text, "{\"code\": %d, \"signal\": null, \"oom_killed\": false, \"restarts\": %d}\n",
+                         code, restarts);
         if (ftruncate(exit_fd, 0) == 0 && n > 0)
             (void)!pwrite(exit_fd, text, (size_t)n, 0);
     }

@@ -700,6 +700,7 @@ def _inspect(c: Container) -> dict[str, Any]:
         },
         "Path": c.config.process.args[0] if c.config.process.args else "",
         "Args": list(c.config.process.args[1:]),
+        "RestartCount": c.restart_count,
         "Config": _config_to_json(c.config),
         "NetworkSettings": c._data.get("network") or {},
         "LogPath": os.path.join(c.dir, "container.log") if os.path.exists(os.path.join(c.dir, "container.log")) else "",

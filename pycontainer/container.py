@@ -1774,8 +1774,9 @@ class Container(ProcessHandle):
         """Keep the exit status beside state.json, for other processes' load()."""
         self._data["exit"] = attrs.asdict(status)
         path = os.path.join(self.dir, "exit.json")
+        restarts = {"restarts": n} if (n := self.restart_count) else {}
         with contextlib.suppress(FileNotFoundError):
-            _write_file(path + ".new", json.dumps(self._data["exit"]), 0o600)
+            _write_file(path + ".new", json.dumps({**self._data["exit"], **restarts}), 0o600)
             os.replace(path + ".new", path)
 
     def kill(self, sig: int = _signal.SIGTERM) -> None:
@@ -2122,6 +2123,13 @@ class Container(ProcessHandle):
             self._data = data
 
     @property
+    def restart_count(self) -> int:
+        """How many times its restart policy (``ContainerConfig.restart``)
+        has started the process again, as Docker's RestartCount."""
+        n = _exit_json(self.dir).get("restarts", 0)
+        return n if isinstance(n, int) else 0
+
+    @property
     def log_config(self) -> LogConfig | None:
         """How its output is logged (``create(log=...)``), None if it is not."""
         log = (self._data.get("spec") or {}).get("log")
@@ -2291,11 +2299,26 @@ class Container(ProcessHandle):
                 io.close_all()
 
 
-def _read_exit(directory: str) -> ExitStatus | None:
+def _exit_json(directory: str) -> dict[str, Any]:
+    """exit.json: the exit status (``code``...) once recorded, and how many
+    times a restart policy started the process again (``restarts``, also
+    while it runs); {} while there is nothing, or a write is half done."""
     try:
         with open(os.path.join(directory, "exit.json"), encoding="utf-8") as f:
-            return ExitStatus(**json.load(f))
-    except (FileNotFoundError, ValueError, TypeError):
+            data = json.load(f)
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_exit(directory: str) -> ExitStatus | None:
+    data = _exit_json(directory)
+    if "code" not in data:
+        return None
+    data.pop("restarts", None)
+    try:
+        return ExitStatus(**data)
+    except TypeError:
         return None
 
 

@@ -466,6 +466,8 @@ def test_restart_on_failure_restarts_then_gives_up_and_stop_ends_always(root, da
     assert r.returncode == 0, r.stderr
     assert cli(root, data_root, "wait", "flaky").stdout == "3\n"  # the last run's status
     assert cli(root, data_root, "logs", "flaky").stdout == "run\nrun\nrun\n"  # 1 + 2 restarts, then it gave up
+    info = json.loads(cli(root, data_root, "inspect", "flaky").stdout)[0]
+    assert info["RestartCount"] == 2 and info["State"]["ExitCode"] == 3
     # a success ends on-failure; what a run wrote stays for the next (same container)
     script = "n=$(cat /n 2>/dev/null || echo 0); echo $((n+1)) > /n; echo try-$n; [ $n -ge 1 ]"
     r = cli(root, data_root, "run", "-d", "--name", "second", "--restart", "on-failure", "--", "sh", "-c", script)
@@ -481,6 +483,8 @@ def test_restart_on_failure_restarts_then_gives_up_and_stop_ends_always(root, da
     while cli(root, data_root, "logs", "forever").stdout.count("up") < 3:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    running = json.loads(cli(root, data_root, "inspect", "forever").stdout)[0]
+    assert running["RestartCount"] >= 2 and running["State"]["Running"]  # (counted while it runs)
     assert cli(root, data_root, "stop", "-t", "5", "forever").returncode == 0
     _wait_status(root, data_root, "forever", "stopped")
     ups = cli(root, data_root, "logs", "forever").stdout.count("up")
