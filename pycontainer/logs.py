@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -130,31 +130,84 @@ def _files_oldest_first(directory: str) -> list[str]:
     return [os.path.join(directory, n) for n in names]
 
 
-def _rotated_with_inodes(directory: str) -> list[tuple[str, int]]:
-    out = []
-    for path in _files_oldest_first(directory):
-        if os.path.basename(path) != LOG_NAME:
+def _snapshot(directory: str) -> list[tuple[str, int]]:
+    """The log files, oldest first (``container.log`` last), with their
+    inodes.  Listed until two listings agree: the logger renames the files
+    one by one as it rotates, and a listing taken meanwhile may miss one or
+    give two in the wrong order."""
+
+    def listing() -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        try:
+            paths = _files_oldest_first(directory)
+        except FileNotFoundError:
+            return out  # the container was deleted
+        for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 out.append((path, os.stat(path).st_ino))
-    return out
+        return out
+
+    last = listing()
+    for _ in range(100):
+        again = listing()
+        if again == last:
+            break
+        last = again
+    return last
 
 
-def _older_than(directory: str, f: Any) -> list[str]:
-    """Rotated files older than the open file ``f`` (all of them if None)."""
-    files = _rotated_with_inodes(directory)
+def _open_inode(directory: str, path: str, ino: int) -> Any:
+    """The log file with inode ``ino``, listed at ``path``, open (it may
+    have rotated on to another name since); None once it is gone (rotated
+    out of max_files)."""
+    for _ in range(100):
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - the caller's to close
+        except FileNotFoundError:
+            f = None
+        if f is not None:
+            if os.fstat(f.fileno()).st_ino == ino:
+                return f
+            f.close()
+        found = [p for p, i in _snapshot(directory) if i == ino]
+        if not found:
+            return None
+        path = found[0]
+    return None
+
+
+def _whole(directory: str, path: str, ino: int) -> list[bytes]:
+    """The lines of a rotated (complete) log file."""
+    f = _open_inode(directory, path, ino)
     if f is None:
-        return [p for p, _ in files]
-    ino = os.fstat(f.fileno()).st_ino
-    inodes = [i for _, i in files]
-    return [p for p, _ in files[: inodes.index(ino)]] if ino in inodes else [p for p, _ in files]
+        return []
+    with f:
+        lines: list[bytes] = f.read().splitlines()
+        return lines
 
 
-def _newer_than(directory: str, f: Any) -> list[str]:
-    """Rotated files newer than the open file ``f``, which has rotated."""
-    files = _rotated_with_inodes(directory)
+def _successor(directory: str, f: Any) -> Any:
+    """The log file after ``f``, open, once ``f`` has rotated; None while
+    ``f`` is the newest (or the directory went)."""
     ino = os.fstat(f.fileno()).st_ino
-    inodes = [i for _, i in files]
-    return [p for p, _ in files[inodes.index(ino) + 1 :]] if ino in inodes else [p for p, _ in files]
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(os.path.join(directory, LOG_NAME)).st_ino == ino:
+            return None  # (the usual case: one stat)
+    for _ in range(100):
+        files = _snapshot(directory)
+        inodes = [i for _, i in files]
+        if ino in inodes:
+            k = inodes.index(ino) + 1
+            if k == len(files):
+                return None  # renamed, but container.log is not made anew yet
+        elif os.fstat(f.fileno()).st_nlink == 0 and files:
+            k = 0  # itself rotated out of max_files (we were far behind): all there is is newer
+        else:
+            return None
+        nxt = _open_inode(directory, *files[k])
+        if nxt is not None:
+            return nxt
+    return None
 
 
 def _entry(line: bytes) -> LogEntry | None:
@@ -178,54 +231,69 @@ def read(
     """The log entries in ``directory``, oldest first; ``tail``: only the
     last ones.  With ``follow``, wait for more until the logger is done (the
     container's output ended) or ``stop()`` says so, following rotation."""
+    with contextlib.closing(_entries(directory, follow=follow, tail=tail, stop=stop)) as it:
+        for entry in it:
+            if entry is None:
+                time.sleep(poll)
+            else:
+                yield entry
+
+
+def _entries(
+    directory: str,
+    *,
+    follow: bool = False,
+    tail: int | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Generator[LogEntry | None, None, None]:
+    """:func:`read` without its waiting: None where a follower has read all
+    there is and must wait for the logger to write more (or finish) before
+    it asks for the next item.  ``read`` sleeps there; ``pycontainer.aio``
+    waits for an inotify event."""
     if not os.path.exists(os.path.join(directory, LOCK_NAME)):
         raise PyContainerError(f"no log in {directory}: the container was created without log=LogConfig(...)")
-    current = os.path.join(directory, LOG_NAME)
-    try:
-        f: Any = open(current, "rb")  # noqa: SIM115 - kept open to follow
-    except FileNotFoundError:
-        f = None
-    # the rotated files older than the one we opened (it may have rotated meanwhile)
-    rotated = _older_than(directory, f)
+    # Files are found by inode: the logger may rotate them (rename each
+    # to the next number) at any moment, between any two of our calls.
+    files = _snapshot(directory)
+    f: Any = _open_inode(directory, *files[-1]) if files else None  # the newest: followed
     try:
         *lines, partial = (f.read() if f is not None else b"").split(b"\n")
+        older = files[:-1]
         if tail is None:
-            for path in rotated:
-                with contextlib.suppress(FileNotFoundError), open(path, "rb") as old:
-                    yield from filter(None, map(_entry, old.read().splitlines()))
+            for path, ino in older:
+                yield from filter(None, map(_entry, _whole(directory, path, ino)))
         else:
-            for path in reversed(rotated):
+            for path, ino in reversed(older):
                 if len(lines) >= tail:
                     break
-                with contextlib.suppress(FileNotFoundError), open(path, "rb") as old:
-                    lines = old.read().splitlines() + lines
+                lines = _whole(directory, path, ino) + lines
             lines = lines[len(lines) - tail :] if tail > 0 else []
         yield from filter(None, map(_entry, lines))
         while follow:
             done = not writing(directory) or (stop is not None and stop())
-            if f is not None:
+            if f is None:
+                files = _snapshot(directory)
+                if files:
+                    f, partial = _open_inode(directory, *files[0]), b""
+                    if f is not None:
+                        continue
+            else:
                 if os.fstat(f.fileno()).st_size < f.tell():  # truncated in place (max_files=1)
                     f.seek(0)
                     partial = b""
                 *whole, partial = (partial + f.read()).split(b"\n")
                 yield from filter(None, map(_entry, whole))
-                with contextlib.suppress(FileNotFoundError):
-                    if os.stat(current).st_ino != os.fstat(f.fileno()).st_ino:
-                        # rotated: ours was read to its end; the files rotated
-                        # after it (when it rotated more than once since we
-                        # looked), then the new one
-                        for path in _newer_than(directory, f):
-                            with contextlib.suppress(FileNotFoundError), open(path, "rb") as mid:
-                                yield from filter(None, map(_entry, mid.read().splitlines()))
-                        f.close()
-                        f, partial = open(current, "rb"), b""  # noqa: SIM115
-                        continue
-            elif os.path.exists(current):
-                f = open(current, "rb")  # noqa: SIM115
-                continue
+                nxt = _successor(directory, f)
+                if nxt is not None:
+                    # Rotated: the logger closed it first, so what it holds
+                    # now is all it will: its rest, then on to the next file.
+                    yield from filter(None, map(_entry, (partial + f.read()).split(b"\n")))
+                    f.close()
+                    f, partial = nxt, b""
+                    continue
             if done:
                 return
-            time.sleep(poll)
+            yield None
     finally:
         if f is not None:
             f.close()
