@@ -395,6 +395,20 @@ import os, sys, tarfile
 # process, which runs as the host's root (CVE-2019-14271 in Docker's cp).
 tarfile.pwd = tarfile.grp = None
 mode, path, name, uid, gid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+if len(sys.argv) > 7:
+    # A stopped container: its overlay (lowerdir relative to argv[7], then
+    # upper, work), mounted on its rootfs dir in a mount namespace of ours.
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    def check(r, what):
+        if r != 0:
+            e = ctypes.get_errno()
+            sys.exit(f"{what}: {os.strerror(e)}")
+    check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
+    check(libc.mount(None, b"/", None, 0x4000 | 0x40000, None), "making / private")  # MS_REC | MS_PRIVATE
+    os.chdir(sys.argv[7])
+    data = f"lowerdir={sys.argv[8]},upperdir={sys.argv[9]},workdir={sys.argv[10]}".encode()
+    check(libc.mount(b"overlay", sys.argv[6].encode(), b"overlay", 0, data), "mounting its overlay")
 os.chroot(sys.argv[6])
 os.chdir("/")
 if mode == "out":
@@ -427,15 +441,18 @@ def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
 
     if not hasattr(tarfile, "data_filter"):
         raise PyContainerError("copying needs Python's tarfile extraction filters (3.10.12, 3.11.4 or later)")
-    if c.status not in (Status.CREATED, Status.RUNNING, Status.PAUSED):
-        raise InvalidStateTransition(c.id, c.status.value, c.status.value, "copy files of")
     uid, gid = _root_ids(c.config)
-    root = f"/proc/{c.pid}/root"
+    overlay: list[str] = []
+    if c.status in (Status.CREATED, Status.RUNNING, Status.PAUSED):
+        root = f"/proc/{c.pid}/root"
+    else:  # stopped: its files as its rootfs showed them, as docker cp's
+        root, overlay = c._stopped_root()
     inner = dest if into else src
     if not inner.startswith("/"):
         raise ConfigError("path", f"{inner!r}: a path in the container is absolute")
     name = os.path.basename(os.path.normpath(src)) or "."
-    side = [sys.executable, "-c", _COPY_SIDE, "in" if into else "out", inner, name, str(uid), str(gid), root]
+    side = [sys.executable, "-c", _COPY_SIDE, "in" if into else "out", inner, name, str(uid), str(gid), root,
+            *overlay]  # fmt: skip
     if into:
         if not os.path.lexists(src):
             raise ConfigError("source", f"{src!r} does not exist")
@@ -2149,6 +2166,22 @@ class Container(ProcessHandle):
 
     # ---- images -----------------------------------------------------------------
 
+    def _stopped_root(self) -> tuple[str, list[str]]:
+        """Where a stopped container's files are: (a directory, []) for a
+        plain or copied rootfs; for an overlay, (its mount point, [lower
+        base, lowerdir, upperdir, workdir]) to mount it there anew."""
+        rootfs = self._data["rootfs"]
+        if not self._data.get("image") or self._data.get("snapshotter") == "copy":
+            return rootfs, []
+        store = _images.ImageStore(self._data.get("data_root"))
+        layers = tuple(reversed(store.unpack(store.get(self._data["image"]))))
+        lower = ":".join(store.short_link(d) for d in layers)
+        init = os.path.join(self.dir, "layer", "init")
+        if os.path.isdir(init):
+            lower = f"{init}:{lower}"
+        layer = os.path.join(self.dir, "layer")
+        return rootfs, [store.root, lower, os.path.join(layer, "upper"), os.path.join(layer, "work")]
+
     def _image_parts(self) -> tuple[_images.ImageStore, _images.Image, str]:
         if not self._data.get("image"):
             raise PyContainerError(f"container {self.id!r} runs on a plain rootfs: it has no image layers")
@@ -2196,10 +2229,11 @@ class Container(ProcessHandle):
 
     def copy_to(self, src: str, dest: str) -> None:
         """``docker cp SRC CONTAINER:DEST``: the host file or directory
-        ``src`` into the running (or created) container.  An existing
-        directory ``dest`` gets it inside, under its own name; otherwise it
-        is made as ``dest``.  Written as the container's root (its host id
-        in a user namespace)."""
+        ``src`` into the container, in any state: a stopped one gets it in
+        its writable layer (its overlay mounted for the copy in a mount
+        namespace of the copy's own).  An existing directory ``dest`` gets
+        it inside, under its own name; otherwise it is made as ``dest``.
+        Written as the container's root (its host id in a user namespace)."""
         _copy(self, src, dest, into=True)
 
     def copy_from(self, src: str, dest: str) -> None:

@@ -385,6 +385,15 @@ def test_cp_both_ways_and_never_out_of_the_container(root, data_root, tmp_path):
         assert r.returncode == 125 and "No such file" in r.stderr
         r = cli(root, data_root, "cp", str(tmp_path / "one"), str(tmp_path / "two"))
         assert r.returncode == 125 and "CONTAINER:PATH" in r.stderr
+        # a stopped container: both ways too (its overlay mounted in a mount namespace of the copy's own)
+        assert cli(root, data_root, "stop", "-t", "1", "cpy").returncode == 0
+        assert cli(root, data_root, "cp", "cpy:/tmp/d/sub/f", str(tmp_path / "after")).returncode == 0
+        assert (tmp_path / "after").read_text() == "hello\n"
+        assert cli(root, data_root, "cp", str(tmp_path / "one"), "cpy:/while-stopped").returncode == 0
+        assert cli(root, data_root, "cp", "cpy:/bin/busybox", str(tmp_path / "bb")).returncode == 0  # (an image layer's)
+        assert cli(root, data_root, "start", "cpy").returncode == 0
+        r = cli(root, data_root, "exec", "cpy", "cat", "/while-stopped")
+        assert r.stdout == "top\n", r.stderr
     finally:
         assert cli(root, data_root, "rm", "-f", "cpy").returncode == 0
         if os.path.exists(f"/etc/pyc-cp-{os.getpid()}"):  # (only were the test to fail)
