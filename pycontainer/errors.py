@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._process import ExitStatus
 
 
 class PyContainerError(Exception):
@@ -98,6 +103,31 @@ class NetworkError(PyContainerError):
     pass
 
 
+class ReadinessError(PyContainerError):
+    """A container did not become ready (see :mod:`pycontainer.readiness`):
+    ``container_id``, what was waited for (``waited_for``), why waiting
+    ended (``reason``: the timeout, or the container's exit), its
+    ``exit_status`` if it exited first (else None) and the last lines of
+    its log (``log_tail``)."""
+
+    def __init__(
+        self,
+        container_id: str,
+        waited_for: str,
+        reason: str,
+        log_tail: Sequence[str] = (),
+        exit_status: ExitStatus | None = None,
+    ) -> None:
+        self.container_id = container_id
+        self.waited_for = waited_for
+        self.reason = reason
+        self.log_tail = tuple(log_tail)
+        self.exit_status = exit_status
+        lines = "".join(f"\n  {line}" for line in self.log_tail)
+        tail = f"\nits last {len(self.log_tail)} log lines:{lines}" if self.log_tail else "\nits log is empty"
+        super().__init__(f"container {container_id!r} is not ready: waited for {waited_for}: {reason}{tail}")
+
+
 __all__ = [
     "CgroupError",
     "ConfigError",
@@ -110,4 +140,5 @@ __all__ = [
     "MountError",
     "NetworkError",
     "PyContainerError",
+    "ReadinessError",
 ]

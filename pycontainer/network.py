@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import stat
 import tempfile
 import time
@@ -236,6 +237,49 @@ def attachment(container: Container) -> Attachment | None:
         ports=_ports(net.get("ports")),
         address6=net.get("address6"),
     )
+
+
+def endpoint(
+    container: Container, port: int, *, published: bool = True, host: str | None = None
+) -> tuple[str, int, str | None]:
+    """Where a client reaches the container's TCP ``port``: (address, port,
+    the network namespace the client sits in, a path; None: ours).  On a
+    bridge network the client is on the network's host side
+    (``host_netns``): it goes through the host port ``port`` is published on
+    (with ``published``, if it is published: to its host address, or
+    127.0.0.1 when it is published on every address), or else to the
+    container's address.  With any other network mode (none, host,
+    container:<id>) it is inside the container's network namespace, going
+    to 127.0.0.1.  ``host`` replaces the address (not the namespace)."""
+    att = attachment(container)
+    if att is None:
+        return host or "127.0.0.1", port, f"/proc/{container.pid}/ns/net"
+    if published:
+        for p in att.ports:
+            if p.container_port == port and p.protocol == "tcp":
+                return host or p.host_ip or "127.0.0.1", p.host_port, att.host_netns
+    return host or att.address, port, att.host_netns
+
+
+def connect(
+    container: Container, port: int, *, timeout: float = 10.0, published: bool = True, host: str | None = None
+) -> socket.socket:
+    """A TCP connection to the container's ``port``, made from where
+    :func:`endpoint` says a client sits (the socket is made in that
+    namespace, then used from the calling thread).  OSError if it cannot
+    connect within ``timeout`` seconds (one try)."""
+    from ._netlink import in_netns
+
+    address, where, netns = endpoint(container, port, published=published, host=host)
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    sock = in_netns(netns, lambda: socket.socket(family, socket.SOCK_STREAM))
+    try:
+        sock.settimeout(timeout)
+        sock.connect((address, where))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class NetworkStore:
@@ -916,4 +960,6 @@ __all__ = [
     "PortMapping",
     "apply_network_mode",
     "attachment",
+    "connect",
+    "endpoint",
 ]
