@@ -8,6 +8,8 @@
 b'hello\\n'
 """
 
+import typing as _typing
+
 from ._process import DEVNULL, PIPE, STDOUT, ExecProcess, ExitStatus
 from . import cgroups
 from .cgroups import Stats
@@ -55,7 +57,21 @@ from .errors import (
 from .logs import LogConfig
 from .rootfs import default_rootfs
 
+if _typing.TYPE_CHECKING:
+    from . import aio
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # pycontainer.aio is imported on first use: asyncio costs every
+    # importer some 20 ms (the CLIs among them) that most never need.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -104,6 +120,7 @@ __all__ = [
     "ThrottleDevice",
     "User",
     "WeightDevice",
+    "aio",
     "cgroups",
     "default_rootfs",
     "list_containers",
