@@ -2,8 +2,8 @@
 
 :class:`AsyncContainer` wraps a :class:`~pycontainer.Container`;
 ``await c.wait()`` waits on the init's pidfd with ``loop.add_reader`` (a
-pidfd becomes readable when its process exits), so a thousand containers
-are awaited by one event loop, with no thread per container and no
+pidfd becomes readable when its process exits), so any number of
+containers are awaited by one event loop, with no thread per container and no
 polling.  The exit status is the blocking API's: once the pidfd is
 readable, the blocking ``wait(0)`` reaps the init (``waitid`` on the pidfd,
 as :class:`~pycontainer._process.ProcessHandle` does) without blocking.
@@ -328,14 +328,17 @@ class AsyncContainer(_AsyncHandle):
 
     @property
     def id(self) -> str:
+        """The container's id."""
         return self.container.id
 
     @property
     def root(self) -> str:
+        """Its state root."""
         return self.container.root
 
     @property
     def config(self) -> ContainerConfig:
+        """The config it was created with (its resources as last updated)."""
         return self.container.config
 
     @property
@@ -344,6 +347,7 @@ class AsyncContainer(_AsyncHandle):
         return self.container.status
 
     def state(self) -> State:
+        """The blocking :meth:`Container.state <pycontainer.Container.state>`."""
         return self.container.state()
 
     # ---- lifecycle ---------------------------------------------------------------
