@@ -32,6 +32,7 @@ import ctypes
 import os
 import signal as _signal
 import struct
+import weakref
 from asyncio.streams import FlowControlMixin
 from collections.abc import Callable, Generator, Sequence
 from types import TracebackType
@@ -115,6 +116,17 @@ class _ExitWatch:
             self._loop, self._fd = None, -1
 
 
+# One watch per process handle, however many wrappers it has (AsyncContainer(c) twice).
+_WATCHES: weakref.WeakKeyDictionary[ProcessHandle, _ExitWatch] = weakref.WeakKeyDictionary()
+
+
+def _watch(handle: ProcessHandle) -> _ExitWatch:
+    watch = _WATCHES.get(handle)
+    if watch is None:
+        watch = _WATCHES[handle] = _ExitWatch()
+    return watch
+
+
 class _WriteProtocol(FlowControlMixin):
     """The protocol under a stdin :class:`asyncio.StreamWriter`:
     FlowControlMixin gives ``drain()``; this adds what ``wait_closed()`` needs."""
@@ -147,7 +159,7 @@ class _AsyncHandle:
         self._handle = handle
         self._blocking_wait = blocking_wait
         self._what = what
-        self._watch = _ExitWatch()
+        self._watch = _watch(handle)
         self._transports: list[asyncio.BaseTransport] = []
         self.stdin = self.stdout = self.stderr = None
 

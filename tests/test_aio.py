@@ -124,8 +124,10 @@ def test_wait_with_a_timeout_and_several_waiters(root, config):
                 await c.wait(timeout=0.1)
             assert 0.1 <= time.monotonic() - began < 0.4
             assert c.status is Status.RUNNING  # a timeout stops nothing
-            # several coroutines await one container: one reader serves them all
-            a, b, d = await asyncio.gather(c.wait(), c.wait(timeout=30), c.wait())
+            # several coroutines await one container (through two wrappers of
+            # the same object too): one reader serves them all
+            twin = AsyncContainer(c.container)
+            a, b, d = await asyncio.gather(c.wait(), twin.wait(timeout=30), c.wait())
             assert a == b == d == ExitStatus(code=3)
             assert no_reader(c.container._pidfd)  # type: ignore[arg-type]
         finally:
@@ -417,6 +419,21 @@ def test_a_cancelled_wait_leaves_no_reader_no_fd_and_no_zombie(root, config, qui
             p.close()
             await asyncio.sleep(0)  # (the transports let go of their pipes)
             assert open_fds() == before
+
+            # cancelled while its streams are set up, an exec leaves no process
+            # and no pipe; nor does a create leave a container
+            for make in (
+                lambda: c.exec(["sleep", "60"], stdin=PIPE, stdout=PIPE, stderr=PIPE),
+                lambda: AsyncContainer.create(root, "half", config("true"), stdout=PIPE, stderr=PIPE),
+            ):
+                task = asyncio.create_task(make())
+                await asyncio.sleep(0)  # (it runs to its first await: the first stream's set-up)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                await asyncio.sleep(0)  # (the transports let go of their pipes)
+                assert open_fds() == before
+                assert sorted(os.listdir(root)) == ["cx"]
 
             # a stop cancelled after its signal: the container is left as it was then
             stopping = asyncio.create_task(c.stop(timeout=30))
