@@ -87,6 +87,8 @@ class _ExitWatch:
         if timeout is not None and timeout <= 0:
             return False
         loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop.is_closed():
+            self._loop, self._waiters = None, set()  # left behind by a loop closed under its waiters
         if self._loop is None:
             loop.add_reader(pidfd, self._fire)
             self._loop, self._fd = loop, pidfd
