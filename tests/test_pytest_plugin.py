@@ -88,8 +88,12 @@ def assert_nothing_left(root: str, hostns: str, prefix: str) -> None:
     assert _veths(hostns) == []
 
 
+# (other plugins off: an in-process session imports them afresh each time)
+QUIET = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark"]
+
+
 def _args(root: str, data_root: str) -> list[str]:
-    return ["-p", "no:cacheprovider", f"--pycontainer-root={root}", f"--pycontainer-data-root={data_root}",
+    return [*QUIET, f"--pycontainer-root={root}", f"--pycontainer-data-root={data_root}",
             "--pycontainer-network=lan", "--pycontainer-timeout=20"]  # fmt: skip
 
 
@@ -105,8 +109,8 @@ def test_the_plugin_is_registered_by_its_entry_point(pytester: pytest.Pytester) 
                 request.getfixturevalue(name)
         """
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
-    help_text = pytester.runpytest("--help").stdout.str()
+    pytester.runpytest(*QUIET).assert_outcomes(passed=1)
+    help_text = pytester.runpytest(*QUIET, "--help").stdout.str()
     for option in ("--pycontainer-root", "--pycontainer-data-root", "--pycontainer-network", "--pycontainer-timeout"):
         assert option in help_text
 
@@ -327,7 +331,7 @@ def test_exec_readiness(
 def test_a_bad_option_is_a_config_error(pytester: pytest.Pytester, root: str) -> None:
     pytester.makeini("[pytest]\npycontainer_timeout = soon\n")
     pytester.makepyfile("def test_x(pycontainer):\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", f"--pycontainer-root={root}")
+    result = pytester.runpytest(*QUIET, f"--pycontainer-root={root}")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ConfigError: pycontainer_timeout: 'soon' is not a number of seconds > 0*"])
 
@@ -397,3 +401,18 @@ def test_tcp_readiness_without_a_bridge_probes_inside_the_containers_namespace(
             ReadinessError, match="TCP port 8081 .*not within 0.2 s \\(the last try: Connection refused\\)"
         ):
             wait_ready(c, [TCPPort(8080), TCPPort(8081, timeout=0.2)])
+
+
+def test_the_docs_example_runs(pytester: pytest.Pytester, root: str, data_root: str, lan: str, hostns: str) -> None:
+    """docs/embedding.md's example test module, on the throwaway network."""
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "embedding.md").read_text()
+    section = doc[doc.index("\n## pytest plugin") :]
+    end = section.find("\n## ", 1)  # (the next section, the asyncio one, is not this test's)
+    section = section if end < 0 else section[:end]
+    (example,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    pytester.makepyfile(test_example=example)
+    pytester.runpytest(*_args(root, data_root)).assert_outcomes(passed=2)
+    assert_nothing_left(root, hostns, "web-")
