@@ -10,12 +10,14 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from . import validate as v
 from .errors import ConfigError
+
+_T = TypeVar("_T")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_ENV = (f"PATH={DEFAULT_PATH}",)
@@ -41,6 +43,18 @@ DEFAULT_READONLY_PATHS = (
     "/proc/sys",
     "/proc/sysrq-trigger",
 )
+
+
+# Field converters are named functions (not ``tuple``, nor closures a factory
+# makes): mypy's attrs plugin learns what ``__init__`` takes only from those.
+
+
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
 
 
 class NamespaceType(enum.Enum):
@@ -100,7 +114,7 @@ class User:
 
     uid: int = attrs.field(default=0, validator=v.id_value)
     gid: int = attrs.field(default=0, validator=v.id_value)
-    additional_gids: tuple[int, ...] = attrs.field(default=(), converter=tuple, validator=v.ids)
+    additional_gids: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple, validator=v.ids)
 
 
 # Mount options that are flags (the rest of a filesystem mount's options go to
@@ -116,7 +130,7 @@ MOUNT_FLAG_OPTIONS = frozenset(
 _OPTION_RE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.=:/,+@%")
 
 
-def _mount_options(_inst: object, attribute: Any, value: tuple[str, ...]) -> None:
+def _mount_options(_inst: object, attribute: v.FieldRef, value: tuple[str, ...]) -> None:
     v.strings(_inst, attribute, value)
     for i, opt in enumerate(value):
         if not opt or not set(opt) <= _OPTION_RE_CHARS or "," in opt:
@@ -144,7 +158,7 @@ class Mount:
     destination: str = attrs.field(validator=v.absolute_path)
     source: str | None = attrs.field(default=None, validator=v.optional_string)
     type: str = attrs.field(default="bind", validator=v.string)
-    options: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_mount_options)
+    options: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_mount_options)
     uid_mappings: tuple[IDMap, ...] = attrs.field(default=(), converter=_mount_id_maps)
     gid_mappings: tuple[IDMap, ...] = attrs.field(default=(), converter=_mount_id_maps)
 
@@ -196,10 +210,10 @@ def _user(value: User | str | int) -> User | str:
 # ---- resources (cgroups) ------------------------------------------------------
 
 
-def _opt_int(lo: int | None = None, hi: int | None = None, *, extra: tuple[int, ...] = ()) -> Any:
+def _opt_int(lo: int | None = None, hi: int | None = None, *, extra: tuple[int, ...] = ()) -> v.Validator:
     """Validator: None, or an int in [lo, hi] (or one of ``extra``, e.g. -1 for unlimited)."""
 
-    def check(_inst: object, attribute: Any, value: object) -> None:
+    def check(_inst: object, attribute: v.FieldRef, value: object) -> None:
         if value is None:
             return
         name = v._name(attribute)
@@ -234,7 +248,7 @@ class DeviceRule:
     access: str = attrs.field(default="rwm")
 
     @access.validator
-    def _access(self, _attribute: Any, value: object) -> None:
+    def _access(self, _attribute: v.FieldRef, value: object) -> None:
         if not isinstance(value, str) or not value or not set(value) <= set("rwm") or len(set(value)) != len(value):
             raise ConfigError("devices.access", f"{value!r} is not a non-empty subset of 'rwm'")
 
@@ -316,20 +330,19 @@ class HugepageLimit:
     limit: int = attrs.field(validator=_opt_int(0, 2**63 - 1))
 
     @page_size.validator
-    def _size(self, _attribute: Any, value: str) -> None:
+    def _size(self, _attribute: v.FieldRef, value: str) -> None:
         if not v.HUGEPAGE_SIZE_RE.fullmatch(value):
             raise ConfigError("hugepage_limits.page_size", f"{value!r} is not a page size such as '2MB' or '1GB'")
 
 
-def _typed_tuple(kind: type, field: str) -> Any:
-    def convert(value: Iterable[Any]) -> tuple[Any, ...]:
-        out = tuple(value)
-        for item in out:
-            if not isinstance(item, kind):
-                raise ConfigError(field, f"{item!r} is not a {kind.__name__}")
-        return out
-
-    return convert
+def _typed_tuple(kind: type[_T], field: str, value: Iterable[object]) -> tuple[_T, ...]:
+    """``value`` as a tuple, every item a ``kind`` (for the named converters of such fields)."""
+    out: list[_T] = []
+    for item in tuple(value):
+        if not isinstance(item, kind):
+            raise ConfigError(field, f"{item!r} is not a {kind.__name__}")
+        out.append(item)
+    return tuple(out)
 
 
 # ---- security ------------------------------------------------------------------
@@ -366,14 +379,31 @@ def capability_name(value: object, field: str = "capabilities") -> str:
     return name
 
 
-def _cap_set(field: str) -> Any:
-    def convert(value: Iterable[str]) -> tuple[str, ...]:
-        if isinstance(value, str):
-            raise ConfigError(field, "must be a sequence of capability names, not a string")
-        names = {capability_name(n, field) for n in value}
-        return tuple(sorted(names, key=CAPABILITY_NUMBERS.__getitem__))
+def _cap_set(field: str, value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ConfigError(field, "must be a sequence of capability names, not a string")
+    names = {capability_name(n, field) for n in value}
+    return tuple(sorted(names, key=CAPABILITY_NUMBERS.__getitem__))
 
-    return convert
+
+def _bounding(value: Iterable[str]) -> tuple[str, ...]:
+    return _cap_set("capabilities.bounding", value)
+
+
+def _effective(value: Iterable[str]) -> tuple[str, ...]:
+    return _cap_set("capabilities.effective", value)
+
+
+def _permitted(value: Iterable[str]) -> tuple[str, ...]:
+    return _cap_set("capabilities.permitted", value)
+
+
+def _inheritable(value: Iterable[str]) -> tuple[str, ...]:
+    return _cap_set("capabilities.inheritable", value)
+
+
+def _ambient(value: Iterable[str]) -> tuple[str, ...]:
+    return _cap_set("capabilities.ambient", value)
 
 
 @attrs.frozen
@@ -387,11 +417,11 @@ class Capabilities:
     permitted and inheritable.
     """
 
-    bounding: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.bounding"))
-    effective: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.effective"))
-    permitted: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.permitted"))
-    inheritable: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.inheritable"))
-    ambient: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("capabilities.ambient"))
+    bounding: tuple[str, ...] = attrs.field(default=(), converter=_bounding)
+    effective: tuple[str, ...] = attrs.field(default=(), converter=_effective)
+    permitted: tuple[str, ...] = attrs.field(default=(), converter=_permitted)
+    inheritable: tuple[str, ...] = attrs.field(default=(), converter=_inheritable)
+    ambient: tuple[str, ...] = attrs.field(default=(), converter=_ambient)
 
     def __attrs_post_init__(self) -> None:
         for field, sub, sup, what in (
@@ -408,7 +438,7 @@ class Capabilities:
     def of(cls, names: Iterable[str]) -> Capabilities:
         """``names`` in the bounding, effective and permitted sets (as Docker
         and runc give them); inheritable and ambient empty."""
-        caps = _cap_set("capabilities")(names)
+        caps = _cap_set("capabilities", names)
         return cls(bounding=caps, effective=caps, permitted=caps)
 
     @classmethod
@@ -423,8 +453,8 @@ class Capabilities:
         adds = [a for a in add if not (isinstance(a, str) and a.upper() == "ALL")]
         drops = [d for d in drop if not (isinstance(d, str) and d.upper() == "ALL")]
         add_all, drop_all = len(adds) != len(tuple(add)), len(drops) != len(tuple(drop))
-        added = set(_cap_set("capabilities.add")(adds))
-        dropped = set(_cap_set("capabilities.drop")(drops))
+        added = set(_cap_set("capabilities.add", adds))
+        dropped = set(_cap_set("capabilities.drop", drops))
         if add_all:
             caps = set(held_capabilities()) - dropped
         elif drop_all:
@@ -496,16 +526,16 @@ SECCOMP_FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOM
 _U64 = 2**64 - 1
 
 
-def _u64(field: str) -> Any:
-    def check(_inst: object, _attribute: Any, value: object) -> None:
+def _u64(field: str) -> v.Validator:
+    def check(_inst: object, _attribute: v.FieldRef, value: object) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _U64:
             raise ConfigError(field, f"{value!r} is not a 64-bit unsigned value")
 
     return check
 
 
-def _errno(field: str) -> Any:
-    def check(_inst: object, _attribute: Any, value: object) -> None:
+def _errno(field: str) -> v.Validator:
+    def check(_inst: object, _attribute: v.FieldRef, value: object) -> None:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF):
             raise ConfigError(field, f"{value!r} is not an errno (0..65535)")
 
@@ -523,6 +553,18 @@ class SyscallArg:
     op: str = attrs.field(default="SCMP_CMP_EQ", validator=v.one_of(SECCOMP_OPS))
 
 
+def _syscall_args(value: Iterable[SyscallArg]) -> tuple[SyscallArg, ...]:
+    return _typed_tuple(SyscallArg, "seccomp.syscalls.args", value)
+
+
+def _rule_caps(value: Iterable[str]) -> tuple[str, ...]:
+    return _cap_set("seccomp.syscalls.includes.caps", value)
+
+
+def _rule_not_caps(value: Iterable[str]) -> tuple[str, ...]:
+    return _cap_set("seccomp.syscalls.excludes.caps", value)
+
+
 @attrs.frozen
 class SyscallRule:
     """``action`` for the system calls ``names`` (when every condition of
@@ -531,19 +573,23 @@ class SyscallRule:
     "amd64") and not on ``not_arches``, on kernels of at least
     ``min_kernel``: Docker's ``includes``/``excludes``."""
 
-    names: tuple[str, ...] = attrs.field(converter=tuple, validator=[v.strings, v.non_empty])
+    names: tuple[str, ...] = attrs.field(converter=_str_tuple, validator=[v.strings, v.non_empty])
     action: str = attrs.field(validator=v.one_of(SECCOMP_ACTIONS))
     errno: int | None = attrs.field(default=None, validator=_errno("seccomp.syscalls.errnoRet"))
-    args: tuple[SyscallArg, ...] = attrs.field(default=(), converter=_typed_tuple(SyscallArg, "seccomp.syscalls.args"))
-    caps: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("seccomp.syscalls.includes.caps"))
-    not_caps: tuple[str, ...] = attrs.field(default=(), converter=_cap_set("seccomp.syscalls.excludes.caps"))
-    arches: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
-    not_arches: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    args: tuple[SyscallArg, ...] = attrs.field(default=(), converter=_syscall_args)
+    caps: tuple[str, ...] = attrs.field(default=(), converter=_rule_caps)
+    not_caps: tuple[str, ...] = attrs.field(default=(), converter=_rule_not_caps)
+    arches: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=v.strings)
+    not_arches: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=v.strings)
     min_kernel: str | None = attrs.field(default=None, validator=v.optional_string)
 
     def __attrs_post_init__(self) -> None:
         if self.min_kernel is not None and not v.KERNEL_VERSION_RE.fullmatch(self.min_kernel):
             raise ConfigError("seccomp.syscalls.includes.minKernel", f"{self.min_kernel!r} is not a kernel version")
+
+
+def _syscall_rules(value: Iterable[SyscallRule]) -> tuple[SyscallRule, ...]:
+    return _typed_tuple(SyscallRule, "seccomp.syscalls", value)
 
 
 @attrs.frozen(cache_hash=True)
@@ -555,10 +601,10 @@ class SeccompProfile:
     ``architectures`` the SCMP_ARCH_* names the filter also covers."""
 
     default_action: str = attrs.field(validator=v.one_of(SECCOMP_ACTIONS))
-    syscalls: tuple[SyscallRule, ...] = attrs.field(default=(), converter=_typed_tuple(SyscallRule, "seccomp.syscalls"))
+    syscalls: tuple[SyscallRule, ...] = attrs.field(default=(), converter=_syscall_rules)
     default_errno: int | None = attrs.field(default=None, validator=_errno("seccomp.defaultErrnoRet"))
-    architectures: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
-    flags: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    architectures: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=v.strings)
+    flags: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=v.strings)
 
     def __attrs_post_init__(self) -> None:
         for f in self.flags:
@@ -602,13 +648,22 @@ def _sysctl(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple
 
 
 def _time_offsets(value: Mapping[str, Any] | Iterable[tuple[str, int, int]]) -> tuple[tuple[str, int, int], ...]:
-    items = [(k, *v) for k, v in value.items()] if isinstance(value, Mapping) else [tuple(x) for x in value]
-    out = []
+    items: list[tuple[object, ...]] = (
+        [(k, *v) for k, v in value.items()] if isinstance(value, Mapping) else [tuple(x) for x in value]
+    )
+    out: list[tuple[str, int, int]] = []
     for item in items:
-        if len(item) != 3 or item[0] not in ("monotonic", "boottime"):
+        clock = item[0] if len(item) == 3 else None
+        if not isinstance(clock, str) or clock not in ("monotonic", "boottime"):
             raise ConfigError("time_offsets", f"{item!r} is not (monotonic|boottime, secs, nanosecs)")
-        clock, secs, nanos = item
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (secs, nanos)) or not 0 <= nanos < 10**9:
+        _, secs, nanos = item
+        if (
+            not isinstance(secs, int)
+            or isinstance(secs, bool)
+            or not isinstance(nanos, int)
+            or isinstance(nanos, bool)
+            or not 0 <= nanos < 10**9
+        ):
             raise ConfigError(
                 f"time_offsets.{clock}", f"({secs!r}, {nanos!r}) is not whole seconds and 0..999999999 ns"
             )
@@ -619,7 +674,7 @@ def _time_offsets(value: Mapping[str, Any] | Iterable[tuple[str, int, int]]) -> 
 
 
 def _rlimits(value: Iterable[Rlimit]) -> tuple[Rlimit, ...]:
-    out = _typed_tuple(Rlimit, "rlimits")(value)
+    out = _typed_tuple(Rlimit, "rlimits", value)
     seen = [r.type for r in out]
     for name in seen:
         if seen.count(name) > 1:
@@ -668,6 +723,34 @@ _I64 = 2**63 - 1
 MIN_MEMORY = 6 << 20
 
 
+def _blkio_weight_device(value: Iterable[WeightDevice]) -> tuple[WeightDevice, ...]:
+    return _typed_tuple(WeightDevice, "blkio_weight_device", value)
+
+
+def _blkio_read_bps(value: Iterable[ThrottleDevice]) -> tuple[ThrottleDevice, ...]:
+    return _typed_tuple(ThrottleDevice, "blkio_read_bps", value)
+
+
+def _blkio_write_bps(value: Iterable[ThrottleDevice]) -> tuple[ThrottleDevice, ...]:
+    return _typed_tuple(ThrottleDevice, "blkio_write_bps", value)
+
+
+def _blkio_read_iops(value: Iterable[ThrottleDevice]) -> tuple[ThrottleDevice, ...]:
+    return _typed_tuple(ThrottleDevice, "blkio_read_iops", value)
+
+
+def _blkio_write_iops(value: Iterable[ThrottleDevice]) -> tuple[ThrottleDevice, ...]:
+    return _typed_tuple(ThrottleDevice, "blkio_write_iops", value)
+
+
+def _hugepage_limits(value: Iterable[HugepageLimit]) -> tuple[HugepageLimit, ...]:
+    return _typed_tuple(HugepageLimit, "hugepage_limits", value)
+
+
+def _device_rules(value: Iterable[DeviceRule]) -> tuple[DeviceRule, ...]:
+    return _typed_tuple(DeviceRule, "devices", value)
+
+
 @attrs.frozen
 class Resources:
     """cgroup limits, with the meanings of Docker's and OCI's fields.
@@ -695,31 +778,19 @@ class Resources:
     cpuset_mems: str | None = attrs.field(default=None, validator=v.optional_cpuset)
     pids_limit: int | None = attrs.field(default=None, validator=_opt_int(1, _I64, extra=(-1, 0)))
     blkio_weight: int | None = attrs.field(default=None, validator=_opt_int(10, 1000))
-    blkio_weight_device: tuple[WeightDevice, ...] = attrs.field(
-        default=(), converter=_typed_tuple(WeightDevice, "blkio_weight_device")
-    )
-    blkio_read_bps: tuple[ThrottleDevice, ...] = attrs.field(
-        default=(), converter=_typed_tuple(ThrottleDevice, "blkio_read_bps")
-    )
-    blkio_write_bps: tuple[ThrottleDevice, ...] = attrs.field(
-        default=(), converter=_typed_tuple(ThrottleDevice, "blkio_write_bps")
-    )
-    blkio_read_iops: tuple[ThrottleDevice, ...] = attrs.field(
-        default=(), converter=_typed_tuple(ThrottleDevice, "blkio_read_iops")
-    )
-    blkio_write_iops: tuple[ThrottleDevice, ...] = attrs.field(
-        default=(), converter=_typed_tuple(ThrottleDevice, "blkio_write_iops")
-    )
-    hugepage_limits: tuple[HugepageLimit, ...] = attrs.field(
-        default=(), converter=_typed_tuple(HugepageLimit, "hugepage_limits")
-    )
+    blkio_weight_device: tuple[WeightDevice, ...] = attrs.field(default=(), converter=_blkio_weight_device)
+    blkio_read_bps: tuple[ThrottleDevice, ...] = attrs.field(default=(), converter=_blkio_read_bps)
+    blkio_write_bps: tuple[ThrottleDevice, ...] = attrs.field(default=(), converter=_blkio_write_bps)
+    blkio_read_iops: tuple[ThrottleDevice, ...] = attrs.field(default=(), converter=_blkio_read_iops)
+    blkio_write_iops: tuple[ThrottleDevice, ...] = attrs.field(default=(), converter=_blkio_write_iops)
+    hugepage_limits: tuple[HugepageLimit, ...] = attrs.field(default=(), converter=_hugepage_limits)
     # None: DEFAULT_DEVICE_RULES for a new container, unchanged by an update
     devices: tuple[DeviceRule, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(_typed_tuple(DeviceRule, "devices"))
+        default=None, converter=attrs.converters.optional(_device_rules)
     )
 
     @cpus.validator
-    def _cpus(self, _attribute: Any, value: object) -> None:
+    def _cpus(self, _attribute: v.FieldRef, value: object) -> None:
         if value is None:
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= 1024:
@@ -795,12 +866,36 @@ class Hook:
     JSON on stdin."""
 
     path: str = attrs.field(validator=v.absolute_path)
-    args: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    args: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=v.strings)
     env: tuple[str, ...] = attrs.field(default=(), converter=_env)
     timeout: int | None = attrs.field(default=None, validator=_opt_int(1))
 
     def argv(self) -> list[str]:
         return list(self.args) or [self.path]
+
+
+def _prestart_hooks(value: Iterable[Hook]) -> tuple[Hook, ...]:
+    return _typed_tuple(Hook, "hooks.prestart", value)
+
+
+def _create_runtime_hooks(value: Iterable[Hook]) -> tuple[Hook, ...]:
+    return _typed_tuple(Hook, "hooks.create_runtime", value)
+
+
+def _create_container_hooks(value: Iterable[Hook]) -> tuple[Hook, ...]:
+    return _typed_tuple(Hook, "hooks.create_container", value)
+
+
+def _start_container_hooks(value: Iterable[Hook]) -> tuple[Hook, ...]:
+    return _typed_tuple(Hook, "hooks.start_container", value)
+
+
+def _poststart_hooks(value: Iterable[Hook]) -> tuple[Hook, ...]:
+    return _typed_tuple(Hook, "hooks.poststart", value)
+
+
+def _poststop_hooks(value: Iterable[Hook]) -> tuple[Hook, ...]:
+    return _typed_tuple(Hook, "hooks.poststop", value)
 
 
 @attrs.frozen
@@ -822,12 +917,12 @@ class Hooks:
     A failing hook of the first four kinds fails create (or start), and the
     container is removed."""
 
-    prestart: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.prestart"))
-    create_runtime: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.create_runtime"))
-    create_container: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.create_container"))
-    start_container: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.start_container"))
-    poststart: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.poststart"))
-    poststop: tuple[Hook, ...] = attrs.field(default=(), converter=_typed_tuple(Hook, "hooks.poststop"))
+    prestart: tuple[Hook, ...] = attrs.field(default=(), converter=_prestart_hooks)
+    create_runtime: tuple[Hook, ...] = attrs.field(default=(), converter=_create_runtime_hooks)
+    create_container: tuple[Hook, ...] = attrs.field(default=(), converter=_create_container_hooks)
+    start_container: tuple[Hook, ...] = attrs.field(default=(), converter=_start_container_hooks)
+    poststart: tuple[Hook, ...] = attrs.field(default=(), converter=_poststart_hooks)
+    poststop: tuple[Hook, ...] = attrs.field(default=(), converter=_poststop_hooks)
 
     def at_create(self) -> bool:
         return bool(self.prestart or self.create_runtime or self.create_container)
@@ -857,6 +952,10 @@ def _process(value: Process) -> Process:
     return value
 
 
+def _devices(value: Iterable[Device]) -> tuple[Device, ...]:
+    return _typed_tuple(Device, "devices", value)
+
+
 @attrs.frozen
 class ContainerConfig:
     """Everything needed to create a container.
@@ -881,7 +980,7 @@ class ContainerConfig:
     masked_paths: tuple[str, ...] = attrs.field(default=DEFAULT_MASKED_PATHS, converter=_paths)
     readonly_paths: tuple[str, ...] = attrs.field(default=DEFAULT_READONLY_PATHS, converter=_paths)
     init: bool = attrs.field(default=False, converter=bool)
-    dns: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=v.strings)
+    dns: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=v.strings)
     image: str | None = attrs.field(default=None, validator=v.optional_string)
     cgroups: bool = attrs.field(default=True, converter=bool)
     cgroups_path: str | None = attrs.field(default=None, validator=v.cgroups_path)
@@ -895,7 +994,7 @@ class ContainerConfig:
     # config is the whole story, as an OCI bundle's is (pycontainer.oci); the
     # runtime still makes runc's default device nodes and /dev links.
     docker_defaults: bool = attrs.field(default=True, converter=bool)
-    devices: tuple[Device, ...] = attrs.field(default=(), converter=_typed_tuple(Device, "devices"))
+    devices: tuple[Device, ...] = attrs.field(default=(), converter=_devices)
     # execution domain (OCI linux.personality): "LINUX", or "LINUX32" (uname says i686)
     personality: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(v.one_of(("LINUX", "LINUX32")))

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from attrs import Attribute
+
     from .config import ContainerConfig
+
+    # What a validator is told of the field it checks: attrs' Attribute, or a
+    # name when one item of a sequence is checked (ids, config._paths).
+    FieldRef = Attribute[Any] | str
+    # An attrs field validator: (instance, field, value), raising ConfigError.
+    Validator = Callable[[object, FieldRef, object], None]
 
 # Linux limits: HOST_NAME_MAX, the id range, what a mount option may look like.
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$")
@@ -32,7 +40,7 @@ _CPUSET_RE = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
 PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
 
 
-def _name(attribute: Any) -> str:
+def _name(attribute: FieldRef) -> str:
     return getattr(attribute, "name", str(attribute))
 
 
@@ -41,30 +49,30 @@ def no_nul(field: str, value: str) -> None:
         raise ConfigError(field, "must not contain a NUL byte")
 
 
-def string(_inst: object, attribute: Any, value: object) -> None:
+def string(_inst: object, attribute: FieldRef, value: object) -> None:
     if not isinstance(value, str):
         raise ConfigError(_name(attribute), f"must be a string, not {type(value).__name__}")
     no_nul(_name(attribute), value)
 
 
-def optional_string(inst: object, attribute: Any, value: object) -> None:
+def optional_string(inst: object, attribute: FieldRef, value: object) -> None:
     if value is not None:
         string(inst, attribute, value)
 
 
-def strings(_inst: object, attribute: Any, value: Iterable[object]) -> None:
+def strings(_inst: object, attribute: FieldRef, value: Iterable[object]) -> None:
     for i, item in enumerate(value):
         if not isinstance(item, str):
             raise ConfigError(f"{_name(attribute)}[{i}]", f"must be a string, not {type(item).__name__}")
         no_nul(f"{_name(attribute)}[{i}]", item)
 
 
-def non_empty(_inst: object, attribute: Any, value: tuple[object, ...]) -> None:
+def non_empty(_inst: object, attribute: FieldRef, value: tuple[object, ...]) -> None:
     if not value:
         raise ConfigError(_name(attribute), "must not be empty")
 
 
-def absolute_path(_inst: object, attribute: Any, value: object) -> None:
+def absolute_path(_inst: object, attribute: FieldRef, value: object) -> None:
     if not isinstance(value, str):
         raise ConfigError(_name(attribute), f"must be a path string, not {type(value).__name__}")
     no_nul(_name(attribute), value)
@@ -74,31 +82,31 @@ def absolute_path(_inst: object, attribute: Any, value: object) -> None:
         raise ConfigError(_name(attribute), "path is longer than PATH_MAX")
 
 
-def id_value(_inst: object, attribute: Any, value: object) -> None:
+def id_value(_inst: object, attribute: FieldRef, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ConfigError(_name(attribute), f"must be an integer id, not {type(value).__name__}")
     if not 0 <= value <= ID_MAX:
         raise ConfigError(_name(attribute), f"{value} is outside 0..{ID_MAX}")
 
 
-def ids(inst: object, attribute: Any, value: Iterable[object]) -> None:
+def ids(inst: object, attribute: FieldRef, value: Iterable[object]) -> None:
     for i, item in enumerate(value):
         id_value(inst, f"{_name(attribute)}[{i}]", item)
 
 
-def positive_size(_inst: object, attribute: Any, value: object) -> None:
+def positive_size(_inst: object, attribute: FieldRef, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(_name(attribute), f"must be a positive integer, not {value!r}")
     if value > 2**32 - 1:
         raise ConfigError(_name(attribute), f"{value} is larger than the id space")
 
 
-def umask(_inst: object, attribute: Any, value: object) -> None:
+def umask(_inst: object, attribute: FieldRef, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0o777:
         raise ConfigError(_name(attribute), f"must be an integer in 0..0o777, not {value!r}")
 
 
-def hostname(_inst: object, attribute: Any, value: object) -> None:
+def hostname(_inst: object, attribute: FieldRef, value: object) -> None:
     if value is None:
         return
     if not isinstance(value, str) or not _HOSTNAME_RE.fullmatch(value):
@@ -107,7 +115,7 @@ def hostname(_inst: object, attribute: Any, value: object) -> None:
         )
 
 
-def env(_inst: object, attribute: Any, value: Iterable[object]) -> None:
+def env(_inst: object, attribute: FieldRef, value: Iterable[object]) -> None:
     for i, item in enumerate(value):
         field = f"{_name(attribute)}[{i}]"
         if not isinstance(item, str):
@@ -127,7 +135,7 @@ def parse_cpuset(text: str) -> set[int]:
     return out
 
 
-def optional_cpuset(_inst: object, attribute: Any, value: object) -> None:
+def optional_cpuset(_inst: object, attribute: FieldRef, value: object) -> None:
     if value is None:
         return
     name = _name(attribute)
@@ -139,7 +147,7 @@ def optional_cpuset(_inst: object, attribute: Any, value: object) -> None:
             raise ConfigError(name, f"range {part!r} runs backwards")
 
 
-def cgroups_path(_inst: object, attribute: Any, value: object) -> None:
+def cgroups_path(_inst: object, attribute: FieldRef, value: object) -> None:
     if value is None:
         return
     string(_inst, attribute, value)
@@ -153,10 +161,10 @@ def cgroups_path(_inst: object, attribute: Any, value: object) -> None:
         raise ConfigError("cgroups_path", f"{value!r} looks like a systemd slice:prefix:name, which is not supported")
 
 
-def one_of(choices: Iterable[str]) -> Callable[[object, Any, object], None]:
+def one_of(choices: Iterable[str]) -> Validator:
     allowed = tuple(choices)
 
-    def check(_inst: object, attribute: Any, value: object) -> None:
+    def check(_inst: object, attribute: FieldRef, value: object) -> None:
         if value not in allowed:
             raise ConfigError(_name(attribute), f"{value!r} is not one of {', '.join(allowed)}")
 
@@ -361,7 +369,7 @@ def check_config(cfg: ContainerConfig) -> None:
 _RESTART = re.compile(r"no|always|unless-stopped|on-failure(:[0-9]{1,6})?")
 
 
-def restart_policy(_inst: object, attribute: Any, value: object) -> None:
+def restart_policy(_inst: object, attribute: FieldRef, value: object) -> None:
     if not isinstance(value, str) or not _RESTART.fullmatch(value):
         raise ConfigError(
             _name(attribute), f"{value!r} is not a restart policy (no, always, unless-stopped, on-failure[:MAX])"
