@@ -78,6 +78,12 @@ def _native_scmp_arch() -> str:
     return _SCMP_ARCH.get(m, "SCMP_ARCH_" + m.upper())
 
 
+def _json_get(obj: Mapping[str, Any], key: str) -> Any:
+    """``obj[key]`` of parsed JSON, None where missing: the config class's
+    validator refuses what is not a value of its field."""
+    return obj.get(key)
+
+
 def _json_rule(i: int, raw: object) -> SyscallRule:
     field = f"seccomp.syscalls[{i}]"
     if not isinstance(raw, Mapping):
@@ -90,7 +96,7 @@ def _json_rule(i: int, raw: object) -> SyscallRule:
         names.append(raw["name"])
     if not names:
         raise ConfigError(f"{field}.names", "names no system call")
-    action = raw.get("action")
+    action = _json_get(raw, "action")
     if action == "SCMP_ACT_NOTIFY":
         raise ConfigError(f"{field}.action", "SCMP_ACT_NOTIFY (a user-space listener) is not supported")
     inc, exc = raw.get("includes") or {}, raw.get("excludes") or {}
@@ -107,7 +113,9 @@ def _json_rule(i: int, raw: object) -> SyscallRule:
         if not isinstance(a, Mapping) or set(a) - {"index", "value", "valueTwo", "op"}:
             raise ConfigError(f"{field}.args[{j}]", "must be an object of index, value, valueTwo and op")
         args.append(
-            SyscallArg(index=a.get("index"), value=a.get("value", 0), value_two=a.get("valueTwo", 0), op=a.get("op"))
+            SyscallArg(
+                index=a.get("index", 0), value=a.get("value", 0), value_two=a.get("valueTwo", 0), op=_json_get(a, "op")
+            )
         )
     return SyscallRule(
         names=names,
@@ -154,7 +162,7 @@ def seccomp_profile_from_json(data: Mapping[str, Any] | str | bytes) -> SeccompP
         raise ConfigError("seccomp.syscalls", "must be a list")
     try:
         return SeccompProfile(
-            default_action=data.get("defaultAction"),
+            default_action=_json_get(data, "defaultAction"),
             default_errno=data.get("defaultErrnoRet"),
             architectures=arches,
             flags=data.get("flags") or (),
