@@ -59,7 +59,7 @@ def _why(code: int) -> str:
 
 def _run_one(kind: str, index: int, hook: Hook, state: bytes, enter_pid: int | None) -> None:
     exe, argv = _argv(hook, enter_pid)
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.env)
+    env = {key: value for key, _, value in (e.partition("=") for e in hook.env)}
     try:
         proc = subprocess.Popen(
             argv,

@@ -61,7 +61,7 @@ def in_netns_fd(fd: int, fn: Callable[[], _T]) -> _T:
 
 
 def _in_new_thread(fd: int, fn: Callable[[], _T]) -> _T:
-    out: list[Any] = []
+    out: list[_T | BaseException] = []
 
     def run() -> None:
         _visiting.on = True
@@ -80,10 +80,10 @@ def _in_new_thread(fd: int, fn: Callable[[], _T]) -> _T:
     return _unbox(out)
 
 
-def _unbox(out: list[Any]) -> _T:
-    if isinstance(out[0], BaseException):
-        raise out[0]
-    result: _T = out[0]
+def _unbox(out: list[_T | BaseException]) -> _T:
+    result = out[0]
+    if isinstance(result, BaseException):
+        raise result
     return result
 
 
@@ -106,7 +106,7 @@ class _Worker:
         os.register_at_fork(after_in_child=self._after_fork)
 
     def run(self, fd: int, fn: Callable[[], _T]) -> _T:
-        box: list[Any] = []
+        box: list[_T | BaseException] = []
         done = threading.Event()
         with self._lock:
             if self.broken:
@@ -232,7 +232,7 @@ class Rtnl:
             msg["header"]["pid"] = 0
             msg.encode()
             self._s.send(msg.data)
-            replies = []
+            replies: list[bytes] = []
             while True:
                 data = self._s.recv(1 << 16)
                 off = 0

@@ -242,7 +242,11 @@ def _prefix(subnet: str) -> dict[str, Any]:
 
 
 def _net_elems(bridge: str, subnet: str, subnet6: str | None) -> list[tuple[str, list[Any]]]:
-    elems = [("bridges", [bridge]), ("same", [{"concat": [bridge, bridge]}]), ("nets4", [_prefix(subnet)])]
+    elems: list[tuple[str, list[Any]]] = [
+        ("bridges", [bridge]),
+        ("same", [{"concat": [bridge, bridge]}]),
+        ("nets4", [_prefix(subnet)]),
+    ]
     return elems + ([("nets6", [_prefix(subnet6)])] if subnet6 else [])
 
 

@@ -305,7 +305,7 @@ def encode(ops: Sequence[PlanOp]) -> tuple[bytes, bytes]:
             b = item.encode() if type(item) is str else item  # noqa: E721 - hot path
             offs[i] = pos
             lens[i] = len(b)
-            pieces.append(b)
+            pieces.append(b)  # type: ignore[arg-type]  # (bytes: mypy narrows by isinstance, not by type() is)
             pos += len(b) + 1
         flat.append(o.kind)
         flat += offs

@@ -102,9 +102,9 @@ def prepare_stdio(stdin: StdioArg, stdout: StdioArg, stderr: StdioArg, pass_fds:
                 io.child_fds.append(fd)
                 io.pairs.append((fd, target))
             else:
-                io.pairs.append((_fileno(arg), target))  # type: ignore[arg-type]
-        for i, f in enumerate(pass_fds):
-            io.pairs.append((_fileno(f), 3 + i))
+                io.pairs.append((_fileno(arg), target))
+        for i, passed in enumerate(pass_fds):
+            io.pairs.append((_fileno(passed), 3 + i))
     except BaseException:
         io.close_all()
         raise
@@ -197,16 +197,16 @@ class ProcessHandle:
                 if left is not None and left <= 0:
                     raise TimeoutError(f"process {self.pid} did not finish within {timeout} s")
                 for key, _ in sel.select(left):
-                    f = key.fileobj
-                    if f is self.stdin:
+                    fobj = key.fileobj
+                    if self.stdin is not None and fobj is self.stdin:
                         try:
                             n = os.write(key.fd, view[:65536])
                         except BrokenPipeError:
                             n = len(view)
                         view = view[n:]
                         if not view:
-                            sel.unregister(f)
-                            self.stdin.close()  # type: ignore[union-attr]
+                            sel.unregister(fobj)
+                            self.stdin.close()
                         continue
                     try:
                         data = os.read(key.fd, 65536)
@@ -217,7 +217,7 @@ class ProcessHandle:
                     if data:
                         out[key.fd].append(data)
                     else:
-                        sel.unregister(f)
+                        sel.unregister(fobj)
         finally:
             sel.close()
         result = [

@@ -9,6 +9,7 @@ for.  Operations that change a container hold an exclusive ``flock`` on
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime
 import errno
@@ -200,7 +201,7 @@ _UNLIMITED = {"memory": -1, "memory_swap": -1, "memory_reservation": -1, "pids_l
 
 
 def _rollback_resources(current: Resources, tried: Resources) -> Resources:
-    back = {
+    back: dict[str, Any] = {  # (keyword arguments of evolve: fields of several types)
         name: value
         for name, value in _UNLIMITED.items()
         if getattr(current, name) is None and (getattr(tried, name) is not None or (name == "cpu_quota" and tried.cpus))
@@ -220,7 +221,9 @@ def _resources_from_json(data: dict[str, Any]) -> Resources:
         "hugepage_limits": HugepageLimit,
         "devices": DeviceRule,
     }
-    out = {k: [kinds[k](**item) for item in v] if k in kinds and v is not None else v for k, v in data.items()}
+    out: dict[str, Any] = {
+        k: [kinds[k](**item) for item in v] if k in kinds and v is not None else v for k, v in data.items()
+    }
     return Resources(**out)
 
 
@@ -1347,6 +1350,7 @@ class Container(ProcessHandle):
         empty_volumes: list[tuple[str, str]] = []
         if any(m.type == "volume" for m in config.mounts):
             config = _use_volumes(config, data_root, os.path.join(root, cid), undo, extra, empty_volumes)
+        etc_base: str | tuple[str, ...]  # where _etc_files looks: a directory, or image layers (top first)
         if config.image is None and config.rootfs is None and os.geteuid() != 0:
             # Rootless, no rootfs: the built-in busybox rootfs (a directory the
             # user built and owns, i.e. the container's root does) under an
@@ -1361,7 +1365,7 @@ class Container(ProcessHandle):
             for volume_dest, volume_dir in empty_volumes:
                 _fill_from_layers(volume_dir, volume_dest, layers, config)
             user, home = _rootfs.lookup_user(layers, config.process.user)
-            etc_base: str | tuple[str, ...] = layers
+            etc_base = layers
         else:
             rootfs = etc_base = config.rootfs
             user, home = _rootfs.lookup_user(rootfs, config.process.user)
@@ -1454,9 +1458,10 @@ class Container(ProcessHandle):
             finally:
                 _close_fds([out_r, err_r])
             stdout, stderr = out_w, err_w
+            log_fds = [out_w, err_w]
         io = prepare_stdio(stdin, stdout, stderr, pass_fds)
         if log is not None and not config.process.terminal:
-            io.child_fds += [stdout, stderr]  # ours close once the child has them (or on undo)
+            io.child_fds += log_fds  # ours close once the child has them (or on undo)
         undo.callback(io.close_all)
 
         netns = _netpool.POOL.take() if _plan.pool_allowed(config) else None
@@ -1642,6 +1647,7 @@ class Container(ProcessHandle):
             raise ContainerNotFound(id, root) from None
         return cls(root, id, data)
 
+    # (from here on in the class, ``list`` names this method: annotations say builtins.list)
     @classmethod
     def list(cls, root: str | None = None) -> list[Container]:
         """Every container under ``root``, sorted by id."""
@@ -1745,7 +1751,7 @@ class Container(ProcessHandle):
 
     def _drain_fifo(self, fd: int) -> bytes:
         """Read the exec fifo to EOF (the init exec'd or died), watching the init."""
-        chunks = []
+        chunks: list[bytes] = []
         watch = [fd] + ([self._pidfd] if self._pidfd is not None else [])
         while True:
             r = _sys.readable(watch, 30.0)
@@ -2166,7 +2172,7 @@ class Container(ProcessHandle):
 
     # ---- images -----------------------------------------------------------------
 
-    def _stopped_root(self) -> tuple[str, list[str]]:
+    def _stopped_root(self) -> tuple[str, builtins.list[str]]:
         """Where a stopped container's files are: (a directory, []) for a
         plain or copied rootfs; for an overlay, (its mount point, [lower
         base, lowerdir, upperdir, workdir]) to mount it there anew."""
@@ -2197,7 +2203,7 @@ class Container(ProcessHandle):
         data: dict[str, Any] | None = self._data.get("image_config")
         return data
 
-    def changes(self) -> list[tuple[str, str]]:
+    def changes(self) -> builtins.list[tuple[str, str]]:
         """What the container changed in its image, as ``docker diff``:
         ``[("A" | "C" | "D", "/path"), ...]``."""
         store, image, upper = self._image_parts()
@@ -2246,7 +2252,7 @@ class Container(ProcessHandle):
         ``wait()`` needs none: it reads the cgroup's OOM-kill count."""
         return self._manager("watch").oom_watcher()
 
-    def processes(self) -> list[int]:
+    def processes(self) -> builtins.list[int]:
         """Host pids of every process in the container's cgroup."""
         return self._manager("list the processes of").pids()
 

@@ -179,11 +179,13 @@ def _entries(lines: list[str]) -> list[list[str]]:
     return [line.split(":") for line in lines if line and not line.startswith("#")]
 
 
-_user_cache: dict[tuple[str, User | str], tuple[object, tuple[User, str]]] = {}
+# (rootfs or layers, spec) -> (the files' key, or None for layers; the answer)
+_UserKey = tuple[str | tuple[str, ...], User | str]
+_user_cache: dict[_UserKey, tuple[object, tuple[User, str]]] = {}
 
 
 def _files_key(rootfs: str) -> object:
-    out = []
+    out: list[tuple[int, int, int] | None] = []
     for name in ("etc/passwd", "etc/group"):
         try:
             st = os.stat(os.path.join(rootfs, name))
@@ -197,16 +199,15 @@ def lookup_user(rootfs: str | tuple[str, ...], spec: User | str) -> tuple[User, 
     """Cached :func:`lookup_user_uncached`, keyed on the files' inode, mtime
     and size.  ``rootfs`` may be image layers, top first (immutable: cached
     as they are)."""
+    key: _UserKey = (rootfs, spec)
     if isinstance(rootfs, tuple):
-        key = (rootfs, spec)
-        hit = _user_cache.get(key)  # type: ignore[arg-type]
+        hit = _user_cache.get(key)
         if hit is None:
             hit = (None, lookup_user_uncached(rootfs, spec))
-            _user_cache[key] = hit  # type: ignore[index]
+            _user_cache[key] = hit
         return hit[1]
     if rootfs.startswith("/proc/"):
         return lookup_user_uncached(rootfs, spec)
-    key = (rootfs, spec)
     files = _files_key(rootfs)
     hit = _user_cache.get(key)
     if hit is not None and hit[0] == files:

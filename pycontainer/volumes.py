@@ -7,6 +7,7 @@ is deleted; a volume with a live holder is not removed."""
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import hashlib
 import json
@@ -87,6 +88,7 @@ class VolumeStore:
             raise VolumeError(f"no volume {name!r} (in {self.root})") from None
         return Volume(name, os.path.join(d, "_data"), meta.get("created", ""), meta.get("labels") or {})
 
+    # (from here on in the class, ``list`` names this method: annotations say builtins.list)
     def list(self) -> list[Volume]:
         try:
             names = sorted(n for n in os.listdir(self.root) if not n.startswith("."))
@@ -100,7 +102,7 @@ class VolumeStore:
                 continue
         return out
 
-    def users(self, name: str) -> list[str]:
+    def users(self, name: str) -> builtins.list[str]:
         """State directories of the containers that use it (live ones only;
         a holder whose container is gone is dropped)."""
         hd = os.path.join(self._dir(name), "holders")
@@ -151,7 +153,7 @@ class VolumeStore:
         os.rename(d, gone)  # at once out of sight, then removed
         shutil.rmtree(gone)
 
-    def prune(self) -> list[str]:
+    def prune(self) -> builtins.list[str]:
         """Remove every volume no live container uses; their names."""
         removed = []
         for vol in self.list():
