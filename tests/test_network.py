@@ -248,8 +248,10 @@ NC_RETRY = "for i in $(seq 50); do echo hello | nc -w 1 {} 8080 && exit 0; sleep
 
 def test_two_containers_on_a_bridge_talk_tcp_by_address_and_by_name(root, config, lan, hostns):
     store, net = lan
+    # (stdin: a pipe that stays open: busybox nc gives up on the connection
+    # when its stdin ends, sometimes before the client's line came in)
     server = Container.run(root, "server", config("sh", "-c", "nc -l -p 8080; nc -l -p 8080"), network="lan",
-                           stdout=PIPE, stderr=PIPE)  # fmt: skip
+                           stdin=PIPE, stdout=PIPE, stderr=PIPE)  # fmt: skip
     try:
         assert store.leases("lan") == {"10.123.0.2": "server"}
         for target in ("10.123.0.2", "server"):
@@ -573,7 +575,8 @@ def test_ipv6_where_asked(root, config, hostns):
 
     store = NetworkStore(root)
     store.create("dual", subnet="10.127.0.0/24", subnet6="fd00:7::/64", host_netns=hostns)
-    server = Container.run(root, "six", config("nc", "-l", "-p", "8080"), network="dual", stdout=PIPE, stderr=PIPE)
+    server = Container.run(root, "six", config("nc", "-l", "-p", "8080"), network="dual", stdin=PIPE, stdout=PIPE,
+                           stderr=PIPE)  # fmt: skip (stdin: see the test above)
     try:
         show = "ip -6 addr show eth0 | grep global; ip -6 route | grep default; " + NC_RETRY.format("fd00:7::2")
         c = Container.run(root, "peer", config("sh", "-c", show), network="dual", stdout=PIPE, stderr=PIPE)
