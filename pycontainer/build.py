@@ -34,11 +34,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .errors import ConfigError, PyContainerError
+
+if TYPE_CHECKING:  # (imported where used: pycontainer.build loads without them)
+    from .config import ContainerConfig
+    from .images import Image, ImageStore
 
 _META = {"ENV", "ARG", "WORKDIR", "USER", "CMD", "ENTRYPOINT", "LABEL", "EXPOSE", "VOLUME", "SHELL", "STOPSIGNAL",
          "HEALTHCHECK", "MAINTAINER", "ONBUILD"}  # fmt: skip
@@ -187,7 +191,7 @@ def _match(pat: str, rel: str) -> bool:
 @attrs.define
 class _Stage:
     name: str | None
-    image: Any  # images.Image
+    image: Image
     args: dict[str, str]
 
 
@@ -202,7 +206,7 @@ def build(
     root: str | None = None,
     data_root: str | None = None,
     out: Callable[[str], None] | None = None,
-) -> Any:
+) -> Image:
     """Build the Dockerfile (``context/Dockerfile`` by default) and tag the
     result ``tag``; returns the image (``images.Image``).  ``out`` gets
     the progress lines and what RUN steps print (default: our stdout)."""
@@ -217,7 +221,12 @@ def build(
             instructions = parse(f.read())
     except OSError as e:
         raise ConfigError("dockerfile", f"{path}: {e.strerror}") from None
-    say = out or (lambda s: (sys.stdout.write(s + "\n"), sys.stdout.flush()))
+
+    def to_stdout(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    say = out or to_stdout
     b = _Builder(ImageStore(data_root), context, root, data_root, dict(build_args or {}), no_cache, say)
     try:
         image = b.run(instructions, target)
@@ -229,7 +238,7 @@ def build(
 
 
 class _Builder:
-    def __init__(self, store: Any, context: str, root: str | None, data_root: str | None, build_args: dict[str, str],
+    def __init__(self, store: ImageStore, context: str, root: str | None, data_root: str | None, build_args: dict[str, str],
                  no_cache: bool, say: Callable[[str], None]) -> None:  # fmt: skip
         self.store, self.context, self.root, self.data_root = store, context, root, data_root
         self.build_args, self.no_cache, self.say = build_args, no_cache, say
@@ -246,7 +255,7 @@ class _Builder:
 
     # ---- the cache: step key -> image digest ------------------------------------------
 
-    def _cached(self, key: str) -> Any:
+    def _cached(self, key: str) -> Image | None:
         if self.no_cache:
             return None
         try:
@@ -255,7 +264,7 @@ class _Builder:
         except (OSError, PyContainerError):
             return None
 
-    def _remember(self, key: str, image: Any) -> None:
+    def _remember(self, key: str, image: Image) -> None:
         os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
         tmp = os.path.join(self.cache_dir, f".{key}.{os.getpid()}")
         with open(tmp, "w", encoding="ascii") as f:
@@ -268,7 +277,7 @@ class _Builder:
 
     # ---- steps --------------------------------------------------------------------------
 
-    def run(self, instructions: list[Instruction], target: str | None) -> Any:
+    def run(self, instructions: list[Instruction], target: str | None) -> Image:
         global_args: dict[str, str] = {}
         i = 0
         while i < len(instructions) and instructions[i].cmd == "ARG":
@@ -313,7 +322,7 @@ class _Builder:
         self.stages.append(stage)
         return stage
 
-    def _image(self, ref: str, ins: Instruction) -> Any:
+    def _image(self, ref: str, ins: Instruction) -> Image:
         from .images import BUILTIN, builtin_image, host_platform, normalize_ref
 
         if ref == "scratch":
@@ -345,7 +354,7 @@ class _Builder:
             env[k] = v
         return env
 
-    def _step(self, stage: _Stage, ins: Instruction) -> Any:
+    def _step(self, stage: _Stage, ins: Instruction) -> Image:
         if ins.cmd == "ARG":
             for k, v in _pairs(ins.args):
                 self.used_args.add(k)
@@ -357,7 +366,7 @@ class _Builder:
             return self._run(stage, ins)
         return self._copy(stage, ins)
 
-    def _meta(self, stage: _Stage, ins: Instruction) -> Any:
+    def _meta(self, stage: _Stage, ins: Instruction) -> Image:
         env = self._env(stage)
         cfg = json.loads(json.dumps(stage.image.config_json.get("config") or {}))
         cmd = ins.cmd
@@ -417,16 +426,16 @@ class _Builder:
         self._remember(key, image)
         return image
 
-    def _container_config(self, stage: _Stage, args: Sequence[str]) -> Any:
+    def _container_config(self, stage: _Stage, args: Sequence[str]) -> ContainerConfig:
         from . import ContainerConfig, Process
 
         # the build args, but not over the image's ENV (which wins, as Docker's)
         image_env = {e.partition("=")[0] for e in (stage.image.config_json.get("config") or {}).get("Env") or []}
         env = [f"{k}={v}" for k, v in stage.args.items() if k not in image_env]
-        process = Process(args=list(args), entrypoint=[], **({"env": env} if env else {}))
+        process = Process(args=list(args), entrypoint=[], env=env) if env else Process(args=list(args), entrypoint=[])
         return ContainerConfig(process=process, image=stage.image.digest)
 
-    def _run(self, stage: _Stage, ins: Instruction) -> Any:
+    def _run(self, stage: _Stage, ins: Instruction) -> Image:
         from . import PIPE, STDOUT, Container
 
         if not stage.image.layers:
@@ -456,7 +465,7 @@ class _Builder:
         self._remember(key, image)
         return image
 
-    def _copy(self, stage: _Stage, ins: Instruction) -> Any:
+    def _copy(self, stage: _Stage, ins: Instruction) -> Image:
         from . import Container
         from .container import copy_entries_in
         from .rootfs import lookup_user
@@ -536,7 +545,7 @@ class _Builder:
 
     def _copy_onto_scratch(
         self, stage: _Stage, ins: Instruction, entries: list[tuple[str, str]], into_dir: bool, dest_abs: str
-    ) -> Any:
+    ) -> Image:
         from .container import copy_entries_into
         from .images import commit
 
@@ -565,7 +574,7 @@ class _Builder:
         image = stage.image if stage is not None else self._image(origin, ins)
         return self._unpacked(image), image.digest
 
-    def _unpacked(self, image: Any) -> str:
+    def _unpacked(self, image: Image) -> str:
         """A merged view of an image's files (its layers copied, top last)
         for COPY --from: a temporary directory kept for the build."""
         from .images import copy_layers
@@ -652,7 +661,7 @@ def _hash_path(path: str) -> str:
     return h.hexdigest()
 
 
-def _config_image(store: Any, base: Any, config: dict[str, Any], created_by: str) -> Any:
+def _config_image(store: ImageStore, base: Image, config: dict[str, Any], created_by: str) -> Image:
     """``base`` with its config's ``config`` object replaced: no new layer."""
     cfg = json.loads(json.dumps(base.config_json))
     cfg["config"] = config

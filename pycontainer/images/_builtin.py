@@ -29,7 +29,7 @@ def builtin_image(store: ImageStore) -> Image:
     rootfs = default_rootfs(store.root)  # the assembled tree (built once, shared)
     fd, tmp = tempfile.mkstemp(dir=store.root, prefix=".busybox-layer-")
     try:
-        with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as t:
+        with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as t:
             for name in sorted(os.listdir(rootfs)):
                 t.add(os.path.join(rootfs, name), arcname=name, filter=_normalized)
         sha = hashlib.sha256()

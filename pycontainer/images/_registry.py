@@ -275,7 +275,7 @@ def _pull(
         size = desc["size"]
         tell = (lambda n: show(Progress(d, "Downloading", n, size))) if show is not None and d in layers else None
         store.put_blob(_Counting(resp, tell, size, d), d)
-        if tell is not None:
+        if tell is not None and show is not None:
             show(Progress(d, "Pull complete", size, size))
 
     # Blobs in parallel, as skopeo does: the socket reads and the hashing

@@ -16,6 +16,7 @@ never leaves a half blob, half layer or half index that looks whole.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hashlib
@@ -28,12 +29,15 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
 from ..errors import ImageError
 from ._unpack import HashingReader, LayerLimits, remove_tree, unpack_layer
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -253,7 +257,7 @@ class ImageStore:
         with contextlib.suppress(FileNotFoundError):
             os.utime(self.blob_path(digest))
 
-    def put_blob(self, data: bytes | IO[bytes], digest: str | None = None) -> str:
+    def put_blob(self, data: bytes | SupportsRead[bytes], digest: str | None = None) -> str:
         """Store a blob (bytes or a stream); verified against ``digest`` when
         given.  Returns its digest.  Idempotent."""
         if digest is not None and self.has_blob(digest):
@@ -453,6 +457,7 @@ class ImageStore:
                 return _check_digest(m["digest"])
         raise ImageError(f"the image index has no manifest for {os_}/{arch}")
 
+    # (from here on in the class, ``list`` names this method: annotations say builtins.list)
     def list(self) -> list[Image]:
         """Every image, tagged or not."""
         out = []
@@ -470,7 +475,7 @@ class ImageStore:
 
     # ---- import ---------------------------------------------------------------------
 
-    def import_oci_layout(self, path: str, ref: str | None = None) -> list[Image]:
+    def import_oci_layout(self, path: str, ref: str | None = None) -> builtins.list[Image]:
         """Import every tagged image of an OCI image layout (a directory or a
         tar of one).  ``ref`` names the image when the layout holds one
         untagged image (or renames a single tagged one)."""
@@ -480,7 +485,7 @@ class ImageStore:
             _safe_extract_tar(path, tmp, self.limits)
             return self._import_layout_dir(tmp, ref)
 
-    def _import_layout_dir(self, path: str, ref: str | None) -> list[Image]:
+    def _import_layout_dir(self, path: str, ref: str | None) -> builtins.list[Image]:
         index = read_json_in(path, "index.json")
 
         def copy(digest: str) -> None:
@@ -528,19 +533,19 @@ class ImageStore:
             images.append(self.get(norm))
         return images
 
-    def import_docker_archive(self, path: str) -> list[Image]:
+    def import_docker_archive(self, path: str) -> builtins.list[Image]:
         """Import every image of a ``docker save`` archive (tar or directory)."""
         from ._archive import import_docker_archive
 
         return import_docker_archive(self, path)
 
-    def export_oci_layout(self, refs: str | list[str], dest: str) -> None:
+    def export_oci_layout(self, refs: str | builtins.list[str], dest: str) -> None:
         """Write images to an OCI layout (a directory, or a tar when ``dest`` ends in .tar)."""
         from ._archive import export_oci_layout
 
         export_oci_layout(self, [refs] if isinstance(refs, str) else refs, dest)
 
-    def export_docker_archive(self, refs: str | list[str], dest: str) -> None:
+    def export_docker_archive(self, refs: str | builtins.list[str], dest: str) -> None:
         """Write images as a ``docker save`` archive."""
         from ._archive import export_docker_archive
 
@@ -622,7 +627,7 @@ class ImageStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(holder)
 
-    def holders(self, digest: str) -> list[str]:
+    def holders(self, digest: str) -> builtins.list[str]:
         """State directories of the containers that hold the image (stale
         records, whose container is gone, are dropped on the way)."""
         d = self._holders_dir(digest)
@@ -736,7 +741,7 @@ class ImageStore:
     def layer_dir(self, diff_id: str) -> str:
         return os.path.join(self.layers_dir, _check_digest(diff_id)[len("sha256:") :])
 
-    def unpack(self, ref: str | Image) -> list[str]:
+    def unpack(self, ref: str | Image) -> builtins.list[str]:
         """Unpack the image's layers (each once, shared by every image using
         it) and return their directories, bottom layer first."""
         image = self.get(ref)

@@ -99,7 +99,8 @@ def open_layer_stream(f: IO[bytes]) -> IO[bytes]:
     if head == b"\x28\xb5\x2f\xfd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(rest, read_across_frames=True)  # type: ignore[no-any-return]
+        # (zstandard types its source as IO[bytes]; it reads with read() alone, which a RawIOBase has)
+        return zstandard.ZstdDecompressor().stream_reader(rest, read_across_frames=True)  # type: ignore[arg-type]
     return rest  # type: ignore[return-value]
 
 
@@ -127,17 +128,17 @@ def _limited_tarinfo(max_header: int) -> type[tarfile.TarInfo]:
     ``max_header`` before tarfile reads them whole into memory."""
 
     class Limited(tarfile.TarInfo):
-        def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
             if self.type == tarfile.GNUTYPE_SPARSE:
                 raise ImageError("a layer with a GNU sparse file: not supported")
             limit = 64 << 10 if self.type == tarfile.XGLTYPE else max_header  # global headers apply to every entry
             if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
                              tarfile.GNUTYPE_LONGLINK) and self.size > limit:  # fmt: skip
                 raise ImageError(f"a layer header of {self.size} bytes, more than {limit}")
-            member = super()._proc_member(tarfile_)
+            member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]  # (private: not in typeshed)
             if any(k.startswith("GNU.sparse.") for k in member.pax_headers):
                 raise ImageError("a layer with a GNU sparse file: not supported")
-            return member  # type: ignore[no-any-return]
+            return member
 
     return Limited
 
@@ -293,7 +294,8 @@ def unpack_layer(f: IO[bytes], dest: str, limits: LayerLimits | None = None, arc
                     if total > limits.max_bytes:
                         raise ImageError(f"layer holds more than {limits.max_bytes} bytes of files")
                 tree.trim()
-                tar.members = []  # a stream needs no index of what went by (it would grow with the layer)
+                # a stream needs no index of what went by (it would grow with the layer); (private: not in typeshed)
+                tar.members = []  # type: ignore[attr-defined]
                 if archive and (member.ischr() or member.isblk() or member.isfifo()):
                     raise ImageError(f"the archive holds {member.name!r}, a device or fifo")
                 if archive and any(p.startswith(WHITEOUT_PREFIX) for p in _parts(member.name, limits)[-1:]):
