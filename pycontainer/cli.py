@@ -24,7 +24,7 @@ import termios
 import tty
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from . import DEVNULL, PIPE, Container, ContainerConfig, LogConfig, Mount, Process, Status, User, _sys
 from .errors import ConfigError, ContainerNotFound, ImageError, InitError, InvalidStateTransition, PyContainerError
@@ -506,7 +506,7 @@ def _forward(container: Container, sig: int) -> None:
         container.kill(sig)
 
 
-def _each(args: argparse.Namespace, action: Callable[[Container], None]) -> int:
+def _each(args: argparse.Namespace, action: Callable[[Container], object]) -> int:
     """Docker's way with several containers: each in turn, errors reported,
     the id printed for each that worked; 1 if any failed."""
     failed = False
@@ -598,8 +598,22 @@ def _image_of(c: Container) -> str:
     return cfg.image or (f"rootfs:{cfg.rootfs}" if cfg.rootfs else "localhost/busybox:latest")
 
 
+class _PsRow(TypedDict):
+    """A line of ``ps`` (``--format json`` prints it as is: Docker's names)."""
+
+    ID: str
+    Image: str
+    Command: str
+    CreatedAt: str
+    Status: str
+    State: str
+    Ports: str
+    Names: str
+    Pid: int
+
+
 def _cmd_ps(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[_PsRow] = []
     for c in Container.list(args.root):
         try:
             st = c.state()
@@ -753,7 +767,7 @@ def _stats_rows(containers: list[Container], before: dict[str, tuple[float, int]
     """docker stats' columns; CPU % from the CPU time since ``before`` (which is updated)."""
     import time
 
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for c in containers:
         try:
             if c.status is Status.STOPPED:

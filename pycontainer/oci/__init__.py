@@ -72,6 +72,12 @@ def _list(value: object, field: str) -> list[Any]:
     return value
 
 
+def _get(obj: Mapping[str, Any], key: str) -> Any:
+    """``obj[key]``, None where missing: the config class's validator
+    refuses what is not a value of its field."""
+    return obj.get(key)
+
+
 def _bool(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(field, f"must be true or false, not {value!r}")
@@ -160,7 +166,7 @@ def _mounts(raw: list[Any]) -> list[Mount]:
         kind = m.get("type") or "bind"
         if kind == "cgroup":
             if _cgroup_v2_only():
-                out.append(Mount(m.get("destination"), "cgroup2", "cgroup2", _list(m.get("options"), "options")))
+                out.append(Mount(_get(m, "destination"), "cgroup2", "cgroup2", _list(m.get("options"), "options")))
             else:
                 warnings.warn(
                     f"mounts[{i}]: a cgroup mount at {m.get('destination')!r} is left out on a cgroup v1/hybrid host",
@@ -180,7 +186,7 @@ def _mounts(raw: list[Any]) -> list[Mount]:
             for key, field in (("uidMappings", "uid_mappings"), ("gidMappings", "gid_mappings"))
         }
         try:
-            out.append(Mount(m.get("destination"), m.get("source"), kind, opts, **maps))
+            out.append(Mount(_get(m, "destination"), m.get("source"), kind, opts, **maps))
         except ConfigError as e:
             raise ConfigError(f"mounts[{i}].{e.field.removeprefix('mounts.')}", e.reason) from None
     return out
@@ -356,7 +362,7 @@ def _hooks(hooks: Mapping[str, Any]) -> Hooks:
             if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1):
                 raise ConfigError(f"{where}.timeout", f"{timeout!r} is not a whole number of seconds > 0")
             try:
-                out[field].append(Hook(h.get("path"), _list(h.get("args"), f"{where}.args"),
+                out[field].append(Hook(_get(h, "path"), _list(h.get("args"), f"{where}.args"),
                                        _list(h.get("env"), f"{where}.env"), timeout))  # fmt: skip
             except ConfigError as e:
                 raise ConfigError(f"{where}.{e.field}", e.reason) from None
@@ -376,8 +382,8 @@ def _device(i: int, d: object) -> Device:
     d = _obj(d, f"linux.devices[{i}]")
     _unknown(d, {"path", "type", "major", "minor", "fileMode", "uid", "gid"}, f"linux.devices[{i}]")
     return Device(
-        path=d.get("path"),
-        type=d.get("type"),
+        path=_get(d, "path"),
+        type=_get(d, "type"),
         major=d.get("major", 0 if d.get("type") == "p" else None),
         minor=d.get("minor", 0 if d.get("type") == "p" else None),
         file_mode=0o666 if d.get("fileMode") is None else d["fileMode"],

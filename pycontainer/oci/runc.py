@@ -19,7 +19,10 @@ import datetime
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # (imported where used: the runtime starts faster without them)
+    from .. import Container, ContainerConfig, Process, Resources
 
 DEFAULT_ROOT = "/run/pycontainer-runc"
 
@@ -200,7 +203,7 @@ def _log(args: argparse.Namespace, level: str, msg: str) -> None:
         f.write(line + "\n")
 
 
-def _load_config(bundle: str) -> Any:
+def _load_config(bundle: str) -> ContainerConfig:
     import attrs
 
     from . import load_bundle
@@ -222,7 +225,7 @@ def _send_console(path: str, master: int) -> None:
         socket.send_fds(s, [name.encode()], [master])
 
 
-def _create(args: argparse.Namespace) -> Any:
+def _create(args: argparse.Namespace) -> Container:
     from .. import Container
 
     bundle = os.path.abspath(args.bundle)
@@ -249,7 +252,7 @@ def _create(args: argparse.Namespace) -> Any:
     return c
 
 
-def _state_json(c: Any) -> dict[str, Any]:
+def _state_json(c: Container) -> dict[str, Any]:
     """runc's state: the spec's, with rootfs, owner and annotations."""
     import pwd
 
@@ -273,7 +276,7 @@ def _table(rows: list[list[Any]]) -> None:
         print("".join(x.ljust(w) for x, w in zip(row[:-1], widths, strict=True)) + row[-1])
 
 
-def _update_resources(args: argparse.Namespace) -> Any:
+def _update_resources(args: argparse.Namespace) -> Resources:
     """The limits to change: --resources (the spec's linux.resources object)
     and the flags on top, as runc update reads them."""
     import attrs
@@ -333,7 +336,7 @@ def _stats_json(st: Any) -> dict[str, Any]:
     })  # fmt: skip
 
 
-def _events(args: argparse.Namespace, c: Any) -> int:
+def _events(args: argparse.Namespace, c: Container) -> int:
     """runc events: {"type": "stats", "id", "data"} every --interval, and
     {"type": "oom", "id"} when the OOM killer acts, until the container
     stops; --stats prints the stats once."""
@@ -466,7 +469,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _exec_process(args: argparse.Namespace, c: Any) -> Any:
+def _exec_process(args: argparse.Namespace, c: Container) -> Process:
     """The process to exec: --process (the spec's process object), or the
     command line with the container's process as the base."""
     import attrs
@@ -500,7 +503,7 @@ def _exec_process(args: argparse.Namespace, c: Any) -> Any:
     return proc
 
 
-def _exec(args: argparse.Namespace, c: Any) -> int:
+def _exec(args: argparse.Namespace, c: Container) -> int:
     import attrs
 
     proc = _exec_process(args, c)
@@ -596,7 +599,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser(argv).parse_args(argv)  # (a usage error exits 2 with argparse's message)
 
-    def show(message: Any, _category: Any, *_rest: Any, **_kw: Any) -> None:
+    def show(  # (warnings.showwarning's signature)
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         _emit(args, "warning", str(message))
 
     warnings.showwarning = show
