@@ -43,7 +43,7 @@ DEFAULT_PARENT = "pycontainer"
 
 def _mountinfo(root: str, proc: str) -> list[tuple[str, str, set[str]]]:
     """(mount point, fs type, super options) of cgroup mounts right under ``root``."""
-    out = []
+    out: list[tuple[str, str, set[str]]] = []
     try:
         with open(f"{proc}/self/mountinfo", encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()

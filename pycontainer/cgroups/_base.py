@@ -249,7 +249,10 @@ class Manager:
     ``destroy`` kills whatever is left inside and removes every directory
     the manager made."""
 
-    mode = ""
+    @property
+    def mode(self) -> str:
+        """``v1``, ``hybrid`` or ``v2``, as :class:`Layout`'s (each subclass says)."""
+        return ""
 
     def __init__(
         self,

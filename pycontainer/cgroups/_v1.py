@@ -38,7 +38,7 @@ _TICK_NS = 10**9 // os.sysconf("SC_CLK_TCK")
 
 
 class V1Manager(Manager):
-    @property  # type: ignore[override]
+    @property
     def mode(self) -> str:
         """``hybrid`` when the container also has a directory in the cgroup2 tree."""
         return "hybrid" if "unified" in self._paths else "v1"

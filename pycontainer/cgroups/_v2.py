@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 
 from ..config import Resources
 from ..errors import CgroupError
@@ -158,6 +159,7 @@ class V2Manager(Manager):
         self._has("io", "blkio")
         # io.weight (1..10000) takes runc's conversion; BFQ's io.bfq.weight
         # (1..1000) takes the blkio weight as it is, as runc writes it.
+        conv: Callable[[int], int]
         if os.path.exists(self._f("io.weight")):
             weight, conv = "io.weight", blkio_to_io_weight
         else:
