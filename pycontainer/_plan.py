@@ -571,7 +571,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     ops.append(op(Op.CHDIR, cfg.process.cwd, v=(1,)))
     # Kernel parameters, in the container's own namespaces, before /proc/sys
     # turns read-only; only into a procfs (not whatever a rootfs put there).
-    for key, value in cfg.sysctl:
+    for key, value in (*cfg.sysctl, *_docker_net_sysctls(cfg, userns)):
         ops.append(op(Op.WRITE, "/proc/sys/" + key.replace(".", "/"), value, v=(WRITE_PROC,)))
     ops.extend(_masks(cfg.masked_paths, cfg.readonly_paths))
     if cfg.readonly_rootfs:
@@ -670,6 +670,29 @@ def dev_is_ours(cfg: ContainerConfig) -> bool:
         last = at_dev[-1]
         return not (last.type == "bind" or "bind" in last.options or "rbind" in last.options)
     return cfg.docker_defaults
+
+
+# Docker's defaults for a container with a network namespace of its own
+# (since 20.10): any user may bind a port below 1024 (it is the container's
+# own port space) and open ICMP echo sockets (ping without CAP_NET_RAW).
+_DOCKER_NET_SYSCTLS = (("net.ipv4.ip_unprivileged_port_start", "0", False),
+                       ("net.ipv4.ping_group_range", "0 2147483647", True))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _kernel_net_sysctls() -> tuple[tuple[str, str, bool], ...]:
+    """Those of Docker's network defaults this kernel has."""
+    return tuple(s for s in _DOCKER_NET_SYSCTLS if os.path.exists("/proc/sys/" + s[0].replace(".", "/")))
+
+
+def _docker_net_sysctls(cfg: ContainerConfig, userns: bool) -> list[tuple[str, str]]:
+    """Docker's network defaults the config does not set itself (not for
+    an OCI bundle's complete config; the gid range only where all gids are
+    the container's, without a user namespace)."""
+    if not cfg.docker_defaults or not cfg.new_namespace(NamespaceType.NETWORK):
+        return []
+    given = {key for key, _ in cfg.sysctl}
+    return [(k, v) for k, v, no_userns in _kernel_net_sysctls() if k not in given and not (no_userns and userns)]
 
 
 @functools.lru_cache(maxsize=1)

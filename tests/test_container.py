@@ -9,6 +9,7 @@ import signal
 import threading
 import uuid
 
+import attrs
 import pytest
 
 from pycontainer import (
@@ -884,6 +885,26 @@ def test_a_container_with_sysctls_and_devices_loads_and_updates(root, config):
         again.update(Resources(pids_limit=100))
         with c.exec(["sh", "-c", "test -c /dev/net/tun && exec 3<>/dev/net/tun && echo ok"], stdout=PIPE) as p:
             assert p.communicate(timeout=30)[0] == b"ok\n"  # nested, made, and still allowed after the update
+
+
+def test_dockers_network_defaults_let_any_user_bind_a_low_port(root, config):
+    """As Docker's: with a network namespace of its own, port 80 is anyone's
+    to bind and ICMP echo sockets anyone's to open; not with the host's
+    network, and not where the config sets its own value."""
+    script = "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range; nc -l -p 80 & sleep 0.2; kill $!"
+    cfg = attrs.evolve(config("sh", "-c", script), process=Process(args=["sh", "-c", script], user="nobody"))
+    with Container.run(root, "low", cfg, stdout=PIPE, stderr=PIPE) as c:
+        out, err = c.communicate(timeout=30)
+        assert out.split(b"\n")[:2] == [b"0", b"0\t2147483647"] and b"Permission denied" not in err, (out, err)
+    own = attrs.evolve(cfg, sysctl={"net.ipv4.ip_unprivileged_port_start": "1024"})
+    with Container.run(root, "own", own, stdout=PIPE, stderr=PIPE) as c:
+        out, err = c.communicate(timeout=30)
+        assert out.split(b"\n")[0] == b"1024" and b"Permission denied" in err, (out, err)
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        host = f.read()
+    with Container.run(root, "hostnet", cfg, network="host", stdout=PIPE, stderr=PIPE) as c:
+        out, err = c.communicate(timeout=30)
+        assert out.split(b"\n")[0] == host.strip().encode()  # the host's, untouched
 
 
 def test_devices_in_a_bound_dev_are_refused_and_none_land_there(root, rootfs, tmp_path):
