@@ -53,6 +53,7 @@ from .errors import (
     MountError,
     NetworkError,
     PyContainerError,
+    ReadinessError,
 )
 from .logs import LogConfig
 from .rootfs import default_rootfs
@@ -109,6 +110,7 @@ __all__ = [
     "NetworkError",
     "Process",
     "PyContainerError",
+    "ReadinessError",
     "Resources",
     "Rlimit",
     "SeccompProfile",

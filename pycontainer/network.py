@@ -6,6 +6,7 @@ address leases (IPAM) for the bridge networks that come next (issue 5)."""
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hashlib
@@ -454,7 +455,7 @@ class NetworkStore:
         with self._locked():
             return {a: v["owner"] for a, v in self._load(name)[1].items() if not v.get("draining")}
 
-    def members(self, name: str) -> list[Member]:
+    def members(self, name: str) -> builtins.list[Member]:  # (list: the method above, in this class)
         with self._locked():
             leases = self._load(name)[1]
             return [

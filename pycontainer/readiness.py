@@ -28,7 +28,7 @@ import abc
 import ipaddress
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -163,13 +163,18 @@ class LogLine(Probe):
         return False, ""
 
 
+def _args_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    # (a named converter: mypy's attrs support reads its type, not tuple's)
+    return tuple(value)
+
+
 @attrs.frozen
 class Command(Probe):
     """``args`` run inside the container (:meth:`Container.exec`, with the
     container's environment) exit 0; tried again until then, each try
     killed at the deadline."""
 
-    args: tuple[str, ...] = attrs.field(converter=tuple)
+    args: tuple[str, ...] = attrs.field(converter=_args_tuple)
     timeout: float | None = attrs.field(default=None, validator=_timeout)
 
     @args.validator

@@ -51,7 +51,7 @@ def main() -> int:
         return 125
     os.write(1, out)
     os.write(2, err)
-    return status.returncode if status.code is not None else 128 + (status.signal or 0)
+    return status.code if status.code is not None else 128 + (status.signal or 0)
 
 
 if __name__ == "__main__":
