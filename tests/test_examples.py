@@ -42,3 +42,19 @@ def test_the_sandbox_limits(limit, script, status, says):
 def test_a_bad_command_is_a_clear_error():
     r = sandbox("--", "no-such-tool")
     assert r.returncode == 125 and "no-such-tool" in r.stderr and "ENOENT" in r.stderr
+
+
+def test_the_web_service_suite_passes_with_the_plugin(tmp_path):
+    """docs/examples/webapp: an image built from its Dockerfile, served on a
+    bridge network whose host side is a throwaway namespace, tested through
+    the pytest plugin's fixtures; nothing is left behind."""
+    root, data_root = tmp_path / "state", tmp_path / "data"
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", os.path.join(EXAMPLES, "webapp"),
+         f"--pycontainer-root={root}", f"--pycontainer-data-root={data_root}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0 and "4 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+    assert [n for n in os.listdir(root) if n != ".networks"] == []
+    assert not [ns for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+                if ns.startswith("pyc-example-")]  # fmt: skip
