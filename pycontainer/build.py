@@ -486,8 +486,8 @@ class _Builder:
             matches = self._sources(source_root, src, ins)
             if len(matches) > 1:
                 into_dir = True
-            for path in matches:
-                entries += self._entries(path, dest_abs, into_dir or os.path.isdir(path), ins, source_root)
+            for path, name in matches:
+                entries += self._entries(path, dest_abs, into_dir or os.path.isdir(path), ins, source_root, name)
         content = hashlib.sha256()
         for host, where in sorted(entries):
             content.update(where.encode() + b"\0" + _hash_path(host).encode())
@@ -586,13 +586,28 @@ class _Builder:
             self.trees[image.digest] = d
         return self.trees[image.digest]
 
-    def _sources(self, base: str, src: str, ins: Instruction) -> list[str]:
+    def _sources(self, base: str, src: str, ins: Instruction) -> list[tuple[str, str]]:
+        """(the file to copy, the name it is copied as) for each match of ``src``."""
         import glob
 
-        pattern = os.path.join(base, src.lstrip("/")) if base != self.context else os.path.join(base, src)
+        if base != self.context:
+            # the directory part resolved in the tree first: a glob must not
+            # walk through one of its links onto the host's directories
+            head, tail = os.path.split(src.strip("/"))
+            if any(ch in head for ch in "*?["):
+                raise BuildError(f"line {ins.line}: {src!r}: --from takes wildcards in the last part of a path only")
+            pattern = os.path.join(_resolve_in(base, head, ins), tail)
+        else:
+            pattern = os.path.join(base, src)
         found = sorted(glob.glob(pattern)) if any(ch in src for ch in "*?[") else [pattern]
         out = []
         for path in found:
+            name = os.path.basename(os.path.normpath(path))
+            if base != self.context:
+                # An image's or a stage's files: its symlinks point into it,
+                # never at the host; a source that is a link is followed
+                # there (the copy takes its target's content, under its name).
+                path = _resolve_in(base, os.path.relpath(path, base), ins)
             real = os.path.realpath(path)
             if real != base and not real.startswith(base.rstrip("/") + "/"):
                 raise BuildError(f"line {ins.line}: {src!r} is outside the build context")
@@ -601,17 +616,19 @@ class _Builder:
             rel = os.path.relpath(path, base)
             if base == self.context and rel != "." and self.ignore.ignored(rel):
                 continue
-            out.append(path)
+            out.append((path, name))
         if not out:
             raise BuildError(f"line {ins.line}: {src!r}: nothing to copy (.dockerignore left it out)")
         return out
 
-    def _entries(self, path: str, dest: str, into_dir: bool, ins: Instruction, base: str) -> list[tuple[str, str]]:
-        """(host path, container path) pairs: a file as DEST or into it; a
-        directory's contents into DEST (Docker's COPY dir/ DEST), skipping
-        what .dockerignore says."""
+    def _entries(
+        self, path: str, dest: str, into_dir: bool, ins: Instruction, base: str, name: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(host path, container path) pairs: a file as DEST or into it
+        (as ``name``, default its own); a directory's contents into DEST
+        (Docker's COPY dir/ DEST), skipping what .dockerignore says."""
         if not os.path.isdir(path) or os.path.islink(path):
-            where = os.path.join(dest, os.path.basename(path)) if into_dir else dest
+            where = os.path.join(dest, name or os.path.basename(path)) if into_dir else dest
             return [(path, where)]
         out = []
         left_out = False
@@ -645,6 +662,33 @@ class _Builder:
             if os.path.lexists(os.path.join(layer, parent, ".wh." + name)):
                 return False
         return False
+
+
+def _resolve_in(root: str, rel: str, ins: Instruction) -> str:
+    """``root/rel`` with its symlinks followed as if ``root`` were "/" (an
+    absolute target starts again at ``root``; ".." stops there): where a
+    path of an image's or a stage's tree leads in that tree."""
+    todo = [p for p in rel.split("/") if p not in ("", ".")]
+    done: list[str] = []
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = os.path.join(root, *done, part)
+        if os.path.islink(here):
+            hops += 1
+            if hops > 40:
+                raise BuildError(f"line {ins.line}: {rel!r}: too many levels of symbolic links")
+            target = os.readlink(here)
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+            continue
+        done.append(part)
+    return os.path.join(root, *done)
 
 
 def _hash_path(path: str) -> str:

@@ -426,7 +426,12 @@ else:
         return rename + ("/" + rest if rest else "")
 
     def place(member, where):
-        member = tarfile.data_filter(member, where)
+        # What goes in is ours (made from host files we were given), and
+        # lands in the container's tree (we are chroot'ed there): modes
+        # and links as they are, absolute ones too (they point into it), as
+        # Docker's cp and COPY keep them; only no device nodes.
+        if member.isdev():
+            raise tarfile.SpecialFileError(member)  # ("'NAME' is a special file")
         if rename is not None:
             member = member.replace(name=renamed(member.name), deep=False)
             if member.islnk():  # a hard link's target is renamed with it
@@ -469,7 +474,17 @@ def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
         return (rename or "") + ("/" + rest if rest else "")
 
     def place(member: tarfile.TarInfo, where: str) -> tarfile.TarInfo:
-        member = tarfile.data_filter(member, where)  # nothing lands outside, no devices
+        # From the container to the host: nothing lands outside DEST (a name
+        # through a link extracted before is refused), no devices, no
+        # setuid/setgid bits or group/other write (tar_filter); symlinks as
+        # they are, absolute ones too, as Docker's cp brings them out.
+        if member.isdev():
+            raise tarfile.SpecialFileError(member)
+        member = tarfile.tar_filter(member, where)
+        if member.islnk():
+            real = os.path.realpath(where)
+            if os.path.commonpath([os.path.realpath(os.path.join(real, member.linkname)), real]) != real:
+                raise tarfile.LinkOutsideDestinationError(member, member.linkname)
         if rename is not None:
             member = member.replace(name=renamed(member.name), deep=False)
             if member.islnk():  # a hard link's target is renamed with it

@@ -261,3 +261,29 @@ def test_from_scratch_takes_only_what_is_copied(root, data_root, context):
     assert [sorted(os.listdir(d)) for d in layers] == [["bin"], ["data"], ["data"]]  # and nothing else
     ImageStore(data_root).remove("localhost/tiny:1")
     assert os.listdir(root) == []
+
+
+def test_copy_from_keeps_links_and_modes_and_follows_a_source_link_inside_the_stage(root, data_root, context):
+    """As Docker's: a directory's absolute links come as they are, modes
+    too (sticky, setuid, world-writable); a source that is a link is
+    followed in the stage's tree (never on the host) and copied under its
+    own name; a wildcard does not walk through a link onto the host."""
+    (context / "Dockerfile").write_text(
+        "FROM localhost/busybox AS a\n"
+        "RUN mkdir -p /d/tmp && chmod 1777 /d/tmp && ln -s /etc/passwd /d/pw && cp /bin/busybox /d/suid && chmod 4755 /d/suid"
+        " && ln -s /d /abs-dir && ln -s /d/suid /abs && ln -s /etc /hostish\n"
+        "FROM localhost/busybox\n"
+        "COPY --from=a /d /d\n"
+        "COPY --from=a /abs /abs\n"
+        "COPY --from=a /abs-dir/p* /g/\n"
+        "COPY --from=a /hostish/host* /h/\n"
+        'CMD ["sh", "-c", "stat -c \'%a %F\' /d/tmp /d/suid /abs; readlink /d/pw; ls /g /h"]\n'
+    )
+    assert cli(root, data_root, "run", "--rm", "--", "true").returncode == 0  # (the built-in image)
+    build(str(context), tag="localhost/links:1", root=root, data_root=data_root, out=lambda _s: None)
+    r = cli(root, data_root, "run", "--rm", "localhost/links:1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["1777 directory", "4755 regular file", "4755 regular file", "/etc/passwd",
+                                     "/g:", "pw", "", "/h:", "hostname", "hosts"], r.stdout  # (not the host's host.conf)
+    ImageStore(data_root).remove("localhost/links:1")
+    assert os.listdir(root) == []
