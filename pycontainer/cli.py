@@ -78,7 +78,7 @@ def _add_container_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     run.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
     run.add_argument("--network", help="none, host, container:<id>, or a network's name (bridge: the default one)")
-    run.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER[/PROTO]")
+    run.add_argument("-p", "--publish", action="append", default=[], metavar="[[IP:]HOST:]CONTAINER[/PROTO]")
     run.add_argument("-m", "--memory", help="memory limit (512m, 1g)")
     run.add_argument("--cpus", type=float, help="CPUs (0.5: half of one)")
     run.add_argument("--pids-limit", type=int)
