@@ -375,6 +375,20 @@ def test_bad_profiles_are_config_errors(raw, field):
     assert e.value.field == field
 
 
+def test_an_argument_condition_without_index_is_argument_0():
+    """As Docker's and runc's readers: "index" left out means 0 (it was an
+    index of None, which the compiler met with a bare TypeError)."""
+    from pycontainer.security import compile_seccomp
+
+    raw = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+           "args": [{"value": 8, "op": "SCMP_CMP_EQ"}]}]}  # fmt: skip
+    prof = seccomp_profile_from_json(json.dumps(raw))
+    assert prof.syscalls[0].args[0].index == 0
+    explicit = seccomp_profile_from_json(json.dumps({**raw, "syscalls": [{**raw["syscalls"][0],
+                                         "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}))  # fmt: skip
+    assert prof == explicit and compile_seccomp(prof, frozenset()) == compile_seccomp(explicit, frozenset())
+
+
 def test_an_unknown_architecture_is_a_config_error_at_create(root, rootfs):
     prof = SeccompProfile(default_action="SCMP_ACT_ALLOW", architectures=["SCMP_ARCH_PDP11"])
     with pytest.raises(ConfigError, match="PDP11") as e:
