@@ -283,6 +283,27 @@ def connect(
     return sock
 
 
+@contextlib.contextmanager
+def private_netns() -> Iterator[str]:
+    """A new, empty network namespace (only ``lo``, up) for a bridge
+    network's host side, held by an fd of this process for the duration of
+    the ``with``: its path (``/proc/PID/fd/N``) is what
+    ``NetworkStore.create(..., host_netns=...)`` takes.  Its bridge, veths
+    and nftables rules never touch the host's network, and go with it.
+    Unlike ``ip netns add``, it leaves nothing in ``/run/netns``: what test
+    suites want (see docs/embedding.md)."""
+    from . import _netpool
+
+    try:
+        fd = _netpool.new_netns()
+    except OSError as e:
+        raise NetworkError(f"cannot make a network namespace: {e.strerror or e}") from None
+    try:
+        yield f"/proc/{os.getpid()}/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
 class NetworkStore:
     """Named networks and their members (address leases, names, published
     ports), kept under a state root (``<root>/.networks/<name>.json``, the

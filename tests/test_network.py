@@ -884,3 +884,17 @@ def test_a_free_host_port_is_picked_at_join_and_recorded(root, config, hostns, t
         store.remove("lan")
         other.remove("lan2")
     assert os.listdir(os.path.join(other_root, ".networks")) == ["lock"]
+
+
+def test_private_netns_is_a_new_namespace_with_lo_up_and_goes_with_the_with():
+    import subprocess
+
+    from pycontainer.network import private_netns
+
+    host = os.stat("/proc/self/ns/net").st_ino
+    with private_netns() as ns:
+        inside = os.stat(ns).st_ino
+        assert inside != host and _links(ns) == ["lo"]
+        lo = subprocess.run(["nsenter", f"--net={ns}", "ip", "-o", "link", "show", "lo"], capture_output=True, text=True)
+        assert ",UP," in lo.stdout, lo
+    assert not os.path.exists(ns) or os.stat(ns).st_ino != inside  # its fd is closed (or another's now)

@@ -5,15 +5,13 @@ throwaway network namespace (so the suite touches no host network)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from pycontainer.build import build
 from pycontainer.images import ImageStore
-from pycontainer.network import NetworkStore
+from pycontainer.network import NetworkStore, private_netns
 from pycontainer.pytest_plugin import Settings
 
 IMAGE = "localhost/example-web:test"
@@ -30,14 +28,8 @@ def web_image(pycontainer_settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def lan(pycontainer_settings: Settings) -> Iterator[str]:
-    ns = f"pyc-example-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
     store = NetworkStore(pycontainer_settings.root)
-    try:
-        # (a new namespace's lo is down: published ports answer on its 127.0.0.1 too)
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        store.create("lan", subnet="10.139.0.0/24", host_netns=f"/run/netns/{ns}")
+    with private_netns() as host_side:
+        store.create("lan", subnet="10.139.0.0/24", host_netns=host_side)
         yield "lan"
         store.remove("lan", wait=30)
-    finally:
-        subprocess.run(["ip", "netns", "delete", ns], check=True)
