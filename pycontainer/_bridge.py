@@ -93,10 +93,19 @@ def remove_bridge(network: Network) -> None:
             h.delete(idx)
 
 
-def attach(network: Network, host_veth: str, address: str, address6: str | None, netns_fd: int) -> None:
+def attach(
+    network: Network,
+    host_veth: str,
+    address: str,
+    address6: str | None,
+    netns_fd: int,
+    ifname: str = "eth0",
+    default_route: bool = True,
+) -> None:
     """A veth pair: ``host_veth`` on the bridge, its peer made in the
-    namespace ``netns_fd`` as eth0 with ``address`` (and ``address6``) and
-    default routes via the gateways.  On failure nothing is left."""
+    namespace ``netns_fd`` as ``ifname`` with ``address`` (and ``address6``)
+    and (``default_route``) default routes via the gateways.  On failure
+    nothing is left."""
     ns = network.host_netns
     try:
         mac = mac_for(address)
@@ -105,7 +114,7 @@ def attach(network: Network, host_veth: str, address: str, address6: str | None,
             master = ensure_bridge(network)
             try:
                 with _netlink.host(ns) as h:
-                    peer_index = h.add_veth(host_veth, "eth0", netns_fd, network.mtu, master, mac)
+                    peer_index = h.add_veth(host_veth, ifname, netns_fd, network.mtu, master, mac)
                 break
             except FileExistsError:
                 # the names are random: this link is someone else's, never ours to replace
@@ -117,16 +126,17 @@ def attach(network: Network, host_veth: str, address: str, address6: str | None,
                 _ready.pop((_netlink.ns_key(ns), network.bridge), None)
         try:
             with _netlink.Rtnl.in_netns_fd(netns_fd) as c:
-                idx = peer_index or c.index("eth0")
+                idx = peer_index or c.index(ifname)
                 if idx is None:
-                    raise NetworkError("eth0 did not appear in the container's network namespace")
+                    raise NetworkError(f"{ifname} did not appear in the container's network namespace")
                 c.add_address(idx, address, ipaddress.ip_network(network.subnet).prefixlen)
                 if address6 is not None and network.subnet6 and network.gateway6:
                     c.add_address(idx, address6, ipaddress.ip_network(network.subnet6).prefixlen)
                 c.set_up(idx)  # (not at creation: veth cannot open a peer not yet paired)
-                c.add_default_route(network.gateway, idx)
-                if address6 is not None and network.gateway6:
-                    c.add_default_route(network.gateway6, idx)
+                if default_route:
+                    c.add_default_route(network.gateway, idx)
+                    if address6 is not None and network.gateway6:
+                        c.add_default_route(network.gateway6, idx)
         except BaseException:
             detach(host_veth, ns)
             raise

@@ -230,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     for q in (vol, vc, vi, vr):
         q.add_argument("--data-root", help="(default $PYCONTAINER_DATA_ROOT or /var/lib/pycontainer)")
 
-    net = sub.add_parser("network", help="bridge networks: create, ls, inspect, rm")
+    net = sub.add_parser("network", help="bridge networks: create, ls, inspect, rm, connect, disconnect")
     nsub = net.add_subparsers(dest="network_command", required=True)
     nc = nsub.add_parser("create", help="make a network (its bridge comes with the first container)")
     nc.add_argument("name")
@@ -245,6 +245,10 @@ def _parser() -> argparse.ArgumentParser:
     ni.add_argument("name")
     nr = nsub.add_parser("rm", help="remove a network no container uses")
     nr.add_argument("name")
+    for verb, text in (("connect", "join a container to a network too"), ("disconnect", "take it off again")):
+        q = nsub.add_parser(verb, help=text)
+        q.add_argument("name", metavar="NETWORK")
+        q.add_argument("container", metavar="CONTAINER")
     return p
 
 
@@ -716,7 +720,7 @@ def _inspect(c: Container) -> dict[str, Any]:
         "Args": list(c.config.process.args[1:]),
         "RestartCount": c.restart_count,
         "Config": _config_to_json(c.config),
-        "NetworkSettings": c._data.get("network") or {},
+        "NetworkSettings": {**(c._data.get("network") or {}), "Networks": c.networks},
         "LogPath": os.path.join(c.dir, "container.log") if os.path.exists(os.path.join(c.dir, "container.log")) else "",
         "State_OCI": st.to_oci(),
         "ExitStatus": attrs.asdict(ex) if ex else None,
@@ -845,6 +849,12 @@ def _cmd_network(args: argparse.Namespace) -> int:
         net = store.get(args.name)
         members = [{**attrs.asdict(m), "ports": [str(p) for p in m.ports]} for m in store.members(args.name)]
         print(json.dumps({**attrs.asdict(net), "members": members}, indent=2))
+    elif args.network_command in ("connect", "disconnect"):
+        c = Container.load(args.root, args.container)
+        try:
+            c.connect(args.name) if args.network_command == "connect" else c.disconnect(args.name)
+        finally:
+            c.close()
     else:
         store.remove(args.name)
         print(args.name)

@@ -1358,6 +1358,7 @@ class Container(ProcessHandle):
         hostname = config.hostname or (cid[:12] if config.docker_defaults else "")
         lower = lower_base = None
         extra: dict[str, Any] = {"bundle": bundle} if bundle is not None else {}
+        extra["hostname"] = hostname  # (the name other members of a network it joins later know it by)
         if spec is not None:
             extra["spec"] = spec[1]
         if replaces is not None and replaces._data.get("created"):
@@ -1885,8 +1886,9 @@ class Container(ProcessHandle):
                 # here too; then every cgroup directory the container made goes.
                 # With a pid namespace of its own, the init's death took them all.
                 self.cgroup.destroy(empty=own_pidns)
-            net = self._data.get("network")
-            if net:
+            for net in [self._data.get("network"), *(self._data.get("networks") or ())]:
+                if not net or not net.get("veth"):
+                    continue
                 from . import _bridge
                 from .network import NetworkStore
 
@@ -1979,12 +1981,17 @@ class Container(ProcessHandle):
                     if time.monotonic() > deadline:
                         raise PyContainerError(f"container {self.id!r}: its logger did not finish within 10 s")
                     time.sleep(0.005)
-            net = self._data.get("network")
-            if net:
-                from .network import NetworkStore
+            joined = [n["name"] for n in self._data.get("networks") or ()]
+            for net in [self._data.get("network"), *(self._data.get("networks") or ())]:
+                if net and net.get("veth"):
+                    from . import _bridge
+                    from .network import NetworkStore
 
-                # (the new instance takes the same name and ports; they must be free)
-                NetworkStore(self.root).leave(net["name"], self.id, net["veth"])
+                    # The new instance takes the same name, ports and address
+                    # (as Docker's usually does): the old veth goes now, not
+                    # at the kernel's pace, so the address is free at once.
+                    _bridge.detach(net["veth"], net.get("host_netns"))
+                    NetworkStore(self.root).leave(net["name"], self.id, net["veth"], removed=True)
             log = spec.get("log")
             try:
                 config = _config_from_json(given)
@@ -2014,6 +2021,11 @@ class Container(ProcessHandle):
                 raise
         self._close_handle()
         self.__dict__.update(new.__dict__)
+        for name in joined:  # the networks connect() joined it to, joined again
+            try:
+                self.connect(name)
+            except NetworkError as e:  # (one removed meanwhile: as Docker, it starts without it)
+                warnings.warn(f"container {self.id!r}: not joined to network {name!r} again: {e}", stacklevel=2)
         self.start()
 
     def _hold_again(self) -> None:
@@ -2042,12 +2054,11 @@ class Container(ProcessHandle):
                         raise ContainerExists(new_id, self.root)
                     raise PyContainerError(f"container {self.id!r}: renaming it to {new_id!r}: {os.strerror(-r)}")
 
-            net = self._data.get("network")
-            if net:
+            if self._data.get("network"):
                 from .network import NetworkStore
 
-                # (under the network's lock: its users look for members by their directories)
-                NetworkStore(self.root).rename_member(net["name"], self.id, new_id, os.path.join(new_dir, "hosts"), move)
+                # (under the networks' lock: their users look for members by their directories)
+                NetworkStore(self.root).rename_member(self.id, new_id, os.path.join(new_dir, "hosts"), move)
             else:
                 move()
             old_dir = self.dir
@@ -2072,9 +2083,100 @@ class Container(ProcessHandle):
                     holders.append(vstore.hold(name, new_dir, create=False)[1])
                     VolumeStore.release(old)
                 data["volume_holders"] = holders
-            text = json.dumps(data, separators=(",", ":"))
-            _write_file(os.path.join(new_dir, "state.json.new"), text, 0o600)
-            os.replace(os.path.join(new_dir, "state.json.new"), os.path.join(new_dir, "state.json"))
+            self._save_state()
+
+    def _save_state(self) -> None:
+        """state.json anew from ``_data`` (the caller holds the lock)."""
+        text = json.dumps(self._data, separators=(",", ":"))
+        _write_file(os.path.join(self.dir, "state.json.new"), text, 0o600)
+        os.replace(os.path.join(self.dir, "state.json.new"), os.path.join(self.dir, "state.json"))
+
+    @property
+    def networks(self) -> builtins.list[str]:
+        """The bridge networks it is on: the one it was created on first,
+        then those :meth:`connect` joined it to."""
+        first = self._data.get("network")
+        return ([first["name"]] if first else []) + [n["name"] for n in self._data.get("networks") or ()]
+
+    def connect(self, network: str) -> None:
+        """``docker network connect``: join the container to the bridge
+        network ``network`` too.  A running (or created, or paused) one gets
+        a veth ``ethN`` there at once, with an address and no default route
+        (its first network keeps that); its name goes into the members'
+        /etc/hosts and theirs into its.  A stopped one joins when it is
+        started again (:meth:`restart`).  Only a container created on a
+        bridge network can (one with ``none``, ``host`` or another's
+        network namespace cannot, as Docker's).  Joins made this way are
+        kept across a restart and end with :meth:`disconnect` or delete."""
+        from .network import NetworkStore
+
+        with _locked(self.dir, self._data.get("instance", "")):
+            if not self._data.get("network"):
+                raise NetworkError(
+                    f"container {self.id!r} is not on a bridge network: only such a container can join another"
+                )
+            if network in self.networks:
+                raise NetworkError(f"container {self.id!r} is on network {network!r} already")
+            store = NetworkStore(self.root)
+            store.get(network)  # (NetworkError if there is none)
+            extras = self._data.setdefault("networks", [])
+            if self.status is Status.STOPPED:
+                extras.append({"name": network})  # (joined at the next start)
+                self._save_state()
+                return
+            extras.append(self._join_network(store, network))
+            self._save_state()
+
+    def _join_network(self, store: Any, name: str) -> dict[str, Any]:
+        """A veth on network ``name`` into the (live) container's network
+        namespace; what state.json keeps of it."""
+        from . import _bridge
+        from .network import HOSTS_PARTS
+
+        taken = {"eth0", *(n.get("ifname") for n in self._data.get("networks") or ())}
+        ifname = next(f"eth{i}" for i in range(1, 1000) if f"eth{i}" not in taken)
+        parts = os.path.join(self.dir, HOSTS_PARTS)
+        if not os.path.isdir(parts):
+            os.mkdir(parts, 0o755)  # /etc/hosts from each network's part from now on
+            store.refresh_hosts(self._data["network"]["name"])
+        hostname = self._data.get("hostname") or self.id[:12]
+        member = store.join(name, self.id, hostname, os.path.join(self.dir, "hosts"))
+        veth = str(member.veth)
+        try:
+            network = store.get(name)
+            assert self._pidfd is not None
+            fd = os.open(f"/proc/{self.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _sys.pidfd_exited(self._pidfd):  # (the pid could be another's now)
+                    raise InvalidStateTransition(self.id, Status.STOPPED.value, Status.RUNNING.value, "connect")
+                _bridge.attach(network, veth, member.address, member.address6, fd, ifname=ifname, default_route=False)
+            finally:
+                os.close(fd)
+        except BaseException:
+            store.leave(name, self.id, veth)
+            raise
+        return {"name": name, "address": member.address, "address6": member.address6, "gateway": network.gateway,
+                "veth": veth, "host_netns": network.host_netns, "ifname": ifname}  # fmt: skip
+
+    def disconnect(self, network: str) -> None:
+        """``docker network disconnect``: leave a network :meth:`connect`
+        joined it to (its veth goes, its name from the members' /etc/hosts).
+        Its first network cannot be left (NetworkError)."""
+        from . import _bridge
+        from .network import NetworkStore
+
+        with _locked(self.dir, self._data.get("instance", "")):
+            extras = self._data.get("networks") or []
+            entry = next((n for n in extras if n["name"] == network), None)
+            if entry is None:
+                first = self._data.get("network")
+                why = "it was created on it" if first and first["name"] == network else "it is not on it"
+                raise NetworkError(f"container {self.id!r} cannot leave network {network!r}: {why}")
+            if entry.get("veth"):
+                NetworkStore(self.root).leave(network, self.id, entry["veth"])
+                _bridge.detach(entry["veth"], entry.get("host_netns"))
+            extras.remove(entry)
+            self._save_state()
 
     def _dispose(self, path: str, successor: dict[str, Any]) -> None:
         """The remains of this (stopped) instance, replaced by a restart and

@@ -611,7 +611,7 @@ class NetworkStore:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(os.path.dirname(hosts_file), f"network-{lease['token']}"))
             raise
-        self._write_hosts(leases)
+        self._write_hosts(leases, network.name)
         return _member(address, lease)
 
     def _table_checked(self, network: Network) -> bool:
@@ -632,14 +632,16 @@ class NetworkStore:
         _table_seen[key] = now
         return not present
 
-    def leave(self, name: str, owner: str, veth: str | None = None) -> None:
+    def leave(self, name: str, owner: str, veth: str | None = None, *, removed: bool = False) -> None:
         """``owner`` leaves: its published ports go, and its name from the
         other members' /etc/hosts.  Its address stays reserved until its
         veth is gone (the kernel removes the pair with the container's
         network namespace; a namespace another container still uses keeps
         it, and the address with it).  ``veth`` picks the lease of that link
         only (undoing a creation must not touch another's lease of the same
-        id).  No error if there is none, or the network is gone."""
+        id).  ``removed``: the caller removed the veth; once it is seen gone
+        the address is free at once (a restart takes it again).  No error
+        if there is none, or the network is gone."""
         with self._locked():
             try:
                 network, leases = self._load(name)
@@ -652,34 +654,39 @@ class NetworkStore:
             }
             if mine:
                 self._drain(network, leases, mine)
+                if removed:
+                    from . import _bridge
+
+                    for addr, v in mine.items():
+                        if v.get("veth") and not _bridge.exists(v["veth"], network.host_netns):
+                            del leases[addr]
                 self._save(network, leases)
-                self._write_hosts(leases)
+                self._write_hosts(leases, network.name)
 
     def release(self, name: str, owner: str) -> None:
         self.leave(name, owner)
 
-    def rename_member(
-        self, name: str, owner: str, new_owner: str, hosts_file: str, move: Callable[[], None]
-    ) -> None:
+    def rename_member(self, owner: str, new_owner: str, hosts_file: str, move: Callable[[], None]) -> None:
         """A member container is renamed: ``move`` (which moves its state
-        directory) runs under the network's lock, so that no other user of
-        the network takes the lease for a gone container's meanwhile; then
-        the lease is ``new_owner``'s, its /etc/hosts (``hosts_file``, the
-        path of its state directory's file now) kept current from there.
-        Its address, ports and names stay."""
+        directory) runs under the networks' lock, so that no other user of
+        them takes a lease for a gone container's meanwhile; then its
+        leases on every network are ``new_owner``'s, its /etc/hosts
+        (``hosts_file``, the path of its state directory's file now) kept
+        current from there.  Its addresses, ports and names stay."""
         with self._locked():
-            try:
-                network, leases = self._load(name)
-            except NetworkError:
-                move()
-                return
             move()
-            for v in leases.values():
-                if v["owner"] == owner and not v.get("draining"):
+            for network in self._list():
+                try:
+                    network, leases = self._load(network.name)
+                except NetworkError:
+                    continue
+                mine = [v for v in leases.values() if v["owner"] == owner and not v.get("draining")]
+                for v in mine:
                     v["owner"] = new_owner
                     if "hosts" in v:
                         v["hosts"] = hosts_file
-            self._save(network, leases)
+                if mine:
+                    self._save(network, leases)
 
     def _drain(self, network: Network, leases: dict[str, dict[str, Any]], gone: dict[str, dict[str, Any]]) -> None:
         from . import _nft
@@ -687,6 +694,11 @@ class NetworkStore:
         for addr, v in gone.items():
             with contextlib.suppress(OSError, NetworkError):
                 _nft.remove_ports(network.host_netns, _nft_ports(addr, _ports(v.get("ports"))))
+            d = self._dir_of(v) if "hosts" in v else None
+            if d is not None and os.path.isdir(os.path.join(d, HOSTS_PARTS)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(d, HOSTS_PARTS, network.name))
+                _assemble_hosts(d)
             if v.get("veth"):
                 kept = {"owner": v["owner"], "veth": v["veth"], "draining": True, "checked": time.time()}
                 if v.get("address6"):
@@ -722,7 +734,7 @@ class NetworkStore:
         for a in done:
             del leases[a]
         if stale:
-            self._write_hosts(leases)
+            self._write_hosts(leases, network.name)
         return bool(stale or done)
 
     def _alive(self, lease: dict[str, Any]) -> bool:
@@ -755,10 +767,18 @@ class NetworkStore:
                 return d
         return None
 
-    def _write_hosts(self, leases: dict[str, dict[str, Any]]) -> None:
+    def refresh_hosts(self, name: str) -> None:
+        """Write every member's /etc/hosts of network ``name`` again."""
+        with self._locked():
+            network, leases = self._load(name)
+            self._write_hosts(leases, network.name)
+
+    def _write_hosts(self, leases: dict[str, dict[str, Any]], name: str) -> None:
         """Every member's /etc/hosts: the usual header, then each member's
         address and names (its own first).  Rewritten in place: the file is
-        bind-mounted into the container, so its inode must stay."""
+        bind-mounted into the container, so its inode must stay.  A member
+        on several networks (``Container.connect``) keeps each network's
+        part in its ``hosts.d/``: its /etc/hosts is all of them."""
         from .rootfs import HOSTS_HEADER
 
         live = {a: v for a, v in leases.items() if not v.get("draining")}
@@ -778,6 +798,12 @@ class NetworkStore:
             for _ in range(2):
                 d = self._dir_of(lease)
                 if d is None:
+                    break
+                parts = os.path.join(d, HOSTS_PARTS)
+                if os.path.isdir(parts):
+                    with contextlib.suppress(OSError):
+                        _replace_text(os.path.join(parts, name), "".join(body))
+                        _assemble_hosts(d)
                     break
                 try:
                     fd = os.open(os.path.join(d, "hosts"), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -902,6 +928,42 @@ def _pick_ports(
         return in_netns(network.host_netns, pick)
     except OSError as e:
         raise NetworkError(f"network {network.name!r}: picking a free host port: {e}") from None
+
+
+HOSTS_PARTS = "hosts.d"  # in a container's state directory: its /etc/hosts per network
+
+
+def _replace_text(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _assemble_hosts(directory: str) -> None:
+    """A container's /etc/hosts (``directory/hosts``, rewritten in place: it
+    is bind-mounted) from its networks' parts (by network name)."""
+    from .rootfs import HOSTS_HEADER
+
+    parts = os.path.join(directory, HOSTS_PARTS)
+    body = []
+    for name in sorted(os.listdir(parts)):
+        if name.startswith("."):
+            continue
+        with contextlib.suppress(FileNotFoundError), open(os.path.join(parts, name), encoding="utf-8") as f:
+            body.append(f.read())
+    fd = os.open(os.path.join(directory, "hosts"), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.ftruncate(fd, 0)
+            os.write(fd, (HOSTS_HEADER + "".join(body)).encode())
+    finally:
+        os.close(fd)
 
 
 def _names(lease: dict[str, Any]) -> str:

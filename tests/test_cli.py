@@ -666,6 +666,18 @@ def test_restart_start_again_and_rename_keep_what_docker_keeps(root, data_root):
         r = cli(root, data_root, "start", "api")
         assert r.returncode == 0, r.stderr
         assert log_lines("api", 6)[4:] == ["3 3", "10.133.0.2/24"]
+        # network connect / disconnect (a second network, in the same throwaway namespace)
+        NetworkStore(root).create("tback", subnet="10.134.0.0/24", host_netns=f"/proc/{os.getpid()}/fd/{fd}")
+        assert cli(root, data_root, "network", "connect", "tback", "api").returncode == 0
+        r = cli(root, data_root, "exec", "api", "sh", "-c", "ip -o -4 addr show eth1 | awk '{print $4}'")
+        assert r.stdout == "10.134.0.2/24\n", r.stderr
+        assert json.loads(cli(root, data_root, "inspect", "api").stdout)[0]["NetworkSettings"]["Networks"] == [
+            "tlan", "tback"]  # fmt: skip
+        r = cli(root, data_root, "network", "connect", "tback", "api")
+        assert r.returncode == 125 and "already" in r.stderr
+        assert cli(root, data_root, "network", "disconnect", "tback", "api").returncode == 0
+        assert cli(root, data_root, "exec", "api", "ip", "link", "show", "eth1").returncode != 0
+        assert cli(root, data_root, "network", "rm", "tback").returncode == 0
         # paused: an error, as Docker's
         assert cli(root, data_root, "pause", "api").returncode == 0
         r = cli(root, data_root, "restart", "api")

@@ -9,7 +9,7 @@ import os
 import attrs
 import pytest
 
-from pycontainer import PIPE, Container, NetworkError
+from pycontainer import PIPE, STDOUT, Container, LogConfig, NetworkError
 
 
 def _netns_and_links(root, config, cid, **kw):
@@ -898,3 +898,63 @@ def test_private_netns_is_a_new_namespace_with_lo_up_and_goes_with_the_with():
         lo = subprocess.run(["nsenter", f"--net={ns}", "ip", "-o", "link", "show", "lo"], capture_output=True, text=True)
         assert ",UP," in lo.stdout, lo
     assert not os.path.exists(ns) or os.stat(ns).st_ino != inside  # its fd is closed (or another's now)
+
+
+def test_connect_joins_a_second_network_and_disconnect_leaves_it(root, config, lan, hostns):
+    """docker network connect/disconnect: a second veth (eth1) with an
+    address and no default route, names both ways in /etc/hosts, kept over
+    a restart, renamed along, and gone with delete."""
+    store, _ = lan
+    store.create("back", subnet="10.126.0.0/24", host_netns=hostns)
+    # (stdin: a held pipe, see test_two_containers_on_a_bridge_talk_tcp_by_address_and_by_name)
+    db = Container.run(root, "db", config("sh", "-c", "while true; do nc -l -p 5432; done"), network="back",
+                       stdin=PIPE, stdout=PIPE, stderr=PIPE)  # fmt: skip
+    app = Container.run(root, "app", config("sleep", "100", init=True), network="lan", log=LogConfig())
+    try:
+
+        def in_app(script: str) -> tuple[int | None, bytes]:
+            with app.exec(["sh", "-c", script], stdout=PIPE, stderr=STDOUT) as p:
+                out, _ = p.communicate(timeout=30)
+                return p.wait(timeout=10).code, out or b""
+
+        probe = "echo hi | nc -w 1 {} 5432"
+        assert in_app(probe.format("10.126.0.2"))[0] != 0  # not on its network yet
+        app.connect("back")
+        assert app.networks == ["lan", "back"]
+        code, out = in_app("ip -o -4 addr show eth1 | awk '{print $4}'; ip route | grep default; cat /etc/hosts")
+        assert b"10.126.0.3/24" in out and b"default via 10.123.0.1 dev eth0" in out, out
+        assert b"10.126.0.2\tdb" in out and b"10.123.0.2\tapp" in out and b"10.126.0.3\tapp" in out, out
+        with open(os.path.join(root, "db", "hosts")) as f:
+            assert "10.126.0.3\tapp\n" in f.read()
+        assert _wait_for(lambda: in_app(probe.format("db"))[0] == 0, 20)  # by name, over eth1
+        with pytest.raises(NetworkError, match="already"):
+            app.connect("back")
+        # kept over a restart and a rename
+        app.restart(timeout=1)
+        assert app.networks == ["lan", "back"] and in_app("ip -o link show eth1")[0] == 0
+        app.rename("web")
+        assert sorted(store.leases("back").values()) == ["db", "web"]
+        assert store.leases("lan") == {"10.123.0.2": "web"}
+        app.disconnect("back")
+        assert app.networks == ["lan"] and in_app("ip -o link show eth1")[0] != 0
+        with open(os.path.join(root, "db", "hosts")) as f:
+            assert "web" not in f.read()
+        with pytest.raises(NetworkError, match="created on it"):
+            app.disconnect("lan")
+        # a stopped container joins when it starts again
+        app.stop(timeout=1)
+        app.connect("back")
+        app.restart()
+        assert in_app("ip -o -4 addr show eth1")[0] == 0
+    finally:
+        app.delete(force=True)
+        db.delete(force=True)
+    assert store.leases("back") == {} and store.leases("lan") == {}
+    none = Container.run(root, "alone", config("sleep", "100"), network="none")
+    try:
+        with pytest.raises(NetworkError, match="not on a bridge network"):
+            none.connect("back")
+    finally:
+        none.delete(force=True)
+    assert _wait_for(lambda: not any(n.startswith("pcv") for n in _links(hostns)))
+    store.remove("back")
