@@ -15,6 +15,8 @@ from .errors import ConfigError
 
 
 def path() -> str:
+    """Where the credentials are kept: ``$PYCONTAINER_AUTH_FILE``, else ``~/.config/pycontainer/auth.json``."""
+
     return os.environ.get("PYCONTAINER_AUTH_FILE") or os.path.join(
         os.path.expanduser("~"), ".config", "pycontainer", "auth.json"
     )
@@ -56,6 +58,8 @@ def _key(server: str) -> str:
 
 
 def store(server: str, username: str, password: str) -> None:
+    """Keep the credentials for ``server`` (unchecked: :func:`login` asks the registry first)."""
+
     server = _key(server)
     if not server or "/" in server or ":" in username:
         raise ConfigError("login", f"{server!r} / {username!r}: a registry host and a user name without ':'")
@@ -83,6 +87,8 @@ def login(server: str, username: str, password: str, *, insecure: bool | None = 
 
 
 def forget(server: str) -> None:
+    """``docker logout``: drop the credentials for ``server`` (ConfigError if there are none)."""
+
     server = _key(server)
     data = _load()
     if data["auths"].pop(server, None) is None:
@@ -100,3 +106,6 @@ def lookup(server: str) -> dict[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         raise ConfigError("auth", f"{path()}: the entry for {server} is not base64 of user:password") from None
     return {"username": user, "password": password}
+
+
+__all__ = ["forget", "login", "lookup", "path", "store"]

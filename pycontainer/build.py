@@ -55,6 +55,8 @@ class BuildError(PyContainerError):
 
 @attrs.frozen
 class Instruction:
+    """One Dockerfile instruction: its ``line``, ``cmd`` (upper case), ``args`` and ``--flags``."""
+
     line: int
     cmd: str  # upper case
     args: str  # the rest, continuation lines joined

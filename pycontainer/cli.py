@@ -1200,3 +1200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 125
     except KeyboardInterrupt:
         return 130
+
+
+__all__ = ["main"]

@@ -119,6 +119,8 @@ def state_root(root: str | None = None) -> str:
 
 
 class Status(str, enum.Enum):
+    """A container's status, as the OCI runtime spec names them."""
+
     CREATED = "created"
     RUNNING = "running"
     PAUSED = "paused"
@@ -2507,4 +2509,9 @@ def _etc_files(rootfs: str | tuple[str, ...], readonly: bool) -> tuple[str, ...]
 
 
 def list_containers(root: str | None = None) -> list[Container]:
+    """Every container under ``root``: :meth:`Container.list`."""
+
     return Container.list(root)
+
+
+__all__ = ["Container", "State", "Status", "list_containers", "state_root"]

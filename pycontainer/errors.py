@@ -25,6 +25,8 @@ class ConfigError(PyContainerError, ValueError):
 
 
 class ContainerNotFound(PyContainerError, LookupError):
+    """No container ``id`` under the state root ``root``."""
+
     def __init__(self, container_id: str, root: str) -> None:
         self.id = container_id
         self.root = root
@@ -32,6 +34,8 @@ class ContainerNotFound(PyContainerError, LookupError):
 
 
 class ContainerExists(PyContainerError):
+    """A container ``id`` exists under ``root`` already (create, rename)."""
+
     def __init__(self, container_id: str, root: str) -> None:
         self.id = container_id
         self.root = root
@@ -83,6 +87,8 @@ class HookError(PyContainerError):
 
 
 class MountError(PyContainerError):
+    """A mount of the container's set-up failed: ``op``, ``source``, ``target`` and ``errno``."""
+
     def __init__(self, op: str, source: str, target: str, errno: int) -> None:
         self.op = op
         self.source = source
@@ -92,15 +98,15 @@ class MountError(PyContainerError):
 
 
 class CgroupError(PyContainerError):
-    pass
+    """A cgroup could not be made, changed, read or removed."""
 
 
 class ImageError(PyContainerError):
-    pass
+    """An image, a layer, an archive or a registry was bad or refused."""
 
 
 class NetworkError(PyContainerError):
-    pass
+    """A network mode, a bridge network, an address or a published port was bad or refused."""
 
 
 class ReadinessError(PyContainerError):

@@ -53,6 +53,8 @@ class LogConfig:
 
 @attrs.frozen
 class LogEntry:
+    """One entry of a json-file log: its ``stream``, its ``data`` (a line, or part of a long one) and its ``time``."""
+
     stream: str  # "stdout" or "stderr"
     data: bytes  # a line with its "\n", or a part of a long one
     time: str  # RFC 3339 with nanoseconds, UTC

@@ -431,3 +431,8 @@ def _assemble_busybox(busybox: str, dest: str) -> None:
         with open(os.path.join(dest, name), "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(os.path.join(dest, name), mode)
+
+
+# The rest are the runtime's helpers (the container, the builder and the
+# image store use them), not an API.
+__all__ = ["data_root", "default_rootfs"]

@@ -27,6 +27,8 @@ from .errors import ConfigError, PyContainerError
 
 
 def is_rootless() -> bool:
+    """Does this process run without root (containers made rootless, see docs/security.md)?"""
+
     return os.geteuid() != 0
 
 

@@ -374,3 +374,7 @@ def restart_policy(_inst: object, attribute: FieldRef, value: object) -> None:
         raise ConfigError(
             _name(attribute), f"{value!r} is not a restart policy (no, always, unless-stopped, on-failure[:MAX])"
         )
+
+
+# The checks run by the config classes and Container.create: not an API.
+__all__: list[str] = []

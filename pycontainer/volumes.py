@@ -25,11 +25,13 @@ _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 
 
 class VolumeError(PyContainerError):
-    pass
+    """A volume is missing, in use, or cannot be made or removed."""
 
 
 @attrs.frozen
 class Volume:
+    """A named volume: its ``name``, the ``mountpoint`` containers see, when it was ``created``, its ``labels``."""
+
     name: str
     mountpoint: str  # the directory containers see
     created: str
@@ -37,12 +39,16 @@ class Volume:
 
 
 def check_name(name: str) -> str:
+    """``name`` if it is a volume name (as Docker's), else ConfigError."""
+
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ConfigError("volume", f"{name!r} is not a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
     return name
 
 
 class VolumeStore:
+    """The named volumes under ``<data root>/volumes``: create, get, list, inspect, hold, remove, prune."""
+
     def __init__(self, data_root: str | None = None) -> None:
         from .rootfs import data_root as _data_root
 

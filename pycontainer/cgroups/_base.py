@@ -171,6 +171,8 @@ class Layout:
 
 @attrs.frozen
 class MemoryStats:
+    """Memory in bytes: ``usage``, ``peak``, ``limit`` (None: unlimited), ``swap_usage``; ``failcnt``: times the limit was hit."""
+
     usage: int | None = None  # bytes in use now
     peak: int | None = None  # the most ever used
     limit: int | None = None  # None: unlimited
@@ -180,6 +182,8 @@ class MemoryStats:
 
 @attrs.frozen
 class CPUStats:
+    """CPU time in nanoseconds (total, user, system) and throttling (periods, throttled periods and time)."""
+
     total_ns: int | None = None
     user_ns: int | None = None
     system_ns: int | None = None
@@ -190,12 +194,16 @@ class CPUStats:
 
 @attrs.frozen
 class PidsStats:
+    """The number of tasks (``current``) and the ``limit`` (None: none)."""
+
     current: int | None = None
     limit: int | None = None  # None: unlimited
 
 
 @attrs.frozen
 class IOStats:
+    """Bytes read and written by the cgroup's block I/O."""
+
     read_bytes: int | None = None
     write_bytes: int | None = None
 

@@ -38,6 +38,8 @@ _TICK_NS = 10**9 // os.sysconf("SC_CLK_TCK")
 
 
 class V1Manager(Manager):
+    """Cgroup v1 (and hybrid: v1 controllers plus the unified tree): a directory per hierarchy."""
+
     @property
     def mode(self) -> str:
         """``hybrid`` when the container also has a directory in the cgroup2 tree."""

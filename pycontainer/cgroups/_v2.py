@@ -45,6 +45,8 @@ def enable_controllers(path: str) -> None:
 
 
 class V2Manager(Manager):
+    """Cgroup v2: one directory in the unified tree, devices by an eBPF program."""
+
     mode = "v2"
 
     @property

@@ -87,6 +87,8 @@ def local_ref(ref: str) -> str | None:
 
 
 def host_platform() -> tuple[str, str]:
+    """This machine's (os, architecture) in OCI's words, such as ("linux", "amd64")."""
+
     machine = platform.machine()
     return "linux", {
         "x86_64": "amd64",

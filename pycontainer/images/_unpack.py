@@ -47,6 +47,8 @@ class LayerLimits:
 
 @attrs.frozen
 class UnpackResult:
+    """What unpacking a layer made: its DiffID and how many entries it had."""
+
     diff_id: str  # "sha256:<hex>" of the uncompressed tar stream
     entries: int
     bytes: int

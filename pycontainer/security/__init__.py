@@ -345,6 +345,8 @@ def _x32() -> bool:
 
 
 def cap_mask(names: Iterable[str]) -> int:
+    """The bit mask of the capabilities ``names`` (such as ``CAP_NET_ADMIN``)."""
+
     mask = 0
     for n in names:
         mask |= 1 << CAPABILITY_NUMBERS[n]
