@@ -307,7 +307,7 @@ class AsyncContainer(_AsyncHandle):
         try:
             return await cls.wrap(container)
         except BaseException:
-            container.delete(force=True)  # inline: a created init is killed and reaped at once
+            container.delete(force=True, volumes=True)  # inline: a created init is killed and reaped at once
             raise
 
     @classmethod
@@ -327,7 +327,7 @@ class AsyncContainer(_AsyncHandle):
             await self.start()
         except BaseException:
             self._close_streams()
-            self.container.delete(force=True)
+            self.container.delete(force=True, volumes=True)
             raise
         return self
 
@@ -403,9 +403,10 @@ class AsyncContainer(_AsyncHandle):
             c._record_exit(status)
         return status
 
-    async def delete(self, force: bool = False) -> None:
-        """Remove the container.  A created one is killed first; a running
-        or paused one only with ``force`` (SIGKILL).  The wait for the
+    async def delete(self, force: bool = False, *, volumes: bool = False) -> None:
+        """Remove the container (``volumes``: its anonymous volumes too, as
+        :meth:`Container.delete <pycontainer.Container.delete>`).  A created
+        one is killed first; a running or paused one only with ``force`` (SIGKILL).  The wait for the
         killed init is awaited on its pidfd; the rest (cgroup, mounts,
         state directory) is done inline.  Cancelled during that wait, the
         container is killed but not yet deleted: delete it again."""
@@ -416,7 +417,7 @@ class AsyncContainer(_AsyncHandle):
                 c.kill(_signal.SIGKILL)  # (a paused one is thawed to die)
             await self.wait()
         self._close_streams()
-        c.delete(force=force)
+        c.delete(force=force, volumes=volumes)
 
     def close(self) -> None:
         """Release this object's fds (streams, pidfd) without touching the container."""

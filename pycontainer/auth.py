@@ -74,9 +74,11 @@ def login(server: str, username: str, password: str, *, insecure: bool | None = 
     :func:`store` them.  ImageError, with nothing stored, if it does not.
     ``insecure`` as the registry client's (plain HTTP for 127.0.0.1 and
     localhost by default)."""
-    from .images._registry import Registry
     from .errors import ImageError
+    from .images._registry import Registry
 
+    if not _key(server) or "/" in _key(server) or ":" in username:  # (as store() says, before the network)
+        raise ConfigError("login", f"{server!r} / {username!r}: a registry host and a user name without ':'")
     host = "registry-1.docker.io" if _key(server) == "docker.io" else server
     reg = Registry(host, username=username, password=password, insecure=insecure)
     try:

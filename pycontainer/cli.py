@@ -536,7 +536,15 @@ def _restart(c: Container, timeout: float) -> None:
 
 def _cmd_start(args: argparse.Namespace) -> int:
     # docker start of a stopped container runs it anew
-    return _each(args, lambda c: _restart(c, 0) if c.status is Status.STOPPED else c.start())
+    def start(c: Container) -> None:
+        status = c.status
+        if status is Status.STOPPED:
+            _restart(c, 0)
+        elif status is Status.CREATED:
+            c.start()
+        # (running or paused: nothing to do, as Docker's start)
+
+    return _each(args, start)
 
 
 def _cmd_restart(args: argparse.Namespace) -> int:

@@ -292,6 +292,7 @@ def _use_volumes(
     undo: contextlib.ExitStack,
     extra: dict[str, Any],
     empty: list[tuple[str, str]],
+    replacing: bool = False,
 ) -> ContainerConfig:
     """Named volumes (``Mount(type="volume", source=NAME)``) as binds of
     their directories, each made if missing (as ``docker run -v``) and held
@@ -311,7 +312,8 @@ def _use_volumes(
         path, holder = store.hold(name, container_dir)
         if not existed:  # (made for this container: gone again should it fail)
             undo.callback(_remove_volume, store, name)
-        undo.callback(store.release, holder)
+        if not replacing:  # (a restart's hold is the replaced instance's too: named by the same path)
+            undo.callback(store.release, holder)
         holders.append(holder)
         if "nocopy" not in m.options and not os.listdir(path):
             empty.append((m.destination, path))
@@ -446,17 +448,36 @@ else:
 
 
 def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
+    if c.status in (Status.CREATED, Status.RUNNING, Status.PAUSED):
+        _copy_with(c, src, dest, into, f"/proc/{c.pid}/root", [])
+        return
+    # Stopped: its files as its rootfs showed them, as docker cp's; under its
+    # lock (a restart mounts the same upper directory).
+    inner = os.path.normpath(dest if into else src)
+    for m in c.config.mounts:
+        if m.type == "bind" or "bind" in m.options or "rbind" in m.options:
+            d = os.path.normpath(m.destination)
+            if inner == d or inner.startswith(d.rstrip("/") + "/"):
+                raise PyContainerError(
+                    f"copy {'into' if into else 'from'} {c.id}:{inner}: it is on a volume or bind mount of the "
+                    f"container ({d}), which a stopped container does not have: copy while it runs, or from its source"
+                )
+    if into and c.config.readonly_rootfs:
+        raise PyContainerError(f"copy into {c.id}:{inner}: its root filesystem is read-only")
+    with _locked(c.dir, c._data.get("instance", "")):
+        if c.status is not Status.STOPPED:  # (restarted meanwhile)
+            raise InvalidStateTransition(c.id, c.status.value, c.status.value, "copy files of")
+        root, overlay = c._stopped_root()
+        _copy_with(c, src, dest, into, root, overlay)
+
+
+def _copy_with(c: Container, src: str, dest: str, into: bool, root: str, overlay: list[str]) -> None:
     import subprocess
     import tarfile
 
     if not hasattr(tarfile, "data_filter"):
         raise PyContainerError("copying needs Python's tarfile extraction filters (3.10.12, 3.11.4 or later)")
     uid, gid = _root_ids(c.config)
-    overlay: list[str] = []
-    if c.status in (Status.CREATED, Status.RUNNING, Status.PAUSED):
-        root = f"/proc/{c.pid}/root"
-    else:  # stopped: its files as its rootfs showed them, as docker cp's
-        root, overlay = c._stopped_root()
     inner = dest if into else src
     if not inner.startswith("/"):
         raise ConfigError("path", f"{inner!r}: a path in the container is absolute")
@@ -476,22 +497,24 @@ def _copy(c: Container, src: str, dest: str, *, into: bool) -> None:
         return (rename or "") + ("/" + rest if rest else "")
 
     def place(member: tarfile.TarInfo, where: str) -> tarfile.TarInfo:
-        # From the container to the host: nothing lands outside DEST (a name
-        # through a link extracted before is refused), no devices, no
-        # setuid/setgid bits or group/other write (tar_filter); symlinks as
-        # they are, absolute ones too, as Docker's cp brings them out.
+        # From the container to the host: renamed first, then checked as it
+        # will land: nothing outside DEST (a name through a link extracted
+        # before is refused), no devices, no hard link out of DEST, no
+        # setuid/setgid bits or group/other write (tar_filter), owned by us
+        # (not by whatever host uid the container chose, as Docker's cp);
+        # symlinks as they are, absolute ones too, as Docker's cp brings them.
         if member.isdev():
             raise tarfile.SpecialFileError(member)
+        if rename is not None:
+            member = member.replace(name=renamed(member.name), deep=False)
+            if member.islnk():  # a hard link's target is renamed with it
+                member = member.replace(linkname=renamed(member.linkname), deep=False)
         member = tarfile.tar_filter(member, where)
         if member.islnk():
             real = os.path.realpath(where)
             if os.path.commonpath([os.path.realpath(os.path.join(real, member.linkname)), real]) != real:
                 raise tarfile.LinkOutsideDestinationError(member, member.linkname)
-        if rename is not None:
-            member = member.replace(name=renamed(member.name), deep=False)
-            if member.islnk():  # a hard link's target is renamed with it
-                member = member.replace(linkname=renamed(member.linkname), deep=False)
-        return member
+        return member.replace(uid=os.getuid(), gid=os.getgid(), uname="", gname="", deep=False)
 
     with subprocess.Popen(side, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
         assert p.stdout is not None
@@ -571,7 +594,7 @@ def _last_line(err: bytes) -> str:
 # What a logger runs for an auto_remove container once its output ended.
 _AUTO_REMOVE = """
 import sys
-from pycontainer import Container, PyContainerError
+from pycontainer import Container, ContainerNotFound, PyContainerError
 root, cid, instance = sys.argv[1:4]
 try:
     try:
@@ -582,7 +605,14 @@ try:
         c = next((x for x in Container.list(root) if x._data.get("instance") == instance), None)
     if c is not None:  # (not another container made under the id since)
         c.wait()  # the output ended; the container may still run (it closed its stdout)
-        c.delete(force=True, volumes=True)  # (as docker run --rm: its anonymous volumes too)
+        for _ in range(3):
+            try:
+                c.delete(force=True, volumes=True)  # (as docker run --rm: its anonymous volumes too)
+                break
+            except ContainerNotFound:  # renamed while we waited: found again by its instance
+                c = next((x for x in Container.list(root) if x._data.get("instance") == instance), None)
+                if c is None:
+                    break
 except PyContainerError:
     pass
 """
@@ -628,6 +658,7 @@ def _locked(directory: str, instance: str) -> Iterator[int]:
 
 
 CREATING_PREFIX = ".creating-"
+_TAKEOVER = ".takeover"  # in a restart's .creating dir: what it took from the instance it replaces
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2  # renameat2(2)
 
 
@@ -655,6 +686,7 @@ def _sweep_debris(root: str, names: list[str]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 _sys.pidfd_signal(pidfd, _signal.SIGKILL)
             os.close(pidfd)
+        _give_back(root, name, directory)
         try:
             with open(os.path.join(directory, "cgroup.json"), encoding="utf-8") as f:
                 cg = json.load(f)
@@ -668,6 +700,25 @@ def _sweep_debris(root: str, names: list[str]) -> None:
             except PyContainerError:
                 continue  # still busy: the next sweep tries again
         _rmtree(directory)
+
+
+def _give_back(root: str, name: str, directory: str) -> None:
+    """A restart that died before its new instance was in place took the
+    writable layer, volumes and log of the instance it was to replace: they
+    go back to it (still at ``root/<id>``, stopped) before the debris goes."""
+    try:
+        with open(os.path.join(directory, _TAKEOVER), encoding="utf-8") as f:
+            taken = [line.strip() for line in f if line.strip()]
+    except FileNotFoundError:
+        return
+    owner = os.path.join(root, name[len(CREATING_PREFIX) :].rsplit("-", 2)[0])
+    for item in taken:
+        if "/" in item or item in (".", ".."):
+            continue
+        src, dest = os.path.join(directory, item), os.path.join(owner, item)
+        if os.path.lexists(src) and os.path.isdir(owner) and not os.path.lexists(dest):
+            with contextlib.suppress(OSError):
+                os.rename(src, dest)
 
 
 def _rmtree(path: str, maps: tuple[Sequence[IDMap], Sequence[IDMap]] | None = None) -> None:
@@ -912,8 +963,38 @@ _MOUNTPOINTS = (("proc", True), ("sys", True), ("dev", True), ("etc", True),
 
 @functools.lru_cache(maxsize=64)
 def _missing_mountpoints(layers: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
-    """The mountpoints ``layers`` (top first; immutable, so cached) lack."""
-    return tuple((p, is_dir) for p, is_dir in _MOUNTPOINTS if _rootfs.layer_lookup(layers, p) is None)
+    """The mountpoints ``layers`` (top first; immutable, so cached) lack;
+    not those under something else than a directory there (an image whose
+    /etc is a link has its own way: a directory in the init layer would
+    hide it; the mount makes what it needs at the link's target)."""
+    out = []
+    for path, is_dir in _MOUNTPOINTS:
+        if _rootfs.layer_lookup(layers, path) is not None:
+            continue
+        parent = os.path.dirname(path)
+        found = _rootfs.layer_lookup(layers, parent) if parent else None
+        if found is not None and not stat.S_ISDIR(found[1].st_mode):
+            continue
+        if parent and found is None and _shadowed(layers, parent):
+            continue
+        out.append((path, is_dir))
+    return tuple(out)
+
+
+def _shadowed(layers: tuple[str, ...], path: str) -> bool:
+    """Is ``path`` hidden in the layers' view by a link or file on the way
+    there (which layer_lookup reports as missing, as a whiteout)?"""
+    parts = [p for p in path.split("/") if p]
+    for i in range(1, len(parts)):
+        found = _rootfs.layer_lookup(layers, "/".join(parts[:i]))
+        if found is not None and not stat.S_ISDIR(found[1].st_mode):
+            return True
+    # the path itself: a link in the top-most layer that has an entry there
+    for layer in layers:
+        full = os.path.join(layer, *parts)
+        if os.path.lexists(full):
+            return not os.path.isdir(full) or os.path.islink(full)
+    return False
 
 
 def _init_layer(directory: str, missing: tuple[tuple[str, bool], ...]) -> str:
@@ -941,6 +1022,12 @@ def _take_over(old_dir: str | None, new_dir: str, name: str, undo: contextlib.Ex
     if old_dir is None:
         return False
     src, dest = os.path.join(old_dir, name), os.path.join(new_dir, name)
+    if not os.path.lexists(src):
+        return False
+    # Journaled first: should this process die before the new instance is
+    # in place, the debris sweep moves it back (see _sweep_debris).
+    with open(os.path.join(new_dir, _TAKEOVER), "a", encoding="utf-8") as f:
+        f.write(name + "\n")
     try:
         os.rename(src, dest)
     except FileNotFoundError:
@@ -1018,7 +1105,8 @@ def _image_rootfs(
     )
     # The final dir is where the container will live; the hold goes with delete.
     extra["image_holder"] = store.hold(image.digest, os.path.join(root, cid))
-    undo.callback(store.release, extra["image_holder"])
+    if reuse is None:  # (a restart's hold is the replaced instance's too: named by the same path)
+        undo.callback(store.release, extra["image_holder"])
     return config, (lower, lower_base, rootfs, layers)
 
 
@@ -1172,8 +1260,8 @@ class Container(ProcessHandle):
         spec = {
             "network": network,
             "ports": [str(p) for p in ports],
-            "data_root": data_root,
-            "cgroup_root": cgroup_root,
+            "data_root": _rootfs.data_root(data_root),  # (resolved: not the environment of a later process)
+            "cgroup_root": cgroup_root or _cgroups.DEFAULT_ROOT,
             "snapshotter": snapshotter,
             "bundle": bundle,
             "log": None if log is None else attrs.asdict(log),
@@ -1312,6 +1400,8 @@ class Container(ProcessHandle):
                     if r == -errno.ENOENT:
                         raise ContainerNotFound(id, root)
                     raise OSError(-r, f"container {id!r}: replacing its state directory: {os.strerror(-r)}")
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(final, _TAKEOVER))
             else:
                 try:
                     os.rename(directory, final)
@@ -1358,6 +1448,8 @@ class Container(ProcessHandle):
             # run by the logger when the output ends; acts only on this very instance
             then = [sys.executable, "-c", _AUTO_REMOVE, root, cid, instance]
         hostname = config.hostname or (cid[:12] if config.docker_defaults else "")
+        if replaces is not None and not config.hostname and replaces._data.get("hostname") is not None:
+            hostname = replaces._data["hostname"]  # (a renamed container's stays, as Docker's)
         lower = lower_base = None
         extra: dict[str, Any] = {"bundle": bundle} if bundle is not None else {}
         extra["hostname"] = hostname  # (the name other members of a network it joins later know it by)
@@ -1367,7 +1459,8 @@ class Container(ProcessHandle):
             extra["created"] = replaces._data["created"]  # (as Docker's: a restart keeps it)
         empty_volumes: list[tuple[str, str]] = []
         if any(m.type == "volume" for m in config.mounts):
-            config = _use_volumes(config, data_root, os.path.join(root, cid), undo, extra, empty_volumes)
+            config = _use_volumes(config, data_root, os.path.join(root, cid), undo, extra, empty_volumes,
+                                  replacing=replaces is not None)  # fmt: skip
         etc_base: str | tuple[str, ...]  # where _etc_files looks: a directory, or image layers (top first)
         if config.image is None and config.rootfs is None and os.geteuid() != 0:
             # Rootless, no rootfs: the built-in busybox rootfs (a directory the
@@ -1380,7 +1473,7 @@ class Container(ProcessHandle):
         elif config.image is not None or config.rootfs is None:
             config, image_fs = _image_rootfs(config, root, cid, directory, data_root, snapshotter, undo, extra, reuse)
             lower, lower_base, rootfs, layers = image_fs
-            for volume_dest, volume_dir in empty_volumes:
+            for volume_dest, volume_dir in empty_volumes if replaces is None else ():
                 _fill_from_layers(volume_dir, volume_dest, layers, config)
             user, home = _rootfs.lookup_user(layers, config.process.user)
             etc_base = layers
@@ -1648,7 +1741,7 @@ class Container(ProcessHandle):
         try:
             container.start()
         except BaseException:
-            container.delete(force=True)
+            container.delete(force=True, volumes=True)
             raise
         return container
 
@@ -1814,6 +1907,8 @@ class Container(ProcessHandle):
     def _record_exit(self, status: ExitStatus) -> None:
         """Keep the exit status beside state.json, for other processes' load()."""
         self._data["exit"] = attrs.asdict(status)
+        if not os.path.exists(os.path.join(self.dir, f"lock-{self._data.get('instance', '')}")):
+            return  # restarted, renamed or deleted since: the directory is another instance's (or none)
         path = os.path.join(self.dir, "exit.json")
         restarts = {"restarts": n} if (n := self.restart_count) else {}
         with contextlib.suppress(FileNotFoundError):
@@ -1975,6 +2070,16 @@ class Container(ProcessHandle):
                 self.stop(timeout)
             elif self._ours:
                 self._reap(None)
+            if self.cgroup is not None:
+                # Without a pid namespace of its own its other processes
+                # outlived the init (as delete, they die); the cgroup goes
+                # before the new one is made (a fixed cgroupsPath is the same).
+                try:
+                    if not self.config.new_namespace(NamespaceType.PID):
+                        self.cgroup.kill_all()
+                    self.cgroup.destroy(empty=self.config.new_namespace(NamespaceType.PID))
+                except PyContainerError as e:
+                    raise PyContainerError(f"container {self.id!r} cannot restart: its cgroup stays: {e}") from e
             if spec.get("log"):
                 # Its logger writes what the old instance left in the pipe, then
                 # lets go of the log: the new instance's logger appends to it.
@@ -1997,6 +2102,9 @@ class Container(ProcessHandle):
             log = spec.get("log")
             try:
                 config = _config_from_json(given)
+                if self._data.get("image"):
+                    # the image it ran, not what its tag names now (as Docker's)
+                    config = attrs.evolve(config, image=self._data["image"], rootfs=None)
                 if init and not config.init:
                     config = attrs.evolve(config, init=True)
                 new = type(self).create(
@@ -2056,35 +2164,45 @@ class Container(ProcessHandle):
                         raise ContainerExists(new_id, self.root)
                     raise PyContainerError(f"container {self.id!r}: renaming it to {new_id!r}: {os.strerror(-r)}")
 
-            if self._data.get("network"):
-                from .network import NetworkStore
+            # The holds for the new path first: nothing has moved should one fail.
+            data = self._data
+            spec = data.get("spec") or {}
+            new_image_holder = None
+            new_volume_holders: builtins.list[str] = []
+            try:
+                if data.get("image_holder"):
+                    new_image_holder = _images.ImageStore(data.get("data_root")).hold(data["image"], new_dir)
+                if data.get("volume_holders"):
+                    from .volumes import VolumeStore
 
-                # (under the networks' lock: their users look for members by their directories)
-                NetworkStore(self.root).rename_member(self.id, new_id, os.path.join(new_dir, "hosts"), move)
-            else:
-                move()
+                    vstore = VolumeStore(spec.get("data_root") or data.get("data_root"))
+                    for old in data["volume_holders"]:
+                        name = os.path.basename(os.path.dirname(os.path.dirname(old)))
+                        new_volume_holders.append(vstore.hold(name, new_dir, create=False)[1])
+                if data.get("network"):
+                    from .network import NetworkStore
+
+                    # (under the networks' lock: their users look for members by their directories)
+                    NetworkStore(self.root).rename_member(self.id, new_id, os.path.join(new_dir, "hosts"), move)
+                else:
+                    move()
+            except BaseException:
+                for holder in [new_image_holder, *new_volume_holders]:
+                    if holder:
+                        _images.ImageStore.release(holder)
+                raise
             old_dir = self.dir
             self.id, self.dir = new_id, new_dir
-            data = self._data
             data["id"] = new_id
             if data.get("rootfs", "").startswith(old_dir + "/"):
                 data["rootfs"] = new_dir + data["rootfs"][len(old_dir) :]
-            spec = data.get("spec") or {}
-            if data.get("image_holder"):
-                store = _images.ImageStore(data.get("data_root"))
-                holder = store.hold(data["image"], new_dir)
+            if new_image_holder:
                 _images.ImageStore.release(data["image_holder"])
-                data["image_holder"] = holder
-            if data.get("volume_holders"):
-                from .volumes import VolumeStore
-
-                vstore = VolumeStore(spec.get("data_root", data.get("data_root")))
-                holders = []
+                data["image_holder"] = new_image_holder
+            if new_volume_holders:
                 for old in data["volume_holders"]:
-                    name = os.path.basename(os.path.dirname(os.path.dirname(old)))
-                    holders.append(vstore.hold(name, new_dir, create=False)[1])
-                    VolumeStore.release(old)
-                data["volume_holders"] = holders
+                    _images.ImageStore.release(old)
+                data["volume_holders"] = new_volume_holders
             self._save_state()
 
     def _save_state(self) -> None:
@@ -2184,7 +2302,14 @@ class Container(ProcessHandle):
         """The remains of this (stopped) instance, replaced by a restart and
         moved to ``path``: its cgroup, the directory, its holds on the image
         and volumes (but not those the ``successor``'s state names: a hold is
-        named by the container's path, which the new instance has too)."""
+        named by the container's path, which the new instance has too).
+        The new instance is in place: what fails here is a warning."""
+        try:
+            self._dispose_remains(path, successor)
+        except Exception as e:  # (a new instance that works must not be lost for the old one's debris)
+            warnings.warn(f"container {self.id!r}: the replaced instance's remains at {path}: {e}", stacklevel=3)
+
+    def _dispose_remains(self, path: str, successor: dict[str, Any]) -> None:
         self._close_handle()
         if self.cgroup is not None:
             try:
@@ -2383,10 +2508,13 @@ class Container(ProcessHandle):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if os.path.exists(os.path.join(self.dir, "state.json")):
-            self.delete(force=True)
-        else:
-            self._close_handle()
+        try:
+            if os.path.exists(os.path.join(self.dir, "state.json")):
+                self.delete(force=True)
+                return
+        except ContainerNotFound:
+            pass  # restarted, renamed or deleted by another process meanwhile: not ours to delete
+        self._close_handle()
 
     # ---- exec -----------------------------------------------------------------
 

@@ -291,7 +291,9 @@ def private_netns() -> Iterator[str]:
     ``NetworkStore.create(..., host_netns=...)`` takes.  Its bridge, veths
     and nftables rules never touch the host's network, and go with it.
     Unlike ``ip netns add``, it leaves nothing in ``/run/netns``: what test
-    suites want (see docs/embedding.md)."""
+    suites want (see docs/embedding.md).  The path names the namespace only
+    while the ``with`` lasts (the fd number is reused after): remove the
+    networks made on it before the end."""
     from . import _netpool
 
     try:
@@ -687,6 +689,7 @@ class NetworkStore:
                         v["hosts"] = hosts_file
                 if mine:
                     self._save(network, leases)
+                    self._write_hosts(leases, network.name)  # (the other members know it by its new name)
 
     def _drain(self, network: Network, leases: dict[str, dict[str, Any]], gone: dict[str, dict[str, Any]]) -> None:
         from . import _nft

@@ -238,7 +238,7 @@ class RunningContainer:
 
         try:
             with contextlib.suppress(ContainerNotFound):  # (removed already)
-                self.container.delete(force=True)
+                self.container.delete(force=True, volumes=True)  # (its anonymous volumes are the test's too)
         finally:
             self.container.close()
 

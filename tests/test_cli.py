@@ -359,7 +359,7 @@ def test_cp_both_ways_and_never_out_of_the_container(root, data_root, tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     (tmp_path / "d" / "sub" / "f").write_text("hello\n")
     (tmp_path / "one").write_text("top\n")
-    r = cli(root, data_root, "run", "-d", "--name", "cpy", "--", "sh", "-c", "ln -s /etc /tmp/link; sleep 60")
+    r = cli(root, data_root, "run", "-d", "--name", "cpy", "-v", "/vol", "--", "sh", "-c", "ln -s /etc /tmp/link; sleep 60")
     assert r.returncode == 0, r.stderr
     _wait_status(root, data_root, "cpy", "running")
     try:
@@ -381,10 +381,12 @@ def test_cp_both_ways_and_never_out_of_the_container(root, data_root, tmp_path):
         # an absolute link comes out as it is (as Docker's), never followed on the way
         assert cli(root, data_root, "cp", "cpy:/tmp/link", str(tmp_path / "dir")).returncode == 0
         assert os.readlink(tmp_path / "dir" / "link") == "/etc"
-        r = cli(root, data_root, "exec", "cpy", "sh", "-c", "mkdir /tmp/t && ln -s /etc /tmp/t/a && chmod 4755 /bin/busybox")
+        r = cli(root, data_root, "exec", "cpy", "sh", "-c",
+                "mkdir /tmp/t && ln -s /etc /tmp/t/a && chmod 4755 /bin/busybox && chown -R 1000:1000 /tmp/t")  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert cli(root, data_root, "cp", "cpy:/tmp/t", str(tmp_path / "t")).returncode == 0
         assert os.readlink(tmp_path / "t" / "a") == "/etc"
+        assert os.stat(tmp_path / "t").st_uid == 0  # ours, not the owner the container chose
         assert cli(root, data_root, "cp", "cpy:/bin/busybox", str(tmp_path / "bb")).returncode == 0
         assert os.stat(tmp_path / "bb").st_mode & 0o7777 == 0o755  # no setuid file lands on the host
         r = cli(root, data_root, "cp", "cpy:/nope", str(tmp_path / "x"))
@@ -397,11 +399,13 @@ def test_cp_both_ways_and_never_out_of_the_container(root, data_root, tmp_path):
         assert (tmp_path / "after").read_text() == "hello\n"
         assert cli(root, data_root, "cp", str(tmp_path / "one"), "cpy:/while-stopped").returncode == 0
         assert cli(root, data_root, "cp", "cpy:/bin/busybox", str(tmp_path / "bb2")).returncode == 0  # (an image layer's)
+        r = cli(root, data_root, "cp", str(tmp_path / "one"), "cpy:/vol/x")
+        assert r.returncode == 125 and "volume or bind mount" in r.stderr  # (stopped: no volumes mounted)
         assert cli(root, data_root, "start", "cpy").returncode == 0
         r = cli(root, data_root, "exec", "cpy", "cat", "/while-stopped")
         assert r.stdout == "top\n", r.stderr
     finally:
-        assert cli(root, data_root, "rm", "-f", "cpy").returncode == 0
+        assert cli(root, data_root, "rm", "-f", "-v", "cpy").returncode == 0
         if os.path.exists(f"/etc/pyc-cp-{os.getpid()}"):  # (only were the test to fail)
             os.unlink(f"/etc/pyc-cp-{os.getpid()}")
     assert os.listdir(root) == []

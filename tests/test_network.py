@@ -934,6 +934,8 @@ def test_connect_joins_a_second_network_and_disconnect_leaves_it(root, config, l
         assert app.networks == ["lan", "back"] and in_app("ip -o link show eth1")[0] == 0
         app.rename("web")
         assert sorted(store.leases("back").values()) == ["db", "web"]
+        with open(os.path.join(root, "db", "hosts")) as f:
+            assert "10.126.0.3\tapp web\n" in f.read()  # (its hostname stays, its new name is known)
         assert store.leases("lan") == {"10.123.0.2": "web"}
         app.disconnect("back")
         assert app.networks == ["lan"] and in_app("ip -o link show eth1")[0] != 0

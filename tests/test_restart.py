@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import attrs
 import pytest
 
 from pycontainer import (
@@ -137,3 +138,80 @@ def test_an_auto_removed_container_is_removed_under_its_new_name(root, config):
     while os.listdir(root):
         assert time.monotonic() < deadline, os.listdir(root)
         time.sleep(0.05)
+
+
+def test_an_image_whose_etc_is_a_link_keeps_it(root, data_root, tmp_path):
+    """The init layer makes only the mountpoints an image lacks, never a
+    directory over one of its links (an /etc -> private/etc stays)."""
+    import shutil
+
+    from pycontainer.images import ImageStore
+
+    from .imagetools import E, make_layout
+
+    with open(shutil.which("busybox") or "/bin/busybox", "rb") as f:
+        busybox = f.read()
+    make_layout(str(tmp_path / "lay"), [[
+        E("bin", "dir", mode=0o755), E("bin/busybox", data=busybox, mode=0o755), E("bin/sh", "symlink", target="busybox"),
+        E("private", "dir", mode=0o755), E("private/etc", "dir", mode=0o755),
+        E("private/etc/marker", data=b"mine\n"), E("etc", "symlink", target="private/etc"),
+    ]], ref="x")  # fmt: skip
+    store = ImageStore(data_root)
+    store.import_oci_layout(str(tmp_path / "lay"), ref="localhost/etclink:1")
+    cfg = ContainerConfig(process=Process(args=["sh", "-c", "cat /etc/marker; /bin/busybox readlink /etc"]))
+    c = Container.run(root, "el", cfg, image="localhost/etclink:1", data_root=data_root, stdout=PIPE)
+    try:
+        assert c.stdout.read() == b"mine\nprivate/etc\n"
+        assert c.wait(timeout=30).code == 0
+    finally:
+        c.delete()
+    store.remove("localhost/etclink:1")
+
+
+def test_a_late_wait_of_the_replaced_instance_leaves_the_new_one_alone(root, data_root):
+    """Its creator reaps the old init after another handle restarted it:
+    the status goes nowhere near the new instance's exit.json."""
+    c = Container.run(root, "lw", _image_config("sh", "-c", "exec sleep 60"), data_root=data_root)
+    other = Container.load(root, "lw")
+    try:
+        other.restart(timeout=0.2)  # (SIGTERM to a sleep as pid 1 behind an init: SIGKILL after the timeout)
+        c.wait(timeout=30)  # the old init, reaped by its creator now
+        again = Container.load(root, "lw")
+        assert again.status is Status.RUNNING and again.pid == other.pid
+        assert not os.path.exists(os.path.join(again.dir, "exit.json")) or os.path.getsize(
+            os.path.join(again.dir, "exit.json")) == 0  # fmt: skip
+    finally:
+        other.delete(force=True)
+    assert os.listdir(root) == []
+
+
+def test_restart_runs_the_image_it_ran_and_its_fixed_cgroup_path(root, data_root, tmp_path):
+    """A retagged image does not change a restarted container (Docker keeps
+    the image id), and a fixed cgroupsPath is made anew in the same place."""
+    from pycontainer.images import ImageStore
+
+    from .imagetools import E, make_layout
+
+    store = ImageStore(data_root)
+    base = Container.run(root, "warm", _image_config("true"), data_root=data_root)  # (the built-in image)
+    base.wait(timeout=30)
+    base.delete()
+    builtin = store.get("localhost/busybox")
+    make_layout(str(tmp_path / "v2"), [[E("version", data=b"2\n")]], ref="x")
+    (v2,) = store.import_oci_layout(str(tmp_path / "v2"), ref="localhost/other:1")
+    store.tag(builtin.digest, "localhost/app:1")
+    cfg = attrs.evolve(_image_config("sh", "-c", "cat /version 2>/dev/null || echo 1"), image="localhost/app:1",
+                       cgroups_path=f"/pctest-restart-{os.getpid()}")  # fmt: skip
+    c = Container.run(root, "img", cfg, data_root=data_root, stdout=PIPE)
+    try:
+        assert c.stdout.read() == b"1\n"
+        c.wait(timeout=30)
+        store.tag(v2.digest, "localhost/app:1")  # the tag names another image now
+        c.restart(stdout=PIPE)
+        assert c.stdout.read() == b"1\n"  # still the image it ran
+        assert c.wait(timeout=30).code == 0
+    finally:
+        c.delete(force=True)
+    for ref in ("localhost/app:1", "localhost/other:1"):
+        store.remove(ref)
+    assert os.listdir(root) == []
