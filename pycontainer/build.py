@@ -435,7 +435,8 @@ class _Builder:
         image_env = {e.partition("=")[0] for e in (stage.image.config_json.get("config") or {}).get("Env") or []}
         env = [f"{k}={v}" for k, v in stage.args.items() if k not in image_env]
         process = Process(args=list(args), entrypoint=[], env=env) if env else Process(args=list(args), entrypoint=[])
-        return ContainerConfig(process=process, image=stage.image.digest)
+        # (image_volumes=False: a step's changes under a VOLUME path reach its layer, as BuildKit's)
+        return ContainerConfig(process=process, image=stage.image.digest, image_volumes=False)
 
     def _run(self, stage: _Stage, ins: Instruction) -> Image:
         from . import PIPE, STDOUT, Container

@@ -1014,6 +1014,10 @@ class ContainerConfig:
     # move the rootfs onto "/" and chroot instead of pivot_root (runc --no-pivot: for a ramfs root;
     # less safe: the host's root stays beneath, in the container's mount namespace)
     no_pivot_root: bool = attrs.field(default=False, converter=bool)
+    # the image's VOLUMEs become anonymous volumes of the container (docker run's
+    # way); False: they are plain paths of its rootfs (a build's steps, whose
+    # changes there must reach the layer)
+    image_volumes: bool = attrs.field(default=True, converter=bool)
     # programs run at points of the container's life (OCI hooks)
     hooks: Hooks = attrs.field(factory=Hooks, converter=_hooks)
     # free-form metadata (OCI annotations), shown in the state

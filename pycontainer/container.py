@@ -1091,7 +1091,8 @@ def _image_rootfs(
             os.chown(fence, _host_id(config.uid_mappings, 0), _host_id(config.gid_mappings, 0))
     else:
         raise ConfigError("snapshotter", f"{snapshotter!r} is not auto, overlay or copy")
-    config = _anonymous_volumes(config, image, layers, directory, reuse, undo)
+    if config.image_volumes:
+        config = _anonymous_volumes(config, image, layers, directory, reuse, undo)
     ic = image.config
     extra.update(
         snapshotter=snapshotter,

@@ -287,3 +287,18 @@ def test_copy_from_keeps_links_and_modes_and_follows_a_source_link_inside_the_st
                                      "/g:", "pw", "", "/h:", "hostname", "hosts"], r.stdout  # (not the host's host.conf)
     ImageStore(data_root).remove("localhost/links:1")
     assert os.listdir(root) == []
+
+
+def test_a_step_after_volume_still_writes_its_layer(root, data_root, context):
+    """As BuildKit's: COPY and RUN into a VOLUME path land in the image (a
+    container of the image then gets them in its anonymous volume)."""
+    (context / "Dockerfile").write_text(
+        "FROM localhost/busybox\nVOLUME /data\nCOPY app/main.txt /data/\nRUN echo ran > /data/run.txt\n"
+        'CMD ["sh", "-c", "cat /data/main.txt /data/run.txt"]\n'
+    )
+    assert cli(root, data_root, "run", "--rm", "--", "true").returncode == 0  # (the built-in image)
+    build(str(context), tag="localhost/vol:1", root=root, data_root=data_root, out=lambda _s: None)
+    r = cli(root, data_root, "run", "--rm", "localhost/vol:1")
+    assert (r.returncode, r.stdout) == (0, "main\nran\n"), r.stderr
+    ImageStore(data_root).remove("localhost/vol:1")
+    assert os.listdir(root) == []
