@@ -815,12 +815,7 @@ class NetworkStore:
                 except OSError:
                     break
                 with contextlib.suppress(OSError):
-                    try:
-                        if stat.S_ISREG(os.fstat(fd).st_mode):
-                            os.ftruncate(fd, 0)
-                            os.write(fd, (HOSTS_HEADER + "".join(body)).encode())
-                    finally:
-                        os.close(fd)
+                    _overwrite(fd, HOSTS_HEADER + "".join(body))
                 break
 
     def _restore(self, host_netns: str | None) -> None:
@@ -961,10 +956,16 @@ def _assemble_hosts(directory: str) -> None:
         with contextlib.suppress(FileNotFoundError), open(os.path.join(parts, name), encoding="utf-8") as f:
             body.append(f.read())
     fd = os.open(os.path.join(directory, "hosts"), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    _overwrite(fd, HOSTS_HEADER + "".join(body))
+
+
+def _overwrite(fd: int, text: str) -> None:
+    """A bind-mounted file (``fd``, closed here) rewritten in place: its
+    inode must stay.  One that is not a regular file is left alone."""
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):
             os.ftruncate(fd, 0)
-            os.write(fd, (HOSTS_HEADER + "".join(body)).encode())
+            os.write(fd, text.encode())
     finally:
         os.close(fd)
 
