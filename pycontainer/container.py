@@ -702,6 +702,14 @@ def _sweep_debris(root: str, names: list[str]) -> None:
         _rmtree(directory)
 
 
+def _sweep_own_debris(root: str, cid: str) -> None:
+    """The debris sweep for ``cid``'s .creating dirs only (those of dead
+    creators): before a restart or rename acts on it."""
+    prefix = f"{CREATING_PREFIX}{cid}-"
+    with contextlib.suppress(FileNotFoundError):
+        _sweep_debris(root, [n for n in os.listdir(root) if n.startswith(prefix) and n.count("-") - cid.count("-") == 3])
+
+
 def _give_back(root: str, name: str, directory: str) -> None:
     """A restart that died before its new instance was in place took the
     writable layer, volumes and log of the instance it was to replace: they
@@ -1013,6 +1021,12 @@ def _init_layer(directory: str, missing: tuple[tuple[str, bool], ...]) -> str:
                 os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
                 os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     return init
+
+
+def store_names(store: Any) -> set[str]:
+    """The names of the networks of a NetworkStore (none made on the way:
+    ``get("bridge")`` would make the default one)."""
+    return {n.name for n in store.list()}
 
 
 def _take_over(old_dir: str | None, new_dir: str, name: str, undo: contextlib.ExitStack) -> bool:
@@ -1984,7 +1998,7 @@ class Container(ProcessHandle):
                 # here too; then every cgroup directory the container made goes.
                 # With a pid namespace of its own, the init's death took them all.
                 self.cgroup.destroy(empty=own_pidns)
-            for net in [self._data.get("network"), *(self._data.get("networks") or ())]:
+            for net in [self._data.get("network"), *self._fresh_networks()]:
                 if not net or not net.get("veth"):
                     continue
                 from . import _bridge
@@ -2064,6 +2078,7 @@ class Container(ProcessHandle):
         # Held throughout: a delete (an auto-remove too) waits for us, then
         # finds the old instance gone.
         with _locked(self.dir, self._data.get("instance", "")):
+            _sweep_own_debris(self.root, self.id)  # (what a restart that died took goes back first)
             status = self.status
             if status is Status.PAUSED:
                 raise InvalidStateTransition(self.id, status.value, Status.RUNNING.value, "restart")
@@ -2079,6 +2094,10 @@ class Container(ProcessHandle):
                     if not self.config.new_namespace(NamespaceType.PID):
                         self.cgroup.kill_all()
                     self.cgroup.destroy(empty=self.config.new_namespace(NamespaceType.PID))
+                    # (the sweep must not destroy it again: with a fixed
+                    # cgroupsPath it would be the new instance's)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(self.dir, "cgroup.json"))
                 except PyContainerError as e:
                     raise PyContainerError(f"container {self.id!r} cannot restart: its cgroup stays: {e}") from e
             if spec.get("log"):
@@ -2089,7 +2108,7 @@ class Container(ProcessHandle):
                     if time.monotonic() > deadline:
                         raise PyContainerError(f"container {self.id!r}: its logger did not finish within 10 s")
                     time.sleep(0.005)
-            joined = [n["name"] for n in self._data.get("networks") or ()]
+            joined = [n["name"] for n in self._fresh_networks()]
             for net in [self._data.get("network"), *(self._data.get("networks") or ())]:
                 if net and net.get("veth"):
                     from . import _bridge
@@ -2132,11 +2151,24 @@ class Container(ProcessHandle):
                 raise
         self._close_handle()
         self.__dict__.update(new.__dict__)
-        for name in joined:  # the networks connect() joined it to, joined again
-            try:
-                self.connect(name)
-            except NetworkError as e:  # (one removed meanwhile: as Docker, it starts without it)
-                warnings.warn(f"container {self.id!r}: not joined to network {name!r} again: {e}", stacklevel=2)
+        if joined:
+            from .network import NetworkStore
+
+            # The networks connect() joined it to: recorded first (pending),
+            # then joined again; one that cannot be joined now stays pending
+            # for the next start (one removed meanwhile is dropped).
+            with _locked(self.dir, self._data.get("instance", "")):
+                self._data["networks"] = [{"name": name} for name in joined]
+                self._save_networks()
+            for name in joined:
+                try:
+                    self.connect(name)
+                except NetworkError as e:
+                    warnings.warn(f"container {self.id!r}: not on network {name!r} this run: {e}", stacklevel=2)
+                    if name not in store_names(NetworkStore(self.root)):
+                        with _locked(self.dir, self._data.get("instance", "")):
+                            self._data["networks"] = [n for n in self._fresh_networks() if n["name"] != name]
+                            self._save_networks()
         self.start()
 
     def _hold_again(self) -> None:
@@ -2157,6 +2189,9 @@ class Container(ProcessHandle):
             return
         new_dir = os.path.join(self.root, new_id)
         with _locked(self.dir, self._data.get("instance", "")):
+            _sweep_own_debris(self.root, self.id)  # (what a restart that died took goes back first)
+            if os.path.lexists(new_dir):
+                raise ContainerExists(new_id, self.root)  # (before holds named by its path are touched)
 
             def move() -> None:
                 r = _shim_lib.pc_rename2(self.dir.encode(), new_dir.encode(), _RENAME_NOREPLACE)
@@ -2187,10 +2222,11 @@ class Container(ProcessHandle):
                     NetworkStore(self.root).rename_member(self.id, new_id, os.path.join(new_dir, "hosts"), move)
                 else:
                     move()
-            except BaseException:
-                for holder in [new_image_holder, *new_volume_holders]:
-                    if holder:
-                        _images.ImageStore.release(holder)
+            except BaseException as e:
+                if not isinstance(e, ContainerExists):  # (else the holds are the other container's now)
+                    for holder in [new_image_holder, *new_volume_holders]:
+                        if holder:
+                            _images.ImageStore.release(holder)
                 raise
             old_dir = self.dir
             self.id, self.dir = new_id, new_dir
@@ -2205,6 +2241,28 @@ class Container(ProcessHandle):
                     _images.ImageStore.release(old)
                 data["volume_holders"] = new_volume_holders
             self._save_state()
+
+    def _fresh_networks(self) -> builtins.list[dict[str, Any]]:
+        """The networks connect() joined it to, as state.json has them now
+        (another process may have connected it since this object was
+        loaded); the caller holds the lock."""
+        try:
+            with open(os.path.join(self.dir, "state.json"), encoding="utf-8") as f:
+                nets = json.load(f).get("networks") or []
+        except (OSError, ValueError):
+            nets = self._data.get("networks") or []
+        self._data["networks"] = nets
+        return nets
+
+    def _save_networks(self) -> None:
+        """state.json with our ``networks``, the rest as it is on disk (an
+        update() by another process stays); the caller holds the lock."""
+        path = os.path.join(self.dir, "state.json")
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        data["networks"] = self._data.get("networks") or []
+        _write_file(path + ".new", json.dumps(data, separators=(",", ":")), 0o600)
+        os.replace(path + ".new", path)
 
     def _save_state(self) -> None:
         """state.json anew from ``_data`` (the caller holds the lock)."""
@@ -2236,17 +2294,23 @@ class Container(ProcessHandle):
                 raise NetworkError(
                     f"container {self.id!r} is not on a bridge network: only such a container can join another"
                 )
-            if network in self.networks:
+            extras = self._fresh_networks()
+            pending = next((n for n in extras if n["name"] == network and not n.get("veth")), None)
+            if network in self.networks and (pending is None or self.status is Status.STOPPED):
                 raise NetworkError(f"container {self.id!r} is on network {network!r} already")
             store = NetworkStore(self.root)
-            store.get(network)  # (NetworkError if there is none)
-            extras = self._data.setdefault("networks", [])
+            if network not in store_names(store):
+                raise NetworkError(f"no network {network!r}")
             if self.status is Status.STOPPED:
                 extras.append({"name": network})  # (joined at the next start)
-                self._save_state()
+                self._save_networks()
                 return
-            extras.append(self._join_network(store, network))
-            self._save_state()
+            joined = self._join_network(store, network)
+            if pending is not None:  # (a join restart or an earlier connect left to do)
+                extras[extras.index(pending)] = joined
+            else:
+                extras.append(joined)
+            self._save_networks()
 
     def _join_network(self, store: Any, name: str) -> dict[str, Any]:
         """A veth on network ``name`` into the (live) container's network
@@ -2259,7 +2323,10 @@ class Container(ProcessHandle):
         parts = os.path.join(self.dir, HOSTS_PARTS)
         if not os.path.isdir(parts):
             os.mkdir(parts, 0o755)  # /etc/hosts from each network's part from now on
+            _write_file(os.path.join(parts, ".order"), self._data["network"]["name"] + "\n")
             store.refresh_hosts(self._data["network"]["name"])
+        with open(os.path.join(parts, ".order"), "a", encoding="utf-8") as f:
+            f.write(name + "\n")  # (its own addresses in /etc/hosts in the order it joined: the first first)
         hostname = self._data.get("hostname") or self.id[:12]
         member = store.join(name, self.id, hostname, os.path.join(self.dir, "hosts"))
         veth = str(member.veth)
@@ -2274,7 +2341,7 @@ class Container(ProcessHandle):
             finally:
                 os.close(fd)
         except BaseException:
-            store.leave(name, self.id, veth)
+            store.leave(name, self.id, veth, removed=True)  # (attach left nothing)
             raise
         return {"name": name, "address": member.address, "address6": member.address6, "gateway": network.gateway,
                 "veth": veth, "host_netns": network.host_netns, "ifname": ifname}  # fmt: skip
@@ -2287,17 +2354,17 @@ class Container(ProcessHandle):
         from .network import NetworkStore
 
         with _locked(self.dir, self._data.get("instance", "")):
-            extras = self._data.get("networks") or []
+            extras = self._fresh_networks()
             entry = next((n for n in extras if n["name"] == network), None)
             if entry is None:
                 first = self._data.get("network")
                 why = "it was created on it" if first and first["name"] == network else "it is not on it"
                 raise NetworkError(f"container {self.id!r} cannot leave network {network!r}: {why}")
             if entry.get("veth"):
-                NetworkStore(self.root).leave(network, self.id, entry["veth"])
                 _bridge.detach(entry["veth"], entry.get("host_netns"))
+                NetworkStore(self.root).leave(network, self.id, entry["veth"], removed=True)
             extras.remove(entry)
-            self._save_state()
+            self._save_networks()
 
     def _dispose(self, path: str, successor: dict[str, Any]) -> None:
         """The remains of this (stopped) instance, replaced by a restart and

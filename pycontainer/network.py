@@ -699,9 +699,10 @@ class NetworkStore:
                 _nft.remove_ports(network.host_netns, _nft_ports(addr, _ports(v.get("ports"))))
             d = self._dir_of(v) if "hosts" in v else None
             if d is not None and os.path.isdir(os.path.join(d, HOSTS_PARTS)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(d, HOSTS_PARTS, network.name))
-                _assemble_hosts(d)
+                with contextlib.suppress(OSError):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(d, HOSTS_PARTS, network.name))
+                    _assemble_hosts(d)
             if v.get("veth"):
                 kept = {"owner": v["owner"], "veth": v["veth"], "draining": True, "checked": time.time()}
                 if v.get("address6"):
@@ -945,14 +946,19 @@ def _replace_text(path: str, text: str) -> None:
 
 def _assemble_hosts(directory: str) -> None:
     """A container's /etc/hosts (``directory/hosts``, rewritten in place: it
-    is bind-mounted) from its networks' parts (by network name)."""
+    is bind-mounted) from its networks' parts, in the order it joined them
+    (``.order``; its own name resolves to its first network's address)."""
     from .rootfs import HOSTS_HEADER
 
     parts = os.path.join(directory, HOSTS_PARTS)
+    try:
+        with open(os.path.join(parts, ".order"), encoding="utf-8") as f:
+            order = [line.strip() for line in f if line.strip()]
+    except FileNotFoundError:
+        order = []
+    present = sorted(n for n in os.listdir(parts) if not n.startswith("."))
     body = []
-    for name in sorted(os.listdir(parts)):
-        if name.startswith("."):
-            continue
+    for name in dict.fromkeys([*(n for n in order if n in present), *present]):
         with contextlib.suppress(FileNotFoundError), open(os.path.join(parts, name), encoding="utf-8") as f:
             body.append(f.read())
     fd = os.open(os.path.join(directory, "hosts"), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)

@@ -929,6 +929,17 @@ def test_connect_joins_a_second_network_and_disconnect_leaves_it(root, config, l
         assert _wait_for(lambda: in_app(probe.format("db"))[0] == 0, 20)  # by name, over eth1
         with pytest.raises(NetworkError, match="already"):
             app.connect("back")
+        # its own name resolves to its first network's address (as Docker lists the first first)
+        assert in_app("grep -m1 app /etc/hosts")[1].startswith(b"10.123.0.2\t"), in_app("cat /etc/hosts")
+        # another handle, loaded before the connect, sees it (state.json, not its old copy)
+        stale = Container.load(root, "app")
+        store.create("third", subnet="10.127.0.0/24", host_netns=hostns)
+        app.connect("third")
+        assert stale.networks == ["lan", "back"]  # (its copy: until it acts under the lock)
+        stale.disconnect("third")
+        assert Container.load(root, "app").networks == ["lan", "back"] and in_app("ip link show eth2")[0] != 0
+        stale.close()
+        store.remove("third")
         # kept over a restart and a rename
         app.restart(timeout=1)
         assert app.networks == ["lan", "back"] and in_app("ip -o link show eth1")[0] == 0

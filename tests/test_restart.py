@@ -215,3 +215,44 @@ def test_restart_runs_the_image_it_ran_and_its_fixed_cgroup_path(root, data_root
     for ref in ("localhost/app:1", "localhost/other:1"):
         store.remove(ref)
     assert os.listdir(root) == []
+
+
+def test_a_restart_killed_halfway_gives_the_layer_back_to_the_next(root, data_root):
+    """The restarting process dies after it took the writable layer and
+    before the new instance is in place: the next restart, through load()
+    as the CLI's, finds the layer back (the journal), not a fresh one."""
+    import subprocess
+    import sys
+
+    c = Container.run(root, "cr", _image_config("sh", "-c", COUNT), data_root=data_root, stdout=PIPE)
+    assert c.stdout.read() == b"1\n" and c.wait(timeout=30).code == 0
+    c.close()
+    dying = (
+        "import os, sys; import pycontainer._spawn as s; from pycontainer import Container\n"
+        "s.spawn = lambda *a, **k: os.kill(os.getpid(), 9)\n"
+        "Container.load(sys.argv[1], 'cr').restart()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", dying, root], env={**os.environ, "PYCONTAINER_DATA_ROOT": data_root})
+    assert r.returncode == -9
+    assert any(n.startswith(".creating-cr-") for n in os.listdir(root))  # (its debris, with the layer)
+    again = Container.load(root, "cr")
+    again.restart(stdout=PIPE)
+    try:
+        assert again.stdout.read() == b"2\n"  # the same writable layer
+        assert again.wait(timeout=30).code == 0
+    finally:
+        again.delete()
+    assert os.listdir(root) == []
+
+
+def test_rename_onto_a_taken_id_leaves_the_others_holds(root, data_root):
+    a = Container.run(root, "ha", _image_config("sleep", "60"), data_root=data_root)
+    b = Container.run(root, "hb", _image_config("sleep", "60"), data_root=data_root)
+    try:
+        with pytest.raises(ContainerExists):
+            a.rename("hb")
+        with open(b._data["image_holder"]) as f:
+            assert f.read() == os.path.join(root, "hb")
+    finally:
+        a.delete(force=True)
+        b.delete(force=True)
