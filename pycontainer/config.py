@@ -956,7 +956,7 @@ def _devices(value: Iterable[Device]) -> tuple[Device, ...]:
     return _typed_tuple(Device, "devices", value)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # (hashed for the caches of its JSON and plan blocks, several times a create)
 class ContainerConfig:
     """Everything needed to create a container.
 

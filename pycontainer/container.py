@@ -1998,7 +1998,10 @@ class Container(ProcessHandle):
                 # here too; then every cgroup directory the container made goes.
                 # With a pid namespace of its own, the init's death took them all.
                 self.cgroup.destroy(empty=own_pidns)
-            for net in [self._data.get("network"), *self._fresh_networks()]:
+            # (connect() needs a bridge network: without one there is no
+            # other to read back from state.json)
+            joined = self._fresh_networks() if self._data.get("network") else []
+            for net in [self._data.get("network"), *joined]:
                 if not net or not net.get("veth"):
                     continue
                 from . import _bridge
