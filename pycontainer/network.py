@@ -343,7 +343,7 @@ class NetworkStore:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
+                f.write(json.dumps(data))  # (dumps: the C encoder; dump streams through the Python one)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
