@@ -257,6 +257,14 @@ def check_mounts(cfg: ContainerConfig) -> None:
                 raise ConfigError(f"mounts[{i}].destination", f"{dest!r} is inside {top}, which the runtime mounts")
         if dest in seen:
             raise ConfigError(f"mounts[{i}].destination", f"{dest!r} is mounted twice")
+        for j, before in enumerate(cfg.mounts[:i]):
+            # an empty tmpfs mounted read-only: no mountpoint can be made in it
+            if before.type == "tmpfs" and "ro" in before.options and _inside(dest, os.path.normpath(before.destination)):
+                raise ConfigError(
+                    f"mounts[{i}].destination",
+                    f"{dest!r} is inside the read-only tmpfs of mounts[{j}] ({before.destination}): its mountpoint "
+                    "cannot be made there (mount it before the tmpfs, or make the tmpfs writable)",
+                )
         seen.add(dest)
         if m.type == "bind" and not os.path.exists(m.source or ""):
             raise ConfigError(f"mounts[{i}].source", f"bind source {m.source!r} does not exist")

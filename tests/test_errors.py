@@ -180,3 +180,18 @@ def test_bad_config_fields(root, rootfs, fields, field):
 def test_every_error_is_a_pycontainer_error():
     for cls in (ConfigError, ContainerExists, ContainerNotFound, InitError, InvalidStateTransition):
         assert issubclass(cls, PyContainerError)
+
+
+def test_a_mount_inside_a_read_only_tmpfs_is_refused_before_anything_is_made(root, config):
+    """(Found by tests/test_random_configs.py: the child met EROFS making the
+    mountpoint.)  An empty read-only tmpfs can hold no mountpoint; nested
+    the other way round it works."""
+    from pycontainer import Mount
+
+    bad = config("true", mounts=[Mount("/_", None, "tmpfs", ["ro"]), Mount("/_/_", None, "tmpfs")])
+    with pytest.raises(ConfigError, match=r"inside the read-only tmpfs of mounts\[0\]") as e:
+        Container.create(root, "ro", bad)
+    assert e.value.field == "mounts[1].destination" and os.listdir(root) == []
+    good = config("true", mounts=[Mount("/_", None, "tmpfs"), Mount("/_/_", None, "tmpfs", ["ro"])])
+    with Container.run(root, "ok", good) as c:
+        assert c.wait(timeout=30).code == 0
