@@ -624,6 +624,12 @@ def _hook_state(cid: str, pid: int, bundle: str | None, config: ContainerConfig)
             "annotations": dict(config.annotations)}  # fmt: skip
 
 
+def _replace_json(path: str, data: Any) -> None:
+    """``path`` (a state file, 0600) replaced whole and atomically by ``data``."""
+    _write_file(path + ".new", json.dumps(data, separators=(",", ":")), 0o600)
+    os.replace(path + ".new", path)
+
+
 def _write_file(path: str, text: str, mode: int = 0o644) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
@@ -982,27 +988,9 @@ def _missing_mountpoints(layers: tuple[str, ...]) -> tuple[tuple[str, bool], ...
         parent = os.path.dirname(path)
         found = _rootfs.layer_lookup(layers, parent) if parent else None
         if found is not None and not stat.S_ISDIR(found[1].st_mode):
-            continue
-        if parent and found is None and _shadowed(layers, parent):
-            continue
+            continue  # (the mountpoints are at most one level down: the parent's entry says it)
         out.append((path, is_dir))
     return tuple(out)
-
-
-def _shadowed(layers: tuple[str, ...], path: str) -> bool:
-    """Is ``path`` hidden in the layers' view by a link or file on the way
-    there (which layer_lookup reports as missing, as a whiteout)?"""
-    parts = [p for p in path.split("/") if p]
-    for i in range(1, len(parts)):
-        found = _rootfs.layer_lookup(layers, "/".join(parts[:i]))
-        if found is not None and not stat.S_ISDIR(found[1].st_mode):
-            return True
-    # the path itself: a link in the top-most layer that has an entry there
-    for layer in layers:
-        full = os.path.join(layer, *parts)
-        if os.path.lexists(full):
-            return not os.path.isdir(full) or os.path.islink(full)
-    return False
 
 
 def _init_layer(directory: str, missing: tuple[tuple[str, bool], ...]) -> str:
@@ -1021,12 +1009,6 @@ def _init_layer(directory: str, missing: tuple[tuple[str, bool], ...]) -> str:
                 os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
                 os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     return init
-
-
-def store_names(store: Any) -> set[str]:
-    """The names of the networks of a NetworkStore (none made on the way:
-    ``get("bridge")`` would make the default one)."""
-    return {n.name for n in store.list()}
 
 
 def _take_over(old_dir: str | None, new_dir: str, name: str, undo: contextlib.ExitStack) -> bool:
@@ -1428,7 +1410,7 @@ class Container(ProcessHandle):
         child.close()
         io.close_child_ends()
         if replaces is not None:
-            replaces._dispose(directory, container._data)
+            replaces._dispose(directory)
         return container
 
     @classmethod
@@ -1924,11 +1906,10 @@ class Container(ProcessHandle):
         self._data["exit"] = attrs.asdict(status)
         if not os.path.exists(os.path.join(self.dir, f"lock-{self._data.get('instance', '')}")):
             return  # restarted, renamed or deleted since: the directory is another instance's (or none)
-        path = os.path.join(self.dir, "exit.json")
-        restarts = {"restarts": n} if (n := self.restart_count) else {}
+        # (only an init with a restart policy counts restarts: no read of exit.json otherwise)
+        n = self.restart_count if self.config.init and self.config.restart != "no" else 0
         with contextlib.suppress(FileNotFoundError):
-            _write_file(path + ".new", json.dumps({**self._data["exit"], **restarts}), 0o600)
-            os.replace(path + ".new", path)
+            _replace_json(os.path.join(self.dir, "exit.json"), {**self._data["exit"], **({"restarts": n} if n else {})})
 
     def kill(self, sig: int = _signal.SIGTERM) -> None:
         """Send ``sig`` to the init (through its pidfd: never to a recycled pid).
@@ -2123,39 +2104,33 @@ class Container(ProcessHandle):
                     _bridge.detach(net["veth"], net.get("host_netns"))
                     NetworkStore(self.root).leave(net["name"], self.id, net["veth"], removed=True)
             log = spec.get("log")
-            try:
-                config = _config_from_json(given)
-                if self._data.get("image"):
-                    # the image it ran, not what its tag names now (as Docker's)
-                    config = attrs.evolve(config, image=self._data["image"], rootfs=None)
-                if init and not config.init:
-                    config = attrs.evolve(config, init=True)
-                new = type(self).create(
-                    self.root,
-                    self.id,
-                    config,
-                    stdin=stdin,
-                    stdout=stdout,
-                    stderr=stderr,
-                    data_root=spec.get("data_root"),
-                    cgroup_root=spec.get("cgroup_root"),
-                    snapshotter=spec.get("snapshotter") or "auto",
-                    network=spec.get("network"),
-                    ports=spec.get("ports") or (),
-                    bundle=spec.get("bundle"),
-                    log=None if log is None else LogConfig(**log),
-                    auto_remove=bool(spec.get("auto_remove")),
-                    _replaces=self,
-                )
-            except BaseException:
-                # The failed creation's undo released its holds on the image and
-                # volumes: files named by the container's path, ours too.
-                self._hold_again()
-                raise
+            config = _config_from_json(given)
+            if self._data.get("image"):
+                # the image it ran, not what its tag names now (as Docker's)
+                config = attrs.evolve(config, image=self._data["image"], rootfs=None)
+            if init and not config.init:
+                config = attrs.evolve(config, init=True)
+            new = type(self).create(
+                self.root,
+                self.id,
+                config,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                data_root=spec.get("data_root"),
+                cgroup_root=spec.get("cgroup_root"),
+                snapshotter=spec.get("snapshotter") or "auto",
+                network=spec.get("network"),
+                ports=spec.get("ports") or (),
+                bundle=spec.get("bundle"),
+                log=None if log is None else LogConfig(**log),
+                auto_remove=bool(spec.get("auto_remove")),
+                _replaces=self,
+            )
         self._close_handle()
         self.__dict__.update(new.__dict__)
         if joined:
-            from .network import NetworkStore
+            from .network import _network_exists
 
             # The networks connect() joined it to: recorded first (pending),
             # then joined again; one that cannot be joined now stays pending
@@ -2168,17 +2143,11 @@ class Container(ProcessHandle):
                     self.connect(name)
                 except NetworkError as e:
                     warnings.warn(f"container {self.id!r}: not on network {name!r} this run: {e}", stacklevel=2)
-                    if name not in store_names(NetworkStore(self.root)):
+                    if not _network_exists(self.root, name):
                         with _locked(self.dir, self._data.get("instance", "")):
                             self._data["networks"] = [n for n in self._fresh_networks() if n["name"] != name]
                             self._save_networks()
         self.start()
-
-    def _hold_again(self) -> None:
-        for holder in (self._data.get("image_holder"), *(self._data.get("volume_holders") or ())):
-            if holder and not os.path.exists(holder):
-                with contextlib.suppress(OSError):
-                    _write_file(holder, self.dir, 0o600)
 
     def rename(self, new_id: str) -> None:
         """``docker rename``: the container is ``new_id`` from now on,
@@ -2264,14 +2233,11 @@ class Container(ProcessHandle):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         data["networks"] = self._data.get("networks") or []
-        _write_file(path + ".new", json.dumps(data, separators=(",", ":")), 0o600)
-        os.replace(path + ".new", path)
+        _replace_json(path, data)
 
     def _save_state(self) -> None:
         """state.json anew from ``_data`` (the caller holds the lock)."""
-        text = json.dumps(self._data, separators=(",", ":"))
-        _write_file(os.path.join(self.dir, "state.json.new"), text, 0o600)
-        os.replace(os.path.join(self.dir, "state.json.new"), os.path.join(self.dir, "state.json"))
+        _replace_json(os.path.join(self.dir, "state.json"), self._data)
 
     @property
     def networks(self) -> builtins.list[str]:
@@ -2290,7 +2256,7 @@ class Container(ProcessHandle):
         bridge network can (one with ``none``, ``host`` or another's
         network namespace cannot, as Docker's).  Joins made this way are
         kept across a restart and end with :meth:`disconnect` or delete."""
-        from .network import NetworkStore
+        from .network import NetworkStore, _network_exists
 
         with _locked(self.dir, self._data.get("instance", "")):
             if not self._data.get("network"):
@@ -2302,7 +2268,7 @@ class Container(ProcessHandle):
             if network in self.networks and (pending is None or self.status is Status.STOPPED):
                 raise NetworkError(f"container {self.id!r} is on network {network!r} already")
             store = NetworkStore(self.root)
-            if network not in store_names(store):
+            if not _network_exists(self.root, network):
                 raise NetworkError(f"no network {network!r}")
             if self.status is Status.STOPPED:
                 extras.append({"name": network})  # (joined at the next start)
@@ -2369,33 +2335,17 @@ class Container(ProcessHandle):
             extras.remove(entry)
             self._save_networks()
 
-    def _dispose(self, path: str, successor: dict[str, Any]) -> None:
+    def _dispose(self, path: str) -> None:
         """The remains of this (stopped) instance, replaced by a restart and
-        moved to ``path``: its cgroup, the directory, its holds on the image
-        and volumes (but not those the ``successor``'s state names: a hold is
-        named by the container's path, which the new instance has too).
-        The new instance is in place: what fails here is a warning."""
+        moved to ``path``: the directory.  Its cgroup went before the new
+        instance was made; its holds on the image and volumes are the new
+        instance's too (hold files are named by the container's path).  The
+        new instance is in place: what fails here is a warning."""
+        self._close_handle()
         try:
-            self._dispose_remains(path, successor)
+            _rmtree(path, (self.config.uid_mappings, self.config.gid_mappings))
         except Exception as e:  # (a new instance that works must not be lost for the old one's debris)
             warnings.warn(f"container {self.id!r}: the replaced instance's remains at {path}: {e}", stacklevel=3)
-
-    def _dispose_remains(self, path: str, successor: dict[str, Any]) -> None:
-        self._close_handle()
-        if self.cgroup is not None:
-            try:
-                self.cgroup.destroy(empty=self.config.new_namespace(NamespaceType.PID))
-            except PyContainerError as e:
-                warnings.warn(f"container {self.id!r}: the replaced instance's cgroup stays: {e}", stacklevel=3)
-        _rmtree(path, (self.config.uid_mappings, self.config.gid_mappings))
-        keep = {successor.get("image_holder"), *(successor.get("volume_holders") or ())}
-        if self._data.get("image_holder") not in keep:
-            _images.ImageStore.release(self._data["image_holder"])
-        for holder in self._data.get("volume_holders") or ():
-            from .volumes import VolumeStore
-
-            if holder not in keep:
-                VolumeStore.release(holder)
 
     # ---- cgroups ----------------------------------------------------------------
 
@@ -2455,8 +2405,7 @@ class Container(ProcessHandle):
                 raise
             new = attrs.evolve(current, resources=merged)
             data["config"] = _config_to_json(new)
-            _write_file(path + ".new", json.dumps(data, separators=(",", ":")), 0o600)
-            os.replace(path + ".new", path)
+            _replace_json(path, data)
             self.config = new
             self._data = data
 

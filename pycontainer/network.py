@@ -340,15 +340,7 @@ class NetworkStore:
         # Replaced atomically (readers never see half a file), not fsync'd:
         # this is runtime state, on tmpfs by default, and after a crash of
         # the machine its containers are gone too (their leases are reclaimed).
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(data))  # (dumps: the C encoder; dump streams through the Python one)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        _replace_text(path, json.dumps(data))  # (dumps: the C encoder; dump streams through the Python one)
 
     def _load(self, name: str) -> tuple[Network, dict[str, dict[str, Any]]]:
         path = self._path(name)

@@ -4,10 +4,11 @@ place on a terminal; only the status changes otherwise)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO
 
 import attrs
@@ -101,13 +102,19 @@ class ProgressBars:
                 self._draw()
 
 
-def reporter(progress: bool | None | ProgressCallback) -> tuple[ProgressCallback | None, Callable[[], None]]:
-    """A registry call's ``progress`` argument as (a callback or None, what
-    to call at the end): a callable is used as it is; True shows bars on
-    stderr, None does where stderr is a terminal, False shows nothing."""
+@contextlib.contextmanager
+def reporting(progress: bool | None | ProgressCallback) -> Iterator[ProgressCallback | None]:
+    """A registry call's ``progress`` argument as the callback to give each
+    event to (None: none), the bars' last state drawn at the end: a
+    callable is used as it is; True shows bars on stderr, None does where
+    stderr is a terminal, False shows nothing."""
     if callable(progress):
-        return progress, lambda: None
-    if progress is False or (progress is None and not sys.stderr.isatty()):
-        return None, lambda: None
-    bars = ProgressBars()
-    return bars, bars.close
+        yield progress
+    elif progress is False or (progress is None and not sys.stderr.isatty()):
+        yield None
+    else:
+        bars = ProgressBars()
+        try:
+            yield bars
+        finally:
+            bars.close()

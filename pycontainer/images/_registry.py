@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ImageError
-from ._progress import Progress, ProgressCallback, reporter
+from ._progress import Progress, ProgressCallback, reporting
 from ._store import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -223,11 +223,8 @@ def pull(
     host, repo, tag = split_ref(ref)
     reg = Registry(host, username=username, password=password, insecure=insecure)
     scope = f"repository:{repo}:pull"
-    tell_progress, end_progress = reporter(progress)
-    try:
-        return _pull(store, ref, reg, host, repo, tag, scope, platform, tell_progress)
-    finally:
-        end_progress()
+    with reporting(progress) as show:
+        return _pull(store, ref, reg, host, repo, tag, scope, platform, show)
 
 
 def _pull(
@@ -349,11 +346,8 @@ def push(
     host, repo, tag = split_ref(dest or ref)
     reg = Registry(host, username=username, password=password, insecure=insecure)
     scope = f"repository:{repo}:pull,push"
-    tell_progress, end_progress = reporter(progress)
-    try:
-        return _push(store, image, reg, host, repo, tag, scope, chunk_size, tell_progress)
-    finally:
-        end_progress()
+    with reporting(progress) as show:
+        return _push(store, image, reg, host, repo, tag, scope, chunk_size, show)
 
 
 def _push(
