@@ -1,6 +1,10 @@
-"""A small synchronous rtnetlink client: pyroute2 encodes the messages, one
-plain netlink socket carries them, and each request waits for its own
-acknowledgement.
+"""A small synchronous rtnetlink client: one plain netlink socket carries
+the requests, and each waits for its own acknowledgement.  The few requests
+of a container's start (a veth pair, an address, a route, a link up, a link
+looked up) are packed here with ``struct``; pyroute2 decodes the dumps
+(links, routes).  pyroute2's encoder took 0.55 ms of a container's bridge
+set-up (its veth request alone 0.34 ms); ``tests/test_netlink_pack.py``
+checks that these bytes are the ones pyroute2 would send.
 
 Why not pyroute2's ``IPRoute``: its 0.9 core runs an asyncio loop per thread
 (about 0.7 ms a request here) and reaches another network namespace by
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
+import fcntl
 import ipaddress
 import itertools
 import os
@@ -25,7 +31,6 @@ from typing import Any, Generic, TypeVar
 
 from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
@@ -190,6 +195,40 @@ def _u32_attr(msg: bytes, offset: int, kind: int) -> int | None:
 
 
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
+_IFNAMSIZ = 16
+_SIOCGIFINDEX = 0x8933
+_IFREQ_INDEX = struct.Struct("=16si20x")  # struct ifreq (40 bytes): the name, then ifr_ifindex
+_IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
+_RTMSG = struct.Struct("=BBBBBBBBI")  # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+
+# Attribute types (linux/if_link.h, if_addr.h, rtnetlink.h, veth.h: kernel ABI)
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_OIF, RTA_GATEWAY, RTA_TABLE = 4, 5, 15
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute: its header, the payload, padded to 4 bytes."""
+    n = _NLA.size + len(payload)
+    return _NLA.pack(n, kind) + payload + b"\0" * (-n % 4)
+
+
+def _nla_str(kind: int, text: str) -> bytes:
+    return _nla(kind, text.encode() + b"\0")
+
+
+def _nla_u32(kind: int, value: int) -> bytes:
+    return _nla(kind, struct.pack("=I", value))
+
+
+def _ip(address: str) -> tuple[int, bytes]:
+    ip = ipaddress.ip_address(address)
+    return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), ip.packed
+
+
+def _mac(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
 
 
 class Rtnl:
@@ -200,6 +239,8 @@ class Rtnl:
     def __init__(self) -> None:
         self._s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
         self._s.bind((0, 0))
+        # For ioctls on the same namespace's links (see index)
+        self._u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -213,6 +254,7 @@ class Rtnl:
 
     def close(self) -> None:
         self._s.close()
+        self._u.close()
 
     def __enter__(self) -> Rtnl:
         return self
@@ -220,18 +262,14 @@ class Rtnl:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, msg: Any, kind: int, flags: int) -> list[bytes]:
-        """Send one request; the replies (whole messages, raw) up to the acknowledgement (or
-        the end of a dump, or the error, raised as OSError with the kernel's
+    def _call(self, body: bytes, kind: int, flags: int) -> list[bytes]:
+        """Send one request (``body``: the message after its netlink header);
+        the replies (whole messages, raw) up to the acknowledgement (or the
+        end of a dump, or the error, raised as OSError with the kernel's
         errno)."""
         with self._lock:
             seq = next(self._seq)
-            msg["header"]["type"] = kind
-            msg["header"]["flags"] = flags | NLM_F_REQUEST | NLM_F_ACK
-            msg["header"]["sequence_number"] = seq
-            msg["header"]["pid"] = 0
-            msg.encode()
-            self._s.send(msg.data)
+            self._s.send(_NLMSG.pack(_NLMSG.size + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body)
             replies: list[bytes] = []
             while True:
                 data = self._s.recv(1 << 16)
@@ -257,10 +295,8 @@ class Rtnl:
 
     def link(self, name: str) -> tuple[int, bool] | None:
         """(index, up) of the link ``name``, or None."""
-        msg = ifinfmsg()
-        msg["attrs"] = [("IFLA_IFNAME", name)]
         try:
-            replies = self._call(msg, RTM_GETLINK, 0)
+            replies = self._call(_IFINFO.pack(0, 0, 0, 0, 0) + _nla_str(IFLA_IFNAME, name), RTM_GETLINK, 0)
         except OSError as e:
             if e.errno == 19:  # ENODEV
                 return None
@@ -271,17 +307,30 @@ class Rtnl:
         return index, bool(flags & IFF_UP)
 
     def index(self, name: str) -> int | None:
-        link = self.link(name)
-        return None if link is None else link[0]
+        """The index of the link ``name``, or None.  By ioctl(SIOCGIFINDEX),
+        a lookup under RCU: a netlink request waits for the rtnl lock,
+        which the kernel holds while it tears down the links of namespaces
+        that just ended (every deleted container's): 0.1-0.2 ms a lookup
+        while containers come and go, against a few microseconds."""
+        raw = name.encode()
+        if not raw or len(raw) >= _IFNAMSIZ or b"\0" in raw:
+            return None  # (no link has such a name; the ioctl would cut it short)
+        try:
+            reply = fcntl.ioctl(self._u.fileno(), _SIOCGIFINDEX, _IFREQ_INDEX.pack(raw, 0))
+        except OSError as e:
+            if e.errno == errno.ENODEV:
+                return None
+            raise
+        return int(_IFREQ_INDEX.unpack(reply)[1])
 
     def add_bridge(self, name: str, mtu: int) -> None:
-        msg = ifinfmsg()
-        msg["attrs"] = [
-            ("IFLA_IFNAME", name),
-            ("IFLA_MTU", mtu),
-            ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]}),
-        ]
-        self._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+        body = (
+            _IFINFO.pack(0, 0, 0, 0, 0)
+            + _nla_str(IFLA_IFNAME, name)
+            + _nla_u32(IFLA_MTU, mtu)
+            + _nla(IFLA_LINKINFO, _nla_str(IFLA_INFO_KIND, "bridge"))
+        )
+        self._call(body, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
 
     def add_veth(
         self, name: str, peer: str, peer_netns_fd: int, mtu: int, master: int, peer_mac: str | None = None
@@ -290,44 +339,36 @@ class Rtnl:
         made directly in the namespace ``peer_netns_fd`` (no move between
         namespaces, which costs the kernel an RCU grace period).  The peer's
         index, where the kernel says it."""
-        peer_attrs: list[tuple[str, Any]] = [
-            ("IFLA_IFNAME", peer),
-            ("IFLA_MTU", mtu),
-            ("IFLA_NET_NS_FD", peer_netns_fd),
-        ]
+        peer_attrs = _nla_str(IFLA_IFNAME, peer) + _nla_u32(IFLA_MTU, mtu) + _nla_u32(IFLA_NET_NS_FD, peer_netns_fd)
         if peer_mac is not None:
-            peer_attrs.append(("IFLA_ADDRESS", peer_mac))
-        info = {
-            "attrs": [
-                ("IFLA_INFO_KIND", "veth"),
-                ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer_attrs})]}),
-            ]
-        }
-        msg = ifinfmsg()
-        msg["flags"] = msg["change"] = IFF_UP
-        msg["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_MASTER", master), ("IFLA_LINKINFO", info)]
+            peer_attrs += _nla(IFLA_ADDRESS, _mac(peer_mac))
+        # (the peer's attribute carries an ifinfomsg of its own, then its attributes)
+        peer_info = _nla(VETH_INFO_PEER, _IFINFO.pack(0, 0, 0, 0, 0) + peer_attrs)
+        info = _nla_str(IFLA_INFO_KIND, "veth") + _nla(IFLA_INFO_DATA, peer_info)
+        body = (
+            _IFINFO.pack(0, 0, 0, IFF_UP, IFF_UP)
+            + _nla_str(IFLA_IFNAME, name)
+            + _nla_u32(IFLA_MTU, mtu)
+            + _nla_u32(IFLA_MASTER, master)
+            + _nla(IFLA_LINKINFO, info)
+        )
         # NLM_F_ECHO: the kernel (6.3+) sends the new link back, and its
         # IFLA_LINK is the peer's index, which spares a lookup over there.
-        for reply in self._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO):
+        for reply in self._call(body, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO):
             peer_index = _u32_attr(reply, _NLMSG.size + _IFINFO.size, IFLA_LINK)
             if peer_index:
                 return peer_index
         return None
 
     def set_up(self, index: int) -> None:
-        msg = ifinfmsg()
-        msg["index"] = index
-        msg["flags"] = msg["change"] = IFF_UP
-        self._call(msg, RTM_NEWLINK, 0)
+        self._call(_IFINFO.pack(0, 0, index, IFF_UP, IFF_UP), RTM_NEWLINK, 0)
 
     def delete(self, index: int) -> None:
-        msg = ifinfmsg()
-        msg["index"] = index
-        self._call(msg, RTM_DELLINK, 0)
+        self._call(_IFINFO.pack(0, 0, index, 0, 0), RTM_DELLINK, 0)
 
     def links(self) -> list[str]:
         names = []
-        for body in self._call(ifinfmsg(), RTM_GETLINK, NLM_F_DUMP):
+        for body in self._call(_IFINFO.pack(0, 0, 0, 0, 0), RTM_GETLINK, NLM_F_DUMP):
             m = ifinfmsg(body)
             m.decode()
             names.append(m.get_attr("IFLA_IFNAME"))
@@ -338,15 +379,13 @@ class Rtnl:
     def routes(self) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
         """(destination, link name) of the main table's routes but the default ones."""
         names = {}
-        for body in self._call(ifinfmsg(), RTM_GETLINK, NLM_F_DUMP):
+        for body in self._call(_IFINFO.pack(0, 0, 0, 0, 0), RTM_GETLINK, NLM_F_DUMP):
             m = ifinfmsg(body)
             m.decode()
             names[m["index"]] = m.get_attr("IFLA_IFNAME")
         out = []
         for family in (socket.AF_INET, socket.AF_INET6):
-            req = rtmsg()
-            req["family"] = family
-            for body in self._call(req, RTM_GETROUTE, NLM_F_DUMP):
+            for body in self._call(_RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), RTM_GETROUTE, NLM_F_DUMP):
                 m = rtmsg(body)
                 m.decode()
                 dst = m.get_attr("RTA_DST")
@@ -358,29 +397,19 @@ class Rtnl:
         return out
 
     def add_address(self, index: int, address: str, prefixlen: int) -> None:
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        msg = ifaddrmsg()
-        msg["family"] = family
-        msg["prefixlen"] = prefixlen
-        msg["index"] = index
-        msg["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
-        if family == socket.AF_INET6:
-            msg["flags"] = 0x2  # IFA_F_NODAD: usable at once; the subnet is ours alone
+        family, packed = _ip(address)
+        flags = 0x2 if family == socket.AF_INET6 else 0  # IFA_F_NODAD: usable at once; the subnet is ours alone
+        body = _IFADDR.pack(family, prefixlen, flags, 0, index) + _nla(IFA_LOCAL, packed) + _nla(IFA_ADDRESS, packed)
         try:
-            self._call(msg, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL)
+            self._call(body, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL)
         except FileExistsError:
             pass
 
     def add_default_route(self, gateway: str, index: int) -> None:
-        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
-        msg = rtmsg()
-        msg["family"] = family
-        msg["table"] = 254  # main
-        msg["proto"] = 4  # static
-        msg["scope"] = 0  # universe
-        msg["type"] = 1  # unicast
-        msg["attrs"] = [("RTA_GATEWAY", gateway), ("RTA_OIF", index)]
-        self._call(msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
+        family, packed = _ip(gateway)
+        # table main (254), protocol static (4), scope universe (0), type unicast (1)
+        body = _RTMSG.pack(family, 0, 0, 0, 254, 4, 0, 1, 0) + _nla(RTA_GATEWAY, packed) + _nla_u32(RTA_OIF, index)
+        self._call(body, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
 
 
 def ns_key(path: str | None) -> tuple[int, int] | None:

@@ -1979,9 +1979,15 @@ class Container(ProcessHandle):
                 # here too; then every cgroup directory the container made goes.
                 # With a pid namespace of its own, the init's death took them all.
                 self.cgroup.destroy(empty=own_pidns)
-            # (connect() needs a bridge network: without one there is no
-            # other to read back from state.json)
-            joined = self._fresh_networks() if self._data.get("network") else []
+            # (connect() needs a bridge network, and a live join makes hosts.d:
+            # without either there is no other network to read back from
+            # state.json, whose read is a tenth of a millisecond)
+            joined = []
+            if self._data.get("network"):
+                from .network import HOSTS_PARTS
+
+                if os.path.isdir(os.path.join(self.dir, HOSTS_PARTS)):
+                    joined = self._fresh_networks()
             for net in [self._data.get("network"), *joined]:
                 if not net or not net.get("veth"):
                     continue

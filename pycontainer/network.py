@@ -38,11 +38,25 @@ def apply_network_mode(config: ContainerConfig, mode: str, root: str) -> tuple[C
     process's namespace)."""
     if not isinstance(mode, str):
         raise NetworkError(f"a network mode is a string (none, host, container:<id>), not {type(mode).__name__}")
-    others = [n for n in config.namespaces if n.type is not NamespaceType.NETWORK]
-    if mode == "none":
-        return attrs.evolve(config, namespaces=[*others, Namespace(NamespaceType.NETWORK)]), None
-    if mode == "host":
-        return attrs.evolve(config, namespaces=others), None
+    if mode == "none" or mode == "host" or (is_bridge_mode(mode) and _NAME_RE.fullmatch(mode)):
+        # The same config with the same kind of network namespace is the same
+        # config again: kept, it keeps what is cached on it (its checks, its
+        # JSON, its compiled plan blocks), which a new copy per container
+        # would make anew every time.
+        if mode not in ("none", "host") and not (mode == DEFAULT_NETWORK or _network_exists(root, mode)):
+            raise NetworkError(f"{mode!r} is not a network mode (none, host, container:<id>) nor a network")
+        kind = "host" if mode == "host" else "own"
+        key = (config, kind)
+        evolved = _evolved.get(key)
+        if evolved is None:
+            others = [n for n in config.namespaces if n.type is not NamespaceType.NETWORK]
+            if kind == "own":
+                others.append(Namespace(NamespaceType.NETWORK))
+            evolved = attrs.evolve(config, namespaces=others)
+            if len(_evolved) >= 64:
+                _evolved.clear()
+            _evolved[key] = evolved
+        return evolved, None
     if mode.startswith("container:"):
         from .container import Container, Status
         from .errors import ConfigError
@@ -63,9 +77,8 @@ def apply_network_mode(config: ContainerConfig, mode: str, root: str) -> tuple[C
             raise NetworkError(f"network {mode!r}: container {cid!r} is not running") from None
         finally:
             other.close()
+        others = [n for n in config.namespaces if n.type is not NamespaceType.NETWORK]
         return attrs.evolve(config, namespaces=[*others, Namespace(NamespaceType.NETWORK, path=path)]), guard
-    if isinstance(mode, str) and _NAME_RE.fullmatch(mode) and (mode == DEFAULT_NETWORK or _network_exists(root, mode)):
-        return attrs.evolve(config, namespaces=[*others, Namespace(NamespaceType.NETWORK)]), None
     raise NetworkError(f"{mode!r} is not a network mode (none, host, container:<id>) nor a network")
 
 
@@ -79,6 +92,7 @@ def _network_exists(root: str, name: str) -> bool:
     return os.path.exists(os.path.join(state_root(root), ".networks", f"{name}.json"))
 
 
+_evolved: dict[tuple[ContainerConfig, str], ContainerConfig] = {}  # see apply_network_mode
 _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
 # Default subnets: /24s out of it (not 10.88 or 10.89, podman's; nor one the host routes)
 DEFAULT_POOL = ipaddress.ip_network("10.77.0.0/16")
@@ -320,7 +334,12 @@ class NetworkStore:
 
         self.root = state_root(root)
         self.dir = os.path.join(self.root, ".networks")
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(self.dir, 0o700)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -340,7 +359,18 @@ class NetworkStore:
         # Replaced atomically (readers never see half a file), not fsync'd:
         # this is runtime state, on tmpfs by default, and after a crash of
         # the machine its containers are gone too (their leases are reclaimed).
-        _replace_text(path, json.dumps(data))  # (dumps: the C encoder; dump streams through the Python one)
+        # Every writer holds the store's lock, so one temporary name per file
+        # does (mkstemp's search for a free random name was a third of it);
+        # one a writer left by dying is overwritten by the next.
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(json.dumps(data).encode())  # (dumps: the C encoder; dump streams through the Python one)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
 
     def _load(self, name: str) -> tuple[Network, dict[str, dict[str, Any]]]:
         path = self._path(name)
@@ -988,9 +1018,17 @@ _table_seen: dict[tuple[tuple[int, int] | None, str], float] = {}
 
 
 def _free4(network: Network, leases: dict[str, dict[str, Any]]) -> str | None:
-    for h in ipaddress.ip_network(network.subnet).hosts():
-        if str(h) != network.gateway and str(h) not in leases:
-            return str(h)
+    """The lowest address of the subnet's hosts that is neither the gateway's nor leased."""
+    net = ipaddress.IPv4Network(network.subnet)
+    if net.prefixlen >= 31:  # (hosts() of a /31 or /32 is every address)
+        hosts = range(int(net.network_address), int(net.broadcast_address) + 1)
+    else:
+        hosts = range(int(net.network_address) + 1, int(net.broadcast_address))
+    for n in hosts:
+        # (inet_ntoa: a hundred times faster than an IPv4Address per candidate)
+        a = socket.inet_ntoa(n.to_bytes(4, "big"))
+        if a != network.gateway and a not in leases:
+            return a
     return None
 
 

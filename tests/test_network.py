@@ -371,7 +371,8 @@ def _add_pair(hostns: str, outside_fd: int) -> None:
     info = {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}
     msg["attrs"] = [("IFLA_IFNAME", "uplink0"), ("IFLA_LINKINFO", info)]
     with _netlink.host(hostns) as h:
-        h._call(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+        msg.encode()  # (pyroute2 encodes this one: a pair with no master, not the runtime's request)
+        h._call(bytes(msg.data[16:]), RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
         idx = h.index("uplink0")
         h.add_address(idx, "10.200.0.1", 24)
         h.set_up(idx)
@@ -971,3 +972,27 @@ def test_connect_joins_a_second_network_and_disconnect_leaves_it(root, config, l
         none.delete(force=True)
     assert _wait_for(lambda: not any(n.startswith("pcv") for n in _links(hostns)))
     store.remove("back")
+
+
+def test_the_lowest_free_address_is_given() -> None:
+    """_free4 counts in integers; what it gives is what walking the subnet's
+    hosts() gives: the lowest that is neither the gateway's nor leased."""
+    import ipaddress
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pycontainer.network import Network, _free4
+
+    @settings(max_examples=300, deadline=None)
+    @given(prefix=st.integers(22, 32), base=st.integers(0, 2**32 - 1), data=st.data())
+    def check(prefix: int, base: int, data: st.DataObject) -> None:
+        net = ipaddress.IPv4Network((base, prefix), strict=False)
+        hosts = [str(h) for h in net.hosts()]
+        gateway = hosts[0]
+        leased = data.draw(st.sets(st.sampled_from(hosts), max_size=len(hosts)))
+        network = Network(name="n", subnet=str(net), gateway=gateway, bridge="pcbr-0", mtu=1500)
+        expected = next((h for h in hosts if h != gateway and h not in leased), None)
+        assert _free4(network, {a: {"owner": "x"} for a in leased}) == expected
+
+    check()
