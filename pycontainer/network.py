@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
+import functools
 import hashlib
 import ipaddress
 import json
@@ -814,9 +815,10 @@ class NetworkStore:
             v6 = lease.get("address6")
             return [f"{addr}\t{names}\n"] + ([f"{v6}\t{names}\n"] if v6 else [])
 
+        ordered = sorted(live, key=ipaddress.ip_address) if len(live) > 1 else list(live)
         for addr, lease in live.items():
             body = entries(addr, lease)
-            for a in sorted(live, key=ipaddress.ip_address):
+            for a in ordered:
                 if a != addr:
                     body += entries(a, live[a])
             # Twice: the directory may be renamed (made -> state directory)
@@ -1019,7 +1021,7 @@ _table_seen: dict[tuple[tuple[int, int] | None, str], float] = {}
 
 def _free4(network: Network, leases: dict[str, dict[str, Any]]) -> str | None:
     """The lowest address of the subnet's hosts that is neither the gateway's nor leased."""
-    net = ipaddress.IPv4Network(network.subnet)
+    net = _subnet4(network.subnet)
     if net.prefixlen >= 31:  # (hosts() of a /31 or /32 is every address)
         hosts = range(int(net.network_address), int(net.broadcast_address) + 1)
     else:
@@ -1030,6 +1032,11 @@ def _free4(network: Network, leases: dict[str, dict[str, Any]]) -> str | None:
         if a != network.gateway and a not in leases:
             return a
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _subnet4(subnet: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(subnet)
 
 
 def _free6(network: Network, leases: dict[str, dict[str, Any]]) -> str:
