@@ -943,16 +943,16 @@ def _bundle_env(env: Sequence[str], home: str) -> tuple[str, ...]:
 
 
 def _attach_bridge(
-    network: Any, root: str, cid: str, hostname: str, directory: str, netns: int, ports: Any, undo: contextlib.ExitStack
+    name: str, root: str, cid: str, hostname: str, directory: str, netns: int, ports: Any, undo: contextlib.ExitStack
 ) -> dict[str, Any]:
-    """Membership of ``network`` (an address, the published ports, the names
-    in /etc/hosts) and a veth pair into the namespace ``netns``; undone (in
-    ``undo``) should the creation fail."""
+    """Membership of the network ``name`` (an address, the published ports,
+    the names in /etc/hosts) and a veth pair into the namespace ``netns``;
+    undone (in ``undo``) should the creation fail."""
     from . import _bridge
     from .network import NetworkStore
 
     store = NetworkStore(root)
-    member = store.join(network.name, cid, hostname, os.path.join(directory, "hosts"), ports)
+    network, member = store.join_network(name, cid, hostname, os.path.join(directory, "hosts"), ports)
     undo.callback(store.leave, network.name, cid, member.veth)
     veth = str(member.veth)
     _bridge.attach(network, veth, member.address, member.address6, netns)
@@ -1275,15 +1275,17 @@ class Container(ProcessHandle):
 
             config = rootless_config(config)
         net_guard = None
-        bridge = None
+        bridge = None  # the name of a bridge network to join
         if network is not None:
-            from .network import NetworkStore, apply_network_mode, is_bridge_mode
+            from .network import DEFAULT_NETWORK, NetworkStore, _network_exists, apply_network_mode, is_bridge_mode
 
-            config, net_guard = apply_network_mode(config, network, root)
+            config, net_guard = apply_network_mode(config, network, root)  # (NetworkError for an unknown one)
             if is_bridge_mode(network):
                 if config.new_namespace(NamespaceType.USER):
                     raise NetworkError(f"network {network!r}: bridge networks and user namespaces do not mix yet")
-                bridge = NetworkStore(root).get(network)
+                if network == DEFAULT_NETWORK and not _network_exists(root, network):
+                    NetworkStore(root).get(network)  # (the default one is made on first use)
+                bridge = network
         if ports and bridge is None:
             if net_guard is not None:
                 os.close(net_guard)
@@ -1316,7 +1318,7 @@ class Container(ProcessHandle):
         cgroup_root: str | None,
         snapshotter: str,
         net_guard: int | None,
-        bridge: Any,
+        bridge: str | None,
         ports: Any,
         bundle: str | None = None,
         log: LogConfig | None = None,
@@ -1429,7 +1431,7 @@ class Container(ProcessHandle):
         cgroup_root: str | None,
         keep_debris: list[str],
         snapshotter: str,
-        bridge: Any = None,
+        bridge: str | None = None,
         ports: Any = (),
         confinement: Any = None,
         bundle: str | None = None,

@@ -555,6 +555,18 @@ class NetworkStore:
         container's /etc/hosts, a path in its state directory) written with
         every member's name, as every other member's is with this one's.
         Leases of owners that are gone are reclaimed first."""
+        return self.join_network(name, owner, hostname, hosts_file, ports)[1]
+
+    def join_network(
+        self,
+        name: str,
+        owner: str,
+        hostname: str | None = None,
+        hosts_file: str | None = None,
+        ports: object = None,
+    ) -> tuple[Network, Member]:
+        """:meth:`join`, and the network as it was read for it (a container
+        being made wires its veth from that: no second read)."""
         from .errors import ConfigError
         from .validate import container_id
 
@@ -572,7 +584,7 @@ class NetworkStore:
                 if settled:
                     self._save(network, leases)
                 raise
-            return member
+            return network, member
 
     def _join(
         self,
