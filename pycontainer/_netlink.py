@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import errno
-import fcntl
 import ipaddress
 import itertools
 import os
@@ -195,9 +193,6 @@ def _u32_attr(msg: bytes, offset: int, kind: int) -> int | None:
 
 
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
-_IFNAMSIZ = 16
-_SIOCGIFINDEX = 0x8933
-_IFREQ_INDEX = struct.Struct("=16si20x")  # struct ifreq (40 bytes): the name, then ifr_ifindex
 _IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
 
@@ -232,15 +227,14 @@ def _mac(mac: str) -> bytes:
 
 
 class Rtnl:
-    """One rtnetlink socket, in the namespace it was made in.  pyroute2's
-    message classes encode the requests; replies are read straight off the
-    socket (an ack is a 20-byte header and an errno: no decoder needed)."""
+    """One rtnetlink socket, in the namespace it was made in.  The requests
+    are packed here (see the module docstring); replies are read straight
+    off the socket (an ack is a 20-byte header and an errno: no decoder
+    needed), and pyroute2 decodes those of the dumps."""
 
     def __init__(self) -> None:
         self._s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
         self._s.bind((0, 0))
-        # For ioctls on the same namespace's links (see index)
-        self._u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -254,7 +248,6 @@ class Rtnl:
 
     def close(self) -> None:
         self._s.close()
-        self._u.close()
 
     def __enter__(self) -> Rtnl:
         return self
@@ -307,21 +300,12 @@ class Rtnl:
         return index, bool(flags & IFF_UP)
 
     def index(self, name: str) -> int | None:
-        """The index of the link ``name``, or None.  By ioctl(SIOCGIFINDEX),
-        a lookup under RCU: a netlink request waits for the rtnl lock,
-        which the kernel holds while it tears down the links of namespaces
-        that just ended (every deleted container's): 0.1-0.2 ms a lookup
-        while containers come and go, against a few microseconds."""
-        raw = name.encode()
-        if not raw or len(raw) >= _IFNAMSIZ or b"\0" in raw:
-            return None  # (no link has such a name; the ioctl would cut it short)
-        try:
-            reply = fcntl.ioctl(self._u.fileno(), _SIOCGIFINDEX, _IFREQ_INDEX.pack(raw, 0))
-        except OSError as e:
-            if e.errno == errno.ENODEV:
-                return None
-            raise
-        return int(_IFREQ_INDEX.unpack(reply)[1])
+        """The index of the link ``name``, or None.  (Not by
+        ioctl(SIOCGIFINDEX), though it is faster: for a name no link has,
+        the kernel runs modprobe, twice, to look for a driver of that name,
+        and a link looked up here is usually one that is gone.)"""
+        link = self.link(name)
+        return None if link is None else link[0]
 
     def add_bridge(self, name: str, mtu: int) -> None:
         body = (

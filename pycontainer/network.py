@@ -364,14 +364,20 @@ class NetworkStore:
         # does (mkstemp's search for a free random name was a third of it);
         # one a writer left by dying is overwritten by the next.
         tmp = path + ".tmp"
+        text = json.dumps(data).encode()  # (dumps: the C encoder; dump streams through the Python one)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            view = memoryview(json.dumps(data).encode())  # (dumps: the C encoder; dump streams through the Python one)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                view = memoryview(text)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def _load(self, name: str) -> tuple[Network, dict[str, dict[str, Any]]]:
         path = self._path(name)
@@ -530,6 +536,8 @@ class NetworkStore:
 
                     _bridge.remove_bridge(network)
                     os.unlink(self._path(name))
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._path(name) + ".tmp")  # (a writer that died left it)
                     return
             time.sleep(0.02)
 

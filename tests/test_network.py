@@ -160,7 +160,7 @@ def test_more_bad_input_is_a_network_error(root, config):
     for owner in ("", "../x", 5):
         with pytest.raises(NetworkError, match="an address on network"):
             store.allocate("n", owner)  # type: ignore[arg-type]
-    assert store.leases("n") == {} and [f for f in os.listdir(store.dir) if f.startswith(".tmp")] == []
+    assert store.leases("n") == {} and [f for f in os.listdir(store.dir) if ".tmp" in f] == []
     with open(os.path.join(store.dir, "n.json"), "w") as f:
         f.write("{broken")
     with pytest.raises(NetworkError, match="damaged"):
@@ -607,6 +607,70 @@ def test_the_default_network_is_made_on_first_use(root):
     assert net.name == "bridge" and net.host_netns is None and net.subnet.startswith("10.77.")
     assert store.get(DEFAULT_NETWORK) == net and store.list() == [net]
     os.unlink(os.path.join(store.dir, "bridge.json"))
+
+
+def test_create_on_the_default_network_makes_it_first(root, config, monkeypatch):
+    """Container.create makes the default network's record when it has none
+    (the bridge itself, in the host's namespace, is not made here: the
+    attachment is stopped before it), and undoes the rest."""
+    import pycontainer.container as container_mod
+    from pycontainer.network import DEFAULT_NETWORK, NetworkStore
+
+    class Stop(Exception):
+        pass
+
+    def stop(name, *args, **kwargs):
+        assert name == DEFAULT_NETWORK
+        raise Stop
+
+    monkeypatch.setattr(container_mod, "_attach_bridge", stop)
+    with pytest.raises(Stop):
+        Container.create(root, "x", config("true"), network=DEFAULT_NETWORK)
+    store = NetworkStore(root)
+    assert [n.name for n in store.list()] == [DEFAULT_NETWORK] and store.leases(DEFAULT_NETWORK) == {}
+    assert sorted(os.listdir(root)) == [".networks"]
+    os.unlink(os.path.join(store.dir, "bridge.json"))
+
+
+def test_a_network_removed_before_the_join_is_a_network_error(root, config, hostns, monkeypatch):
+    """The network is checked by its file when the mode is read, and read
+    again only to join it: one removed in between is a NetworkError at
+    the join, with nothing left."""
+    import pycontainer.network as network_mod
+    from pycontainer.network import NetworkStore
+
+    store = NetworkStore(root)
+    store.create("brief", subnet="10.125.0.0/24", host_netns=hostns)
+    real = network_mod.apply_network_mode
+
+    def then_removed(cfg, mode, where):
+        out = real(cfg, mode, where)
+        store.remove("brief")
+        return out
+
+    monkeypatch.setattr(network_mod, "apply_network_mode", then_removed)
+    with pytest.raises(NetworkError, match="no network 'brief'"):
+        Container.create(root, "x", config("true"), network="brief")
+    assert sorted(os.listdir(root)) == [".networks"] and store.list() == []
+
+
+def test_the_network_mode_keeps_one_config_per_kind(config):
+    """apply_network_mode gives the same config object back for the same
+    config and kind of namespace (so what is cached on it stays), and
+    keeps the kinds apart."""
+    from pycontainer.config import NamespaceType
+    from pycontainer.network import apply_network_mode
+
+    cfg = config("true")
+    own, _ = apply_network_mode(cfg, "none", "/nonexistent-root")
+    assert apply_network_mode(cfg, "none", "/nonexistent-root")[0] is own
+    host, _ = apply_network_mode(cfg, "host", "/nonexistent-root")
+    assert host is not own and apply_network_mode(cfg, "host", "/nonexistent-root")[0] is host
+    assert own.new_namespace(NamespaceType.NETWORK) and not host.has_namespace(NamespaceType.NETWORK)
+    # an equal config finds the same one; a different one its own
+    assert apply_network_mode(attrs.evolve(cfg), "none", "/nonexistent-root")[0] is own
+    other, _ = apply_network_mode(config("false"), "none", "/nonexistent-root")
+    assert other is not own and other.process.args == ("false",)
 
 
 def test_port_specs_parse_as_dockers():
