@@ -200,7 +200,7 @@ _RTMSG = struct.Struct("=BBBBBBBBI")  # rtmsg: family, dst_len, src_len, tos, ta
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_OIF, RTA_GATEWAY, RTA_TABLE = 4, 5, 15
+RTA_OIF, RTA_GATEWAY = 4, 5
 
 
 def _nla(kind: int, payload: bytes) -> bytes:

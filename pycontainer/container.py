@@ -625,9 +625,16 @@ def _hook_state(cid: str, pid: int, bundle: str | None, config: ContainerConfig)
 
 
 def _replace_json(path: str, data: Any) -> None:
-    """``path`` (a state file, 0600) replaced whole and atomically by ``data``."""
-    _write_file(path + ".new", json.dumps(data, separators=(",", ":")), 0o600)
-    os.replace(path + ".new", path)
+    """``path`` (a state file, 0600) replaced whole and atomically by ``data``.
+    The temporary file has a fixed name: the caller holds the lock that
+    makes it the only writer.  A failed write takes it away."""
+    try:
+        _write_file(path + ".new", json.dumps(data, separators=(",", ":")), 0o600)
+        os.replace(path + ".new", path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path + ".new")
+        raise
 
 
 def _write_file(path: str, text: str, mode: int = 0o644) -> None:

@@ -39,25 +39,6 @@ def apply_network_mode(config: ContainerConfig, mode: str, root: str) -> tuple[C
     process's namespace)."""
     if not isinstance(mode, str):
         raise NetworkError(f"a network mode is a string (none, host, container:<id>), not {type(mode).__name__}")
-    if mode == "none" or mode == "host" or (is_bridge_mode(mode) and _NAME_RE.fullmatch(mode)):
-        # The same config with the same kind of network namespace is the same
-        # config again: kept, it keeps what is cached on it (its checks, its
-        # JSON, its compiled plan blocks), which a new copy per container
-        # would make anew every time.
-        if mode not in ("none", "host") and not (mode == DEFAULT_NETWORK or _network_exists(root, mode)):
-            raise NetworkError(f"{mode!r} is not a network mode (none, host, container:<id>) nor a network")
-        kind = "host" if mode == "host" else "own"
-        key = (config, kind)
-        evolved = _evolved.get(key)
-        if evolved is None:
-            others = [n for n in config.namespaces if n.type is not NamespaceType.NETWORK]
-            if kind == "own":
-                others.append(Namespace(NamespaceType.NETWORK))
-            evolved = attrs.evolve(config, namespaces=others)
-            if len(_evolved) >= 64:
-                _evolved.clear()
-            _evolved[key] = evolved
-        return evolved, None
     if mode.startswith("container:"):
         from .container import Container, Status
         from .errors import ConfigError
@@ -80,7 +61,27 @@ def apply_network_mode(config: ContainerConfig, mode: str, root: str) -> tuple[C
             other.close()
         others = [n for n in config.namespaces if n.type is not NamespaceType.NETWORK]
         return attrs.evolve(config, namespaces=[*others, Namespace(NamespaceType.NETWORK, path=path)]), guard
-    raise NetworkError(f"{mode!r} is not a network mode (none, host, container:<id>) nor a network")
+    if mode not in ("none", "host") and not (
+        _NAME_RE.fullmatch(mode) and (mode == DEFAULT_NETWORK or _network_exists(root, mode))
+    ):
+        raise NetworkError(f"{mode!r} is not a network mode (none, host, container:<id>) nor a network")
+    return _with_netns(config, own=mode != "host"), None
+
+
+def _with_netns(config: ContainerConfig, own: bool) -> ContainerConfig:
+    """``config`` with a network namespace of its own (``own``) or none (the
+    host's).  The same config asked for again is the same object: it keeps
+    what is cached on it (its checks, its JSON, its compiled plan blocks),
+    which a new copy per container would make anew every time."""
+    key = (config, own)
+    evolved = _evolved.get(key)
+    if evolved is None:
+        others = [n for n in config.namespaces if n.type is not NamespaceType.NETWORK]
+        evolved = attrs.evolve(config, namespaces=[*others, Namespace(NamespaceType.NETWORK)] if own else others)
+        if len(_evolved) >= 64:
+            _evolved.clear()
+        _evolved[key] = evolved
+    return evolved
 
 
 def is_bridge_mode(mode: str) -> bool:
@@ -93,7 +94,7 @@ def _network_exists(root: str, name: str) -> bool:
     return os.path.exists(os.path.join(state_root(root), ".networks", f"{name}.json"))
 
 
-_evolved: dict[tuple[ContainerConfig, str], ContainerConfig] = {}  # see apply_network_mode
+_evolved: dict[tuple[ContainerConfig, bool], ContainerConfig] = {}  # see _with_netns
 _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
 # Default subnets: /24s out of it (not 10.88 or 10.89, podman's; nor one the host routes)
 DEFAULT_POOL = ipaddress.ip_network("10.77.0.0/16")
@@ -335,12 +336,7 @@ class NetworkStore:
 
         self.root = state_root(root)
         self.dir = os.path.join(self.root, ".networks")
-        try:
-            os.mkdir(self.dir, 0o700)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -360,24 +356,11 @@ class NetworkStore:
         # Replaced atomically (readers never see half a file), not fsync'd:
         # this is runtime state, on tmpfs by default, and after a crash of
         # the machine its containers are gone too (their leases are reclaimed).
-        # Every writer holds the store's lock, so one temporary name per file
-        # does (mkstemp's search for a free random name was a third of it);
-        # one a writer left by dying is overwritten by the next.
-        tmp = path + ".tmp"
-        text = json.dumps(data).encode()  # (dumps: the C encoder; dump streams through the Python one)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                view = memoryview(text)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        # Every writer holds the store's lock: _replace_json's fixed temporary
+        # name does (mkstemp's search for a free random one was a third of it).
+        from .container import _replace_json
+
+        _replace_json(path, data)
 
     def _load(self, name: str) -> tuple[Network, dict[str, dict[str, Any]]]:
         path = self._path(name)
@@ -537,7 +520,7 @@ class NetworkStore:
                     _bridge.remove_bridge(network)
                     os.unlink(self._path(name))
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self._path(name) + ".tmp")  # (a writer that died left it)
+                        os.unlink(self._path(name) + ".new")  # (a writer that died left it)
                     return
             time.sleep(0.02)
 

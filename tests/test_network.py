@@ -160,7 +160,7 @@ def test_more_bad_input_is_a_network_error(root, config):
     for owner in ("", "../x", 5):
         with pytest.raises(NetworkError, match="an address on network"):
             store.allocate("n", owner)  # type: ignore[arg-type]
-    assert store.leases("n") == {} and [f for f in os.listdir(store.dir) if ".tmp" in f] == []
+    assert store.leases("n") == {} and [f for f in os.listdir(store.dir) if ".tmp" in f or f.endswith(".new")] == []
     with open(os.path.join(store.dir, "n.json"), "w") as f:
         f.write("{broken")
     with pytest.raises(NetworkError, match="damaged"):
