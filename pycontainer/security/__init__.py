@@ -38,6 +38,7 @@ from ..config import (
     held_capabilities,
 )
 from ..errors import ConfigError
+from . import _bpf
 
 DEFAULT_PROFILE_PATH = os.path.join(os.path.dirname(__file__), "default_seccomp.json")
 
@@ -251,7 +252,28 @@ def compile_seccomp(profile: SeccompProfile, bounding: frozenset[str]) -> tuple[
     (``struct sock_filter[]`` bytes, SECCOMP_FILTER_FLAG_* bits).  Cached: a
     profile is compiled once per capability set.  System calls this
     libseccomp does not know are left out (Docker's profile names some of
-    other architectures and newer kernels), as runc does."""
+    other architectures and newer kernels), as runc does.
+
+    libseccomp compiles the rules; its program is then re-encoded by ranges
+    of system-call numbers (:mod:`._bpf`: the same function, a third of the
+    length for Docker's profile, and so a third of the kernel's time to
+    install it), unless that finds something it does not know."""
+    program = libseccomp_program(profile, bounding)
+    try:
+        shorter = _bpf.ranged(program)
+    except _bpf.Unsupported:
+        shorter = program  # installed as libseccomp wrote it
+    if len(shorter) < len(program):
+        program = shorter
+    flags = 0
+    for f in profile.flags:
+        flags |= _FLAGS[f]
+    return program, flags
+
+
+def libseccomp_program(profile: SeccompProfile, bounding: frozenset[str]) -> bytes:
+    """libseccomp's BPF program for ``profile`` and the capabilities
+    ``bounding``, as it exports it (not cached; :func:`compile_seccomp` is)."""
     from .. import _shim
 
     lib, ffi = _shim.lib, _shim.ffi
@@ -319,10 +341,7 @@ def compile_seccomp(profile: SeccompProfile, bounding: frozenset[str]) -> tuple[
             "seccomp",
             f"the profile compiles to {len(program) // 8} BPF instructions, over the kernel's {_BPF_MAXINSNS}",
         )
-    flags = 0
-    for f in profile.flags:
-        flags |= _FLAGS[f]
-    return program, flags
+    return program
 
 
 @functools.cache
