@@ -156,7 +156,7 @@ struct child {
     const int *keep;     /* fds the plan uses, sorted */
     uint32_t nkeep;
     char exe[4096];      /* resolved executable */
-    int ready;           /* READY was sent: the parent no longer reads the sync socket */
+    int ready;           /* READY was sent and the parent no longer reads the sync socket (not run's READY) */
     int late_err;        /* a step that failed after READY, reported once the fifo is open */
     int late_op;
     uint32_t late_pc;
@@ -221,7 +221,9 @@ static __attribute__((noreturn)) void child_exit(int code)
 
 static void send_msg(struct child *c, struct pc_msg *m)
 {
-    S4(SYS_sendto, c->sync_fd, m, sizeof *m, MSG_NOSIGNAL);
+    long r = S4(SYS_sendto, c->sync_fd, m, sizeof *m, MSG_NOSIGNAL);
+    if (r < 0 && r != -EPIPE && r != -ECONNRESET)
+        S3(SYS_write, c->sync_fd, m, sizeof *m); /* a seccomp profile (installed already) may refuse sendto */
     if (c->fifo_wr >= 0)
         S3(SYS_write, c->fifo_wr, m, sizeof *m);
 }
@@ -1281,7 +1283,25 @@ static int run_op(struct child *c, const struct pc_op *op, const char **what)
         S2(SYS_prctl, PR_SET_PDEATHSIG, 0);
         if (S4(SYS_sendto, c->sync_fd, &m, sizeof m, MSG_NOSIGNAL) < 0)
             return -EPIPE;
-        c->ready = 1;
+        /* v0 = 1 (run): the parent goes on reading and sends GO for the exec
+         * (PC_OP_WAIT_GO): an error is reported at once, as before READY */
+        c->ready = op->v[0] ? 0 : 1;
+        return 0;
+    }
+    case PC_OP_WAIT_GO: {
+        /* run: the parent has renamed the state into place (the id is ours)
+         * when GO comes.  read(2), not recvfrom: the seccomp filter is in
+         * already, and a profile cannot refuse read and run anything. */
+        struct pc_msg m;
+        long n;
+        *what = "sync";
+        do
+            n = S3(SYS_read, c->sync_fd, &m, sizeof m);
+        while (n == -EINTR);
+        if (n < 0)
+            return (int)n;
+        if (n != (long)sizeof m || m.type != PC_MSG_GO)
+            child_exit(1); /* EOF: the parent lost the id (or died): no exec */
         return 0;
     }
     case PC_OP_WAIT_START:

@@ -43,7 +43,8 @@ enum {
     PC_OP_UMASK,          /* v0 mask */
     PC_OP_CHDIR,          /* s0 dir */
     PC_OP_RESOLVE,        /* s0 argv[0], s1 PATH: find the executable, check it can run */
-    PC_OP_READY,          /* tell the parent setup is done */
+    PC_OP_READY,          /* tell the parent setup is done; v0 = 1 (run): it keeps reading the sync socket,
+                             so a later step's error is reported at once, not held for `start` */
     PC_OP_WAIT_START,     /* block on the exec fifo until `start` */
     PC_OP_CLOSE_FDS,      /* v0 first fd to close on exec */
     PC_OP_EXEC,           /* s0 argv (NUL separated, v0 argc), s1 envp (v1 envc), v2 init memfd or -1,
@@ -69,6 +70,8 @@ enum {
     PC_OP_IDMOUNT,        /* s1 target: attach the detached mount v0 (an fd from pc_idmapped_tree, made by
                              the parent: the container's root may not idmap a host filesystem), v1 PC_M_*,
                              v2 propagation */
+    PC_OP_WAIT_GO,        /* run: wait for GO on the sync socket (the parent has claimed the id), then go on
+                             to the exec; EOF instead: exit without it */
     PC_OP__COUNT
 };
 
@@ -84,7 +87,7 @@ enum {
 
 /* Messages on the sync socket (SOCK_SEQPACKET), child -> parent. */
 enum {
-    PC_MSG_GO = 1,      /* parent -> child: carry on (answers PC_OP_SYNC) */
+    PC_MSG_GO = 1,      /* parent -> child: carry on (answers PC_OP_SYNC; releases PC_OP_WAIT_GO) */
     PC_MSG_PID,         /* child -> parent: pid of the re-cloned child (PC_OP_FORK) */
     PC_MSG_READY,       /* child -> parent: setup done, waiting for start */
     PC_MSG_ERROR,       /* child -> parent: a step failed */

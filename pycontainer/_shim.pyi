@@ -52,6 +52,7 @@ class _Lib:
     PC_OP_KEYRING: int
     PC_OP_HIDE: int
     PC_OP_IDMOUNT: int
+    PC_OP_WAIT_GO: int
     PC_OP__COUNT: int
     PC_W_PROC: int
     PC_M_MKDIR: int
