@@ -9,15 +9,17 @@ The child's order (create), numbered as the sync points in docs/architecture.md:
 1. (wait for GO when the parent must write uid/gid maps first)
 2. join namespaces given by path (user first), re-clone if a pid/time one was joined
 3. make "/" private (or slave), bind the rootfs onto itself, open the exec fifo
+   (not for ``run``: ``CreateInputs.start_now``)
 4. stdio; /proc, /dev (+ nodes, pts, shm, mqueue, links), /sys, the config's mounts,
    /etc/hostname, /etc/hosts, /etc/resolv.conf
 5. pivot_root; masked and read-only paths; read-only rootfs; propagation
 6. hostname, domainname; pty or setsid; umask; cwd; find the executable
 7. oom_score_adj; READY -> the parent; seccomp (here without
-   no_new_privs); block on the exec fifo until ``start``
+   no_new_privs); block on the exec fifo until ``start`` (not for ``run``)
 8. rlimits; bounding set; user and groups; the other capability sets;
    no_new_privs; mark fds >= 3 close-on-exec; seccomp (here with
-   no_new_privs); execve
+   no_new_privs); for ``run`` wait for GO (the parent has claimed the id);
+   execve
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Op(enum.IntEnum):
     KEYRING = 38
     HIDE = 39
     IDMOUNT = 40
+    WAIT_GO = 41
 
 
 # The step names InitError reports.
@@ -123,6 +126,7 @@ STEP_NAMES = {
     Op.KEYRING: "session keyring",
     Op.HIDE: "hide host mount",
     Op.IDMOUNT: "idmapped mount",
+    Op.WAIT_GO: "start",
 }
 
 # <sys/mount.h>
@@ -413,6 +417,10 @@ class CreateInputs:
     container_id: str = ""  # names the session keyring (config.new_keyring)
     stop_signal: int = 15  # the image's StopSignal: a stop, for the init's restart policy
     idmap_fds: tuple[int, ...] = ()  # per config mount: its idmapped detached tree (pc_idmapped_tree), else -1
+    # run (create + start): no exec fifo; after READY the parent goes on
+    # reading the sync socket (errors come at once) and sends GO once it
+    # has claimed the id, which the child waits for right before the exec
+    start_now: bool = False
 
 
 MSG_MAPS = 7  # PC_MSG_MAPS in csrc/shim.h (checked by _spawn)
@@ -526,7 +534,8 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             data += ",userxattr"
         ops.append(op(Op.MOUNT, "overlay", inp.rootfs, "overlay", data, v=(0, M_HOST, 0, 0)))
     ops.append(op(Op.ROOTFS, inp.rootfs))
-    ops.append(op(Op.OPEN_FIFO, f"{inp.state_dir}/exec.fifo"))
+    if not inp.start_now:
+        ops.append(op(Op.OPEN_FIFO, f"{inp.state_dir}/exec.fifo"))
     ops.extend(_stdio_ops(inp.stdio, cfg.process.terminal))
 
     mine = {d.path for d in cfg.devices}  # the config's nodes win over the default ones
@@ -595,15 +604,18 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
         )
     )
     ops.extend(_oom_ops(inp.confinement))
-    ops.append(op(Op.READY))
+    # (v0 = 1: the parent keeps listening, see CreateInputs.start_now)
+    ops.append(op(Op.READY, v=(1,) if inp.start_now else ()))
     conf = inp.confinement
     if conf is not None and conf.seccomp is not None and not conf.no_new_privs:
         # Installed while the parent finishes create and calls start (runc
         # too installs it before the exec fifo without no_new_privs); an
-        # error here is reported by start (see run_plan in csrc/shim.c).
+        # error here is reported by start (see run_plan in csrc/shim.c), or
+        # at once for run.
         ops.append(_seccomp_op(conf))
         conf = attrs.evolve(conf, seccomp=None)
-    ops.append(op(Op.WAIT_START))
+    if not inp.start_now:
+        ops.append(op(Op.WAIT_START))
     if cfg.personality is not None:
         ops.append(op(Op.PERSONALITY, v=(PERSONALITIES[cfg.personality],)))
     first_closed = 3 + inp.preserve_fds + (1 if inp.exit_fd else 0)
@@ -618,6 +630,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
             inp.exit_fd,
             cfg.restart,
             inp.stop_signal,
+            wait_go=inp.start_now,
         )  # fmt: skip
     )
     return ops
@@ -769,11 +782,16 @@ def _exec_ops(
     exit_fd: int = 0,
     restart: str = "no",
     stop_signal: int = 15,
+    *,
+    wait_go: bool = False,
 ) -> list[PlanOp]:
     """The last steps, in runc's order: the seccomp filter as late as it
     can be (without no_new_privs installing one needs CAP_SYS_ADMIN, so then
     before the capabilities go); the bounding set (with KEEPCAPS); the
-    user; the other capability sets; no_new_privs; fds; execve."""
+    user; the other capability sets; no_new_privs; fds; execve.
+    ``wait_go`` (run): the parent's GO is awaited after every other step,
+    right before the execve, so that the confinement overlaps the parent's
+    rename and nothing of the container's runs before the id is claimed."""
     groups = b"".join(struct.pack("@I", g) for g in user.additional_gids)
     ops: list[PlanOp] = []
     seccomp = conf is not None and conf.seccomp is not None
@@ -790,6 +808,8 @@ def _exec_ops(
     ops.append(op(Op.CLOSE_FDS, v=(first_closed,)))
     if seccomp and conf.no_new_privs:
         ops.append(_seccomp_op(conf))
+    if wait_go:
+        ops.append(op(Op.WAIT_GO))
     ops.append(
         op(
             Op.EXEC,

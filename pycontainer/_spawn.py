@@ -18,6 +18,9 @@ step   direction       message
 8      ``start``       opens the fifo for reading: the child writes one byte,
                        runs the rest of the plan and execs; EOF on the fifo
                        means exec happened; a ``pc_msg`` on it is a late error
+7r     parent -> child ``run`` instead of 7 and 8: once the state directory is
+                       renamed into place, ``GO``, which the child waits for
+                       right before its execve; EOF on the socket = exec'd
 any    child -> parent ``ERROR`` {step, op, errno, path}: the child exits 127
 =====  ==============  =========================================================
 """
@@ -94,7 +97,7 @@ class Child:
     pty_master: int | None = None
 
     def send_go(self) -> None:
-        self.sock.send(pack_go())
+        self.sock.send(pack_go(), socket.MSG_NOSIGNAL)
 
     def recv(self, deadline: float) -> Message | None:
         """The next message, or None at EOF."""

@@ -113,6 +113,32 @@ def test_plan_order_for_a_default_container():
     )
 
 
+@pytest.mark.parametrize("nnp", [False, True])
+def test_plan_for_run_has_no_exec_fifo_and_waits_for_go_right_before_the_exec(nnp):
+    """run (CreateInputs.start_now): READY tells the child the parent keeps
+    listening; every confinement step, the seccomp filter in either of its
+    places too, comes before the wait for GO, and only the exec after it."""
+    from pycontainer.security import Confinement
+
+    conf = Confinement(bounding=1, effective=1, permitted=1, inheritable=0, ambient=0, last_cap=40,
+                       no_new_privs=nnp, seccomp=b"\0" * 8, rlimits=(("RLIMIT_NOFILE", 7, 64, 64),))  # fmt: skip
+    k = kinds(_plan.compile_create(cfg(), inputs(confinement=conf)))
+    assert _plan.Op.OPEN_FIFO in k and _plan.Op.WAIT_START in k and _plan.Op.WAIT_GO not in k  # (create)
+    ops = _plan.compile_create(cfg(), inputs(confinement=conf, start_now=True))
+    k = kinds(ops)
+    assert _plan.Op.OPEN_FIFO not in k and _plan.Op.WAIT_START not in k
+    ready = k.index(_plan.Op.READY)
+    assert ops[ready].v[0] == 1
+    assert k[-2:] == [_plan.Op.WAIT_GO, _plan.Op.EXEC] and k.count(_plan.Op.WAIT_GO) == 1
+    confining = (_plan.Op.SECCOMP, _plan.Op.RLIMIT, _plan.Op.BOUNDING, _plan.Op.USER, _plan.Op.CAPS, _plan.Op.NNP,
+                 _plan.Op.CLOSE_FDS)  # fmt: skip
+    assert {x for x in k[ready:] if x in confining} == set(confining) - ({_plan.Op.NNP} if not nnp else set())
+    seccomp = k.index(_plan.Op.SECCOMP)
+    assert seccomp == (len(k) - 3 if nnp else ready + 1)
+    created = _plan.compile_create(cfg(), inputs())
+    assert created[kinds(created).index(_plan.Op.READY)].v[0] == 0
+
+
 def test_plan_with_a_cgroup_leaves_our_memory_then_joins_it_before_anything_else():
     ops = _plan.compile_create(cfg(), inputs(cgroup_files=("/cg/a/tasks", "/cg/b/tasks"), in_cgroup=True))
     k = kinds(ops)
