@@ -321,15 +321,11 @@ class AsyncContainer(_AsyncHandle):
 
     @classmethod
     async def run(cls, root: str | None, id: str, config: ContainerConfig, **kwargs: Any) -> AsyncContainer:
-        """:meth:`create` + :meth:`start`; the container keeps running: :meth:`wait` for it."""
-        self = await cls.create(root, id, config, **kwargs)
-        try:
-            await self.start()
-        except BaseException:
-            self._close_streams()
-            self.container.delete(force=True, volumes=True)
-            raise
-        return self
+        """:meth:`Container.run <pycontainer.Container.run>` (create + start
+        in one step, with :meth:`create`'s arguments), inline; the container
+        keeps running: :meth:`wait` for it.  A failed or cancelled run leaves
+        nothing behind."""
+        return await cls._adopt(Container.run(root, id, config, **kwargs))
 
     @classmethod
     async def load(cls, root: str | None, id: str) -> AsyncContainer:

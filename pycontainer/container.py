@@ -1229,6 +1229,7 @@ class Container(ProcessHandle):
         log: LogConfig | None = None,
         auto_remove: bool = False,
         _replaces: Container | None = None,
+        _start: bool = False,
     ) -> Container:
         """Set up a container and leave its init blocked until :meth:`start`.
 
@@ -1306,7 +1307,7 @@ class Container(ProcessHandle):
                 )
             return cls._create(root, id, config, stdin, stdout, stderr, pass_fds, data_root, cgroup_root, snapshotter,
                                net_guard, bridge, ports, bundle, log, auto_remove, (given, spec),
-                               _replaces)  # fmt: skip
+                               _replaces, _start)  # fmt: skip
         finally:
             if net_guard is not None:
                 os.close(net_guard)
@@ -1332,7 +1333,11 @@ class Container(ProcessHandle):
         auto_remove: bool = False,
         spec: tuple[ContainerConfig, dict[str, Any]] | None = None,
         replaces: Container | None = None,
+        start: bool = False,
     ) -> Container:
+        """``start`` (run): the init execs once the id is claimed, without
+        the exec fifo (see _plan.CreateInputs.start_now); a step failing
+        after READY, or the exec, deletes the container."""
         check_config(config)
         # Compiled before anything is made: a bad profile or capability set
         # leaves nothing behind.
@@ -1391,6 +1396,7 @@ class Container(ProcessHandle):
                 auto_remove,
                 spec,
                 replaces,
+                start,
             )
             if net_guard is not None and _sys.pidfd_exited(net_guard):
                 # the container whose network namespace we joined (by its pid) is gone
@@ -1416,6 +1422,24 @@ class Container(ProcessHandle):
                         raise ContainerExists(id, root) from None
                     raise
             undo.pop_all()
+        if start:
+            # The id is ours: let the init exec (it waits right before its
+            # execve, every other step done), then wait for that.
+            try:
+                try:
+                    child.send_go()
+                except (BrokenPipeError, ConnectionResetError):
+                    started = False  # it failed (its ERROR waits to be read) or died
+                else:
+                    started = True
+                io.close_child_ends()
+                child.wait_for(0)  # EOF: exec'd (the socket is close-on-exec); ERROR: InitError
+                if not started:
+                    raise PyContainerError(f"container {id!r} died before it could start")
+            except BaseException:
+                child.close()
+                container.delete(force=True, volumes=True)
+                raise
         child.close()
         io.close_child_ends()
         if replaces is not None:
@@ -1446,6 +1470,7 @@ class Container(ProcessHandle):
         auto_remove: bool = False,
         spec: tuple[ContainerConfig, dict[str, Any]] | None = None,
         replaces: Container | None = None,
+        start: bool = False,
     ) -> tuple[Container, _spawn.Child, Any]:
         instance = os.urandom(8).hex()  # names this container's lock file (state.json has it)
         reuse = replaces.dir if replaces is not None else None
@@ -1512,12 +1537,14 @@ class Container(ProcessHandle):
         _write_file(os.path.join(directory, "hosts"), _rootfs.hosts_file(hostname))
         _write_file(os.path.join(directory, "resolv.conf"), _rootfs.resolv_conf(own_netns=own_net, servers=config.dns))
         fifo = os.path.join(directory, "exec.fifo")
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)
+        if not start:  # (run's init waits for a GO on the sync socket instead)
+            os.mkfifo(fifo, 0o622)
+            os.chmod(fifo, 0o622)
         userns = config.new_namespace(NamespaceType.USER)
         if userns:
             host_root, host_root_gid = _root_ids(config)
-            os.chown(fifo, host_root, host_root_gid)
+            if not start:
+                os.chown(fifo, host_root, host_root_gid)
             if lower is not None:
                 for d in ("layer", "layer/upper", "layer/work", "rootfs"):
                     os.chown(os.path.join(directory, d), host_root, host_root_gid)
@@ -1626,6 +1653,7 @@ class Container(ProcessHandle):
                 container_id=cid,
                 idmap_fds=tuple(idmap_fds),
                 stop_signal=stop_signal(extra.get("image_config")),
+                start_now=start,
             )
             ops = _plan.compile_create(config, inputs)
             keep = [src for src, _ in inputs.stdio] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
@@ -1742,13 +1770,32 @@ class Container(ProcessHandle):
         config: ContainerConfig,
         **kwargs: Any,
     ) -> Container:
-        """create + start.  The container keeps running; :meth:`wait` for it."""
-        container = cls.create(root, id, config, **kwargs)
-        try:
-            container.start()
-        except BaseException:
-            container.delete(force=True, volumes=True)
-            raise
+        """:meth:`create` + :meth:`start` in one step, with :meth:`create`'s
+        arguments.  The container keeps running; :meth:`wait` for it.
+
+        Without the exec fifo: the init execs as soon as the container's
+        state is in place (the id claimed), and ``run`` returns once it has
+        exec'd; it is never seen ``created``.  ``InitError`` when a step or
+        the exec fails; nothing is left then.  A config with
+        ``start_container`` hooks (they run in the created container) is
+        created and started in two steps.  ``poststart`` hooks run once the
+        process started; their failures are warnings."""
+        if isinstance(config, ContainerConfig) and config.hooks.start_container:
+            container = cls.create(root, id, config, **kwargs)
+            try:
+                container.start()
+            except BaseException:
+                container.delete(force=True, volumes=True)
+                raise
+            return container
+        container = cls.create(root, id, config, _start=True, **kwargs)
+        poststart = container.config.hooks.poststart
+        if poststart:
+            try:
+                _hooks.run_warn("poststart", poststart, container._hook_state(), "running")
+            except BaseException:
+                container.delete(force=True, volumes=True)
+                raise
         return container
 
     @classmethod

@@ -1184,3 +1184,241 @@ def test_idmap_maps_the_top_mount_and_ridmap_the_submounts_too(root, config, tmp
                 os.close(fd)
     finally:
         subprocess.run(["umount", str(d / "sub")], check=True)
+
+
+# ---- run: create + start without the exec fifo -------------------------------------------
+
+
+@pytest.fixture
+def plans(monkeypatch):
+    """The op kinds of every plan spawned, in order."""
+    from pycontainer import _spawn
+
+    seen: list[list[object]] = []
+    real = _spawn.spawn
+
+    def spawn(ops, *args, **kwargs):
+        seen.append([o.kind for o in ops])
+        return real(ops, *args, **kwargs)
+
+    monkeypatch.setattr(_spawn, "spawn", spawn)
+    return seen
+
+
+def _is_run_plan(kinds: list[object]) -> bool:
+    from pycontainer import _plan
+
+    return _plan.Op.OPEN_FIFO not in kinds and _plan.Op.WAIT_START not in kinds and kinds[-2:] == [
+        _plan.Op.WAIT_GO, _plan.Op.EXEC,
+    ]  # fmt: skip
+
+
+def test_run_claims_the_id_then_execs_without_the_exec_fifo(root, config, plans, monkeypatch):
+    """run makes no exec fifo: its container is never seen created.  The GO
+    comes once the state is in place, and the init has not exec'd before it."""
+    from pycontainer import _spawn
+
+    at_go = []
+    real_go = _spawn.Child.send_go
+
+    def send_go(child):
+        seen = Container.load(root, "fast")  # (in place already: the id is claimed)
+        try:
+            at_go.append((seen.status, sorted(os.listdir(seen.dir)), os.readlink(f"/proc/{child.pid}/exe")))
+        finally:
+            seen.close()
+        real_go(child)
+
+    monkeypatch.setattr(_spawn.Child, "send_go", send_go)
+    with Container.run(root, "fast", config("sleep", "30")) as c:
+        assert c.status is Status.RUNNING and c.state().status is Status.RUNNING
+        assert not os.path.exists(os.path.join(c.dir, "exec.fifo"))
+        assert os.readlink(f"/proc/{c.pid}/exe") == "/bin/busybox"  # exec'd when run returns
+    [kinds] = plans
+    assert _is_run_plan(kinds)
+    [(status, files, exe)] = at_go
+    assert status is Status.RUNNING and "exec.fifo" not in files and "state.json" in files
+    assert exe.startswith("/memfd:pycontainer-helper")  # waiting for the GO, not exec'd
+
+
+@pytest.mark.parametrize("how", ["missing", "interpreter"])
+def test_run_of_a_missing_executable_raises_naming_it_and_leaves_nothing(root, config, tmp_path, how):
+    """Missing on the PATH: found out before READY; a script whose
+    interpreter is missing: by the execve itself, after the GO."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "script"
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+    args = ("no-such-binary",) if how == "missing" else ("/b/script",)
+    with pytest.raises(InitError) as e:
+        Container.run(root, "gone", config(*args, mounts=[Mount("/b", str(bin_dir))]), stdout=PIPE)
+    assert e.value.step == "exec" and e.value.errno == errno.ENOENT
+    assert e.value.path == ("no-such-binary" if how == "missing" else "/b/script")
+    assert args[0] in str(e.value) and "ENOENT" in str(e.value)
+    assert os.listdir(root) == []
+
+
+@pytest.mark.parametrize("where", ["seccomp", "seccomp with no_new_privs", "rlimit"])
+def test_run_raises_a_step_failing_after_ready_and_the_process_never_runs(
+    root, config, tmp_path, plans, monkeypatch, where
+):
+    """After READY the run's parent goes on listening: a failing step is
+    reported at once (not held for a start).  A failing write stands in for
+    the filter, in either of its places; an rlimit above our hard limit is
+    refused by the kernel (without CAP_SYS_RESOURCE) after READY."""
+    import resource
+
+    from pycontainer import _plan
+    from pycontainer.config import held_capabilities
+
+    out = tmp_path / "out"
+    out.mkdir()
+    if where == "rlimit":
+        if "CAP_SYS_RESOURCE" in held_capabilities():
+            pytest.skip("the runtime may raise hard limits here")
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        # (the parent refuses what the kernel would: the plan is given it anyway)
+        refused = _plan.op(_plan.Op.RLIMIT, "RLIMIT_NOFILE", v=(resource.RLIMIT_NOFILE, hard + 1, hard + 1))
+        monkeypatch.setattr(_plan, "_rlimit_ops", lambda conf: [refused])
+    else:
+        monkeypatch.setattr(_plan, "_seccomp_op", lambda conf: _plan.op(_plan.Op.WRITE, "/no/such/dir/x", "1"))
+    process = {"no_new_privileges": where == "seccomp with no_new_privs"}
+    cfg = config("touch", "/out/ran", mounts=[Mount("/out", str(out))], process=process)
+    with pytest.raises(InitError) as e:
+        Container.run(root, "late", cfg)
+    if where == "rlimit":
+        assert e.value.step == "rlimit" and e.value.errno == errno.EPERM
+    else:
+        assert e.value.step == "write" and e.value.path == "/no/such/dir/x" and e.value.errno == errno.ENOENT
+    [kinds] = plans
+    assert _is_run_plan(kinds)
+    assert os.listdir(out) == []  # the process never ran
+    assert os.listdir(root) == []
+
+
+def test_a_run_that_loses_its_id_never_runs_its_process(root, config, tmp_path, plans, monkeypatch):
+    """Another creator takes the id while the run's init is READY: the
+    init waits for a GO that never comes, and the run gets ContainerExists."""
+    import time
+
+    from pycontainer import ContainerExists
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real = Container._setup.__func__  # type: ignore[attr-defined]
+    winner: list[Container] = []
+    loser_pid: list[int] = []
+
+    def racing(cls, root_, cid, *args, **kwargs):
+        made = real(cls, root_, cid, *args, **kwargs)
+        if not loser_pid:  # the run's: READY; the other creator comes now
+            loser_pid.append(made[1].pid)
+            winner.append(Container.create(root_, cid, config("true")))
+            time.sleep(0.2)  # the loser's init gets as far as it can meanwhile
+            assert os.readlink(f"/proc/{made[1].pid}/exe").startswith("/memfd:pycontainer-helper")
+        return made
+
+    monkeypatch.setattr(Container, "_setup", classmethod(racing))
+    try:
+        with pytest.raises(ContainerExists):
+            Container.run(root, "contended", config("touch", "/out/ran", mounts=[Mount("/out", str(out))]))
+        assert winner and winner[0].status is Status.CREATED  # untouched
+        assert not os.path.exists(f"/proc/{loser_pid[0]}")  # killed and reaped
+        time.sleep(0.1)
+        assert os.listdir(out) == []  # the loser's process never ran
+        assert _is_run_plan(plans[0])
+    finally:
+        for c in winner:
+            c.delete(force=True)
+    assert os.listdir(root) == []
+
+
+def test_a_run_init_that_gets_eof_instead_of_go_exits_without_its_exec(root, config, tmp_path, monkeypatch):
+    """Should the parent give up (or die) before the GO, the init ends at
+    EOF on the sync socket without running anything of the container's."""
+    import socket
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real = Container._setup.__func__  # type: ignore[attr-defined]
+    codes = []
+
+    def giving_up(cls, *args, **kwargs):
+        made = real(cls, *args, **kwargs)
+        child = made[1]
+        child.sock.shutdown(socket.SHUT_WR)  # the child reads EOF where it waits for GO
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # (abandon reaps it)
+            if info is not None:
+                codes.append((info.si_code, info.si_status))
+                break
+            time.sleep(0.01)
+        raise RuntimeError("gave up")  # (the undo kills what still waits)
+
+    monkeypatch.setattr(Container, "_setup", classmethod(giving_up))
+    with pytest.raises(RuntimeError, match="gave up"):
+        Container.run(root, "eof", config("touch", "/out/ran", mounts=[Mount("/out", str(out))]))
+    assert codes == [(os.CLD_EXITED, 1)]
+    assert os.listdir(out) == [] and os.listdir(root) == []
+
+
+@pytest.mark.parametrize("mode", ["init", "terminal", "init and terminal", "user namespace", "joined pid namespace"])
+def test_run_takes_the_fast_path_in_every_mode(root, config, plans, public_dir, rootfs, mode):
+    args = ("sh", "-c", "echo $$; tty >/dev/null && echo tty; exit 3")
+    fields: dict[str, object] = {}
+    if "init" in mode:
+        fields["init"] = True
+    if "terminal" in mode:
+        fields["process"] = {"terminal": True}
+    other = None
+    state_root = root
+    if mode == "user namespace":
+        # a rootfs the mapped root owns, under a root it can traverse
+        fs = os.path.join(public_dir, "fs")
+        shutil.copytree(rootfs, fs, symlinks=True)
+        for dirpath, dirs, files in os.walk(fs):
+            for n in [dirpath, *(os.path.join(dirpath, x) for x in dirs + files)]:
+                os.lchown(n, 100000, 100000)
+        state_root = os.path.join(public_dir, "state")
+        cfg = attrs.evolve(
+            config(*args),
+            rootfs=fs,
+            namespaces=[Namespace(n) for n in ("pid", "mount", "uts", "ipc", "network", "user")],
+            uid_mappings=[IDMap(0, 100000, 65536)],
+            gid_mappings=[IDMap(0, 100000, 65536)],
+        )
+    elif mode == "joined pid namespace":
+        other = Container.run(root, "host", config("sleep", "60"))
+        cfg = config(*args, namespaces=[Namespace("pid", f"/proc/{other.pid}/ns/pid"), Namespace("mount")])
+    else:
+        cfg = config(*args, **fields)
+    try:
+        with Container.run(state_root, "modes", cfg, stdout=PIPE, stderr=PIPE) as c:
+            if c.pty is not None:
+                data = b""
+                while True:
+                    try:
+                        chunk = os.read(c.pty, 1024)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    data += chunk
+                text = data.decode().replace("\r", "")
+            else:
+                text = c.communicate(timeout=30)[0].decode()
+            status = c.wait(timeout=30)
+        assert status.code == 3, text
+        lines = text.split()
+        if mode == "joined pid namespace":
+            assert lines[0] != "1"  # (the other's sleep is pid 1 there)
+        else:
+            assert lines[0] == ("2" if "init" in mode else "1")
+        assert ("tty" in lines) == ("terminal" in mode)
+    finally:
+        if other is not None:
+            other.delete(force=True)
+    assert _is_run_plan(plans[-1])

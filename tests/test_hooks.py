@@ -176,6 +176,44 @@ def test_a_failing_start_container_hook_stops_the_container(root, config, tmp_pa
     assert [r["name"] for r in read_log(log)] == ["poststop"]
 
 
+def test_run_with_start_container_hooks_creates_then_starts(root, config, tmp_path):
+    """startContainer hooks run in the created container, before start: run
+    takes the two steps then (elsewhere its init execs without the exec fifo)."""
+    inside = Hook(path="/bin/sh", args=["sh", "-c", "cat > /start.json"])
+    c = Container.run(root, "hk-run", config("cat", "/start.json", hooks=Hooks(start_container=[inside])), stdout=PIPE)
+    out, _ = c.communicate(timeout=30)
+    assert c.wait(timeout=30).code == 0
+    c.delete()
+    assert json.loads(out)["status"] == "created"
+    log = str(tmp_path / "hooks.log")
+    failing = Hook(path="/bin/sh", args=["sh", "-c", "exit 1"])
+    hooks = Hooks(
+        start_container=[failing], poststart=[recorder(log, "poststart")], poststop=[recorder(log, "poststop")]
+    )
+    with pytest.raises(HookError) as e:
+        Container.run(root, "hk-run-fail", config("true", hooks=hooks))
+    assert e.value.kind == "start_container"
+    assert [r["name"] for r in read_log(log)] == ["poststop"]
+    assert os.listdir(root) == []
+
+
+def test_run_runs_poststart_hooks_once_the_process_runs_their_failures_warnings(root, config, tmp_path):
+    log = str(tmp_path / "hooks.log")
+    failing = Hook(path=SH, args=["sh", "-c", "exit 2"])
+    exe = tmp_path / "exe"
+    what_runs = f'pid=$(echo "$state" | sed \'s/.*"pid": *\\([0-9]*\\).*/\\1/\'); readlink /proc/$pid/exe > {exe}'
+    hooks = Hooks(poststart=[failing, recorder(log, "poststart", what_runs)], poststop=[recorder(log, "poststop")])
+    with pytest.warns(UserWarning, match=r"hooks.poststart\[0\].*status 2"):
+        c = Container.run(root, "hk-run-post", config("sleep", "30", hooks=hooks))
+    try:
+        [post] = read_log(log)
+        assert post["state"]["status"] == "running" and post["state"]["pid"] == c.pid
+        assert exe.read_text() == "/bin/busybox\n"  # exec'd before the hook ran
+    finally:
+        c.delete(force=True)
+    assert [r["name"] for r in read_log(log)] == ["poststart", "poststop"]
+
+
 def test_poststart_and_poststop_failures_are_warnings(root, config, tmp_path):
     failing = Hook(path=SH, args=["sh", "-c", "exit 2"])
     after = tmp_path / "after"
