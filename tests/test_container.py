@@ -1297,6 +1297,27 @@ def test_run_raises_a_step_failing_after_ready_and_the_process_never_runs(
     assert os.listdir(root) == []
 
 
+@pytest.mark.parametrize("nnp", [False, True])
+def test_run_hears_of_a_failing_exec_under_a_profile_that_refuses_sendto(root, config, tmp_path, nnp):
+    """run has no fifo to carry an error that comes after the seccomp filter:
+    the child's report falls back to write(2) on the sync socket."""
+    from pycontainer.security import seccomp_profile_from_json
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "script").write_text("#!/no/such/interpreter\n")
+    (bin_dir / "script").chmod(0o755)
+    profile = seccomp_profile_from_json(
+        {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["sendto"], "action": "SCMP_ACT_ERRNO"}]}
+    )
+    cfg = config("/b/script", mounts=[Mount("/b", str(bin_dir))], seccomp=profile,
+                 process={"no_new_privileges": nnp})  # fmt: skip
+    with pytest.raises(InitError) as e:
+        Container.run(root, "no-sendto", cfg)
+    assert e.value.step == "exec" and e.value.path == "/b/script" and e.value.errno == errno.ENOENT
+    assert os.listdir(root) == []
+
+
 def test_a_run_that_loses_its_id_never_runs_its_process(root, config, tmp_path, plans, monkeypatch):
     """Another creator takes the id while the run's init is READY: the
     init waits for a GO that never comes, and the run gets ContainerExists."""
