@@ -16,6 +16,30 @@ from pycontainer import Container, ContainerConfig, Process, default_rootfs
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root and the real kernel")
 
 
+def owned_copy(src: str, dest: str, uid: int, gid: int | None = None) -> str:
+    """A copy of the rootfs ``src`` at ``dest``, every file owned by
+    ``uid``:``gid`` (as an image unpacked for a user namespace is)."""
+    shutil.copytree(src, dest, symlinks=True)
+    for dirpath, dirs, files in os.walk(dest):
+        for n in [dirpath, *(os.path.join(dirpath, x) for x in dirs + files)]:
+            os.lchown(n, uid, uid if gid is None else gid)
+    return dest
+
+
+def read_to_eof(fd: int) -> bytes:
+    """Everything from a pty master (EIO once the other side is gone) or a pipe."""
+    data = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def _mounts() -> set[str]:
     with open("/proc/self/mountinfo") as f:
         # mount id, parent, dev, root, mount point: stable across reads
@@ -374,11 +398,7 @@ def rootless(rootfs: str, probe: str) -> Iterator[Rootless]:
             os.mkdir(d, 0o700)
             os.chown(d, user.uid, user.gid)
         # the rootfs, owned by the ids it maps to: container root -> the user
-        fs = os.path.join(work, "rootfs")
-        shutil.copytree(rootfs, fs, symlinks=True)
-        for dirpath, dirs, files in os.walk(fs):
-            for n in [dirpath, *(os.path.join(dirpath, x) for x in dirs + files)]:
-                os.lchown(n, user.uid, user.gid)
+        fs = owned_copy(rootfs, os.path.join(work, "rootfs"), user.uid, user.gid)
         os.makedirs(os.path.join(fs, "home/user"), exist_ok=True)
         os.chown(os.path.join(fs, "home/user"), user.host_id(1000), user.host_id(1000))
         user.rootfs = fs  # type: ignore[attr-defined]

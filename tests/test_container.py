@@ -30,7 +30,7 @@ from pycontainer import (
     User,
 )
 
-from .conftest import needs_root
+from .conftest import needs_root, owned_copy, read_to_eof
 
 pytestmark = [needs_root, pytest.mark.root]
 
@@ -166,14 +166,10 @@ def test_bind_mounts_ro_rw_and_tmpfs(root, config, tmp_path):
 
 def test_user_namespace_maps_root_to_an_unprivileged_host_uid(public_dir, rootfs):
     import pathlib
-    import shutil
 
     base = pathlib.Path(public_dir)
-    shutil.copytree(rootfs, base / "rootfs", symlinks=True)
     # A user-namespaced rootfs belongs to the mapped ids, as an unpacked image would.
-    for dirpath, dirnames, filenames in os.walk(base / "rootfs"):
-        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-            os.lchown(name, 100000, 100000)
+    owned_copy(rootfs, str(base / "rootfs"), 100000)
     root = str(base / "state")
     host = base / "shared"
     host.mkdir()
@@ -295,15 +291,7 @@ def test_pty_gives_a_terminal(root, config):
     cfg = config("sh", "-c", "tty; echo $TERM", process={"terminal": True})
     with Container.run(root, "tty", cfg) as c:
         assert c.pty is not None
-        data = b""
-        while True:
-            try:
-                chunk = os.read(c.pty, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_eof(c.pty)
         assert c.wait(timeout=30).code == 0
     assert b"/dev/pts/0" in data and b"xterm" in data
 
@@ -644,14 +632,10 @@ def test_the_runtime_process_stays_dumpable(public_dir, rootfs):
     """A child that changed credentials while sharing our memory would have made
     this process non-dumpable: user namespace containers and exec must not."""
     import pathlib
-    import shutil
 
     assert _dumpable() == 1
     base = pathlib.Path(public_dir)
-    shutil.copytree(rootfs, base / "rootfs", symlinks=True)
-    for dirpath, dirnames, filenames in os.walk(base / "rootfs"):
-        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-            os.lchown(name, 100000, 100000)
+    owned_copy(rootfs, str(base / "rootfs"), 100000)
     cfg = ContainerConfig(
         process=Process(args=("sleep", "30")),
         rootfs=str(base / "rootfs"),
@@ -1086,14 +1070,7 @@ def test_no_pivot_root_moves_the_rootfs_and_hides_the_hosts_proc_and_sys(root, c
 
 def _userns_rootfs(rootfs: str, base: str) -> str:
     """A copy of the rootfs owned by the ids 0.. map to (100000..)."""
-    import shutil
-
-    mine = os.path.join(base, "rootfs")
-    shutil.copytree(rootfs, mine, symlinks=True)
-    for dirpath, dirnames, filenames in os.walk(mine):
-        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-            os.lchown(name, 100000, 100000)
-    return mine
+    return owned_copy(rootfs, os.path.join(base, "rootfs"), 100000)
 
 
 @pytest.mark.parametrize("idmap", [False, True])
@@ -1398,11 +1375,7 @@ def test_run_takes_the_fast_path_in_every_mode(root, config, plans, public_dir, 
     state_root = root
     if mode == "user namespace":
         # a rootfs the mapped root owns, under a root it can traverse
-        fs = os.path.join(public_dir, "fs")
-        shutil.copytree(rootfs, fs, symlinks=True)
-        for dirpath, dirs, files in os.walk(fs):
-            for n in [dirpath, *(os.path.join(dirpath, x) for x in dirs + files)]:
-                os.lchown(n, 100000, 100000)
+        fs = owned_copy(rootfs, os.path.join(public_dir, "fs"), 100000)
         state_root = os.path.join(public_dir, "state")
         cfg = attrs.evolve(
             config(*args),
@@ -1419,16 +1392,7 @@ def test_run_takes_the_fast_path_in_every_mode(root, config, plans, public_dir, 
     try:
         with Container.run(state_root, "modes", cfg, stdout=PIPE, stderr=PIPE) as c:
             if c.pty is not None:
-                data = b""
-                while True:
-                    try:
-                        chunk = os.read(c.pty, 1024)
-                    except OSError:
-                        break
-                    if not chunk:
-                        break
-                    data += chunk
-                text = data.decode().replace("\r", "")
+                text = read_to_eof(c.pty).decode().replace("\r", "")
             else:
                 text = c.communicate(timeout=30)[0].decode()
             status = c.wait(timeout=30)

@@ -12,6 +12,8 @@ import pytest
 
 from pycontainer import PIPE, Container, ContainerConfig, Hook, HookError, Hooks, Namespace, Process
 
+from .conftest import owned_copy
+
 SH = "/bin/sh"  # the host's shell: hooks of the runtime's namespaces run on the host
 
 
@@ -246,7 +248,6 @@ def test_hooks_survive_in_the_state_for_a_later_process(root, config, tmp_path):
 
 
 def test_hooks_in_a_user_namespace(rootfs, public_dir):
-    import shutil
 
     from pycontainer import IDMap
 
@@ -254,11 +255,7 @@ def test_hooks_in_a_user_namespace(rootfs, public_dir):
     os.mkdir(logs)
     os.chown(logs, 100000, 100000)  # the container's root may write there
     log = os.path.join(logs, "hooks.log")
-    mine = os.path.join(public_dir, "rootfs")
-    shutil.copytree(rootfs, mine, symlinks=True)
-    for dirpath, dirnames, filenames in os.walk(mine):
-        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-            os.lchown(name, 100000, 100000)
+    mine = owned_copy(rootfs, os.path.join(public_dir, "rootfs"), 100000)
     root = os.path.join(public_dir, "state")
     cfg = ContainerConfig(
         process=Process(args=["cat", "/start"]),

@@ -48,7 +48,7 @@ from pycontainer.security import (
     seccomp_profile_to_json,
 )
 
-from .conftest import needs_root
+from .conftest import needs_root, owned_copy
 
 pytestmark = needs_root
 
@@ -771,11 +771,7 @@ def test_the_init_is_not_dumpable_while_the_runtime_sets_it_up(rootfs, public_di
 
     from pycontainer import IDMap
 
-    fs = os.path.join(public_dir, "fs")
-    shutil.copytree(rootfs, fs, symlinks=True)
-    for dirpath, dirs, files in os.walk(fs):
-        for n in [dirpath, *(os.path.join(dirpath, x) for x in dirs + files)]:
-            os.lchown(n, 200000, 200000)
+    fs = owned_copy(rootfs, os.path.join(public_dir, "fs"), 200000)
     base = ContainerConfig(process=Process(args=["sleep", "60"]), rootfs=fs, cgroups=False)
     cfg = _attrs.evolve(
         base,
