@@ -167,6 +167,53 @@ def test_a_program_it_does_not_read_is_kept_as_libseccomp_wrote_it(monkeypatch):
         compile_seccomp.cache_clear()
 
 
+def test_the_equivalence_check_refuses_any_change():
+    """Every comparison constant of the new program moved by one, every
+    return value with a bit flipped: `equivalent` tells each from the
+    original (it is what guards the kernel against a bug in the re-encoding)."""
+    old = _bpf.decode(libseccomp_program(default_seccomp_profile(), BOUNDING))
+    new = _bpf.decode(_bpf.ranged(_bpf.encode(old)))
+    assert _bpf.equivalent(old, new) and _bpf.equivalent(old, old)
+    for i, (code, jt, jf, k) in enumerate(new):
+        if code in (_bpf.JGE, _bpf.JEQ) and 0 < k < _bpf.MAX:
+            changes = [(code, jt, jf, k + 1), (code, jt, jf, k - 1)]
+        elif code == _bpf.RET_K:
+            changes = [(code, jt, jf, k ^ 1)]
+        else:
+            continue
+        for changed in changes:
+            assert not _bpf.equivalent(old, [*new[:i], changed, *new[i + 1 :]]), (i, changed)
+
+
+def test_a_continuation_copied_from_the_wrong_place_is_refused(monkeypatch):
+    """(The review's case: a number sent to another argument check's code.)"""
+    old = libseccomp_program(default_seccomp_profile(), BOUNDING)
+    starts = [lf.pc for lf in _bpf.analyse(_bpf.decode(old)) if lf.ret is None]
+    real = _bpf._copy
+
+    def wrong(asm, insns, start, arch, nr):
+        real(asm, insns, min(starts) if start != min(starts) else max(starts), arch, nr)
+
+    monkeypatch.setattr(_bpf, "_copy", wrong)
+    with pytest.raises(_bpf.Unsupported, match="differs"):
+        _bpf.ranged(old)
+
+
+def test_a_bug_in_the_re_encoding_falls_back_with_a_warning(monkeypatch):
+    def broken(program: bytes) -> bytes:
+        raise KeyError("L7")
+
+    monkeypatch.setattr(_bpf, "ranged", broken)
+    compile_seccomp.cache_clear()
+    try:
+        profile = default_seccomp_profile()
+        with pytest.warns(UserWarning, match="libseccomp's program is used"):
+            program, _ = compile_seccomp(profile, BOUNDING)
+        assert program == libseccomp_program(profile, BOUNDING)
+    finally:
+        compile_seccomp.cache_clear()
+
+
 def test_the_analysis_partitions_the_plane():
     old = libseccomp_program(default_seccomp_profile(), BOUNDING)
     leaves = _bpf.analyse(_bpf.decode(old))

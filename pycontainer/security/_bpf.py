@@ -24,10 +24,12 @@ program and writes the same function shorter.
    shared return, or a copy of the libseccomp code from the argument read on
    (comparisons of the number or architecture that the leaf's interval
    already decides are left out of the copy).
-3. The new program is analysed in turn and must have the same function; a
-   program that uses what this module does not read (the X register, scratch
-   memory), or any mismatch, raises :class:`Unsupported`, and the caller
-   keeps libseccomp's program.
+3. :func:`equivalent` then runs the two programs together over intervals of
+   (arch, nr), every step on the data (arguments, instruction pointer) the
+   same instruction on both sides: they return the same for every input, or
+   the new one is refused.  A program that uses what this module does not
+   read (the X register, scratch memory), or any mismatch, raises
+   :class:`Unsupported`, and the caller keeps libseccomp's program.
 
 Only classic BPF as the kernel's seccomp accepts it is read and written
 (``struct sock_filter``: u16 code, u8 jt, u8 jf, u32 k).
@@ -36,7 +38,6 @@ Only classic BPF as the kernel's seccomp accepts it is read and written
 from __future__ import annotations
 
 import struct
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 
 MAX = 0xFFFFFFFF
@@ -185,28 +186,80 @@ def table(leaves: Sequence[Leaf]) -> Table:
     return out
 
 
-def _outcome(leaf: Leaf) -> int | str:
-    return leaf.ret if leaf.ret is not None else "data"
-
-
-def same_function(a: Table, b: Table) -> bool:
-    """Do two tables give the same outcome (a return value, or "reads the
-    data") for every (arch, nr)?"""
-    for alo in sorted({lo for lo, _ in a} | {lo for lo, _ in b}):
-        ra, rb = _row_at(a, alo), _row_at(b, alo)
-        i = j = 0
-        while i < len(ra) and j < len(rb):  # (both rows cover 0..MAX: walk their overlaps)
-            if _outcome(ra[i][2]) != _outcome(rb[j][2]):
-                return False
-            ends_a, ends_b = ra[i][1], rb[j][1]
-            i += ends_a <= ends_b
-            j += ends_b <= ends_a
+def equivalent(p: Sequence[Insn], q: Sequence[Insn]) -> bool:
+    """Do ``p`` and ``q`` return the same for every input?  Both run
+    together over intervals of (arch, nr): a comparison of the number or the
+    architecture on either side splits the interval (or is decided by it);
+    loads of them and ``ja`` are each side's own; every other step (a load
+    of an argument or the instruction pointer, ALU, a comparison of what was
+    loaded, a return) must be the same instruction with the same constant on
+    both sides, the two taking the same branch."""
+    seen: set[tuple[int, str | None, int, str | None, Interval, Interval]] = set()
+    todo: list[tuple[int, str | None, int, str | None, Interval, Interval]] = [(0, None, 0, None, (0, MAX), (0, MAX))]
+    steps = 0
+    while todo:
+        state = todo.pop()
+        if state in seen:
+            continue
+        seen.add(state)
+        steps += 1
+        if steps > _STEPS:
+            raise Unsupported("too many paths")
+        pp, pa, qp, qa, arch, nr = state
+        pp, pa = _skip_free(p, pp, pa)
+        qp, qa = _skip_free(q, qp, qa)
+        # a comparison of the number or architecture, on either side: split
+        split = False
+        for side, prog, pc, a in ((0, p, pp, pa), (1, q, qp, qa)):
+            code, jt, jf, k = prog[pc]
+            if code in _COND and a in ("nr", "arch"):
+                true, false = _split(code, k, nr if a == "nr" else arch)
+                for parts, off in ((true, jt), (false, jf)):
+                    for part in parts:
+                        narch, nnr = (arch, part) if a == "nr" else (part, nr)
+                        nxt = pc + 1 + off
+                        todo.append((nxt, pa, qp, qa, narch, nnr) if side == 0 else (pp, pa, nxt, qa, narch, nnr))
+                split = True
+                break
+        if split:
+            continue
+        pi, qi = p[pp], q[qp]
+        if pi[0] != qi[0] or pi[3] != qi[3]:
+            return False  # (a different step on the data, or a different return)
+        code, k = pi[0], pi[3]
+        if code in (RET_A, ALU_NEG) or code in _ALU_K or code in _COND:
+            if pa != qa:
+                return False  # (A holds what each loaded: equal only if both loaded it in step)
+        if code in (RET_K, RET_A):
+            continue
+        if code == LD_ABS:
+            if k >= _DATA_SIZE or k % 4:
+                raise Unsupported(f"load of offset {k}")
+            a = "nr" if k == _NR else "arch" if k == _ARCH else "data"
+            todo.append((pp + 1, a, qp + 1, a, arch, nr))
+        elif code == LD_IMM or code in _ALU_K or code == ALU_NEG:
+            todo.append((pp + 1, "data", qp + 1, "data", arch, nr))
+        elif code in _COND:  # (on the data: the same outcome on both sides)
+            todo.append((pp + 1 + pi[1], pa, qp + 1 + qi[1], qa, arch, nr))
+            todo.append((pp + 1 + pi[2], pa, qp + 1 + qi[2], qa, arch, nr))
+        else:
+            raise Unsupported(f"instruction {code:#x}")
     return True
 
 
-def _row_at(t: Table, arch: int) -> list[tuple[int, int, Leaf]]:
-    keys = sorted(t)
-    return t[keys[bisect_right([lo for lo, _ in keys], arch) - 1]]
+def _skip_free(prog: Sequence[Insn], pc: int, a: str | None) -> tuple[int, str | None]:
+    """Past the steps that do not depend on the data: ``ja``, and loads of
+    the number or the architecture (each side makes those on its own)."""
+    while True:
+        if not 0 <= pc < len(prog):
+            raise Unsupported("a jump out of the program")
+        code, _, _, k = prog[pc]
+        if code == JA:
+            pc += 1 + k
+        elif code == LD_ABS and k in (_NR, _ARCH):
+            pc, a = pc + 1, "nr" if k == _NR else "arch"
+        else:
+            return pc, a
 
 
 # ---- emission ------------------------------------------------------------------
@@ -430,7 +483,7 @@ def ranged(program: bytes) -> bytes:
         asm.place(label)
         _copy(asm, insns, start, arch, nr)
     out = asm.assemble()
-    if not same_function(want, table(analyse(out))):
+    if not equivalent(insns, out):
         raise Unsupported("the re-encoded program differs")  # (a bug here: keep libseccomp's)
     return encode(out)
 
