@@ -1438,7 +1438,12 @@ class Container(ProcessHandle):
                     raise PyContainerError(f"container {id!r} died before it could start")
             except BaseException:
                 child.close()
-                container.delete(force=True, volumes=True)
+                io.close_child_ends()  # (a logger waits for our copies of its pipes' write ends)
+                try:
+                    with contextlib.suppress(ContainerNotFound):  # (deleted meanwhile: what stopped it)
+                        container.delete(force=True, volumes=True)
+                finally:
+                    container._close_handle()  # pidfd, pipes, pty; reaps the init if it is gone
                 raise
         child.close()
         io.close_child_ends()

@@ -19,6 +19,7 @@ from pycontainer import (
     ConfigError,
     Container,
     ContainerConfig,
+    ContainerNotFound,
     ExitStatus,
     IDMap,
     InitError,
@@ -26,6 +27,7 @@ from pycontainer import (
     MountError,
     Namespace,
     Process,
+    PyContainerError,
     Status,
     User,
 )
@@ -1216,6 +1218,35 @@ def test_run_claims_the_id_then_execs_without_the_exec_fifo(root, config, plans,
     [(status, files, exe)] = at_go
     assert status is Status.RUNNING and "exec.fifo" not in files and "state.json" in files
     assert exe.startswith("/memfd:pycontainer-helper")  # waiting for the GO, not exec'd
+
+
+def test_a_run_deleted_by_another_process_before_its_exec_raises_and_leaks_nothing(root, config, monkeypatch):
+    """Another process deletes the container between the rename and the GO:
+    run says the container died before it could start (not that it is not
+    found), and keeps no fd, pipe or zombie of it (the review's case)."""
+    from pycontainer import _spawn
+
+    real_go = _spawn.Child.send_go
+    pids = []
+
+    def send_go(child):
+        pids.append(child.pid)
+        other = Container.load(root, "raced")
+        other.delete(force=True)  # (as another process would: SIGKILL, state removed)
+        real_go(child)
+
+    with Container.run(root, "warm", config("true")) as c:  # (the helper's memfd, the pool: kept for good)
+        c.wait()
+    monkeypatch.setattr(_spawn.Child, "send_go", send_go)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(PyContainerError) as e:
+        Container.run(root, "raced", config("true"), stdout=PIPE, stderr=PIPE)
+    assert not isinstance(e.value, ContainerNotFound)
+    extra = [os.readlink(f"/proc/self/fd/{fd}") for fd in set(os.listdir("/proc/self/fd")) - before]
+    assert [x for x in extra if not x.startswith("net:[")] == []  # (the network namespace pool's fill up)
+    assert os.listdir(root) == []
+    [pid] = pids
+    assert not os.path.exists(f"/proc/{pid}")  # reaped, no zombie
 
 
 @pytest.mark.parametrize("how", ["missing", "interpreter"])
