@@ -99,6 +99,17 @@ class Child:
     def send_go(self) -> None:
         self.sock.send(pack_go(), socket.MSG_NOSIGNAL)
 
+    def go_and_wait_exec(self) -> None:
+        """``run`` (step 7r): GO, then wait until the child has exec'd (EOF).
+        InitError for a step that failed after READY; PyContainerError when
+        the child was gone before the GO."""
+        try:
+            self.send_go()
+        except (BrokenPipeError, ConnectionResetError):
+            self.wait_for(0)  # (the ERROR it sent before dying, if it did)
+            raise PyContainerError(f"container init (pid {self.pid}) died before it could start") from None
+        self.wait_for(0)
+
     def recv(self, deadline: float) -> Message | None:
         """The next message, or None at EOF."""
         while True:

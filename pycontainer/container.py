@@ -1422,23 +1422,14 @@ class Container(ProcessHandle):
                         raise ContainerExists(id, root) from None
                     raise
             undo.pop_all()
+        io.close_child_ends()  # (a logger waits for our copies of its pipes' write ends)
         if start:
             # The id is ours: let the init exec (it waits right before its
             # execve, every other step done), then wait for that.
             try:
-                try:
-                    child.send_go()
-                except (BrokenPipeError, ConnectionResetError):
-                    started = False  # it failed (its ERROR waits to be read) or died
-                else:
-                    started = True
-                io.close_child_ends()
-                child.wait_for(0)  # EOF: exec'd (the socket is close-on-exec); ERROR: InitError
-                if not started:
-                    raise PyContainerError(f"container {id!r} died before it could start")
+                child.go_and_wait_exec()
             except BaseException:
                 child.close()
-                io.close_child_ends()  # (a logger waits for our copies of its pipes' write ends)
                 try:
                     with contextlib.suppress(ContainerNotFound):  # (deleted meanwhile: what stopped it)
                         container.delete(force=True, volumes=True)
@@ -1446,7 +1437,6 @@ class Container(ProcessHandle):
                     container._close_handle()  # pidfd, pipes, pty; reaps the init if it is gone
                 raise
         child.close()
-        io.close_child_ends()
         if replaces is not None:
             replaces._dispose(directory)
         return container
@@ -1785,22 +1775,16 @@ class Container(ProcessHandle):
         ``start_container`` hooks (they run in the created container) is
         created and started in two steps.  ``poststart`` hooks run once the
         process started; their failures are warnings."""
-        if isinstance(config, ContainerConfig) and config.hooks.start_container:
-            container = cls.create(root, id, config, **kwargs)
-            try:
+        in_one = not (isinstance(config, ContainerConfig) and config.hooks.start_container)
+        container = cls.create(root, id, config, _start=in_one, **kwargs)
+        try:
+            if in_one:
+                container._poststart()
+            else:
                 container.start()
-            except BaseException:
-                container.delete(force=True, volumes=True)
-                raise
-            return container
-        container = cls.create(root, id, config, _start=True, **kwargs)
-        poststart = container.config.hooks.poststart
-        if poststart:
-            try:
-                _hooks.run_warn("poststart", poststart, container._hook_state(), "running")
-            except BaseException:
-                container.delete(force=True, volumes=True)
-                raise
+        except BaseException:
+            container.delete(force=True, volumes=True)
+            raise
         return container
 
     @classmethod
@@ -1912,8 +1896,12 @@ class Container(ProcessHandle):
             raise _spawn.Message.unpack(data[1:].ljust(_spawn.MSG_SIZE, b"\0")).error()
         if not data:
             raise PyContainerError(f"container {self.id!r} died before it could start")
-        if hooks.poststart:
-            _hooks.run_warn("poststart", hooks.poststart, self._hook_state(), "running")
+        self._poststart()
+
+    def _poststart(self) -> None:
+        """The poststart hooks, once the process started; failures are warnings."""
+        if self.config.hooks.poststart:
+            _hooks.run_warn("poststart", self.config.hooks.poststart, self._hook_state(), "running")
 
     def _hook_state(self) -> dict[str, Any]:
         return _hook_state(self.id, self.pid or 0, self._data.get("bundle") or self._data["rootfs"], self.config)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 MAX = 0xFFFFFFFF
 _INSN = struct.Struct("=HBBI")
@@ -101,18 +102,32 @@ def _split(code: int, k: int, iv: Interval) -> tuple[list[Interval], list[Interv
     raise Unsupported("jset on the number or architecture")
 
 
-class Leaf:
+def _forks(
+    insns: Sequence[Insn], pc: int, a: str | None, arch: Interval, nr: Interval
+) -> list[tuple[int, Interval, Interval]]:
+    """Where a comparison of the number or the architecture at ``pc`` leads,
+    as (target, arch, nr) for each part of the interval it tests; [] for any
+    other instruction."""
+    code, jt, jf, k = insns[pc]
+    if code not in _COND or a not in ("nr", "arch"):
+        return []
+    true, false = _split(code, k, nr if a == "nr" else arch)
+    return [
+        (pc + 1 + off, *((arch, part) if a == "nr" else (part, nr)))
+        for parts, off in ((true, jt), (false, jf))
+        for part in parts
+    ]
+
+
+class Leaf(NamedTuple):
     """Where the program ends for (arch, nr) in the two intervals: ``ret`` is
     the value it returns, or None: at ``pc`` it reads the data (an argument
     or the instruction pointer), and what it returns depends on that."""
 
-    __slots__ = ("arch", "nr", "ret", "pc")
-
-    def __init__(self, arch: Interval, nr: Interval, ret: int | None, pc: int) -> None:
-        self.arch, self.nr, self.ret, self.pc = arch, nr, ret, pc
-
-    def __repr__(self) -> str:
-        return f"Leaf(arch={self.arch}, nr={self.nr}, ret={self.ret}, pc={self.pc})"
+    arch: Interval
+    nr: Interval
+    ret: int | None
+    pc: int
 
 
 def analyse(insns: Sequence[Insn]) -> list[Leaf]:
@@ -147,16 +162,8 @@ def analyse(insns: Sequence[Insn]) -> list[Leaf]:
             elif code == JA:
                 pc += 1 + k
             elif code in _COND and a is not None:
-                true, false = _split(code, k, nr if a == "nr" else arch)
-                branches = [(pc + 1 + jt, p) for p in true] + [(pc + 1 + jf, p) for p in false]
-                for target, part in branches[1:]:
-                    stack.append((target, a, arch if a == "nr" else part, part if a == "nr" else nr))
-                target, part = branches[0]
-                if a == "nr":
-                    nr = part
-                else:
-                    arch = part
-                pc = target
+                (pc, arch, nr), *rest = _forks(insns, pc, a, arch, nr)
+                stack += [(t, a, na, nn) for t, na, nn in rest]
             else:
                 raise Unsupported(f"instruction {code:#x} before any argument is read")
     return leaves
@@ -206,22 +213,16 @@ def equivalent(p: Sequence[Insn], q: Sequence[Insn]) -> bool:
         if steps > _STEPS:
             raise Unsupported("too many paths")
         pp, pa, qp, qa, arch, nr = state
-        pp, pa = _skip_free(p, pp, pa)
-        qp, qa = _skip_free(q, qp, qa)
+        pp, pa = _settle(p, pp, pa, arch, nr, loads=True)
+        qp, qa = _settle(q, qp, qa, arch, nr, loads=True)
         # a comparison of the number or architecture, on either side: split
-        split = False
-        for side, prog, pc, a in ((0, p, pp, pa), (1, q, qp, qa)):
-            code, jt, jf, k = prog[pc]
-            if code in _COND and a in ("nr", "arch"):
-                true, false = _split(code, k, nr if a == "nr" else arch)
-                for parts, off in ((true, jt), (false, jf)):
-                    for part in parts:
-                        narch, nnr = (arch, part) if a == "nr" else (part, nr)
-                        nxt = pc + 1 + off
-                        todo.append((nxt, pa, qp, qa, narch, nnr) if side == 0 else (pp, pa, nxt, qa, narch, nnr))
-                split = True
-                break
-        if split:
+        forks = _forks(p, pp, pa, arch, nr)
+        if forks:
+            todo += [(t, pa, qp, qa, na, nn) for t, na, nn in forks]
+            continue
+        forks = _forks(q, qp, qa, arch, nr)
+        if forks:
+            todo += [(pp, pa, t, qa, na, nn) for t, na, nn in forks]
             continue
         pi, qi = p[pp], q[qp]
         if pi[0] != qi[0] or pi[3] != qi[3]:
@@ -245,21 +246,6 @@ def equivalent(p: Sequence[Insn], q: Sequence[Insn]) -> bool:
         else:
             raise Unsupported(f"instruction {code:#x}")
     return True
-
-
-def _skip_free(prog: Sequence[Insn], pc: int, a: str | None) -> tuple[int, str | None]:
-    """Past the steps that do not depend on the data: ``ja``, and loads of
-    the number or the architecture (each side makes those on its own)."""
-    while True:
-        if not 0 <= pc < len(prog):
-            raise Unsupported("a jump out of the program")
-        code, _, _, k = prog[pc]
-        if code == JA:
-            pc += 1 + k
-        elif code == LD_ABS and k in (_NR, _ARCH):
-            pc, a = pc + 1, "nr" if k == _NR else "arch"
-        else:
-            return pc, a
 
 
 # ---- emission ------------------------------------------------------------------
@@ -390,14 +376,20 @@ def _continuation(insns: Sequence[Insn], start: int, arch: Interval, nr: Interva
     yield from sorted(seen, key=lambda s: (s[0], s[1] or ""))
 
 
-def _settle(insns: Sequence[Insn], pc: int, a: str | None, arch: Interval, nr: Interval) -> tuple[int, str | None]:
-    """Follow ``ja`` and the comparisons the intervals decide from ``pc``."""
+def _settle(
+    insns: Sequence[Insn], pc: int, a: str | None, arch: Interval, nr: Interval, loads: bool = False
+) -> tuple[int, str | None]:
+    """Follow ``ja`` and the comparisons the intervals decide from ``pc``;
+    with ``loads``, loads of the number or the architecture too (they do not
+    depend on the data)."""
     while True:
         if not 0 <= pc < len(insns):
             raise Unsupported("a jump out of the program")
         code, jt, jf, k = insns[pc]
         if code == JA:
             pc += 1 + k
+        elif loads and code == LD_ABS and k in (_NR, _ARCH):
+            pc, a = pc + 1, "nr" if k == _NR else "arch"
         elif code in _COND and a in ("nr", "arch"):
             true, false = _split(code, k, nr if a == "nr" else arch)
             if true and false:
