@@ -1584,6 +1584,34 @@ static long raw_clone(uint64_t flags, int cgroup_fd, char *stack, size_t stack_s
     return pid;
 }
 
+/* Python packs each op's string offsets relative to the op's own strings,
+ * which follow each other in the blob in plan order (so an op's bytes do not
+ * depend on its place in the plan, and Python encodes each distinct op once):
+ * make them absolute, every string with its NUL inside the blob. */
+static int relocate(struct pc_op *ops, uint32_t nops, uint32_t blob_len)
+{
+    uint64_t base = 0;
+    uint32_t i;
+    int k;
+
+    for (i = 0; i < nops; i++) {
+        uint64_t next = base;
+        for (k = 0; k < 4; k++) {
+            uint64_t at;
+            if (ops[i].s[k] == PC_NONE)
+                continue;
+            at = base + ops[i].s[k];
+            if (at + ops[i].len[k] >= blob_len)
+                return -1;
+            ops[i].s[k] = (uint32_t)at;
+            if (at + ops[i].len[k] + 1 > next)
+                next = at + ops[i].len[k] + 1;
+        }
+        base = next;
+    }
+    return 0;
+}
+
 int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -1617,6 +1645,12 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
         char *p = (char *)(c + 1);
         struct pc_op *ops = (struct pc_op *)(void *)align_up((size_t)p, 16);
         memcpy(ops, a->ops, a->nops * sizeof *ops);
+        if (relocate(ops, a->nops, a->blob_len) < 0) {
+            munmap(arena, size);
+            res->pid = -1;
+            res->err = EINVAL;
+            return -1;
+        }
         p = (char *)(ops + a->nops);
         memcpy(p, a->blob, a->blob_len);
         c->ops = ops;

@@ -5,6 +5,9 @@
  * `struct pc_op` records whose string arguments are offsets into one byte blob.
  * `pc_spawn` copies the plan into a private arena (which also holds the
  * child's stack), clones the child with the requested namespaces and returns.
+ * As given to `pc_spawn`, an op's offsets count from the op's own first
+ * string (each op's strings follow the previous op's in the blob); the copy
+ * in the arena, and what the helper reads, has them from the blob's start.
  * The child interprets the plan step by step, talks to the parent over the
  * sync socket (see `struct pc_msg`), and ends in execve.  No Python runs in
  * the child and the child allocates nothing.
@@ -108,7 +111,7 @@ struct pc_msg {
 
 struct pc_op {
     int32_t kind;
-    uint32_t s[4];       /* offsets into the blob; PC_NONE when absent */
+    uint32_t s[4];       /* offsets into the blob (see above); PC_NONE when absent */
     uint32_t len[4];     /* byte length of each string (without the NUL) */
     int64_t v[4];
 };

@@ -295,33 +295,40 @@ def op(kind: Op, *s: str | bytes | None, v: Sequence[int] = ()) -> PlanOp:
 def encode(ops: Sequence[PlanOp]) -> tuple[bytes, bytes]:
     """Pack ops into (``struct pc_op[]`` bytes, string blob).
 
-    Hot path: one struct.pack call for the whole array (the native-aligned
-    format repeated n times lays the structs out exactly as C does)."""
+    Each op's string offsets count from its own first string, and its
+    strings follow the previous op's in the blob (``pc_spawn`` makes them
+    absolute, see csrc/shim.h): an op packs to the same bytes wherever it
+    stands, so each distinct op is packed once (the hot path is the plan's
+    static steps, the same objects for every container of a config)."""
+    packed = [_encode_op(o) for o in ops]
+    return b"".join([p[0] for p in packed]), b"".join([p[1] for p in packed])
+
+
+def _encode_op(o: PlanOp) -> tuple[bytes, bytes]:
+    try:
+        return _encode_cached(o)
+    except TypeError:  # (an unhashable field: a list given for s or v)
+        return _encode_one(o)
+
+
+def _encode_one(o: PlanOp) -> tuple[bytes, bytes]:
+    offs = [NONE, NONE, NONE, NONE]
+    lens = [0, 0, 0, 0]
     pieces: list[bytes] = []
-    flat: list[int] = []
     pos = 0
-    for o in ops:
-        offs = [NONE, NONE, NONE, NONE]
-        lens = [0, 0, 0, 0]
-        for i, item in enumerate(o.s):
-            if item is None:
-                continue
-            b = item.encode() if type(item) is str else item  # noqa: E721 - hot path
-            offs[i] = pos
-            lens[i] = len(b)
-            pieces.append(b)  # type: ignore[arg-type]  # (bytes: mypy narrows by isinstance, not by type() is)
-            pos += len(b) + 1
-        flat.append(o.kind)
-        flat += offs
-        flat += lens
-        flat += o.v
-    blob = b"\0".join(pieces) + b"\0" if pieces else b""
-    return _packer(len(ops)).pack(*flat), blob
+    for i, item in enumerate(o.s):
+        if item is None:
+            continue
+        b = item.encode() if isinstance(item, str) else item
+        offs[i] = pos
+        lens[i] = len(b)
+        pieces.append(b + b"\0")
+        pos += len(b) + 1
+    return _OP_STRUCT.pack(o.kind, *offs, *lens, *o.v), b"".join(pieces)
 
 
-@functools.lru_cache(maxsize=16)
-def _packer(n: int) -> struct.Struct:
-    return struct.Struct("@" + "i4I4I4q" * n)
+# (a few hundred bytes each; a config's static steps stay, per-container ones cycle through)
+_encode_cached = functools.lru_cache(maxsize=1024)(_encode_one)
 
 
 def mount_flags(options: Iterable[str]) -> tuple[int, int, int, list[str]]:

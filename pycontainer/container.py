@@ -748,7 +748,8 @@ def _rmtree(path: str, maps: tuple[Sequence[IDMap], Sequence[IDMap]] | None = No
     than Python's recursion goes).  A non-root user may meet what its
     containers made (``maps``: their id mappings): see _rmtree_rootless."""
     try:
-        shutil.rmtree(path)
+        if not _rmdir_flat(path):
+            shutil.rmtree(path)
     except FileNotFoundError:
         pass
     except (OSError, RecursionError):
@@ -757,6 +758,30 @@ def _rmtree(path: str, maps: tuple[Sequence[IDMap], Sequence[IDMap]] | None = No
             return
         with contextlib.suppress(PyContainerError):
             _images.remove_tree(path)
+
+
+def _rmdir_flat(path: str) -> bool:
+    """Remove ``path`` if it holds only files (a container's state dir without
+    a rootfs of its own: the usual case, and a hot path); False where it
+    holds a directory (or gained an entry meanwhile), for rmtree to do."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name in os.listdir(fd):
+            try:
+                os.unlink(name, dir_fd=fd)  # (a symlink itself, never what it points to)
+            except (IsADirectoryError, PermissionError):  # (EISDIR; EPERM from some filesystems)
+                return False
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except OSError as e:
+        if e.errno == errno.ENOTEMPTY:
+            return False
+        raise
+    return True
 
 
 def _rmtree_rootless(path: str, maps: tuple[Sequence[IDMap], Sequence[IDMap]] | None) -> None:

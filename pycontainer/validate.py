@@ -2,12 +2,14 @@
 
 Field checks run when a config object is built (attrs validators); the
 whole-config checks in :func:`check_config` run at ``Container.create``,
-because they look at the host (does the rootfs exist?).  Each check is a small
-function; ``CHECKS`` lists the whole-config ones in the order they run.
+because some look at the host (does the rootfs exist?).  Each check is a small
+function; ``PURE_CHECKS`` lists those of the config alone (run once per
+config), ``HOST_CHECKS`` those against the host (run at every create).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -205,6 +207,12 @@ def check_namespaces(cfg: ContainerConfig) -> None:
         raise ConfigError("uid_mappings", "a new user namespace needs uid_mappings and gid_mappings")
     if not any(n.type is NamespaceType.MOUNT and n.path is None for n in cfg.namespaces):
         raise ConfigError("namespaces", "a container needs its own mount namespace")
+
+
+def check_namespace_paths(cfg: ContainerConfig) -> None:
+    """What the host must have: time namespaces, the namespaces to join."""
+    from .config import NamespaceType
+
     if any(n.type is NamespaceType.TIME and n.path is None for n in cfg.namespaces) and not os.path.exists(
         "/proc/self/ns/time"
     ):
@@ -266,6 +274,10 @@ def check_mounts(cfg: ContainerConfig) -> None:
                     "cannot be made there (mount it before the tmpfs, or make the tmpfs writable)",
                 )
         seen.add(dest)
+
+
+def check_bind_sources(cfg: ContainerConfig) -> None:
+    for i, m in enumerate(cfg.mounts):
         if m.type == "bind" and not os.path.exists(m.source or ""):
             raise ConfigError(f"mounts[{i}].source", f"bind source {m.source!r} does not exist")
 
@@ -356,21 +368,34 @@ def check_sysctl(cfg: ContainerConfig) -> None:
             raise ConfigError(f"sysctl.{key}", f"needs a new {kind} namespace (setting it would change another's)")
 
 
-CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
-    check_rootfs,
+# Checks of the config alone (run once per config: configs are frozen) ...
+PURE_CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
     check_namespaces,
     check_id_mappings,
     check_process,
     check_mounts,
-    check_resources,
     check_sysctl,
     check_devices,
 )
+# ... and of the config against the host, which may change: run every time.
+HOST_CHECKS: tuple[Callable[[ContainerConfig], None], ...] = (
+    check_namespace_paths,
+    check_bind_sources,
+    check_resources,
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _pure_checks(cfg: ContainerConfig) -> None:
+    for check in PURE_CHECKS:
+        check(cfg)  # (a ConfigError is not cached: a bad config is checked again, and fails again)
 
 
 def check_config(cfg: ContainerConfig) -> None:
     """Run every whole-config check; raise ConfigError at the first failure."""
-    for check in CHECKS:
+    check_rootfs(cfg)
+    _pure_checks(cfg)
+    for check in HOST_CHECKS:
         check(cfg)
 
 

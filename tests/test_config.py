@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 
@@ -237,6 +238,104 @@ def test_encode_packs_structs_and_nul_terminated_strings():
     offs, lens, ints = fields[1:5], fields[5:9], fields[9:]
     assert offs[2] == _plan.NONE and lens[:2] == (3, 4) and ints == (1, 2, 3, 4)
     assert blob[offs[0] : offs[0] + 4] == b"src\0" and blob[offs[3] : offs[3] + 4] == b"a\0b\0"
+
+
+def test_encode_packs_each_op_alike_wherever_it_stands():
+    # an op's string offsets count from its own strings (pc_spawn makes them
+    # absolute): its bytes do not depend on what comes before it
+    a = _plan.op(_plan.Op.SYMLINK, "target", "/link")
+    b = _plan.op(_plan.Op.MKNOD, None, "/dev/x", v=(0o20666, 0, 0, 0))
+    packed, blob = _plan.encode([a, b, a])
+    size = _plan._OP_STRUCT.size
+    assert packed[:size] == packed[2 * size :] == _plan.encode([a])[0]
+    assert packed[size : 2 * size] == _plan.encode([b])[0]
+    assert blob == b"target\0/link\0/dev/x\0target\0/link\0"
+
+
+def test_spawn_refuses_a_plan_whose_strings_leave_the_blob():
+    from pycontainer._spawn import ffi, lib
+
+    packed, blob = _plan.encode([_plan.op(_plan.Op.HOSTNAME, "name")])
+    for cut in (blob[:-1], b""):  # the NUL, then the whole string, outside the blob
+        args = ffi.new("struct pc_spawn_args *")
+        ops = ffi.from_buffer("struct pc_op[]", packed)
+        data = ffi.from_buffer("char[]", cut or b"\0")
+        args.ops, args.nops, args.blob, args.blob_len = ops, 1, data, len(cut)
+        args.sync_fd, args.cgroup_fd, args.fd_base = -1, -1, 3
+        res = ffi.new("struct pc_spawn_result *")
+        assert lib.pc_spawn(args, res) == -1  # refused before any clone
+        assert (res.pid, res.err) == (-1, errno.EINVAL)
+
+
+def test_host_checks_run_at_every_create_the_pure_ones_once_per_config(tmp_path, monkeypatch):
+    from pycontainer import validate
+
+    rootfs, src = tmp_path / "rootfs", tmp_path / "src"
+    rootfs.mkdir()
+    src.mkdir()
+    cfg = ContainerConfig(process=Process(args=["true"]), rootfs=str(rootfs),
+                          mounts=[Mount(destination="/data", source=str(src))])  # fmt: skip
+    validate.check_config(cfg)
+    src.rmdir()  # the host changed; the config did not
+    with pytest.raises(ConfigError, match="mounts.0..source"):
+        validate.check_config(cfg)
+    rootfs.rmdir()
+    with pytest.raises(ConfigError, match="rootfs"):
+        validate.check_config(cfg)
+    rootfs.mkdir()
+    src.mkdir()
+    calls = []
+    monkeypatch.setattr(validate, "PURE_CHECKS", (*validate.PURE_CHECKS, calls.append))
+    validate._pure_checks.cache_clear()
+    validate.check_config(cfg)
+    validate.check_config(cfg)
+    assert calls == [cfg]
+    # a failing pure check is not remembered: it fails every time
+    bad = attrs.evolve(cfg, sysctl={"kernel.panic": "1"})
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="sysctl.kernel.panic"):
+            validate.check_config(bad)
+
+
+def test_a_containers_confinement_is_compiled_once_its_rlimits_checked_each_time(monkeypatch):
+    import resource
+
+    from pycontainer import Rlimit, security
+
+    cfg = ContainerConfig(process=Process(args=["true"], rlimits=[Rlimit("nofile", 64, 64)]))
+    first = security.confinement(cfg.process, cfg)
+    assert security.confinement(cfg.process, cfg) is first
+    # an exec's own process is compiled each time (it has a base)
+    assert security.confinement(cfg.process, cfg, base=cfg.process) == first
+    assert security.confinement(cfg.process, cfg, base=cfg.process) is not first
+    # the runtime's own hard limit fell below the container's meanwhile
+    monkeypatch.setattr(resource, "getrlimit", lambda _res: (32, 32))
+    monkeypatch.setattr(security, "_held", lambda: frozenset())
+    with pytest.raises(ConfigError, match="rlimits.RLIMIT_NOFILE"):
+        security.confinement(cfg.process, cfg)
+
+
+def test_state_dirs_are_removed_flat_or_deep(tmp_path):
+    from pycontainer.container import _rmtree
+
+    outside = tmp_path / "outside"
+    outside.write_text("stays")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("state.json", "hosts", "lock-x"):
+        (flat / name).write_text(name)
+    (flat / "link").symlink_to(outside)
+    (flat / "dirlink").symlink_to(tmp_path)
+    _rmtree(str(flat))
+    assert not flat.exists() and outside.read_text() == "stays"
+    deep = tmp_path / "deep"
+    (deep / "rootfs" / "etc").mkdir(parents=True)
+    (deep / "a").write_text("a")
+    (deep / "rootfs" / "etc" / "hosts").write_text("x")
+    (deep / "z").write_text("z")
+    _rmtree(str(deep))
+    assert not deep.exists()
+    _rmtree(str(deep))  # (gone already: nothing to do)
 
 
 def test_mount_flags():

@@ -462,6 +462,22 @@ def confinement(process: Process, config: ContainerConfig, *, base: Process | No
     exec, ``base`` is the container's own process: what ``process`` leaves
     unset (capabilities, rlimits, oom_score_adj) comes from it, and
     no_new_privs holds if either asks for it."""
+    if base is None and process is config.process:
+        # A container's own process: compiled once per config (configs are
+        # frozen; the host's LSMs and the runtime's capabilities are read
+        # once too), but its rlimits checked each time against the
+        # runtime's own, which may have been lowered meanwhile.
+        _check_rlimits(process.rlimits)
+        return _container_confinement(config)
+    return _confinement(process, config, base)
+
+
+@functools.lru_cache(maxsize=64)
+def _container_confinement(config: ContainerConfig) -> Confinement:
+    return _confinement(config.process, config, None)
+
+
+def _confinement(process: Process, config: ContainerConfig, base: Process | None) -> Confinement:
     from ..config import RLIMITS
 
     _check_lsm(process, config.mount_label if base is None else None)
