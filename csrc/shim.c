@@ -289,69 +289,89 @@ static int open_in_root(struct child *c, const char *path, int flags)
     }
 }
 
-/* Create `path` (and its parents) inside the rootfs; the last one as a file
- * when `as_file`.  Every step is resolved in the root, so a symlink planted in
- * the rootfs can at worst redirect the creation to another place inside it. */
-static int mkdirs_in_root(struct child *c, const char *path, int as_file)
+/* Create `path` (and the missing directories above it) inside the rootfs,
+ * the last one as an empty file when `as_file`; the O_PATH fd of `path`.
+ * Bottom-up: the deepest ancestor that exists is found by walking up from
+ * `path` (the usual missing mountpoint has a parent: one lookup), then each
+ * missing one is made in its parent's fd and opened from there, O_NOFOLLOW.
+ * Every lookup is resolved in the root, so a symlink planted in the rootfs
+ * can at worst redirect the creation to another place inside it; one that
+ * appears where we create something (a dangling symlink, a race) is refused. */
+static int make_in_root(struct child *c, const char *path, int as_file)
 {
     char buf[4096];
-    size_t i, n = slen(path);
-    int fd;
+    size_t n = slen(path), end;
+    int pfd;
+
     if (n >= sizeof buf)
         return -ENAMETOOLONG;
     memcpy(buf, path, n + 1);
-    for (i = 1; i <= n; i++) {
-        int last = (i == n);
-        char saved;
-        size_t j;
-        if (!last && buf[i] != '/')
-            continue;
-        if (buf[i - 1] == '/')
-            continue;
-        saved = buf[i];
-        buf[i] = '\0';
-        fd = open_in_root(c, buf, O_PATH | ((last && as_file) ? 0 : O_DIRECTORY));
-        if (fd >= 0) {
-            S1(SYS_close, fd);
-            buf[i] = saved;
-            continue;
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    /* Up: `end` is where the prefix that exists ends (0: the root). */
+    end = n;
+    for (;;) {
+        while (end > 0 && buf[end - 1] != '/')
+            end--; /* to the start of the last component of the prefix */
+        while (end > 0 && buf[end - 1] == '/')
+            end--; /* and the slashes before it */
+        if (end == 0) {
+            pfd = (int)S3(SYS_fcntl, c->rootfd, F_DUPFD_CLOEXEC, 3);
+            break;
         }
-        if (fd != -ENOENT)
-            return fd;
-        /* Missing: create it in its (already resolved) parent. */
-        j = i;
-        while (j > 0 && buf[j - 1] != '/')
-            j--;
-        {
-            char name[256];
-            int pfd;
-            if (i - j >= sizeof name)
-                return -ENAMETOOLONG;
-            memcpy(name, buf + j, i - j);
-            name[i - j] = '\0';
-            if (j <= 1) {
-                pfd = (int)S3(SYS_fcntl, c->rootfd, F_DUPFD_CLOEXEC, 3);
-            } else {
-                buf[j - 1] = '\0';
-                pfd = open_in_root(c, buf, O_PATH | O_DIRECTORY);
-                buf[j - 1] = '/';
-            }
-            if (pfd < 0)
-                return pfd;
-            if (last && as_file) {
-                fd = (int)S4(SYS_openat, pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-                if (fd >= 0)
-                    S1(SYS_close, fd);
-            } else {
-                fd = (int)S3(SYS_mkdirat, pfd, name, 0755);
-            }
-            S1(SYS_close, pfd);
-            /* EEXIST here is a dangling symlink or a race: refuse both. */
-            if (fd < 0)
-                return fd == -EEXIST ? -ELOOP : fd;
-        }
-        buf[i] = saved;
+        buf[end] = '\0';
+        pfd = open_in_root(c, buf, O_PATH | O_DIRECTORY);
+        buf[end] = '/';
+        if (pfd != -ENOENT)
+            break;
     }
+    if (pfd < 0)
+        return pfd;
+    /* Down: make each missing component in its parent. */
+    while (end < n) {
+        size_t start = end, len;
+        char name[256];
+        int last, r, fd;
+        while (start < n && buf[start] == '/')
+            start++;
+        end = start;
+        while (end < n && buf[end] != '/')
+            end++;
+        len = end - start;
+        last = (end == n);
+        if (len == 0)
+            break;
+        if (len >= sizeof name) {
+            S1(SYS_close, pfd);
+            return -ENAMETOOLONG;
+        }
+        memcpy(name, buf + start, len);
+        name[len] = '\0';
+        if (last && as_file) {
+            r = (int)S4(SYS_openat, pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (r >= 0)
+                S1(SYS_close, r);
+        } else {
+            r = (int)S3(SYS_mkdirat, pfd, name, 0755);
+        }
+        if (r == 0 || r > 0)
+            fd = (int)S4(SYS_openat, pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | ((last && as_file) ? 0 : O_DIRECTORY), 0);
+        else
+            fd = r == -EEXIST ? -ELOOP : r; /* (a dangling symlink, or a race) */
+        S1(SYS_close, pfd);
+        if (fd < 0)
+            return fd;
+        pfd = fd;
+    }
+    return pfd;
+}
+
+static int mkdirs_in_root(struct child *c, const char *path, int as_file)
+{
+    int fd = make_in_root(c, path, as_file);
+    if (fd < 0)
+        return fd;
+    S1(SYS_close, fd);
     return 0;
 }
 
@@ -394,13 +414,9 @@ static int child_main(void *arg);
  * file with PC_M_MKFILE) where it is missing and PC_M_MKDIR/MKFILE asks. */
 static int open_target(struct child *c, const char *tgt, long mflags)
 {
-    int fd = open_in_root(c, tgt, O_PATH), r;
-    if (fd == -ENOENT && (mflags & (PC_M_MKDIR | PC_M_MKFILE))) {
-        r = mkdirs_in_root(c, tgt, (mflags & PC_M_MKFILE) != 0);
-        if (r < 0)
-            return r;
-        fd = open_in_root(c, tgt, O_PATH);
-    }
+    int fd = open_in_root(c, tgt, O_PATH);
+    if (fd == -ENOENT && (mflags & (PC_M_MKDIR | PC_M_MKFILE)))
+        fd = make_in_root(c, tgt, (mflags & PC_M_MKFILE) != 0);
     return fd;
 }
 
@@ -541,8 +557,13 @@ static int op_mknod(struct child *c, const struct pc_op *op)
     }
     if (pfd < 0)
         return pfd;
-    /* Exact modes: the child runs with umask 0 until PC_OP_UMASK. */
-    r = (int)S4(SYS_mknodat, pfd, name, op->v[0], op->v[1]);
+    /* Exact modes: the child runs with umask 0 until PC_OP_UMASK.  A
+     * directory (mknod makes none) is a mountpoint in /dev, made in the same
+     * run of /dev steps on one dir fd. */
+    if (S_ISDIR((mode_t)op->v[0]))
+        r = (int)S3(SYS_mkdirat, pfd, name, op->v[0] & 07777);
+    else
+        r = (int)S4(SYS_mknodat, pfd, name, op->v[0], op->v[1]);
     if (r == 0 && (op->v[2] || op->v[3]))
         r = (int)S5(SYS_fchownat, pfd, name, op->v[2], op->v[3], AT_SYMLINK_NOFOLLOW);
     if (r == -EPERM && hostdev) {
@@ -708,11 +729,32 @@ static int op_readonly(struct child *c, const struct pc_op *op)
 {
     const char *path = str(c, op, 1);
     char p[32];
-    int fd = open_in_root(c, path, O_PATH), r;
+    int fd = open_in_root(c, path, O_PATH), r, tree;
     if (fd == -ENOENT)
         return 0;
     if (fd < 0)
         return fd;
+    /* The recursive bind of the path onto itself is made read-only before
+     * it is attached (open_tree, mount_setattr, move_mount): no second
+     * lookup of the path, none through /proc/self/fd.  Kernels without
+     * mount_setattr (before 5.12): bind, then set it on a new lookup. */
+    tree = (int)S3(SYS_open_tree, fd, "", PC_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree >= 0) {
+        struct pc_mount_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.attr_set = MOUNT_ATTR_RDONLY;
+        r = (int)S5(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+        if (r == 0)
+            r = (int)S5(SYS_move_mount, tree, "", fd, "", PC_MOVE_MOUNT_F_EMPTY_PATH | PC_MOVE_MOUNT_T_EMPTY_PATH);
+        S1(SYS_close, tree);
+        if (r != -ENOSYS) {
+            S1(SYS_close, fd);
+            return r;
+        }
+    } else if (tree != -ENOSYS) {
+        S1(SYS_close, fd);
+        return tree;
+    }
     fd_path(p, fd);
     r = (int)S5(SYS_mount, p, p, 0, MS_BIND | MS_REC, 0);
     S1(SYS_close, fd);

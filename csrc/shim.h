@@ -29,7 +29,8 @@ enum {
     PC_OP_ROOTFS,         /* s0 rootfs path: bind onto itself, becomes the root */
     PC_OP_MOUNT,          /* s0 src, s1 target, s2 fstype, s3 data, v0 MS_*, v1 PC_M_*, v2 propagation,
                              v3 MOUNT_ATTR_* applied after mounting (bind mounts) */
-    PC_OP_MKNOD,          /* s1 target, v0 mode, v1 dev, v2 uid, v3 gid, s0 host device to bind if mknod is refused */
+    PC_OP_MKNOD,          /* s1 target, v0 mode (S_IFDIR: a directory), v1 dev, v2 uid, v3 gid, s0 host device to bind
+                             if mknod is refused */
     PC_OP_SYMLINK,        /* s0 link text, s1 link path */
     PC_OP_PIVOT,          /* pivot_root into the rootfs and detach the old root; v0 = 1: instead move
                              the rootfs onto "/" and chroot (runc --no-pivot, for a ramfs root) */

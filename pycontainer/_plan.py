@@ -28,6 +28,7 @@ import enum
 import functools
 import os
 import re
+import stat
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -656,13 +657,16 @@ def _kernel_mounts(*, userns: bool, tty_gid: bool, ipc: bool, bind_sys: bool) ->
     ]
     for path, mode, major, minor in DEVICES:
         ops.append(op(Op.MKNOD, path, path, v=(mode, os.makedev(major, minor))))
+    # the mountpoints below and the links, in the same run of /dev steps (one dir fd)
+    for name in ("pts", "shm", *(("mqueue",) if ipc else ())):
+        ops.append(op(Op.MKNOD, None, f"/dev/{name}", v=(stat.S_IFDIR | 0o755, 0)))
+    for text, link in DEV_LINKS:
+        ops.append(op(Op.SYMLINK, text, link))
     pts = "newinstance,ptmxmode=0666,mode=0620" + (",gid=5" if tty_gid else "")
     ops.append(op(Op.MOUNT, "devpts", "/dev/pts", "devpts", pts, v=(MS_NOSUID | MS_NOEXEC, M_MKDIR, 0, 0)))
     ops.append(op(Op.MOUNT, "shm", "/dev/shm", "tmpfs", "mode=1777,size=65536k", v=(nodev, M_MKDIR, 0, 0)))
     if ipc:
         ops.append(op(Op.MOUNT, "mqueue", "/dev/mqueue", "mqueue", None, v=(nodev, M_MKDIR | M_OPTIONAL, 0, 0)))
-    for text, link in DEV_LINKS:
-        ops.append(op(Op.SYMLINK, text, link))
     if bind_sys:
         # sysfs belongs to the network namespace's owner: bind the host's.
         ops.append(

@@ -84,6 +84,39 @@ def test_symlink_to_a_host_path_never_mounts_on_the_host(root, evil_rootfs, tmp_
     assert os.listdir(root) == []
 
 
+@pytest.mark.parametrize("dest", ["/abs-escape/sub/dir", "/abs-escape/file"])
+def test_missing_mountpoints_below_a_host_symlink_are_never_made_on_the_host(root, evil_rootfs, tmp_path, dest):
+    """The missing directories above a mountpoint are made bottom-up from
+    the deepest one that exists in the root: the link's target is not there,
+    and a directory cannot be made where the link is."""
+    path, host_target = evil_rootfs
+    src = tmp_path / "src"
+    src.write_text("x") if dest.endswith("file") else src.mkdir()
+    cfg = ContainerConfig(process=Process(args=["true"]), rootfs=str(path), mounts=[Mount(dest, str(src))])
+    with pytest.raises(InitError) as e:
+        Container.create(root, "x", cfg)
+    assert e.value.step == "mount" and e.value.path == dest and e.value.errno == errno.ELOOP
+    assert os.listdir(host_target) == [] and os.listdir(root) == []
+
+
+def test_missing_mountpoints_are_made_at_any_depth(root, evil_rootfs, tmp_path):
+    path, _ = evil_rootfs
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "file").write_text("x")
+    (tmp_path / "one").write_text("y")
+    mounts = [Mount("/new/a/b/c", str(src)), Mount("/inside/d/e/one", str(tmp_path / "one")),
+              Mount("/dotdot-escape/f/g", str(src))]  # fmt: skip
+    cfg = ContainerConfig(process=Process(args=["cat", "/new/a/b/c/file", "/inside/d/e/one", "/inside/f/g/file"]),
+                          rootfs=str(path), mounts=mounts)  # fmt: skip
+    from pycontainer import PIPE
+
+    with Container.run(root, "x", cfg, stdout=PIPE) as c:
+        out, _ = c.communicate(timeout=30)
+    assert out == b"xyx"
+    assert (path / "new/a/b/c").is_dir() and (path / "inside/d/e/one").is_file() and (path / "inside/f/g").is_dir()
+
+
 def test_symlink_with_dotdot_stays_inside_the_rootfs(root, evil_rootfs, tmp_path):
     path, _ = evil_rootfs
     src = tmp_path / "src"
