@@ -53,9 +53,9 @@ class NetnsPool:
         return fd
 
     def kick(self) -> None:
-        """Refill now.  Called once a container is set up, so that making the
-        next namespaces does not compete with this one's setup for the CPU
-        and the kernel's locks."""
+        """Refill now.  Called once a container is set up (for ``run``, once
+        its GO is sent), so that making the next namespaces does not compete
+        with this one's setup for the CPU and the kernel's locks."""
         if self.size and not self._broken:
             self._wanted.set()
 

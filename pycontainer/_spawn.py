@@ -95,6 +95,8 @@ class Child:
     arena: object
     arena_size: int
     pty_master: int | None = None
+    # run: called right after the GO (see go_and_wait_exec)
+    after_go: Callable[[], None] | None = None
 
     def send_go(self) -> None:
         self.sock.send(pack_go(), socket.MSG_NOSIGNAL)
@@ -108,6 +110,8 @@ class Child:
         except (BrokenPipeError, ConnectionResetError):
             self.wait_for(0)  # (the ERROR it sent before dying, if it did)
             raise PyContainerError(f"container init (pid {self.pid}) died before it could start") from None
+        if self.after_go is not None:
+            self.after_go()
         self.wait_for(0)
 
     def recv(self, deadline: float) -> Message | None:
@@ -119,7 +123,13 @@ class Child:
             if _sys.readable([self.sock.fileno()], left):
                 break
         fds = array.array("i")
-        data, ancdata, _flags, _addr = self.sock.recvmsg(MSG_SIZE, socket.CMSG_SPACE(fds.itemsize))
+        try:
+            data, ancdata, _flags, _addr = self.sock.recvmsg(MSG_SIZE, socket.CMSG_SPACE(fds.itemsize))
+        except ConnectionResetError:
+            # The child exited with our GO unread in its queue: the kernel
+            # reports that once, ahead of what the child sent before it
+            # died (its ERROR), which the next read returns.
+            data, ancdata, _flags, _addr = self.sock.recvmsg(MSG_SIZE, socket.CMSG_SPACE(fds.itemsize))
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])

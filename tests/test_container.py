@@ -1249,6 +1249,28 @@ def test_a_run_deleted_by_another_process_before_its_exec_raises_and_leaks_nothi
     assert not os.path.exists(f"/proc/{pid}")  # reaped, no zombie
 
 
+def test_the_error_of_a_child_that_died_with_our_go_unread_is_not_lost():
+    """A step fails after READY: the child sends its ERROR and exits, while
+    our GO sits unread in its queue.  The kernel then reports a reset ahead
+    of the ERROR; recv reads on and returns the ERROR."""
+    import socket
+    import struct
+    import time
+
+    from pycontainer import _spawn
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child = _spawn.Child(pid=0, sock=ours, arena=None, arena_size=0)
+    text = b"/no/such/dir/x".ljust(512, b"\0")
+    theirs.send(struct.pack("@iiiiq512s", _spawn.MSG_ERROR, 3, 7, errno.ENOENT, 0, text))
+    child.send_go()  # (unread: the child is gone before it reads)
+    theirs.close()
+    msg = child.recv(time.monotonic() + 5)
+    assert msg is not None and (msg.type, msg.step, msg.err, msg.text) == (_spawn.MSG_ERROR, 3, errno.ENOENT, "/no/such/dir/x")
+    assert child.recv(time.monotonic() + 5) is None  # then EOF
+    ours.close()
+
+
 @pytest.mark.parametrize("how", ["missing", "interpreter"])
 def test_run_of_a_missing_executable_raises_naming_it_and_leaves_nothing(root, config, tmp_path, how):
     """Missing on the PATH: found out before READY; a script whose

@@ -706,7 +706,7 @@ def _fetch_from(ns: str, addr: str, port: int, tries: int = 1) -> str:
     out = ""
     for i in range(tries):
         out = _sh(ns, f"busybox nc -w 2 {addr} {port} </dev/null")
-        if out.strip():
+        if out.strip() and "can't connect" not in out:  # (nc's message for a refused connection)
             break
         if i + 1 < tries:
             time.sleep(0.1)
