@@ -644,6 +644,101 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
     return ops
 
 
+# ---- the create plan through a template per config ---------------------------
+#
+# Containers of one config differ, as far as their plan goes, in their state
+# dir, hostname and id (and fd numbers, which are part of the key).  The plan
+# of a config is compiled and packed once with tokens in their place; each
+# container then gets the template with the few ops that hold a token made
+# anew.  A token holds NUL bytes, which no string the plan may carry can
+# (C sees it as the string's end): none can stand for anything else.
+
+_TOKEN = "\0pycontainer-{}-" + os.urandom(8).hex() + "\0"
+_T_STATE, _T_HOST, _T_ID = (_TOKEN.format(k) for k in ("state", "host", "id"))
+
+
+class _Template(NamedTuple):
+    ops: tuple[PlanOp, ...]
+    packed: tuple[bytes, ...]  # per op, as encode packs it
+    blobs: tuple[bytes, ...]
+    dynamic: tuple[tuple[int, tuple[int, ...]], ...]  # (op, its strings) that hold a token
+
+
+def plan_create(cfg: ContainerConfig, inp: CreateInputs) -> tuple[list[PlanOp], bytes, bytes]:
+    """``compile_create`` and ``encode`` in one: (ops, packed ops, blob),
+    the same as theirs, from the config's template where it may have one."""
+    key = _tokenized(cfg, inp)
+    if key is None:
+        ops = compile_create(cfg, inp)
+        return (ops, *encode(ops))
+    t = _template(cfg, key, os.geteuid())
+    ops, packed, blobs = list(t.ops), list(t.packed), list(t.blobs)
+    values = ((_T_STATE, inp.state_dir), (_T_HOST, inp.hostname), (_T_ID, inp.container_id))
+    for i, where in t.dynamic:
+        strs = list(ops[i].s)
+        for j in where:
+            strs[j] = _detokenized(strs[j], values)
+        ops[i] = PlanOp(ops[i].kind, tuple(strs), ops[i].v)
+        packed[i], blobs[i] = _encode_one(ops[i])
+    return ops, b"".join(packed), b"".join(blobs)
+
+
+_FIELDS = tuple(f.name for f in attrs.fields(CreateInputs))
+_TOKENIZED = {name: _FIELDS.index(name) for name in
+              ("rootfs", "state_dir", "lower_rootfs", "lower_base", "hostname", "env", "container_id")}  # fmt: skip
+
+
+def _tokenized(cfg: ContainerConfig, inp: CreateInputs) -> tuple[Any, ...] | None:
+    """The template's key: ``inp``'s fields with tokens for the container's
+    own values; None where the plan depends on more than the config and
+    those values: the host's mounts (no_pivot_root), the container's cgroup
+    paths."""
+    if cfg.no_pivot_root or inp.cgroup_files:
+        return None
+    sd = inp.state_dir
+    key = [getattr(inp, name) for name in _FIELDS]
+    for name in ("rootfs", "lower_rootfs", "lower_base"):
+        path = key[_TOKENIZED[name]]
+        if path is not None:
+            key[_TOKENIZED[name]] = path.replace(sd, _T_STATE)
+    key[_TOKENIZED["state_dir"]] = _T_STATE
+    if inp.hostname:
+        mine = f"HOSTNAME={inp.hostname}"
+        key[_TOKENIZED["hostname"]] = _T_HOST
+        key[_TOKENIZED["env"]] = tuple(f"HOSTNAME={_T_HOST}" if e == mine else e for e in inp.env)
+    if inp.container_id:
+        key[_TOKENIZED["container_id"]] = _T_ID
+    return tuple(key)
+
+
+@functools.lru_cache(maxsize=32)
+def _template(cfg: ContainerConfig, key: tuple[Any, ...], _euid: int) -> _Template:
+    ops = tuple(compile_create(cfg, CreateInputs(**dict(zip(_FIELDS, key, strict=True)))))
+    encoded = [_encode_one(o) for o in ops]
+    dynamic = []
+    for i, o in enumerate(ops):
+        where = tuple(j for j, x in enumerate(o.s) if _holds_token(x))
+        if where:
+            dynamic.append((i, where))
+    return _Template(ops, tuple(e[0] for e in encoded), tuple(e[1] for e in encoded), tuple(dynamic))
+
+
+def _detokenized(x: str | bytes | None, values: tuple[tuple[str, str], ...]) -> str | bytes | None:
+    """The container's values for the tokens in ``x``, a string of an op, or
+    bytes made of strings (the exec op's NUL-separated env)."""
+    if isinstance(x, str):
+        for token, value in values:
+            x = x.replace(token, value)
+    elif isinstance(x, bytes):
+        for token, value in values:
+            x = x.replace(token.encode(), value.encode())
+    return x
+
+
+def _holds_token(x: str | bytes | None) -> bool:
+    return (isinstance(x, str) and "\0pycontainer-" in x) or (isinstance(x, bytes) and b"\0pycontainer-" in x)
+
+
 NODEV_ATTRS = ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
 
 

@@ -241,6 +241,7 @@ def spawn(
     ops: Sequence[_plan.PlanOp],
     clone_flags: int,
     *,
+    encoded: tuple[bytes, bytes] | None = None,
     keep_fds: Sequence[int] = (),
     max_target_fd: int = 2,
     cgroup_fd: int = -1,
@@ -253,7 +254,7 @@ def spawn(
     # handoff would keep sharing our memory up to its exec.
     if not any(o.kind is _plan.Op.HANDOFF for o in ops):
         raise ValueError("a plan must hand off to the helper")
-    packed, blob = _plan.encode(ops)
+    packed, blob = encoded if encoded is not None else _plan.encode(ops)  # (encoded: _plan.encode(ops)'s)
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         args = ffi.new("struct pc_spawn_args *")

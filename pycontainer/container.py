@@ -1675,7 +1675,7 @@ class Container(ProcessHandle):
                 stop_signal=stop_signal(extra.get("image_config")),
                 start_now=start,
             )
-            ops = _plan.compile_create(config, inputs)
+            ops, packed, blob = _plan.plan_create(config, inputs)
             keep = [src for src, _ in inputs.stdio] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
             keep += [fd for fd in idmap_fds if fd >= 0]
             keep += [netns] if netns is not None else []
@@ -1684,6 +1684,7 @@ class Container(ProcessHandle):
                 child = _spawn.spawn(
                     ops,
                     flags,
+                    encoded=(packed, blob),
                     keep_fds=keep,
                     max_target_fd=2 + len(pass_fds) + (1 if exit_fd else 0),
                     cgroup_fd=clone_fd,

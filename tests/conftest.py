@@ -182,6 +182,15 @@ def _listdir(path: str) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
+def fresh_plan_templates() -> None:
+    """A test may replace a step of the plan compiler (monkeypatch): the plan
+    templates made by earlier tests must not stand in for its own."""
+    from pycontainer import _plan
+
+    _plan._template.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def host_guard() -> Iterator[None]:
     before_net = _host_network()
     before_tools = _tool_state()

@@ -8,6 +8,8 @@ import struct
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pycontainer import ConfigError, ContainerConfig, IDMap, Mount, Namespace, NamespaceType, Process, User
 from pycontainer import _plan
@@ -336,6 +338,59 @@ def test_state_dirs_are_removed_flat_or_deep(tmp_path):
     _rmtree(str(deep))
     assert not deep.exists()
     _rmtree(str(deep))  # (gone already: nothing to do)
+
+
+_PLAN_CONFIGS = {
+    "default": lambda: cfg(),
+    "read-only, terminal, named host, no keyring": lambda: cfg(readonly_rootfs=True, hostname="named",
+                                                               process=Process(args=["sh"], terminal=True),
+                                                               new_keyring=False),  # fmt: skip
+    "user namespace": lambda: cfg(namespaces=["pid", "mount", "network", "user", "uts", "ipc"],
+                                  uid_mappings=[IDMap(0, 100000, 65536)], gid_mappings=[IDMap(0, 100000, 65536)]),
+    "bundle-like": lambda: cfg(docker_defaults=False, namespaces=["pid", "mount"], hostname="b"),
+    "mounts and init": lambda: cfg(mounts=[Mount("/data", "/srv"), Mount("/t", type="tmpfs")], init=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PLAN_CONFIGS))
+@given(
+    host=st.text(alphabet="abch-.0s/", max_size=12),
+    cid=st.text(alphabet="abch-.0s", min_size=1, max_size=12),
+    image=st.booleans(),
+    start=st.booleans(),
+    netns=st.sampled_from([-1, 7]),
+)
+@settings(max_examples=40, deadline=None)
+def test_a_plan_from_the_configs_template_is_the_plan_compiled_anew(name, host, cid, image, start, netns):
+    """plan_create reuses a plan per config, with tokens for the container's
+    state dir, hostname and id: for any of these (one a part of another, or
+    of the config's own strings) it is exactly compile_create's, packed."""
+    config = _PLAN_CONFIGS[name]()
+    state = f"/run/pc/.creating-{cid}-1-{host or 'x'}"
+    kw = dict(state_dir=state, hostname=host, container_id=cid, start_now=start, netns_fd=netns,
+              env=("PATH=/bin:/sbin", f"HOSTNAME={host}", f"X={host}{cid}", f"S={state}"))  # fmt: skip
+    if image:
+        kw.update(rootfs=f"{state}/rootfs", lower_rootfs="/layers/a:/layers/b", lower_base=None)
+    for _ in range(2):  # (the template made, then reused)
+        ops, packed, blob = _plan.plan_create(config, inputs(**kw))
+        want = _plan.compile_create(config, inputs(**kw))
+        assert ops == want and (packed, blob) == _plan.encode(want)
+        kw["hostname"] = kw["hostname"] + "2" if kw["hostname"] else ""
+        kw["container_id"] += "9"
+
+
+def test_a_plan_that_reads_the_host_or_names_cgroups_is_compiled_anew(monkeypatch):
+    calls = []
+    real = _plan.compile_create
+    monkeypatch.setattr(_plan, "compile_create", lambda c, i: calls.append(1) or real(c, i))
+    _plan._template.cache_clear()
+    for config, inp in ((cfg(no_pivot_root=True), inputs()), (cfg(), inputs(cgroup_files=("/cg/x/c1/tasks",)))):
+        for _ in range(2):
+            _plan.plan_create(config, inp)
+    assert len(calls) == 4
+    _plan.plan_create(cfg(), inputs(container_id="c"))
+    _plan.plan_create(cfg(), inputs(state_dir="/other", hostname="o", container_id="o"))
+    assert len(calls) == 5  # (one template for both)
 
 
 def test_mount_flags():
