@@ -657,20 +657,30 @@ _TOKEN = "\0pycontainer-{}-" + os.urandom(8).hex() + "\0"
 _T_STATE, _T_HOST, _T_ID = (_TOKEN.format(k) for k in ("state", "host", "id"))
 
 
+class Packed(NamedTuple):
+    """A plan and its ``encode``-ing, and the kinds of op it holds."""
+
+    ops: list[PlanOp]
+    packed: bytes
+    blob: bytes
+    kinds: frozenset[Op]
+
+
 class _Template(NamedTuple):
     ops: tuple[PlanOp, ...]
     packed: tuple[bytes, ...]  # per op, as encode packs it
     blobs: tuple[bytes, ...]
     dynamic: tuple[tuple[int, tuple[int, ...]], ...]  # (op, its strings) that hold a token
+    kinds: frozenset[Op]
 
 
-def plan_create(cfg: ContainerConfig, inp: CreateInputs) -> tuple[list[PlanOp], bytes, bytes]:
-    """``compile_create`` and ``encode`` in one: (ops, packed ops, blob),
-    the same as theirs, from the config's template where it may have one."""
+def plan_create(cfg: ContainerConfig, inp: CreateInputs) -> Packed:
+    """``compile_create`` and ``encode`` in one, the same as theirs, from
+    the config's template where it may have one."""
     key = _tokenized(cfg, inp)
     if key is None:
         ops = compile_create(cfg, inp)
-        return (ops, *encode(ops))
+        return Packed(ops, *encode(ops), frozenset(o.kind for o in ops))
     t = _template(cfg, key, os.geteuid())
     ops, packed, blobs = list(t.ops), list(t.packed), list(t.blobs)
     values = ((_T_STATE, inp.state_dir), (_T_HOST, inp.hostname), (_T_ID, inp.container_id))
@@ -680,7 +690,7 @@ def plan_create(cfg: ContainerConfig, inp: CreateInputs) -> tuple[list[PlanOp], 
             strs[j] = _detokenized(strs[j], values)
         ops[i] = PlanOp(ops[i].kind, tuple(strs), ops[i].v)
         packed[i], blobs[i] = _encode_one(ops[i])
-    return ops, b"".join(packed), b"".join(blobs)
+    return Packed(ops, b"".join(packed), b"".join(blobs), t.kinds)
 
 
 _FIELDS = tuple(f.name for f in attrs.fields(CreateInputs))
@@ -720,7 +730,8 @@ def _template(cfg: ContainerConfig, key: tuple[Any, ...], _euid: int) -> _Templa
         where = tuple(j for j, x in enumerate(o.s) if _holds_token(x))
         if where:
             dynamic.append((i, where))
-    return _Template(ops, tuple(e[0] for e in encoded), tuple(e[1] for e in encoded), tuple(dynamic))
+    packed, blobs = tuple(e[0] for e in encoded), tuple(e[1] for e in encoded)
+    return _Template(ops, packed, blobs, tuple(dynamic), frozenset(o.kind for o in ops))
 
 
 def _detokenized(x: str | bytes | None, values: tuple[tuple[str, str], ...]) -> str | bytes | None:

@@ -241,7 +241,7 @@ def spawn(
     ops: Sequence[_plan.PlanOp],
     clone_flags: int,
     *,
-    encoded: tuple[bytes, bytes] | None = None,
+    packed: _plan.Packed | None = None,
     keep_fds: Sequence[int] = (),
     max_target_fd: int = 2,
     cgroup_fd: int = -1,
@@ -252,15 +252,20 @@ def spawn(
     the sync socket before it does anything else."""
     # The arena is freed when the child reports HANDED: a plan without the
     # handoff would keep sharing our memory up to its exec.
-    if not any(o.kind is _plan.Op.HANDOFF for o in ops):
+    if packed is not None:  # (``ops`` packed already: plan_create's)
+        hands_off = _plan.Op.HANDOFF in packed.kinds
+        data, blob = packed.packed, packed.blob
+    else:
+        hands_off = any(o.kind is _plan.Op.HANDOFF for o in ops)
+        data, blob = _plan.encode(ops)
+    if not hands_off:
         raise ValueError("a plan must hand off to the helper")
-    packed, blob = encoded if encoded is not None else _plan.encode(ops)  # (encoded: _plan.encode(ops)'s)
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         args = ffi.new("struct pc_spawn_args *")
         args.clone_flags = clone_flags
         args.sync_fd = child.fileno()
-        ops_buf = ffi.from_buffer("struct pc_op[]", packed)
+        ops_buf = ffi.from_buffer("struct pc_op[]", data)
         blob_buf = ffi.from_buffer("char[]", blob or b"\0")
         args.ops = ops_buf
         args.nops = len(ops)

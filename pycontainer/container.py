@@ -1675,7 +1675,8 @@ class Container(ProcessHandle):
                 stop_signal=stop_signal(extra.get("image_config")),
                 start_now=start,
             )
-            ops, packed, blob = _plan.plan_create(config, inputs)
+            plan = _plan.plan_create(config, inputs)
+            ops = plan.ops
             keep = [src for src, _ in inputs.stdio] + [inputs.helper_fd] + ([inputs.init_fd] if config.init else [])
             keep += [fd for fd in idmap_fds if fd >= 0]
             keep += [netns] if netns is not None else []
@@ -1684,7 +1685,7 @@ class Container(ProcessHandle):
                 child = _spawn.spawn(
                     ops,
                     flags,
-                    encoded=(packed, blob),
+                    packed=plan,
                     keep_fds=keep,
                     max_target_fd=2 + len(pass_fds) + (1 if exit_fd else 0),
                     cgroup_fd=clone_fd,
@@ -1707,7 +1708,7 @@ class Container(ProcessHandle):
         # The child sets up its mounts now; write the state meanwhile.  The
         # directory is private until renamed into place, so nobody reads a
         # half-written state.json (the debris sweep tolerates one).
-        forks = any(o.kind is _plan.Op.FORK for o in ops)
+        forks = _plan.Op.FORK in plan.kinds
         cg_state = {"cgroup": manager.to_json(), "cgroup_root": cg_root} if manager is not None else {}
         cg_state.update(extra)
         given = spec[0] if spec is not None else None

@@ -211,15 +211,17 @@ def check_namespaces(cfg: ContainerConfig) -> None:
 
 def check_namespace_paths(cfg: ContainerConfig) -> None:
     """What the host must have: time namespaces, the namespaces to join."""
-    from .config import NamespaceType
-
-    if any(n.type is NamespaceType.TIME and n.path is None for n in cfg.namespaces) and not os.path.exists(
-        "/proc/self/ns/time"
-    ):
-        raise ConfigError("namespaces", "this kernel has no time namespaces")
     for n in cfg.namespaces:
-        if n.path is not None and not os.path.exists(n.path):
-            raise ConfigError("namespaces", f"{n.type.value} namespace path {n.path!r} does not exist")
+        if n.path is not None:
+            if not os.path.exists(n.path):
+                raise ConfigError("namespaces", f"{n.type.value} namespace path {n.path!r} does not exist")
+        elif n.type.value == "time" and not _has_time_namespaces():
+            raise ConfigError("namespaces", "this kernel has no time namespaces")
+
+
+@functools.cache
+def _has_time_namespaces() -> bool:
+    return os.path.exists("/proc/self/ns/time")  # (a kernel's feature: read once)
 
 
 def check_id_mappings(cfg: ContainerConfig) -> None:

@@ -372,9 +372,9 @@ def test_a_plan_from_the_configs_template_is_the_plan_compiled_anew(name, host, 
     if image:
         kw.update(rootfs=f"{state}/rootfs", lower_rootfs="/layers/a:/layers/b", lower_base=None)
     for _ in range(2):  # (the template made, then reused)
-        ops, packed, blob = _plan.plan_create(config, inputs(**kw))
+        ops, packed, blob, kinds = _plan.plan_create(config, inputs(**kw))
         want = _plan.compile_create(config, inputs(**kw))
-        assert ops == want and (packed, blob) == _plan.encode(want)
+        assert ops == want and (packed, blob) == _plan.encode(want) and kinds == {o.kind for o in want}
         kw["hostname"] = kw["hostname"] + "2" if kw["hostname"] else ""
         kw["container_id"] += "9"
 
