@@ -347,6 +347,21 @@ static int make_in_root(struct child *c, const char *path, int as_file)
         }
         memcpy(name, buf + start, len);
         name[len] = '\0';
+        if (len == 1 && name[0] == '.')
+            continue; /* (the directory itself) */
+        if (len == 2 && name[0] == '.' && name[1] == '.') {
+            /* Up: the prefix so far, resolved in the root (which ".."
+             * never leaves), as every lookup here is. */
+            char saved = buf[end];
+            buf[end] = '\0';
+            fd = open_in_root(c, buf, O_PATH | O_DIRECTORY);
+            buf[end] = saved;
+            S1(SYS_close, pfd);
+            if (fd < 0)
+                return fd;
+            pfd = fd;
+            continue;
+        }
         if (last && as_file) {
             r = (int)S4(SYS_openat, pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
             if (r >= 0)
@@ -739,6 +754,7 @@ static int op_readonly(struct child *c, const struct pc_op *op)
      * lookup of the path, none through /proc/self/fd.  Kernels without
      * mount_setattr (before 5.12): bind, then set it on a new lookup. */
     tree = (int)S3(SYS_open_tree, fd, "", PC_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    r = tree;
     if (tree >= 0) {
         struct pc_mount_attr attr;
         memset(&attr, 0, sizeof attr);
@@ -747,13 +763,12 @@ static int op_readonly(struct child *c, const struct pc_op *op)
         if (r == 0)
             r = (int)S5(SYS_move_mount, tree, "", fd, "", PC_MOVE_MOUNT_F_EMPTY_PATH | PC_MOVE_MOUNT_T_EMPTY_PATH);
         S1(SYS_close, tree);
-        if (r != -ENOSYS) {
-            S1(SYS_close, fd);
-            return r;
-        }
-    } else if (tree != -ENOSYS) {
+    }
+    /* Where these calls are missing or refused (a seccomp profile, an LSM
+     * that allows mount(2) but not them), the bind and remount as before. */
+    if (r != -ENOSYS && r != -EPERM && r != -EACCES) {
         S1(SYS_close, fd);
-        return tree;
+        return r;
     }
     fd_path(p, fd);
     r = (int)S5(SYS_mount, p, p, 0, MS_BIND | MS_REC, 0);
@@ -1629,8 +1644,8 @@ static long raw_clone(uint64_t flags, int cgroup_fd, char *stack, size_t stack_s
 /* Python packs each op's string offsets relative to the op's own strings,
  * which follow each other in the blob in plan order (so an op's bytes do not
  * depend on its place in the plan, and Python encodes each distinct op once):
- * make them absolute, every string with its NUL inside the blob. */
-static int relocate(struct pc_op *ops, uint32_t nops, uint32_t blob_len)
+ * make them absolute, every string and its NUL inside the blob. */
+static int relocate(struct pc_op *ops, uint32_t nops, const char *blob, uint32_t blob_len)
 {
     uint64_t base = 0;
     uint32_t i;
@@ -1643,7 +1658,7 @@ static int relocate(struct pc_op *ops, uint32_t nops, uint32_t blob_len)
             if (ops[i].s[k] == PC_NONE)
                 continue;
             at = base + ops[i].s[k];
-            if (at + ops[i].len[k] >= blob_len)
+            if (at + ops[i].len[k] >= blob_len || blob[at + ops[i].len[k]] != '\0')
                 return -1;
             ops[i].s[k] = (uint32_t)at;
             if (at + ops[i].len[k] + 1 > next)
@@ -1687,7 +1702,7 @@ int pc_spawn(const struct pc_spawn_args *a, struct pc_spawn_result *res)
         char *p = (char *)(c + 1);
         struct pc_op *ops = (struct pc_op *)(void *)align_up((size_t)p, 16);
         memcpy(ops, a->ops, a->nops * sizeof *ops);
-        if (relocate(ops, a->nops, a->blob_len) < 0) {
+        if (relocate(ops, a->nops, a->blob, a->blob_len) < 0) {
             munmap(arena, size);
             res->pid = -1;
             res->err = EINVAL;

@@ -373,9 +373,11 @@ def idmap_params(m: Mount, index: int) -> IdmapParams:
     return IdmapParams(clone, "ridmap" in m.options, attr, "rro" in opts, prop)
 
 
-def _mount_op(m: Mount, index: int, tree_fd: int = -1) -> PlanOp:
+def _mount_op(m: Mount, index: int, tree_fd: int = -1, is_dir: bool | None = None) -> PlanOp:
+    if is_dir is None:
+        is_dir = os.path.isdir(m.source or "")
     if m.idmapped():
-        mflags = M_MKDIR if os.path.isdir(m.source or "") else M_MKFILE
+        mflags = M_MKDIR if is_dir else M_MKFILE
         return op(Op.IDMOUNT, None, m.destination, v=(tree_fd, mflags, idmap_params(m, index).propagation, 0))
     flags, prop, attr, data = mount_flags(m.options)
     is_bind = m.type == "bind" or bool(flags & MS_BIND)
@@ -389,7 +391,7 @@ def _mount_op(m: Mount, index: int, tree_fd: int = -1) -> PlanOp:
         if "rro" in m.options:
             mflags |= M_RECURSIVE
         src = m.source or ""
-        mflags |= M_MKDIR if os.path.isdir(src) else M_MKFILE
+        mflags |= M_MKDIR if is_dir else M_MKFILE
         return op(Op.MOUNT, src, m.destination, None, None, v=(flags, mflags, prop, attr))
     mflags |= M_MKDIR
     return op(Op.MOUNT, m.source or m.type, m.destination, m.type, ",".join(data) or None, v=(flags, mflags, prop, 0))
@@ -425,6 +427,10 @@ class CreateInputs:
     container_id: str = ""  # names the session keyring (config.new_keyring)
     stop_signal: int = 15  # the image's StopSignal: a stop, for the init's restart policy
     idmap_fds: tuple[int, ...] = ()  # per config mount: its idmapped detached tree (pc_idmapped_tree), else -1
+    # per config mount: is its source a directory (a bind's mountpoint is
+    # made one, else a file)?  () for a look at the host now.  The caller
+    # looks, so that the host's answer is part of a template's key.
+    source_dirs: tuple[bool, ...] = ()
     # run (create + start): no exec fifo; after READY the parent goes on
     # reading the sync socket (errors come at once) and sends GO once it
     # has claimed the id, which the child waits for right before the exec
@@ -558,7 +564,8 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
 
     taken = {os.path.normpath(m.destination) for m in cfg.mounts}
     for i, m in enumerate(cfg.mounts):
-        ops.append(_mount_op(m, i, inp.idmap_fds[i] if m.idmapped() else -1))
+        is_dir = inp.source_dirs[i] if inp.source_dirs else None
+        ops.append(_mount_op(m, i, inp.idmap_fds[i] if m.idmapped() else -1, is_dir))
     if not cfg.docker_defaults and dev_is_ours(cfg):
         ops.extend(o for o in _default_devices() if not (o.kind is Op.MKNOD and o.s[1] in mine))
     for d in cfg.devices:
@@ -702,9 +709,9 @@ def _tokenized(cfg: ContainerConfig, inp: CreateInputs) -> tuple[Any, ...] | Non
     """The template's key: ``inp``'s fields with tokens for the container's
     own values; None where the plan depends on more than the config and
     those values: the host's mounts (no_pivot_root), the container's cgroup
-    paths."""
-    if cfg.no_pivot_root or inp.cgroup_files:
-        return None
+    paths, its bind sources' kinds unless given (source_dirs)."""
+    if cfg.no_pivot_root or inp.cgroup_files or (cfg.mounts and len(inp.source_dirs) != len(cfg.mounts)):
+        return None  # (nor where the mounts' sources were not looked at by the caller)
     sd = inp.state_dir
     key = [getattr(inp, name) for name in _FIELDS]
     for name in ("rootfs", "lower_rootfs", "lower_base"):
@@ -724,7 +731,7 @@ def _tokenized(cfg: ContainerConfig, inp: CreateInputs) -> tuple[Any, ...] | Non
 @functools.lru_cache(maxsize=32)
 def _template(cfg: ContainerConfig, key: tuple[Any, ...], _euid: int) -> _Template:
     ops = tuple(compile_create(cfg, CreateInputs(**dict(zip(_FIELDS, key, strict=True)))))
-    encoded = [_encode_one(o) for o in ops]
+    encoded = [_encode_op(o) for o in ops]  # (another fd number, same ops: packed already)
     dynamic = []
     for i, o in enumerate(ops):
         where = tuple(j for j, x in enumerate(o.s) if _holds_token(x))

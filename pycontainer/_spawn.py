@@ -97,6 +97,8 @@ class Child:
     pty_master: int | None = None
     # run: called right after the GO (see go_and_wait_exec)
     after_go: Callable[[], None] | None = None
+    # the child exited with a message of ours unread: it never read the GO
+    reset: bool = False
 
     def send_go(self) -> None:
         self.sock.send(pack_go(), socket.MSG_NOSIGNAL)
@@ -129,6 +131,7 @@ class Child:
             # The child exited with our GO unread in its queue: the kernel
             # reports that once, ahead of what the child sent before it
             # died (its ERROR), which the next read returns.
+            self.reset = True
             data, ancdata, _flags, _addr = self.sock.recvmsg(MSG_SIZE, socket.CMSG_SPACE(fds.itemsize))
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -163,6 +166,8 @@ class Child:
             if msg is None:
                 if until or self.arena is not None:  # EOF before READY, or before the handoff
                     raise PyContainerError(f"container init (pid {self.pid}) died during setup")
+                if self.reset:  # (EOF, but the GO was never read: no exec)
+                    raise PyContainerError(f"container init (pid {self.pid}) died before it could start")
                 return
             if msg.type == MSG_ERROR:
                 raise msg.error()

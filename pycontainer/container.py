@@ -1672,6 +1672,7 @@ class Container(ProcessHandle):
                 confinement=confinement,
                 container_id=cid,
                 idmap_fds=tuple(idmap_fds),
+                source_dirs=tuple(os.path.isdir(m.source or "") for m in config.mounts),
                 stop_signal=stop_signal(extra.get("image_config")),
                 start_now=start,
             )

@@ -258,7 +258,8 @@ def test_spawn_refuses_a_plan_whose_strings_leave_the_blob():
     from pycontainer._spawn import ffi, lib
 
     packed, blob = _plan.encode([_plan.op(_plan.Op.HOSTNAME, "name")])
-    for cut in (blob[:-1], b""):  # the NUL, then the whole string, outside the blob
+    # the NUL, then the whole string, outside the blob; no NUL where it ends
+    for cut in (blob[:-1], b"", blob[:-1] + b"x"):
         args = ffi.new("struct pc_spawn_args *")
         ops = ffi.from_buffer("struct pc_op[]", packed)
         data = ffi.from_buffer("char[]", cut or b"\0")
@@ -350,6 +351,7 @@ _PLAN_CONFIGS = {
     "bundle-like": lambda: cfg(docker_defaults=False, namespaces=["pid", "mount"], hostname="b"),
     "mounts and init": lambda: cfg(mounts=[Mount("/data", "/srv"), Mount("/t", type="tmpfs")], init=True),
 }
+_SOURCE_DIRS = {"mounts and init": (True, False)}
 
 
 @pytest.mark.parametrize("name", sorted(_PLAN_CONFIGS))
@@ -368,7 +370,8 @@ def test_a_plan_from_the_configs_template_is_the_plan_compiled_anew(name, host, 
     config = _PLAN_CONFIGS[name]()
     state = f"/run/pc/.creating-{cid}-1-{host or 'x'}"
     kw = dict(state_dir=state, hostname=host, container_id=cid, start_now=start, netns_fd=netns,
-              env=("PATH=/bin:/sbin", f"HOSTNAME={host}", f"X={host}{cid}", f"S={state}"))  # fmt: skip
+              env=("PATH=/bin:/sbin", f"HOSTNAME={host}", f"X={host}{cid}", f"S={state}"),
+              source_dirs=_SOURCE_DIRS.get(name, ()))  # fmt: skip
     if image:
         kw.update(rootfs=f"{state}/rootfs", lower_rootfs="/layers/a:/layers/b", lower_base=None)
     for _ in range(2):  # (the template made, then reused)
@@ -377,6 +380,28 @@ def test_a_plan_from_the_configs_template_is_the_plan_compiled_anew(name, host, 
         assert ops == want and (packed, blob) == _plan.encode(want) and kinds == {o.kind for o in want}
         kw["hostname"] = kw["hostname"] + "2" if kw["hostname"] else ""
         kw["container_id"] += "9"
+
+
+def test_a_bind_sources_kind_is_part_of_the_templates_key(tmp_path):
+    """A bind's mountpoint is made a directory or a file as its source is:
+    the caller looks (source_dirs), and a source that changed kind gets
+    another template (the review's case: a directory replaced by a file)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    config = cfg(mounts=[Mount("/data", str(src))])
+
+    def mflags() -> int:
+        inp = inputs(container_id="c", source_dirs=(os.path.isdir(src),))
+        [mount] = [o for o in _plan.plan_create(config, inp).ops if o.kind is _plan.Op.MOUNT and o.s[1] == "/data"]
+        assert mount == [o for o in _plan.compile_create(config, inp) if o.kind is _plan.Op.MOUNT and o.s[1] == "/data"][0]
+        return int(mount.v[1])
+
+    assert mflags() & _plan.M_MKDIR
+    src.rmdir()
+    src.write_text("now a file")
+    assert mflags() & _plan.M_MKFILE and not mflags() & _plan.M_MKDIR
+    # without the caller's look there is no template: compiled (and looked at) anew
+    assert _plan._tokenized(config, inputs(container_id="c")) is None
 
 
 def test_a_plan_that_reads_the_host_or_names_cgroups_is_compiled_anew(monkeypatch):

@@ -1055,9 +1055,10 @@ def test_no_pivot_root_moves_the_rootfs_and_hides_the_hosts_proc_and_sys(root, c
     mounts (the host's) are detached first, as runc does."""
     seen = {}
     for no_pivot in (False, True):
-        c = Container.run(root, "pivot", config("sh", "-c", "ls /; sleep 30", no_pivot_root=no_pivot), stdout=PIPE)
+        cmd = "ls -d /bin/busybox; sleep 30"  # (not `ls /`: other tests may make mountpoints in the shared rootfs)
+        c = Container.run(root, "pivot", config("sh", "-c", cmd, no_pivot_root=no_pivot), stdout=PIPE)
         try:
-            assert c.stdout.readline() == b"bin\n"  # the container's rootfs at /
+            assert c.stdout.readline() == b"/bin/busybox\n"  # the container's rootfs at /
             with open(f"/proc/{c.pid}/mountinfo") as f:
                 visible = len(f.readlines())
             seen[no_pivot] = (visible, _mounts_in_namespace_of(c.pid))
@@ -1268,6 +1269,22 @@ def test_the_error_of_a_child_that_died_with_our_go_unread_is_not_lost():
     msg = child.recv(time.monotonic() + 5)
     assert msg is not None and (msg.type, msg.step, msg.err, msg.text) == (_spawn.MSG_ERROR, 3, errno.ENOENT, "/no/such/dir/x")
     assert child.recv(time.monotonic() + 5) is None  # then EOF
+    ours.close()
+
+
+def test_eof_after_a_reset_is_a_death_before_the_exec_not_an_exec():
+    """The child died (killed, say) with our GO unread and nothing sent: EOF
+    alone would read as "exec'd"; the reset says the GO was never read."""
+    import socket
+
+    from pycontainer import _spawn
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child = _spawn.Child(pid=0, sock=ours, arena=None, arena_size=0)
+    child.send_go()
+    theirs.close()
+    with pytest.raises(PyContainerError, match="died before it could start"):
+        child.wait_for(0)
     ours.close()
 
 

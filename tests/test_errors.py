@@ -106,15 +106,18 @@ def test_missing_mountpoints_are_made_at_any_depth(root, evil_rootfs, tmp_path):
     (src / "file").write_text("x")
     (tmp_path / "one").write_text("y")
     mounts = [Mount("/new/a/b/c", str(src)), Mount("/inside/d/e/one", str(tmp_path / "one")),
-              Mount("/dotdot-escape/f/g", str(src))]  # fmt: skip
-    cfg = ContainerConfig(process=Process(args=["cat", "/new/a/b/c/file", "/inside/d/e/one", "/inside/f/g/file"]),
-                          rootfs=str(path), mounts=mounts)  # fmt: skip
+              Mount("/dotdot-escape/f/g", str(src)),
+              # not normalised (OCI only asks for absolute paths): "." and ".." as runc takes them
+              Mount("/dot/./h", str(src)), Mount("/up/../../../k", str(src))]  # fmt: skip
+    args = ["cat", "/new/a/b/c/file", "/inside/d/e/one", "/inside/f/g/file", "/dot/h/file", "/k/file"]
+    cfg = ContainerConfig(process=Process(args=args, cwd="/w/./x/../y"), rootfs=str(path), mounts=mounts)
     from pycontainer import PIPE
 
     with Container.run(root, "x", cfg, stdout=PIPE) as c:
         out, _ = c.communicate(timeout=30)
-    assert out == b"xyx"
+    assert out == b"xyxxx"
     assert (path / "new/a/b/c").is_dir() and (path / "inside/d/e/one").is_file() and (path / "inside/f/g").is_dir()
+    assert (path / "dot/h").is_dir() and (path / "up").is_dir() and (path / "k").is_dir() and (path / "w/y").is_dir()
 
 
 def test_symlink_with_dotdot_stays_inside_the_rootfs(root, evil_rootfs, tmp_path):
