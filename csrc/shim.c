@@ -301,7 +301,7 @@ static int make_in_root(struct child *c, const char *path, int as_file)
 {
     char buf[4096];
     size_t n = slen(path), end;
-    int pfd;
+    int pfd, up = 0;
 
     if (n >= sizeof buf)
         return -ENAMETOOLONG;
@@ -327,11 +327,12 @@ static int make_in_root(struct child *c, const char *path, int as_file)
     }
     if (pfd < 0)
         return pfd;
-    /* Down: make each missing component in its parent. */
+    /* Down: make each missing component in its parent.  After a "..", what
+     * follows may exist (/a/../etc): look each one up first. */
     while (end < n) {
         size_t start = end, len;
         char name[256];
-        int last, r, fd;
+        int last, r, fd, dotdot;
         while (start < n && buf[start] == '/')
             start++;
         end = start;
@@ -349,18 +350,23 @@ static int make_in_root(struct child *c, const char *path, int as_file)
         name[len] = '\0';
         if (len == 1 && name[0] == '.')
             continue; /* (the directory itself) */
-        if (len == 2 && name[0] == '.' && name[1] == '.') {
-            /* Up: the prefix so far, resolved in the root (which ".."
-             * never leaves), as every lookup here is. */
+        dotdot = len == 2 && name[0] == '.' && name[1] == '.';
+        if (up || dotdot) {
+            /* The prefix so far, resolved in the root (which ".." never
+             * leaves), as every lookup here is: up, or what may exist. */
             char saved = buf[end];
             buf[end] = '\0';
-            fd = open_in_root(c, buf, O_PATH | O_DIRECTORY);
+            fd = open_in_root(c, buf, O_PATH | ((last && as_file) ? 0 : O_DIRECTORY));
             buf[end] = saved;
-            S1(SYS_close, pfd);
-            if (fd < 0)
-                return fd;
-            pfd = fd;
-            continue;
+            if (fd != -ENOENT || dotdot) {
+                S1(SYS_close, pfd);
+                if (fd < 0)
+                    return fd;
+                pfd = fd;
+                up = 1;
+                continue;
+            }
+            /* (missing after a "..": made in its parent, below) */
         }
         if (last && as_file) {
             r = (int)S4(SYS_openat, pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);

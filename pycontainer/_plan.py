@@ -564,7 +564,7 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
 
     taken = {os.path.normpath(m.destination) for m in cfg.mounts}
     for i, m in enumerate(cfg.mounts):
-        is_dir = inp.source_dirs[i] if inp.source_dirs else None
+        is_dir = inp.source_dirs[i] if len(inp.source_dirs) == len(cfg.mounts) else None
         ops.append(_mount_op(m, i, inp.idmap_fds[i] if m.idmapped() else -1, is_dir))
     if not cfg.docker_defaults and dev_is_ours(cfg):
         ops.extend(o for o in _default_devices() if not (o.kind is Op.MKNOD and o.s[1] in mine))

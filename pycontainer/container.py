@@ -1993,12 +1993,18 @@ class Container(ProcessHandle):
             return  # restarted, renamed or deleted since: the directory is another instance's (or none)
         # (only an init with a restart policy counts restarts: no read of exit.json otherwise)
         n = self.restart_count if self.config.init and self.config.restart != "no" else 0
-        # Written in place, as the --init writes it: a reader takes a half
-        # written file for no record yet (_exit_json), and a rename would
-        # cost a container's run a few percent of its time.
-        text = json.dumps({**self._data["exit"], **({"restarts": n} if n else {})}, separators=(",", ":"))
+        record = {**self._data["exit"], **({"restarts": n} if n else {})}
+        path = os.path.join(self.dir, "exit.json")
         with contextlib.suppress(FileNotFoundError):
-            _write_file(os.path.join(self.dir, "exit.json"), text, 0o600)
+            if self.config.init:
+                # The --init wrote a whole record before it died, which other
+                # processes woken by that death may be reading: replaced whole.
+                _replace_json(path, record)
+            else:
+                # No record yet: written in place (a reader takes a half
+                # written file for none yet, see _exit_json); a rename cost
+                # the create loop 40 us a container.
+                _write_file(path, json.dumps(record, separators=(",", ":")), 0o600)
 
     def kill(self, sig: int = _signal.SIGTERM) -> None:
         """Send ``sig`` to the init (through its pidfd: never to a recycled pid).

@@ -108,14 +108,17 @@ def test_missing_mountpoints_are_made_at_any_depth(root, evil_rootfs, tmp_path):
     mounts = [Mount("/new/a/b/c", str(src)), Mount("/inside/d/e/one", str(tmp_path / "one")),
               Mount("/dotdot-escape/f/g", str(src)),
               # not normalised (OCI only asks for absolute paths): "." and ".." as runc takes them
-              Mount("/dot/./h", str(src)), Mount("/up/../../../k", str(src))]  # fmt: skip
-    args = ["cat", "/new/a/b/c/file", "/inside/d/e/one", "/inside/f/g/file", "/dot/h/file", "/k/file"]
+              Mount("/dot/./h", str(src)), Mount("/up/../../../k", str(src)),
+              # after a "..", what follows may exist already: found, not made (nor refused)
+              Mount("/gone/../inside/z", str(src)), Mount("/gone2/../new2/q", str(src))]  # fmt: skip
+    args = ["cat", "/new/a/b/c/file", "/inside/d/e/one", "/inside/f/g/file", "/dot/h/file", "/k/file",
+            "/inside/z/file", "/new2/q/file"]  # fmt: skip
     cfg = ContainerConfig(process=Process(args=args, cwd="/w/./x/../y"), rootfs=str(path), mounts=mounts)
     from pycontainer import PIPE
 
     with Container.run(root, "x", cfg, stdout=PIPE) as c:
         out, _ = c.communicate(timeout=30)
-    assert out == b"xyxxx"
+    assert out == b"xyxxxxx"
     assert (path / "new/a/b/c").is_dir() and (path / "inside/d/e/one").is_file() and (path / "inside/f/g").is_dir()
     assert (path / "dot/h").is_dir() and (path / "up").is_dir() and (path / "k").is_dir() and (path / "w/y").is_dir()
 
