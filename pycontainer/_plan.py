@@ -461,6 +461,7 @@ def pool_allowed(cfg: ContainerConfig) -> bool:
     return cfg.new_namespace(NamespaceType.NETWORK) and not cfg.has_namespace(NamespaceType.USER)
 
 
+@functools.lru_cache(maxsize=64)  # (a config is frozen; the flags are asked for at every create)
 def spawn_flags(cfg: ContainerConfig, *, pooled_netns: bool = False, in_cgroup: bool = False) -> int:
     """The namespaces pc_spawn's clone makes: none when the helper must take
     over first (it unshares them itself, in the right order).  A cgroup

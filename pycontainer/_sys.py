@@ -5,6 +5,7 @@ Paths into /proc take a ``proc`` argument so tests can point them at a fake tree
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import select
@@ -13,6 +14,7 @@ import signal
 PROC = "/proc"
 
 
+@functools.lru_cache(maxsize=256)  # (pure; every create asks for its stop signal)
 def signal_number(text: str) -> int:
     """A signal by number, by name with or without ``SIG`` (``TERM``,
     ``sigusr1``), or real-time as ``SIGRTMIN+3``/``RTMAX-1``.  ValueError
