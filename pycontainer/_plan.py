@@ -305,13 +305,6 @@ def encode(ops: Sequence[PlanOp]) -> tuple[bytes, bytes]:
     return b"".join([p[0] for p in packed]), b"".join([p[1] for p in packed])
 
 
-def _encode_op(o: PlanOp) -> tuple[bytes, bytes]:
-    try:
-        return _encode_cached(o)
-    except TypeError:  # (an unhashable field: a list given for s or v)
-        return _encode_one(o)
-
-
 def _encode_one(o: PlanOp) -> tuple[bytes, bytes]:
     offs = [NONE, NONE, NONE, NONE]
     lens = [0, 0, 0, 0]
@@ -328,8 +321,9 @@ def _encode_one(o: PlanOp) -> tuple[bytes, bytes]:
     return _OP_STRUCT.pack(o.kind, *offs, *lens, *o.v), b"".join(pieces)
 
 
-# (a few hundred bytes each; a config's static steps stay, per-container ones cycle through)
-_encode_cached = functools.lru_cache(maxsize=1024)(_encode_one)
+# (a few hundred bytes each; a config's static steps stay, per-container ones
+# cycle through; op() makes every field a tuple of str, bytes or None: hashable)
+_encode_op = functools.lru_cache(maxsize=1024)(_encode_one)
 
 
 def mount_flags(options: Iterable[str]) -> tuple[int, int, int, list[str]]:
@@ -661,8 +655,8 @@ def compile_create(cfg: ContainerConfig, inp: CreateInputs) -> list[PlanOp]:
 # anew.  A token holds NUL bytes, which no string the plan may carry can
 # (C sees it as the string's end): none can stand for anything else.
 
-_TOKEN = "\0pycontainer-{}-" + os.urandom(8).hex() + "\0"
-_T_STATE, _T_HOST, _T_ID = (_TOKEN.format(k) for k in ("state", "host", "id"))
+_TOKEN_MARK = "\0pycontainer-"
+_T_STATE, _T_HOST, _T_ID = (f"{_TOKEN_MARK}{k}-{os.urandom(8).hex()}\0" for k in ("state", "host", "id"))
 
 
 class Packed(NamedTuple):
@@ -755,7 +749,7 @@ def _detokenized(x: str | bytes | None, values: tuple[tuple[str, str], ...]) -> 
 
 
 def _holds_token(x: str | bytes | None) -> bool:
-    return (isinstance(x, str) and "\0pycontainer-" in x) or (isinstance(x, bytes) and b"\0pycontainer-" in x)
+    return (isinstance(x, str) and _TOKEN_MARK in x) or (isinstance(x, bytes) and _TOKEN_MARK.encode() in x)
 
 
 NODEV_ATTRS = ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC

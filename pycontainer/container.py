@@ -984,7 +984,7 @@ def _attach_bridge(
     from .network import NetworkStore
 
     store = NetworkStore(root)
-    network, member = store.join_network(name, cid, hostname, os.path.join(directory, "hosts"), ports)
+    network, member = store.join(name, cid, hostname, os.path.join(directory, "hosts"), ports)
     undo.callback(store.leave, network.name, cid, member.veth)
     veth = str(member.veth)
     _bridge.attach(network, veth, member.address, member.address6, netns)
@@ -2398,7 +2398,7 @@ class Container(ProcessHandle):
         with open(os.path.join(parts, ".order"), "a", encoding="utf-8") as f:
             f.write(name + "\n")  # (its own addresses in /etc/hosts in the order it joined: the first first)
         hostname = self._data.get("hostname") or self.id[:12]
-        member = store.join(name, self.id, hostname, os.path.join(self.dir, "hosts"))
+        _, member = store.join(name, self.id, hostname, os.path.join(self.dir, "hosts"))
         veth = str(member.veth)
         try:
             network = store.get(name)

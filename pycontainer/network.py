@@ -530,7 +530,7 @@ class NetworkStore:
         """The lowest free address of the network for ``owner`` (a container's
         id; the same address again if it holds one already), with no name,
         ports or link.  NetworkError when none is left."""
-        return self.join(name, owner).address
+        return self.join(name, owner)[1].address
 
     def join(
         self,
@@ -539,25 +539,15 @@ class NetworkStore:
         hostname: str | None = None,
         hosts_file: str | None = None,
         ports: object = None,
-    ) -> Member:
+    ) -> tuple[Network, Member]:
         """Make ``owner`` a member: the lowest free address, the name of its
         veth, its ports published (NetworkError if a live member of a
         network on the same host holds one), and ``hosts_file`` (the
         container's /etc/hosts, a path in its state directory) written with
         every member's name, as every other member's is with this one's.
-        Leases of owners that are gone are reclaimed first."""
-        return self.join_network(name, owner, hostname, hosts_file, ports)[1]
-
-    def join_network(
-        self,
-        name: str,
-        owner: str,
-        hostname: str | None = None,
-        hosts_file: str | None = None,
-        ports: object = None,
-    ) -> tuple[Network, Member]:
-        """:meth:`join`, and the network as it was read for it (a container
-        being made wires its veth from that: no second read)."""
+        Leases of owners that are gone are reclaimed first.  Returns the
+        network as it was read for it too (a container being made wires its
+        veth from that: no second read), and the member."""
         from .errors import ConfigError
         from .validate import container_id
 
